@@ -1,0 +1,119 @@
+// Shared helpers: start a real Room server per test, open pages that fail the test on any
+// console error, and join rooms the way a person would.
+import { test as base, expect, Browser, BrowserContext, Page } from '@playwright/test';
+import { spawn, ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+export const repoRoot = path.resolve(__dirname, '..', '..');
+const binary = process.env.ROOM_BIN ?? path.join(repoRoot, 'target', 'release', 'room');
+
+export class RoomServer {
+  constructor(
+    public readonly url: string,
+    private readonly child: ChildProcess,
+    public readonly args: string[],
+  ) {}
+
+  /** SIGTERM, as an operator would; resolves when the process has exited. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+
+  /** SIGKILL: the server dies without a goodbye. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** Starts the release binary on a free loopback port with extra flags. */
+export async function startServer(args: string[] = [], addr = '127.0.0.1:0'): Promise<RoomServer> {
+  const child = spawn(binary, ['--addr', addr, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ROOM_LOG: process.env.ROOM_LOG ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${seen}`)), 15_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = seen.match(/listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
+  });
+  return new RoomServer(url, child, args);
+}
+
+/** A page whose console errors and uncaught exceptions are collected for the test to check. */
+export async function openPage(context: BrowserContext, url: string, errors: string[]): Promise<Page> {
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`${url}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => errors.push(`${url}: ${err.message}`));
+  await page.goto(url);
+  await waitForHydration(page);
+  return page;
+}
+
+/** The WASM client marks the document once it has taken over the server-rendered page. */
+export async function waitForHydration(page: Page): Promise<void> {
+  await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true', null, {
+    timeout: 20_000,
+  });
+}
+
+/** Opens the room page and joins under `name`. */
+export async function joinRoom(
+  context: BrowserContext,
+  server: RoomServer,
+  room: string,
+  name: string,
+  errors: string[],
+): Promise<Page> {
+  const page = await openPage(context, `${server.url}/r/${room}`, errors);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await expect(page.getByTestId('participant-count')).toBeVisible();
+  return page;
+}
+
+type Fixtures = {
+  server: RoomServer;
+  consoleErrors: string[];
+  newContext: () => Promise<BrowserContext>;
+};
+
+export const test = base.extend<Fixtures>({
+  server: async ({}, use) => {
+    const server = await startServer();
+    await use(server);
+    await server.stop();
+  },
+  consoleErrors: async ({}, use) => {
+    const errors: string[] = [];
+    await use(errors);
+    expect(errors, 'no console errors').toEqual([]);
+  },
+  newContext: async ({ browser }, use) => {
+    const contexts: BrowserContext[] = [];
+    await use(async () => {
+      const context = await browser.newContext();
+      contexts.push(context);
+      return context;
+    });
+    for (const context of contexts) await context.close();
+  },
+});
+
+export { expect, Browser, BrowserContext, Page };

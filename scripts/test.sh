@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check and test of Room: formatting, clippy for the server and the wasm32 client,
+# unit and integration tests, a release build, and the Playwright suite in Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh browser
+
+timed() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  printf '\n==> %s\n' "$name"
+  "$@"
+  printf '<== %s took %ss\n' "$name" $((SECONDS - start))
+}
+
+timed "rustfmt" cargo fmt --all -- --check
+timed "clippy (server, ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+timed "clippy (client, hydrate on wasm32)" \
+  cargo clippy --target wasm32-unknown-unknown --features hydrate --all-targets -- -D warnings
+timed "unit and integration tests" cargo test --features ssr
+timed "release build (server and WASM client)" cargo leptos build --release
+timed "end-to-end tests (Playwright, Chromium)" bash -c 'cd end2end && npx playwright test'
+printf '\nAll checks passed.\n'

@@ -1,0 +1,116 @@
+//! The home page: start a meeting, join one by name, and see the rooms in use live.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::people_label;
+use crate::client::Socket;
+use crate::protocol::{ClientMsg, RoomSummary, ServerMsg, PROTOCOL_VERSION};
+
+/// The rooms in use, for the first render; the page then follows changes over a WebSocket.
+#[server]
+pub async fn list_rooms() -> Result<Vec<RoomSummary>, ServerFnError> {
+    let state = expect_context::<crate::server::AppState>();
+    Ok(state.rooms.summary())
+}
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let query = use_query_map();
+    let invalid = move || query.read().get("invalid").is_some();
+    view! {
+        <main class="page narrow home">
+            <header class="hero">
+                <h1 class="brand">"Room"</h1>
+                <p class="tagline">"Video meetings you run yourself. Open a link, pick a name, talk."</p>
+            </header>
+            <section class="card start">
+                <form method="post" action="/new">
+                    <button type="submit" class="primary big">"Start a new meeting"</button>
+                </form>
+                <form method="get" action="/join" class="join-form">
+                    <label for="join-room">"Or join a meeting by name"</label>
+                    <div class="row">
+                        <input
+                            id="join-room"
+                            name="room"
+                            type="text"
+                            required
+                            maxlength="80"
+                            placeholder="e.g. team-standup"
+                            autocomplete="off"
+                        />
+                        <button type="submit">"Join"</button>
+                    </div>
+                    <Show when=invalid>
+                        <p class="error" role="alert">
+                            "Room names need at least one letter or digit (a–z, 0–9)."
+                        </p>
+                    </Show>
+                </form>
+            </section>
+            <RoomsInUse/>
+        </main>
+    }
+}
+
+#[component]
+fn RoomsInUse() -> impl IntoView {
+    let initial = Resource::new(|| (), |_| list_rooms());
+    let live = RwSignal::new(None::<Vec<RoomSummary>>);
+    let socket = StoredValue::new_local(None::<Socket>);
+    Effect::new(move |_| {
+        let connected = Socket::connect(
+            vec![
+                ClientMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                },
+                ClientMsg::WatchRooms,
+            ],
+            move |msg| {
+                if let ServerMsg::Rooms { rooms } = msg {
+                    live.set(Some(rooms));
+                }
+            },
+            |_| {},
+        );
+        socket.set_value(connected.ok());
+    });
+    view! {
+        <section class="card rooms" aria-labelledby="rooms-heading">
+            <h2 id="rooms-heading">"Rooms in use"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let first = initial.await.unwrap_or_default();
+                    let rooms = move || live.get().unwrap_or_else(|| first.clone());
+                    view! { <RoomList rooms=Signal::derive(rooms)/> }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn RoomList(rooms: Signal<Vec<RoomSummary>>) -> impl IntoView {
+    view! {
+        <Show
+            when=move || rooms.with(|r| !r.is_empty())
+            fallback=|| view! { <p class="muted empty-rooms">"No meetings right now. Start one!"</p> }
+        >
+            <ul class="room-list">
+                <For
+                    each=move || rooms.get()
+                    key=|r| (r.room.clone(), r.participants)
+                    let:summary
+                >
+                    <li data-room=summary.room.clone()>
+                        <a href=format!("/r/{}", summary.room)>{summary.room.clone()}</a>
+                        <span class="count">
+                            {people_label(summary.participants)}
+                        </span>
+                    </li>
+                </For>
+            </ul>
+        </Show>
+    }
+}

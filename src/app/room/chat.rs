@@ -1,0 +1,133 @@
+//! The chat panel: the message stream with notices, and the input that sends on Enter.
+
+use leptos::html;
+use leptos::prelude::*;
+
+use super::model::ChatLine;
+use super::MeetingState;
+use crate::client;
+
+/// How close to the bottom (in pixels) still counts as "reading the latest".
+const STICK_THRESHOLD: i32 = 48;
+
+#[component]
+pub fn ChatPanel(
+    state: MeetingState,
+    send: impl Fn(String) -> bool + Send + Sync + 'static,
+) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let list = NodeRef::<html::Ol>::new();
+    // Whether the reader is at the bottom; new lines only scroll the list when they are, so
+    // someone reading older messages is not yanked away.
+    let stick = RwSignal::new(true);
+    let unseen = RwSignal::new(0usize);
+
+    let scroll_to_bottom = move || {
+        if let Some(list) = list.get_untracked() {
+            list.set_scroll_top(list.scroll_height());
+        }
+        unseen.set(0);
+        stick.set(true);
+    };
+
+    Effect::new(move |seen: Option<usize>| {
+        let seen = seen.unwrap_or(0);
+        let count = state.chat.with(|c| c.lines().len());
+        if count > seen {
+            if stick.get_untracked() {
+                scroll_to_bottom();
+            } else {
+                unseen.update(|n| *n += count - seen);
+            }
+        }
+        count
+    });
+
+    let on_scroll = move |_| {
+        if let Some(list) = list.get_untracked() {
+            let distance = list.scroll_height() - list.scroll_top() - list.client_height();
+            let at_bottom = distance <= STICK_THRESHOLD;
+            stick.set(at_bottom);
+            if at_bottom {
+                unseen.set(0);
+            }
+        }
+    };
+
+    let max_chars = move || {
+        state
+            .limits
+            .with(|l| l.map_or(2000, |l| l.max_chat_chars))
+            .to_string()
+    };
+
+    view! {
+        <section class="panel chat" aria-label="Chat">
+            <ol class="chat-lines" node_ref=list on:scroll=on_scroll data-testid="chat">
+                <For
+                    each=move || state.chat.with(|c| c.lines().to_vec())
+                    key=ChatLine::key
+                    let:line
+                >
+                    <ChatLineView line/>
+                </For>
+            </ol>
+            <Show when=move || { unseen.get() > 0 }>
+                <button class="jump" on:click=move |_| scroll_to_bottom()>
+                    {move || format!("{} new ↓", unseen.get())}
+                </button>
+            </Show>
+            <form
+                class="chat-input row"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    let text = draft.get_untracked();
+                    if text.trim().is_empty() {
+                        return;
+                    }
+                    if send(text) {
+                        draft.set(String::new());
+                        scroll_to_bottom();
+                    }
+                }
+            >
+                <input
+                    type="text"
+                    name="message"
+                    aria-label="Message"
+                    placeholder="Write a message, Enter to send"
+                    autocomplete="off"
+                    maxlength=max_chars
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                />
+                <button type="submit">"Send"</button>
+            </form>
+            <p class="error" role="alert">{move || state.error.get()}</p>
+        </section>
+    }
+}
+
+#[component]
+fn ChatLineView(line: ChatLine) -> impl IntoView {
+    match line {
+        ChatLine::Message { entry, mine } => view! {
+            <li class="message" class:mine=mine data-id=entry.id.0>
+                <div class="meta">
+                    <span class="author">{entry.name}</span>
+                    <time>{client::clock_time(entry.at)}</time>
+                </div>
+                // Text nodes, never HTML: a name or message full of markup shows as written.
+                <p class="text">{entry.text}</p>
+            </li>
+        }
+        .into_any(),
+        ChatLine::Notice { text, at, .. } => view! {
+            <li class="notice">
+                <span>{text}</span>
+                {at.map(|at| view! { <time>{client::clock_time(at)}</time> })}
+            </li>
+        }
+        .into_any(),
+    }
+}

@@ -1,0 +1,41 @@
+//! Room: a self-hosted video meeting app in one binary.
+//!
+//! One crate builds twice: the server (feature `ssr`, an axum binary that also renders the
+//! pages) and the browser client (feature `hydrate`, WASM that takes over those pages).
+//!
+//! # Layout
+//! - [`protocol`]: the typed messages both sides exchange over the WebSocket.
+//! - [`core`]: pure room logic (membership, names, chat history, limits), no IO.
+//! - `server` (ssr only): configuration, the router, the socket loop and room tasks.
+//! - [`app`]: Leptos components for each page, compiled into both builds.
+//! - [`client`]: browser glue (WebSocket, storage); a no-op stand-in on the server build.
+
+pub mod app;
+pub mod core;
+pub mod protocol;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+pub mod client;
+
+#[cfg(not(feature = "hydrate"))]
+#[path = "client_ssr.rs"]
+pub mod client;
+
+/// Entry point the generated JS calls once the WASM has loaded: takes over the server-rendered
+/// page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+    // Lets tests (and curious people) tell that the page is now interactive.
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-hydrated", "true");
+    }
+}

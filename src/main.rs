@@ -1,0 +1,47 @@
+//! The `room` binary: reads flags and site settings, binds, serves until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use room::server::{config::Config, run, shutdown_signal, site, AppState};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = Config::parse();
+    let leptos = match site::load(&config.site_config) {
+        Ok(options) => options,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = config.addr.unwrap_or(leptos.site_addr);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!("cannot listen on {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    // Scripts and the end-to-end tests read this line to find a port chosen by the OS.
+    println!("Room is listening on http://{local}");
+    tracing::info!(site_root = %leptos.site_root, "serving");
+
+    let state = AppState::new(config, leptos);
+    match run(listener, state, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

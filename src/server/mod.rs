@@ -1,0 +1,188 @@
+//! The axum server (feature `ssr`): shared state, the router (Leptos pages, `/ws`,
+//! `/metrics`, room creation) and `run`, which serves until told to shut down.
+
+pub mod config;
+pub mod metrics;
+pub mod rooms;
+pub mod site;
+pub mod socket;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRef, Query, State, WebSocketUpgrade};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{shell, App};
+use crate::core::names::RoomSlug;
+use crate::protocol::{PeerId, UnixMillis};
+
+use self::config::Config;
+use self::metrics::Metrics;
+use self::rooms::Rooms;
+
+/// How long `run` waits, after the listener stops, for connections to say goodbye.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a request handler or connection needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos: LeptosOptions,
+    pub config: Arc<Config>,
+    pub rooms: Arc<Rooms>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled once when the server begins shutting down; every connection watches it.
+    pub shutdown: CancellationToken,
+    /// Connections and room tasks, so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
+    next_peer: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(config: Config, leptos: LeptosOptions) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let tasks = TaskTracker::new();
+        AppState {
+            rooms: Rooms::new(config.room_limits(), metrics.clone(), tasks.clone()),
+            leptos,
+            config: Arc::new(config),
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks,
+            next_peer: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn next_peer_id(&self) -> PeerId {
+        PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// The whole HTTP surface of Room.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let leptos = state.leptos.clone();
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/new", post(new_room))
+        .route("/join", get(join_room))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes(&state, routes, move || shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then closes every WebSocket with a close
+/// frame and waits (briefly) for connections to finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    let router = app(state.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = token.cancelled() => {}
+        }
+        token.cancel();
+    })
+    .await?;
+    state.tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub(crate) fn unix_now() -> UnixMillis {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixMillis(since_epoch.as_millis() as u64)
+}
+
+async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let limit = state.config.max_frame_bytes;
+    let tasks = state.tasks.clone();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| tasks.track_future(socket::serve(socket, state)))
+}
+
+async fn new_room(State(state): State<AppState>) -> Redirect {
+    Redirect::to(&format!("/r/{}", state.rooms.fresh_slug()))
+}
+
+#[derive(Deserialize)]
+struct JoinForm {
+    room: String,
+}
+
+/// The home page's "join by name" form: tidies what was typed into a slug.
+async fn join_room(Query(form): Query<JoinForm>) -> Redirect {
+    match RoomSlug::normalize(&form.room) {
+        Ok(slug) => Redirect::to(&format!("/r/{slug}")),
+        Err(_) => Redirect::to("/?invalid=1"),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,357 @@
+//! One WebSocket connection: decodes client frames, hands room work to the room task, and
+//! writes whatever lands in the connection's bounded queue. Holds no room state of its own.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::core::names::{RoomSlug, MAX_ROOM_CHARS};
+use crate::core::Refusal;
+use crate::protocol::{ClientMsg, ErrorCode, Limits, PeerId, ServerMsg, PROTOCOL_VERSION};
+
+use super::rooms::{Outbox, RoomCommand, RoomHandle};
+use super::AppState;
+
+/// Frames written before one flush; enough to amortize the syscall, small enough that one busy
+/// connection does not starve the others on its worker thread.
+const WRITE_BATCH: usize = 64;
+
+/// How long a closing handshake may take before the connection is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a join is retried when the room task it found was closing at that moment.
+const JOIN_ATTEMPTS: usize = 3;
+
+/// Why the loop ended, which decides the close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client closed or the connection broke: nothing left to say.
+    ClientGone,
+    ServerShutdown,
+    TooSlow,
+    TooLarge,
+    VersionMismatch,
+}
+
+impl Ending {
+    fn close_frame(self, state: &AppState) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Ending::ClientGone => return None,
+            Ending::ServerShutdown => (1001, "server shutting down".to_string()),
+            Ending::TooSlow => (1008, "too slow: messages were not read in time".to_string()),
+            Ending::TooLarge => (
+                1009,
+                format!(
+                    "message too large (limit {} bytes)",
+                    state.config.max_frame_bytes
+                ),
+            ),
+            Ending::VersionMismatch => (1002, "protocol version mismatch".to_string()),
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+struct Connection {
+    peer: PeerId,
+    socket: WebSocket,
+    state: AppState,
+    outbox: Outbox,
+    frames: mpsc::Receiver<Utf8Bytes>,
+    greeted: bool,
+    room: Option<RoomHandle>,
+    room_list: Option<watch::Receiver<Utf8Bytes>>,
+}
+
+/// Runs one upgraded connection to its end.
+pub async fn serve(socket: WebSocket, state: AppState) {
+    let metrics = state.metrics.clone();
+    metrics.connections_open.inc();
+    metrics.connections_total.inc();
+    let (frames_tx, frames) = mpsc::channel(state.config.peer_queue);
+    let mut connection = Connection {
+        peer: state.next_peer_id(),
+        outbox: Outbox {
+            frames: frames_tx,
+            kick: state.shutdown.child_token(),
+        },
+        socket,
+        state,
+        frames,
+        greeted: false,
+        room: None,
+        room_list: None,
+    };
+    let ending = connection.run().await;
+    tracing::debug!(peer = %connection.peer, ?ending, "connection ended");
+    connection.finish(ending).await;
+    metrics.connections_open.dec();
+}
+
+impl Connection {
+    async fn run(&mut self) -> Ending {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.outbox.kick.cancelled() => {
+                    return if self.state.shutdown.is_cancelled() {
+                        Ending::ServerShutdown
+                    } else {
+                        Ending::TooSlow
+                    };
+                }
+                Some(frame) = self.frames.recv() => {
+                    if let Some(ending) = self.write_batch(frame).await {
+                        return ending;
+                    }
+                }
+                Ok(()) = changed(&mut self.room_list) => {
+                    if let Some(list) = &mut self.room_list {
+                        let frame = list.borrow_and_update().clone();
+                        self.send_frame(frame);
+                    }
+                }
+                incoming = self.socket.recv() => {
+                    let message = match incoming {
+                        None => return Ending::ClientGone,
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => return self.read_failed(error),
+                    };
+                    match message {
+                        Message::Text(text) => {
+                            if let Some(ending) = self.on_text(&text).await {
+                                return ending;
+                            }
+                        }
+                        Message::Binary(_) => self.refuse(Refusal::new(
+                            ErrorCode::BadMessage,
+                            "binary frames are not supported; send JSON text",
+                        )),
+                        Message::Close(_) => return Ending::ClientGone,
+                        // Pings are answered by the WebSocket layer itself.
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued, then flushes once. A write that
+    /// blocks on a client that stopped reading still yields to a kick or shutdown.
+    async fn write_batch(&mut self, first: Utf8Bytes) -> Option<Ending> {
+        let socket = &mut self.socket;
+        let frames = &mut self.frames;
+        let write = async {
+            socket.feed(Message::Text(first)).await?;
+            for _ in 1..WRITE_BATCH {
+                let Ok(frame) = frames.try_recv() else { break };
+                socket.feed(Message::Text(frame)).await?;
+            }
+            socket.flush().await
+        };
+        tokio::select! {
+            result = write => result.err().map(|_| Ending::ClientGone),
+            _ = self.outbox.kick.cancelled() => Some(if self.state.shutdown.is_cancelled() {
+                Ending::ServerShutdown
+            } else {
+                Ending::TooSlow
+            }),
+        }
+    }
+
+    fn read_failed(&mut self, error: axum::Error) -> Ending {
+        let too_large = error
+            .into_inner()
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+        if too_large {
+            self.refuse(Refusal::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "messages are limited to {} bytes; this connection will close",
+                    self.state.config.max_frame_bytes
+                ),
+            ));
+            tracing::info!(peer = %self.peer, "closing a connection that sent an oversized message");
+            Ending::TooLarge
+        } else {
+            Ending::ClientGone
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<Ending> {
+        let msg = match serde_json::from_str::<ClientMsg>(text) {
+            Ok(msg) => msg,
+            Err(error) => {
+                tracing::debug!(peer = %self.peer, %error, "undecodable message");
+                self.refuse(Refusal::new(
+                    ErrorCode::BadMessage,
+                    format!("could not read that message: {error}"),
+                ));
+                return None;
+            }
+        };
+        self.state.metrics.count_received(&msg, text.len());
+        if !self.greeted {
+            return self.on_hello(msg);
+        }
+        match msg {
+            ClientMsg::Hello { .. } => self.refuse(Refusal::new(
+                ErrorCode::BadMessage,
+                "hello was already received on this connection",
+            )),
+            ClientMsg::Join { room, name } => self.join(&room, name).await,
+            ClientMsg::WatchRooms => {
+                let mut list = self.state.rooms.watch_list();
+                // Send the current list right away, then every change.
+                list.mark_changed();
+                self.room_list = Some(list);
+            }
+            ClientMsg::Chat { text } => self.forward_to_room(|peer| RoomCommand::Chat { peer, text }).await,
+        }
+        None
+    }
+
+    fn on_hello(&mut self, msg: ClientMsg) -> Option<Ending> {
+        match msg {
+            ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
+                self.greeted = true;
+                let config = &self.state.config;
+                self.send(&ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    limits: Limits {
+                        max_frame_bytes: config.max_frame_bytes,
+                        max_name_chars: config.max_name_chars,
+                        max_chat_chars: config.max_chat_chars,
+                        max_room_chars: MAX_ROOM_CHARS,
+                    },
+                });
+                None
+            }
+            ClientMsg::Hello { version } => {
+                self.refuse(Refusal::new(
+                    ErrorCode::VersionMismatch,
+                    format!(
+                        "this server speaks protocol version {PROTOCOL_VERSION}, the client {version}; reload the page"
+                    ),
+                ));
+                Some(Ending::VersionMismatch)
+            }
+            _ => {
+                self.refuse(Refusal::new(
+                    ErrorCode::HelloRequired,
+                    "send hello with the protocol version first",
+                ));
+                None
+            }
+        }
+    }
+
+    async fn join(&mut self, room: &str, name: String) {
+        if self.room.is_some() {
+            return self.refuse(Refusal::new(
+                ErrorCode::AlreadyJoined,
+                "this connection is already in a room",
+            ));
+        }
+        let slug = match RoomSlug::parse(room) {
+            Ok(slug) => slug,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.state.rooms.handle(&slug);
+            let (reply, outcome) = oneshot::channel();
+            let command = RoomCommand::Join {
+                peer: self.peer,
+                name: name.clone(),
+                outbox: self.outbox.clone(),
+                reply,
+            };
+            if handle.commands.send(command).await.is_err() {
+                continue;
+            }
+            match outcome.await {
+                Ok(Ok(())) => {
+                    self.room = Some(handle);
+                    return;
+                }
+                Ok(Err(refusal)) => return self.refuse(refusal),
+                // The room closed between lookup and join; the registry starts a new one.
+                Err(_) => continue,
+            }
+        }
+        self.refuse(Refusal::new(
+            ErrorCode::Unavailable,
+            "the room could not be joined; try again",
+        ));
+    }
+
+    async fn forward_to_room(&mut self, command: impl FnOnce(PeerId) -> RoomCommand) {
+        let Some(room) = &self.room else {
+            return self.refuse(Refusal::new(ErrorCode::NotJoined, "join a room first"));
+        };
+        // Awaiting here is deliberate: a full room queue slows down this sender's reads,
+        // not anybody else.
+        if room.commands.send(command(self.peer)).await.is_err() {
+            self.room = None;
+        }
+    }
+
+    fn refuse(&mut self, refusal: Refusal) {
+        self.state.metrics.count_refusal(refusal.code);
+        self.send(&refusal.into_msg());
+    }
+
+    fn send(&mut self, msg: &ServerMsg) {
+        self.state.metrics.count_sent(msg, 1, 0);
+        self.send_frame(msg.to_json().into());
+    }
+
+    /// Queues a reply behind whatever the room already queued, keeping the order the client
+    /// sees identical to the order things happened.
+    fn send_frame(&mut self, frame: Utf8Bytes) {
+        if self.outbox.frames.try_send(frame).is_err() {
+            self.outbox.kick.cancel();
+        }
+    }
+
+    async fn finish(mut self, ending: Ending) {
+        if let Some(room) = self.room.take() {
+            let _ = room
+                .commands
+                .send(RoomCommand::Leave { peer: self.peer })
+                .await;
+        }
+        let Some(frame) = ending.close_frame(&self.state) else {
+            return;
+        };
+        let socket = &mut self.socket;
+        let frames = &mut self.frames;
+        let goodbye = async {
+            // Deliver what was already queued (the error explaining the close, the last chat
+            // before a shutdown) unless the queue overflowing is the very reason for closing.
+            if ending != Ending::TooSlow {
+                while let Ok(queued) = frames.try_recv() {
+                    socket.feed(Message::Text(queued)).await?;
+                }
+            }
+            socket.send(Message::Close(Some(frame))).await
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+    }
+}
+
+/// Waits for the room list to change, or forever when this connection does not watch it.
+async fn changed(
+    list: &mut Option<watch::Receiver<Utf8Bytes>>,
+) -> Result<(), watch::error::RecvError> {
+    match list {
+        Some(list) => list.changed().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,448 @@
+//! Integration tests: the real server on port 0, real WebSocket clients, rooms and chat.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use room::protocol::{ClientMsg, ErrorCode, LeaveReason, RoomSummary, ServerMsg};
+use support::{Ending, TestServer};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn hello_reports_version_and_limits() {
+    let server = TestServer::start(&[]).await;
+    let mut client = server.client().await;
+    client
+        .send(&ClientMsg::Hello {
+            version: room::protocol::PROTOCOL_VERSION,
+        })
+        .await;
+    match client.recv().await {
+        ServerMsg::Hello { limits, .. } => {
+            assert_eq!(limits.max_frame_bytes, 16 * 1024);
+            assert_eq!(limits.max_chat_chars, 2000);
+            assert_eq!(limits.max_name_chars, 32);
+        }
+        other => panic!("expected hello, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_different_protocol_version_is_told_and_closed() {
+    let server = TestServer::start(&[]).await;
+    let mut client = server.client().await;
+    client.send(&ClientMsg::Hello { version: 999 }).await;
+    let message = client.expect_error(ErrorCode::VersionMismatch).await;
+    assert!(message.contains("999"), "{message}");
+    assert_eq!(
+        client.ending().await,
+        Ending::Closed(1002, "protocol version mismatch".into())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anything_before_hello_is_refused_but_the_connection_stays() {
+    let server = TestServer::start(&[]).await;
+    let mut client = server.client().await;
+    client.chat("too early").await;
+    client.expect_error(ErrorCode::HelloRequired).await;
+    client.hello().await;
+    let joined = client.join("early-room", "Ann").await;
+    assert_eq!(joined.peers.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn chat_reaches_everyone_in_the_room_and_nobody_outside_it() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = server.joined("standup", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("standup", "Bob").await;
+    let (mut eve, _) = server.joined("elsewhere", "Eve").await;
+
+    let names: Vec<_> = bob_joined.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Ann", "Bob"]);
+    match ann.recv().await {
+        ServerMsg::PeerJoined { peer } => {
+            assert_eq!(peer.name, "Bob");
+            assert_eq!(peer.id, bob_joined.you);
+        }
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+
+    ann.chat("hello Bob").await;
+    let at_ann = ann.expect_chat().await;
+    let at_bob = bob.expect_chat().await;
+    assert_eq!(at_ann, at_bob);
+    assert_eq!(at_bob.text, "hello Bob");
+    assert_eq!(at_bob.name, "Ann");
+    assert_eq!(at_bob.from, ann_joined.you);
+
+    bob.chat("hi Ann").await;
+    assert_eq!(ann.expect_chat().await.text, "hi Ann");
+    assert_eq!(bob.expect_chat().await.text, "hi Ann");
+
+    eve.expect_silence(QUIET).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn late_joiners_receive_the_last_hundred_messages_in_order() {
+    let server = TestServer::start(&["--chat-burst", "200"]).await;
+    let (mut ann, _) = server.joined("history", "Ann").await;
+    for i in 0..120 {
+        ann.chat(&format!("message {i}")).await;
+    }
+    for _ in 0..120 {
+        ann.expect_chat().await;
+    }
+    let (_bob, joined) = server.joined("history", "Bob").await;
+    let texts: Vec<_> = joined.history.iter().map(|e| e.text.clone()).collect();
+    let expected: Vec<_> = (20..120).map(|i| format!("message {i}")).collect();
+    assert_eq!(texts, expected);
+    assert!(joined.history.windows(2).all(|w| w[0].id < w[1].id));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_others_hear_when_someone_leaves() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("leaving", "Ann").await;
+    let (bob, bob_joined) = server.joined("leaving", "Bob").await;
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerJoined { .. }))
+        .await;
+    bob.close().await;
+    assert_eq!(
+        ann.recv().await,
+        ServerMsg::PeerLeft {
+            peer: bob_joined.you,
+            reason: LeaveReason::Left
+        }
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_messages_get_typed_errors_and_the_connection_stays_usable() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("robust", "Ann").await;
+    let (mut bob, _) = server.joined("robust", "Bob").await;
+    ann.recv().await; // Bob joined
+
+    ann.send_raw("{not json").await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    ann.send_raw(r#"{"type":"shout","text":"hi"}"#).await;
+    let message = ann.expect_error(ErrorCode::BadMessage).await;
+    assert!(message.contains("shout"), "{message}");
+    ann.send_raw(r#"{"type":"chat"}"#).await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    ann.send_binary(vec![0, 159, 146, 150]).await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    ann.send(&ClientMsg::Hello { version: 1 }).await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    ann.send(&ClientMsg::Join {
+        room: "robust".into(),
+        name: "Again".into(),
+    })
+    .await;
+    ann.expect_error(ErrorCode::AlreadyJoined).await;
+
+    // None of that reached Bob, and Ann can still talk.
+    ann.chat("still here").await;
+    assert_eq!(bob.expect_chat().await.text, "still here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_and_only_that_connection_closes() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("big", "Ann").await;
+    let (mut bob, _) = server.joined("big", "Bob").await;
+    ann.recv().await;
+
+    let huge = ClientMsg::Chat {
+        text: "x".repeat(20 * 1024),
+    };
+    ann.send(&huge).await;
+    let message = ann.expect_error(ErrorCode::TooLarge).await;
+    assert!(message.contains("16384"), "{message}");
+    assert_eq!(
+        ann.ending().await,
+        Ending::Closed(1009, "message too large (limit 16384 bytes)".into())
+    );
+
+    match bob.recv().await {
+        ServerMsg::PeerLeft { reason, .. } => assert_eq!(reason, LeaveReason::Left),
+        other => panic!("expected peer_left, got {other:?}"),
+    }
+    bob.chat("fine here").await;
+    assert_eq!(bob.expect_chat().await.text, "fine here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn overlong_and_empty_chat_text_is_refused() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("texts", "Ann").await;
+    let (mut bob, _) = server.joined("texts", "Bob").await;
+    ann.recv().await;
+
+    ann.chat(&"y".repeat(2001)).await;
+    let message = ann.expect_error(ErrorCode::InvalidText).await;
+    assert!(message.contains("2000"), "{message}");
+    ann.chat("   ").await;
+    ann.expect_error(ErrorCode::InvalidText).await;
+    ann.chat(&"y".repeat(2000)).await;
+    assert_eq!(ann.expect_chat().await.text.len(), 2000);
+    assert_eq!(bob.expect_chat().await.text.len(), 2000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_long_and_taken_names_are_refused_clearly() {
+    let server = TestServer::start(&[]).await;
+    let (_ann, _) = server.joined("names", "Ann").await;
+    let mut bob = server.client().await;
+    bob.hello().await;
+
+    bob.send(&ClientMsg::Join {
+        room: "names".into(),
+        name: "   ".into(),
+    })
+    .await;
+    bob.expect_error(ErrorCode::InvalidName).await;
+    bob.send(&ClientMsg::Join {
+        room: "names".into(),
+        name: "b".repeat(33),
+    })
+    .await;
+    assert!(bob
+        .expect_error(ErrorCode::InvalidName)
+        .await
+        .contains("32"));
+    bob.send(&ClientMsg::Join {
+        room: "names".into(),
+        name: "aNN".into(),
+    })
+    .await;
+    assert!(bob.expect_error(ErrorCode::NameTaken).await.contains("aNN"));
+    bob.send(&ClientMsg::Join {
+        room: "Not A Slug".into(),
+        name: "Bob".into(),
+    })
+    .await;
+    bob.expect_error(ErrorCode::InvalidRoom).await;
+    // After all that, a good name works on the same connection.
+    let joined = bob.join("names", "Bob").await;
+    assert_eq!(joined.peers.len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_the_next_member() {
+    let server = TestServer::start(&["--max-room-members", "2"]).await;
+    let (_a, _) = server.joined("small", "A").await;
+    let (_b, _) = server.joined("small", "B").await;
+    let mut c = server.client().await;
+    c.hello().await;
+    c.send(&ClientMsg::Join {
+        room: "small".into(),
+        name: "C".into(),
+    })
+    .await;
+    c.expect_error(ErrorCode::RoomFull).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn chat_without_joining_is_refused() {
+    let server = TestServer::start(&[]).await;
+    let mut client = server.client().await;
+    client.hello().await;
+    client.chat("hello?").await;
+    client.expect_error(ErrorCode::NotJoined).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited_and_others_see_only_what_was_allowed() {
+    let server = TestServer::start(&["--chat-burst", "5", "--chat-per-second", "1"]).await;
+    let (mut ann, _) = server.joined("flood", "Ann").await;
+    let (mut bob, _) = server.joined("flood", "Bob").await;
+    ann.recv().await;
+
+    for i in 0..20 {
+        ann.chat(&format!("spam {i}")).await;
+    }
+    let mut delivered = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        match ann.recv().await {
+            ServerMsg::Chat { .. } => delivered += 1,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The burst goes through (one more token may refill during the loop); the rest is refused.
+    assert!((5..=6).contains(&delivered), "{delivered} delivered");
+    assert_eq!(delivered + limited, 20);
+    for i in 0..delivered {
+        assert_eq!(bob.expect_chat().await.text, format!("spam {i}"));
+    }
+    bob.expect_silence(QUIET).await;
+    // Bob's own budget is untouched.
+    bob.chat("my turn").await;
+    assert_eq!(bob.expect_chat().await.text, "my turn");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn markup_in_names_and_messages_is_carried_verbatim() {
+    let server = TestServer::start(&[]).await;
+    let payload = "<img src=x onerror=alert(1)>";
+    let (mut ann, _) = server.joined("xss", payload).await;
+    ann.chat(payload).await;
+    let entry = ann.expect_chat().await;
+    assert_eq!(entry.name, payload);
+    assert_eq!(entry.text, payload);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watchers_see_the_room_list_change_and_empty_rooms_disappear() {
+    let server = TestServer::start(&[]).await;
+    let mut watcher = server.client().await;
+    watcher.hello().await;
+    watcher.send(&ClientMsg::WatchRooms).await;
+    assert_eq!(watcher.recv().await, ServerMsg::Rooms { rooms: vec![] });
+
+    let (ann, _) = server.joined("busy", "Ann").await;
+    let rooms = |list: &[(&str, usize)]| ServerMsg::Rooms {
+        rooms: list
+            .iter()
+            .map(|&(room, participants)| RoomSummary {
+                room: room.into(),
+                participants,
+            })
+            .collect(),
+    };
+    let mut latest = watcher.recv().await;
+    if latest == rooms(&[]) {
+        latest = watcher.recv().await;
+    }
+    assert_eq!(latest, rooms(&[("busy", 1)]));
+
+    let (bob, _) = server.joined("busy", "Bob").await;
+    watcher.recv_until(|m| *m == rooms(&[("busy", 2)])).await;
+    ann.close().await;
+    bob.close().await;
+    watcher.recv_until(|m| *m == rooms(&[])).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reader_that_stalls_is_disconnected_without_slowing_the_room() {
+    let server = TestServer::start(&[
+        "--peer-queue",
+        "128",
+        "--chat-burst",
+        "1000000",
+        "--chat-per-second",
+        "1000000",
+    ])
+    .await;
+    let (mut ann, _) = server.joined("stall", "Ann").await;
+    let (mut bob, _) = server.joined("stall", "Bob").await;
+    // Stan joins and then never reads another frame.
+    let (_stan, stan_joined) = server.joined("stall", "Stan").await;
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerJoined { peer } if peer.name == "Stan"))
+        .await;
+    bob.recv_until(|m| matches!(m, ServerMsg::PeerJoined { peer } if peer.name == "Stan"))
+        .await;
+
+    // Enough 1 KiB messages to fill Stan's socket buffers and then his queue. Ann and Bob
+    // keep reading, so only Stan falls behind.
+    let text = "z".repeat(1000);
+    let mut kicked = None;
+    let mut sent = 0;
+    while kicked.is_none() {
+        // Batches smaller than the queue, so a reader that keeps up never overflows.
+        for _ in 0..50 {
+            ann.chat(&text).await;
+        }
+        sent += 50;
+        for reader in [&mut ann, &mut bob] {
+            let mut chats = 0;
+            while chats < 50 {
+                match reader.recv().await {
+                    ServerMsg::Chat { .. } => chats += 1,
+                    ServerMsg::PeerLeft { peer, reason } => kicked = Some((peer, reason)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert!(sent < 200_000, "Stan was never disconnected");
+    }
+    let kicked = kicked.unwrap();
+    assert_eq!(kicked, (stan_joined.you, LeaveReason::TooSlow));
+    // The room goes on for the readers.
+    bob.chat("still flowing").await;
+    bob.recv_until(|m| matches!(m, ServerMsg::Chat { entry } if entry.text == "still flowing"))
+        .await;
+    assert_eq!(server.state.metrics.slow_disconnects.get(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_every_client_a_close_frame() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("closing", "Ann").await;
+    let mut watcher = server.client().await;
+    watcher.hello().await;
+    server.stop().await;
+    assert_eq!(
+        ann.ending().await,
+        Ending::Closed(1001, "server shutting down".into())
+    );
+    assert_eq!(
+        watcher.ending().await,
+        Ending::Closed(1001, "server shutting down".into())
+    );
+}
+
+#[tokio::test]
+async fn http_routes_create_and_normalize_rooms_and_render_pages() {
+    let server = TestServer::start(&[]).await;
+    let created = server.http("POST", "/new").await;
+    assert!(created.starts_with("HTTP/1.1 303"), "{created}");
+    let location = created
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a location header");
+    let slug = location.strip_prefix("/r/").expect("a room path");
+    assert!(room::core::names::RoomSlug::parse(slug).is_ok(), "{slug}");
+
+    let joined = server.http("GET", "/join?room=Team+Standup%21").await;
+    assert!(joined.contains("location: /r/team-standup"), "{joined}");
+    let invalid = server.http("GET", "/join?room=%21%21").await;
+    assert!(invalid.contains("location: /?invalid=1"), "{invalid}");
+
+    let home = server.http("GET", "/").await;
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(home.contains("Start a new meeting"));
+    assert!(home.contains("/pkg/room.js") || home.contains("room.js"));
+    let room_page = server.http("GET", "/r/team-standup").await;
+    assert!(room_page.contains("team-standup"));
+    assert!(room_page.contains("Your name"));
+
+    let metrics = server.http("GET", "/metrics").await;
+    assert!(metrics.contains("room_connections_open 0"), "{metrics}");
+    server.stop().await;
+}

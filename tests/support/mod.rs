@@ -1,0 +1,245 @@
+//! Test support: boots the real server on port 0 and drives it with real WebSocket clients.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use room::protocol::{
+    ChatEntry, ClientMsg, ErrorCode, PeerId, PeerInfo, ServerMsg, PROTOCOL_VERSION,
+};
+use room::server::{config::Config, run, site, AppState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// Long enough for a loaded CI machine, short enough that a hang fails fast.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the given extra flags, e.g. `["--max-room-members", "2"]`.
+    pub async fn start(flags: &[&str]) -> TestServer {
+        let config = Config::parse_from(std::iter::once("room").chain(flags.iter().copied()));
+        let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(config, leptos);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
+        let task = tokio::spawn(run(listener, state.clone(), async move {
+            shutdown.cancelled().await
+        }));
+        TestServer {
+            addr,
+            state,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A client that said hello and joined `room` as `name`.
+    pub async fn joined(&self, room: &str, name: &str) -> (Client, Joined) {
+        let mut client = self.client().await;
+        client.hello().await;
+        let joined = client.join(room, name).await;
+        (client, joined)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A plain HTTP/1.1 GET or POST; returns the status line, headers and body as text.
+    pub async fn http(&self, method: &str, path: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+            .await
+            .expect("response in time")
+            .unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+/// What a successful join returned.
+#[derive(Debug)]
+pub struct Joined {
+    pub you: PeerId,
+    pub peers: Vec<PeerInfo>,
+    pub history: Vec<ChatEntry>,
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq)]
+pub enum Ending {
+    Closed(u16, String),
+    Dropped,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connects");
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        self.send_raw(&msg.to_json()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next protocol message; panics on timeout or close.
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message in time")
+                .expect("connection open")
+                .expect("readable frame");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("undecodable {text}: {e}"))
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips messages until one matches, returning it.
+    pub async fn recv_until(&mut self, mut wanted: impl FnMut(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            let msg = self.recv().await;
+            if wanted(&msg) {
+                return msg;
+            }
+        }
+    }
+
+    pub async fn expect_error(&mut self, code: ErrorCode) -> String {
+        match self.recv().await {
+            ServerMsg::Error { code: got, message } if got == code => message,
+            other => panic!("expected error {code:?}, got {other:?}"),
+        }
+    }
+
+    pub async fn expect_chat(&mut self) -> ChatEntry {
+        match self.recv().await {
+            ServerMsg::Chat { entry } => entry,
+            other => panic!("expected chat, got {other:?}"),
+        }
+    }
+
+    /// Asserts that nothing arrives for a while (used to prove isolation).
+    pub async fn expect_silence(&mut self, how_long: Duration) {
+        if let Ok(frame) = tokio::time::timeout(how_long, self.ws.next()).await {
+            panic!("expected silence, got {frame:?}");
+        }
+    }
+
+    /// Reads until the server closes the connection.
+    pub async fn ending(&mut self) -> Ending {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the connection ends in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Ending::Closed(u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return Ending::Closed(u16::from(CloseCode::Status), String::new())
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ending::Dropped,
+            }
+        }
+    }
+
+    pub async fn hello(&mut self) {
+        self.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .await;
+        match self.recv().await {
+            ServerMsg::Hello { version, .. } => assert_eq!(version, PROTOCOL_VERSION),
+            other => panic!("expected hello, got {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> Joined {
+        self.send(&ClientMsg::Join {
+            room: room.into(),
+            name: name.into(),
+        })
+        .await;
+        match self.recv().await {
+            ServerMsg::Joined {
+                you,
+                peers,
+                history,
+                ..
+            } => Joined {
+                you,
+                peers,
+                history,
+            },
+            other => panic!("expected joined, got {other:?}"),
+        }
+    }
+
+    pub async fn chat(&mut self, text: &str) {
+        self.send(&ClientMsg::Chat { text: text.into() }).await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
