@@ -212,7 +212,10 @@ impl Connection {
                 list.mark_changed();
                 self.room_list = Some(list);
             }
-            ClientMsg::Chat { text } => self.forward_to_room(|peer| RoomCommand::Chat { peer, text }).await,
+            ClientMsg::Chat { text } => {
+                self.forward_to_room(|peer| RoomCommand::Chat { peer, text })
+                    .await
+            }
         }
         None
     }
