@@ -1,6 +1,6 @@
 // Rooms and chat across real browser pages: two people talk, a third in another room hears
 // nothing, the home page follows rooms filling and emptying, and markup stays text.
-import { test, expect, joinRoom, openPage } from './fixtures';
+import { test, expect, joinRoom, openPage, startServer } from './fixtures';
 
 test('two people in a room chat both ways and see each other; another room sees none of it', async ({
   server,
@@ -127,4 +127,58 @@ test('markup in a name and a message is shown as text', async ({ server, newCont
   expect(await bob.evaluate(() => (window as any).__pwned)).toBeUndefined();
   expect(await mallory.evaluate(() => (window as any).__pwned)).toBeUndefined();
   expect(dialogs).toEqual([]);
+});
+
+test('new messages scroll the chat only for a reader at the bottom', async ({ newContext, consoleErrors }) => {
+  const server = await startServer(['--chat-burst', '100']);
+  try {
+    const ann = await joinRoom(await newContext(), server, 'scrolling', 'Ann', consoleErrors);
+    const bob = await joinRoom(await newContext(), server, 'scrolling', 'Bob', consoleErrors);
+    const say = async (text: string) => {
+      await ann.getByLabel('Message').fill(text);
+      await ann.getByLabel('Message').press('Enter');
+    };
+    for (let i = 0; i < 40; i++) await say(`line ${i}`);
+    const list = bob.getByTestId('chat');
+    await expect(list.locator('.message')).toHaveCount(40);
+    const atBottom = () =>
+      list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight <= 48);
+    await expect.poll(atBottom).toBe(true);
+
+    // Bob scrolls up to read; a new message must not move him, but tells him it arrived.
+    await list.evaluate((el) => (el.scrollTop = 0));
+    await list.dispatchEvent('scroll');
+    await say('while you were reading');
+    await expect(list.locator('.message .text').last()).toHaveText('while you were reading');
+    await expect(bob.getByRole('button', { name: /1 new/ })).toBeVisible();
+    expect(await list.evaluate((el) => el.scrollTop)).toBe(0);
+
+    // Jumping to the latest sticks to the bottom again for the next message.
+    await bob.getByRole('button', { name: /1 new/ }).click();
+    await expect.poll(atBottom).toBe(true);
+    await say('and one more');
+    await expect(list.locator('.message .text').last()).toHaveText('and one more');
+    await expect.poll(atBottom).toBe(true);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('pages fit a phone-width screen', async ({ server, browser, consoleErrors }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  try {
+    const home = await openPage(context, server.url, consoleErrors);
+    const overflow = (page: typeof home) =>
+      page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(await overflow(home)).toBeLessThanOrEqual(0);
+    const page = await joinRoom(context, server, 'a-rather-long-room-name-for-a-phone', 'Ann', consoleErrors);
+    await page.getByLabel('Message').fill('x'.repeat(300));
+    await page.getByLabel('Message').press('Enter');
+    await expect(page.locator('.message')).toHaveCount(1);
+    expect(await overflow(page)).toBeLessThanOrEqual(0);
+    await expect(page.getByLabel('Message')).toBeInViewport();
+    await expect(page.getByRole('button', { name: 'Leave' })).toBeInViewport();
+  } finally {
+    await context.close();
+  }
 });
