@@ -2,7 +2,12 @@
 //! shared components compile unchanged. None of it runs during server rendering, because
 //! sockets are only opened from event handlers and effects.
 
-use crate::protocol::{ClientMsg, ServerMsg, UnixMillis};
+use std::rc::Rc;
+
+use leptos::web_sys::HtmlVideoElement;
+
+use crate::media::{DeviceKind, MediaEvent};
+use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, ServerMsg, Signal, UnixMillis};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {
@@ -41,4 +46,37 @@ pub fn clock_time(at: UnixMillis) -> String {
 pub fn now() -> UnixMillis {
     let since_epoch = std::time::UNIX_EPOCH.elapsed().unwrap_or_default();
     UnixMillis(since_epoch.as_millis() as u64)
+}
+
+/// Stand-in for the browser's media session; the server has no camera.
+#[derive(Clone)]
+pub struct MediaSession;
+
+impl MediaSession {
+    pub fn new(_events: impl Fn(MediaEvent) + 'static) -> MediaSession {
+        MediaSession
+    }
+    pub fn start_preview(&self) {}
+    pub fn state(&self) -> MediaState {
+        MediaState::default()
+    }
+    pub fn attach_preview(&self, _element: &HtmlVideoElement) {}
+    pub fn set_mic(&self, _on: bool) {}
+    pub fn set_camera(&self, _on: bool) {}
+    pub fn choose_device(&self, _kind: DeviceKind, _id: String) {}
+    pub fn join_call(
+        &self,
+        _me: PeerId,
+        _ice_servers: &[IceServer],
+        _members: &[PeerId],
+        _send: Rc<dyn Fn(ClientMsg)>,
+    ) {
+    }
+    pub fn on_signal(&self, _from: PeerId, _signal: Signal) {}
+    pub fn hang_up(&self, _peer: PeerId) {}
+    pub fn attach_remote(&self, _peer: PeerId, _element: &HtmlVideoElement) -> bool {
+        false
+    }
+    pub fn leave_call(&self) {}
+    pub fn stop(&self) {}
 }

@@ -5,13 +5,19 @@
 //!
 //! # Layout
 //! - [`protocol`]: the typed messages both sides exchange over the WebSocket.
-//! - [`core`]: pure room logic (membership, names, chat history, limits), no IO.
+//! - [`core`]: pure room logic (membership, names, chat history, calls, limits), no IO.
+//! - [`media`]: plain data about devices and call links, shared by client and components.
 //! - `server` (ssr only): configuration, the router, the socket loop and room tasks.
 //! - [`app`]: Leptos components for each page, compiled into both builds.
-//! - [`client`]: browser glue (WebSocket, storage); a no-op stand-in on the server build.
+//! - [`client`]: browser glue (WebSocket, local media, the WebRTC mesh, storage); a no-op
+//!   stand-in on the server build.
+
+// Leptos views are nested generic types; the meeting page's tree is deeper than the default.
+#![recursion_limit = "256"]
 
 pub mod app;
 pub mod core;
+pub mod media;
 pub mod protocol;
 
 #[cfg(feature = "ssr")]

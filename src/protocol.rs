@@ -44,6 +44,15 @@ pub enum ClientMsg {
     WatchRooms,
     /// Say something in the room the connection has joined.
     Chat { text: String },
+    /// Join the room's call (audio/video mesh) with the given camera and microphone state.
+    /// Answered by `call_joined`, or `error` `call_full`.
+    JoinCall { media: MediaState },
+    /// Leave the call but stay in the room (chat, participant list).
+    LeaveCall,
+    /// The sender's camera or microphone was switched on or off.
+    Media { media: MediaState },
+    /// WebRTC signaling for one other call member; forwarded to `to` only.
+    Signal { to: PeerId, signal: Signal },
 }
 
 /// Messages the server sends.
@@ -70,6 +79,16 @@ pub enum ServerMsg {
     Chat { entry: ChatEntry },
     /// The rooms in use, busiest first.
     Rooms { rooms: Vec<RoomSummary> },
+    /// You are in the room's call. Connect to each of `peers` (you make the offers); ICE
+    /// servers come from the server's configuration and may be empty.
+    CallJoined {
+        peers: Vec<PeerId>,
+        ice_servers: Vec<IceServer>,
+    },
+    /// A member's call or media state changed (joined or left the call, muted, camera off).
+    PeerUpdated { peer: PeerInfo },
+    /// WebRTC signaling from another call member.
+    Signal { from: PeerId, signal: Signal },
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
     Error { code: ErrorCode, message: String },
@@ -89,6 +108,42 @@ pub struct Limits {
 pub struct PeerInfo {
     pub id: PeerId,
     pub name: String,
+    /// Whether they are in the call (sending and receiving audio/video), not just chatting.
+    pub in_call: bool,
+    pub media: MediaState,
+}
+
+/// Whether a call member's microphone and camera are on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    pub mic: bool,
+    pub camera: bool,
+}
+
+/// A STUN or TURN server for the browser's `RTCPeerConnection`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// One WebRTC signaling step, relayed verbatim between two call members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signal {
+    /// An SDP offer or answer (`sdp_type` is `offer`, `answer`, `pranswer` or `rollback`).
+    Description { sdp_type: String, sdp: String },
+    /// A trickled ICE candidate; an empty `candidate` means the end of candidates.
+    Candidate {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_m_line_index: Option<u16>,
+    },
 }
 
 /// One chat message as stored and delivered.
@@ -146,8 +201,14 @@ pub enum ErrorCode {
     InvalidText,
     /// The frame is larger than the server accepts; the connection closes.
     TooLarge,
-    /// The client sent chat faster than the server allows; the message was dropped.
+    /// The client sent chat or signaling faster than the server allows; it was dropped.
     RateLimited,
+    /// The call has as many members as a mesh allows; the room's chat is still open.
+    CallFull,
+    /// A call message from a member who is not in the call.
+    NotInCall,
+    /// A signal addressed to someone who is not in this room's call.
+    UnknownPeer,
     /// The server is over a global limit or shutting down; try again later.
     Unavailable,
 }
@@ -167,6 +228,9 @@ impl ErrorCode {
         ErrorCode::InvalidText,
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
+        ErrorCode::CallFull,
+        ErrorCode::NotInCall,
+        ErrorCode::UnknownPeer,
         ErrorCode::Unavailable,
     ];
 
@@ -185,6 +249,9 @@ impl ErrorCode {
             ErrorCode::InvalidText => "invalid_text",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CallFull => "call_full",
+            ErrorCode::NotInCall => "not_in_call",
+            ErrorCode::UnknownPeer => "unknown_peer",
             ErrorCode::Unavailable => "unavailable",
         }
     }
@@ -192,7 +259,16 @@ impl ErrorCode {
 
 impl ClientMsg {
     /// The `type` tags, indexed by [`ClientMsg::kind_index`]; labels for logs and metrics.
-    pub const KINDS: &'static [&'static str] = &["hello", "join", "watch_rooms", "chat"];
+    pub const KINDS: &'static [&'static str] = &[
+        "hello",
+        "join",
+        "watch_rooms",
+        "chat",
+        "join_call",
+        "leave_call",
+        "media",
+        "signal",
+    ];
 
     pub fn kind_index(&self) -> usize {
         match self {
@@ -200,6 +276,10 @@ impl ClientMsg {
             ClientMsg::Join { .. } => 1,
             ClientMsg::WatchRooms => 2,
             ClientMsg::Chat { .. } => 3,
+            ClientMsg::JoinCall { .. } => 4,
+            ClientMsg::LeaveCall => 5,
+            ClientMsg::Media { .. } => 6,
+            ClientMsg::Signal { .. } => 7,
         }
     }
 
@@ -218,6 +298,9 @@ impl ServerMsg {
         "chat",
         "rooms",
         "error",
+        "call_joined",
+        "peer_updated",
+        "signal",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -229,6 +312,9 @@ impl ServerMsg {
             ServerMsg::Chat { .. } => 4,
             ServerMsg::Rooms { .. } => 5,
             ServerMsg::Error { .. } => 6,
+            ServerMsg::CallJoined { .. } => 7,
+            ServerMsg::PeerUpdated { .. } => 8,
+            ServerMsg::Signal { .. } => 9,
         }
     }
 
@@ -292,6 +378,36 @@ mod tests {
     }
 
     #[test]
+    fn signals_nest_a_second_tag() {
+        let msg = ClientMsg::Signal {
+            to: PeerId(4),
+            signal: Signal::Description {
+                sdp_type: "offer".into(),
+                sdp: "v=0".into(),
+            },
+        };
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"signal","to":4,"signal":{"kind":"description","sdp_type":"offer","sdp":"v=0"}}"#
+        );
+        let parsed: ClientMsg = serde_json::from_str(
+            r#"{"type":"signal","to":4,"signal":{"kind":"candidate","candidate":""}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ClientMsg::Signal {
+                to: PeerId(4),
+                signal: Signal::Candidate {
+                    candidate: String::new(),
+                    sdp_mid: None,
+                    sdp_m_line_index: None
+                }
+            }
+        );
+    }
+
+    #[test]
     fn unknown_types_and_missing_fields_are_rejected() {
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"shout"}"#).is_err());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"chat"}"#).is_err());
@@ -324,6 +440,8 @@ mod tests {
                 peers: vec![PeerInfo {
                     id: PeerId(1),
                     name: "Ann".into(),
+                    in_call: false,
+                    media: MediaState::default(),
                 }],
                 history: vec![entry.clone()],
             },
@@ -335,6 +453,33 @@ mod tests {
                 }],
             },
             ServerMsg::error(ErrorCode::NameTaken, "taken"),
+            ServerMsg::CallJoined {
+                peers: vec![PeerId(2)],
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:turn.example.org:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("c".into()),
+                }],
+            },
+            ServerMsg::PeerUpdated {
+                peer: PeerInfo {
+                    id: PeerId(2),
+                    name: "Bob".into(),
+                    in_call: true,
+                    media: MediaState {
+                        mic: false,
+                        camera: true,
+                    },
+                },
+            },
+            ServerMsg::Signal {
+                from: PeerId(2),
+                signal: Signal::Candidate {
+                    candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                },
+            },
         ];
         for msg in messages {
             assert!(msg

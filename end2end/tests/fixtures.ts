@@ -116,4 +116,5 @@ export const test = base.extend<Fixtures>({
   },
 });
 
-export { expect, Browser, BrowserContext, Page };
+export { expect };
+export type { Browser, BrowserContext, Page };

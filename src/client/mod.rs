@@ -1,6 +1,12 @@
-//! Browser glue (feature `hydrate`): the typed WebSocket to the server and small helpers over
-//! `web-sys`. `client_ssr.rs` has the same surface as no-ops for the server build, so the
-//! components compile unchanged in both.
+//! Browser glue (feature `hydrate`): the typed WebSocket to the server, the local media and
+//! the WebRTC call, and small helpers over `web-sys`. `client_ssr.rs` has the same surface as
+//! no-ops for the server build, so the components compile unchanged in both.
+
+pub mod call;
+pub mod media;
+pub mod session;
+
+pub use session::MediaSession;
 
 use std::cell::RefCell;
 use std::rc::Rc;

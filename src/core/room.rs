@@ -6,7 +6,8 @@ use super::names::{display_name, same_name, RoomSlug};
 use super::rate::TokenBucket;
 use super::{Delivery, Recipients, Refusal};
 use crate::protocol::{
-    ChatEntry, ErrorCode, LeaveReason, MessageId, PeerId, PeerInfo, ServerMsg, UnixMillis,
+    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, MessageId, PeerId,
+    PeerInfo, ServerMsg, Signal, UnixMillis,
 };
 
 /// The limits one room enforces; the server fills them from its flags.
@@ -21,6 +22,13 @@ pub struct RoomLimits {
     pub chat_burst: u32,
     /// Chat messages per second a member may send on average.
     pub chat_per_second: u32,
+    /// Members of the call at most: every call member sends to every other, so a mesh's
+    /// upload grows with this number.
+    pub max_call_members: usize,
+    /// Signaling messages (offers, answers, ICE candidates) a member may send in a burst and
+    /// per second; generous, since one negotiation trickles a dozen candidates.
+    pub signal_burst: u32,
+    pub signal_per_second: u32,
 }
 
 impl Default for RoomLimits {
@@ -32,6 +40,9 @@ impl Default for RoomLimits {
             max_chat_chars: 2000,
             chat_burst: 10,
             chat_per_second: 5,
+            max_call_members: 6,
+            signal_burst: 200,
+            signal_per_second: 50,
         }
     }
 }
@@ -41,6 +52,20 @@ struct Member {
     id: PeerId,
     name: String,
     chat_budget: TokenBucket,
+    signal_budget: TokenBucket,
+    in_call: bool,
+    media: MediaState,
+}
+
+impl Member {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id,
+            name: self.name.clone(),
+            in_call: self.in_call,
+            media: self.media,
+        }
+    }
 }
 
 /// A room: members in the order they joined and the most recent chat.
@@ -48,15 +73,17 @@ struct Member {
 pub struct Room {
     slug: RoomSlug,
     limits: RoomLimits,
+    ice_servers: Vec<IceServer>,
     members: Vec<Member>,
     history: VecDeque<ChatEntry>,
     next_message_id: u64,
 }
 
 impl Room {
-    pub fn new(slug: RoomSlug, limits: RoomLimits) -> Self {
+    pub fn new(slug: RoomSlug, limits: RoomLimits, ice_servers: Vec<IceServer>) -> Self {
         Room {
             slug,
+            ice_servers,
             history: VecDeque::with_capacity(limits.history_len.min(1024)),
             limits,
             members: Vec::new(),
@@ -85,13 +112,18 @@ impl Room {
     }
 
     pub fn peers(&self) -> Vec<PeerInfo> {
+        self.members.iter().map(Member::info).collect()
+    }
+
+    pub fn call_size(&self) -> usize {
+        self.members.iter().filter(|m| m.in_call).count()
+    }
+
+    fn member_mut(&mut self, peer: PeerId) -> Result<&mut Member, Refusal> {
         self.members
-            .iter()
-            .map(|m| PeerInfo {
-                id: m.id,
-                name: m.name.clone(),
-            })
-            .collect()
+            .iter_mut()
+            .find(|m| m.id == peer)
+            .ok_or_else(|| Refusal::new(ErrorCode::NotJoined, "join a room first"))
     }
 
     pub fn history(&self) -> impl Iterator<Item = &ChatEntry> {
@@ -128,12 +160,20 @@ impl Room {
                 ),
             ));
         }
-        self.members.push(Member {
+        let member = Member {
             id: peer,
-            name: name.clone(),
+            name,
             chat_budget: TokenBucket::new(self.limits.chat_burst, self.limits.chat_per_second, now),
-        });
-        let newcomer = PeerInfo { id: peer, name };
+            signal_budget: TokenBucket::new(
+                self.limits.signal_burst,
+                self.limits.signal_per_second,
+                now,
+            ),
+            in_call: false,
+            media: MediaState::default(),
+        };
+        let newcomer = member.info();
+        self.members.push(member);
         Ok(vec![
             Delivery {
                 to: Recipients::Only(peer),
@@ -162,6 +202,131 @@ impl Room {
             to: Recipients::Everyone,
             msg: ServerMsg::PeerLeft { peer, reason },
         }]
+    }
+
+    /// Carries out one room-level request from a member. Connection-level messages (hello,
+    /// join, watch_rooms) belong to the transport and are refused here.
+    pub fn request(
+        &mut self,
+        peer: PeerId,
+        msg: ClientMsg,
+        now: UnixMillis,
+    ) -> Result<Vec<Delivery>, Refusal> {
+        match msg {
+            ClientMsg::Chat { text } => self.chat(peer, text, now),
+            ClientMsg::JoinCall { media } => self.join_call(peer, media),
+            ClientMsg::LeaveCall => self.leave_call(peer),
+            ClientMsg::Media { media } => self.set_media(peer, media),
+            ClientMsg::Signal { to, signal } => self.signal(peer, to, signal, now),
+            ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
+                Err(Refusal::new(
+                    ErrorCode::BadMessage,
+                    format!("{} is not a room request", msg.kind()),
+                ))
+            }
+        }
+    }
+
+    /// Puts `peer` into the call. The newcomer learns whom to connect to; everyone sees the
+    /// change in the participant list.
+    pub fn join_call(&mut self, peer: PeerId, media: MediaState) -> Result<Vec<Delivery>, Refusal> {
+        let max = self.limits.max_call_members;
+        let call_size = self.call_size();
+        let member = self.member_mut(peer)?;
+        if member.in_call {
+            member.media = media;
+        } else if call_size >= max {
+            return Err(Refusal::new(
+                ErrorCode::CallFull,
+                format!("the call is full ({max} people); you can still chat"),
+            ));
+        } else {
+            member.in_call = true;
+            member.media = media;
+        }
+        let updated = member.info();
+        let others_in_call = self
+            .members
+            .iter()
+            .filter(|m| m.in_call && m.id != peer)
+            .map(|m| m.id)
+            .collect();
+        Ok(vec![
+            Delivery {
+                to: Recipients::Only(peer),
+                msg: ServerMsg::CallJoined {
+                    peers: others_in_call,
+                    ice_servers: self.ice_servers.clone(),
+                },
+            },
+            Delivery {
+                to: Recipients::Everyone,
+                msg: ServerMsg::PeerUpdated { peer: updated },
+            },
+        ])
+    }
+
+    /// Takes `peer` out of the call; they stay in the room.
+    pub fn leave_call(&mut self, peer: PeerId) -> Result<Vec<Delivery>, Refusal> {
+        let member = self.member_mut(peer)?;
+        if !member.in_call {
+            return Ok(Vec::new());
+        }
+        member.in_call = false;
+        member.media = MediaState::default();
+        let updated = member.info();
+        Ok(vec![Delivery {
+            to: Recipients::Everyone,
+            msg: ServerMsg::PeerUpdated { peer: updated },
+        }])
+    }
+
+    /// Records that `peer` switched their microphone or camera.
+    pub fn set_media(&mut self, peer: PeerId, media: MediaState) -> Result<Vec<Delivery>, Refusal> {
+        let member = self.member_mut(peer)?;
+        if !member.in_call {
+            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
+        }
+        if member.media == media {
+            return Ok(Vec::new());
+        }
+        member.media = media;
+        let updated = member.info();
+        Ok(vec![Delivery {
+            to: Recipients::Everyone,
+            msg: ServerMsg::PeerUpdated { peer: updated },
+        }])
+    }
+
+    /// Relays WebRTC signaling from one call member to another in this room, and only there.
+    pub fn signal(
+        &mut self,
+        from: PeerId,
+        to: PeerId,
+        signal: Signal,
+        now: UnixMillis,
+    ) -> Result<Vec<Delivery>, Refusal> {
+        let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
+        let sender = self.member_mut(from)?;
+        if !sender.in_call {
+            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
+        }
+        if to == from || !target_in_call {
+            return Err(Refusal::new(
+                ErrorCode::UnknownPeer,
+                format!("{to} is not in this room's call"),
+            ));
+        }
+        if !sender.signal_budget.try_take(now) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many signaling messages; slow down",
+            ));
+        }
+        Ok(vec![Delivery {
+            to: Recipients::Only(to),
+            msg: ServerMsg::Signal { from, signal },
+        }])
     }
 
     /// Records a chat message from `peer` and sends it to everyone, the sender included, so
@@ -223,11 +388,15 @@ mod tests {
     const T0: UnixMillis = UnixMillis(1_000_000);
 
     fn room() -> Room {
-        Room::new(RoomSlug::parse("test-room").unwrap(), RoomLimits::default())
+        Room::new(
+            RoomSlug::parse("test-room").unwrap(),
+            RoomLimits::default(),
+            Vec::new(),
+        )
     }
 
     fn room_with(limits: RoomLimits) -> Room {
-        Room::new(RoomSlug::parse("test-room").unwrap(), limits)
+        Room::new(RoomSlug::parse("test-room").unwrap(), limits, Vec::new())
     }
 
     fn chat_text(deliveries: &[Delivery]) -> Vec<&str> {
@@ -264,7 +433,9 @@ mod tests {
             ServerMsg::PeerJoined {
                 peer: PeerInfo {
                     id: PeerId(2),
-                    name: "Bob".into()
+                    name: "Bob".into(),
+                    in_call: false,
+                    media: MediaState::default(),
                 }
             }
         );
@@ -438,5 +609,154 @@ mod tests {
         assert!(room.leave(PeerId(1), LeaveReason::Left).is_empty());
         assert_eq!(room.member_ids().collect::<Vec<_>>(), [PeerId(2)]);
         assert!(chat_text(&out).is_empty());
+    }
+
+    const AV: MediaState = MediaState {
+        mic: true,
+        camera: true,
+    };
+
+    fn offer() -> Signal {
+        Signal::Description {
+            sdp_type: "offer".into(),
+            sdp: "v=0".into(),
+        }
+    }
+
+    #[test]
+    fn joining_the_call_lists_who_to_connect_to_and_tells_everyone() {
+        let mut room = room();
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
+            room.join(PeerId(id), name, T0).unwrap();
+        }
+        room.join_call(PeerId(1), AV).unwrap();
+        let out = room.join_call(PeerId(2), MediaState::default()).unwrap();
+        assert_eq!(
+            out[0],
+            Delivery {
+                to: Recipients::Only(PeerId(2)),
+                msg: ServerMsg::CallJoined {
+                    peers: vec![PeerId(1)],
+                    ice_servers: Vec::new()
+                }
+            }
+        );
+        assert_eq!(out[1].to, Recipients::Everyone);
+        let ServerMsg::PeerUpdated { peer } = &out[1].msg else {
+            panic!("expected peer_updated");
+        };
+        assert!(peer.in_call);
+        assert_eq!(room.call_size(), 2);
+        // Cat is in the room but not the call, and shows up that way.
+        assert!(!room.peers()[2].in_call);
+    }
+
+    #[test]
+    fn the_call_is_capped_but_chat_stays_open() {
+        let mut room = room_with(RoomLimits {
+            max_call_members: 2,
+            ..RoomLimits::default()
+        });
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
+            room.join(PeerId(id), name, T0).unwrap();
+        }
+        room.join_call(PeerId(1), AV).unwrap();
+        room.join_call(PeerId(2), AV).unwrap();
+        let refusal = room.join_call(PeerId(3), AV).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::CallFull);
+        assert!(refusal.message.contains("still chat"));
+        assert!(room.chat(PeerId(3), "let me in".into(), T0).is_ok());
+        // Joining again while in the call is not counted twice.
+        assert!(room.join_call(PeerId(2), MediaState::default()).is_ok());
+        // A seat frees up when someone leaves the call or the room.
+        room.leave(PeerId(1), LeaveReason::Left);
+        assert!(room.join_call(PeerId(3), AV).is_ok());
+    }
+
+    #[test]
+    fn signals_go_only_to_the_addressed_call_member() {
+        let mut room = room();
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
+            room.join(PeerId(id), name, T0).unwrap();
+        }
+        room.join_call(PeerId(1), AV).unwrap();
+        room.join_call(PeerId(2), AV).unwrap();
+        let out = room.signal(PeerId(1), PeerId(2), offer(), T0).unwrap();
+        assert_eq!(
+            out,
+            vec![Delivery {
+                to: Recipients::Only(PeerId(2)),
+                msg: ServerMsg::Signal {
+                    from: PeerId(1),
+                    signal: offer()
+                }
+            }]
+        );
+        let code = |r: Result<Vec<Delivery>, Refusal>| r.unwrap_err().code;
+        // Cat is in the room but not the call; 9 is nowhere; nobody signals themselves.
+        assert_eq!(
+            code(room.signal(PeerId(1), PeerId(3), offer(), T0)),
+            ErrorCode::UnknownPeer
+        );
+        assert_eq!(
+            code(room.signal(PeerId(1), PeerId(9), offer(), T0)),
+            ErrorCode::UnknownPeer
+        );
+        assert_eq!(
+            code(room.signal(PeerId(1), PeerId(1), offer(), T0)),
+            ErrorCode::UnknownPeer
+        );
+        assert_eq!(
+            code(room.signal(PeerId(3), PeerId(1), offer(), T0)),
+            ErrorCode::NotInCall
+        );
+        assert_eq!(
+            code(room.signal(PeerId(8), PeerId(1), offer(), T0)),
+            ErrorCode::NotJoined
+        );
+    }
+
+    #[test]
+    fn signaling_floods_are_rate_limited() {
+        let mut room = room_with(RoomLimits {
+            signal_burst: 3,
+            signal_per_second: 1,
+            ..RoomLimits::default()
+        });
+        room.join(PeerId(1), "Ann", T0).unwrap();
+        room.join(PeerId(2), "Bob", T0).unwrap();
+        room.join_call(PeerId(1), AV).unwrap();
+        room.join_call(PeerId(2), AV).unwrap();
+        let ok = (0..5)
+            .filter(|_| room.signal(PeerId(1), PeerId(2), offer(), T0).is_ok())
+            .count();
+        assert_eq!(ok, 3);
+    }
+
+    #[test]
+    fn media_changes_are_announced_once_and_need_the_call() {
+        let mut room = room();
+        room.join(PeerId(1), "Ann", T0).unwrap();
+        assert_eq!(
+            room.set_media(PeerId(1), AV).unwrap_err().code,
+            ErrorCode::NotInCall
+        );
+        room.join_call(PeerId(1), AV).unwrap();
+        let muted = MediaState {
+            mic: false,
+            camera: true,
+        };
+        let out = room.set_media(PeerId(1), muted).unwrap();
+        let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
+            panic!("expected peer_updated");
+        };
+        assert_eq!(peer.media, muted);
+        assert!(room.set_media(PeerId(1), muted).unwrap().is_empty());
+        let out = room.leave_call(PeerId(1)).unwrap();
+        let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
+            panic!("expected peer_updated");
+        };
+        assert!(!peer.in_call);
+        assert!(room.leave_call(PeerId(1)).unwrap().is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::core::room::RoomLimits;
+use crate::protocol::IceServer;
 
 /// Room: a self-hosted video meeting server.
 #[derive(Clone, Debug, Parser)]
@@ -51,6 +52,34 @@ pub struct Config {
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     #[arg(long, env = "ROOM_PEER_QUEUE", default_value_t = 1024)]
     pub peer_queue: usize,
+
+    /// Members one room's call may hold. Every member sends media to every other (a mesh),
+    /// so each one's upload grows with this number.
+    #[arg(long, env = "ROOM_MAX_CALL_MEMBERS", default_value_t = 6)]
+    pub max_call_members: usize,
+
+    /// STUN/TURN server URLs for the browsers, comma-separated, e.g.
+    /// `stun:stun.example.org:3478,turn:turn.example.org:3478?transport=udp`. None by default:
+    /// calls on a LAN or loopback need none.
+    #[arg(long, env = "ROOM_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the `turn:`/`turns:` URLs in --ice-servers.
+    #[arg(long, env = "ROOM_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+
+    /// Credential for the `turn:`/`turns:` URLs in --ice-servers.
+    #[arg(long, env = "ROOM_ICE_CREDENTIAL")]
+    pub ice_credential: Option<String>,
+
+    /// Milliseconds between WebSocket pings to each client.
+    #[arg(long, env = "ROOM_HEARTBEAT_MS", default_value_t = 4000)]
+    pub heartbeat_ms: u64,
+
+    /// A client heard nothing from for this many milliseconds is disconnected; it has lost
+    /// its network, and the others should see it leave.
+    #[arg(long, env = "ROOM_IDLE_TIMEOUT_MS", default_value_t = 10000)]
+    pub idle_timeout_ms: u64,
 }
 
 impl Config {
@@ -62,7 +91,36 @@ impl Config {
             max_chat_chars: self.max_chat_chars,
             chat_burst: self.chat_burst,
             chat_per_second: self.chat_per_second,
+            max_call_members: self.max_call_members,
+            ..RoomLimits::default()
         }
+    }
+
+    /// The ICE servers handed to browsers: STUN URLs in one entry, TURN URLs (which need the
+    /// credentials) in another.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        let (turn, stun): (Vec<String>, Vec<String>) = self
+            .ice_servers
+            .iter()
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+            .partition(|url| url.starts_with("turn:") || url.starts_with("turns:"));
+        let mut servers = Vec::new();
+        if !stun.is_empty() {
+            servers.push(IceServer {
+                urls: stun,
+                username: None,
+                credential: None,
+            });
+        }
+        if !turn.is_empty() {
+            servers.push(IceServer {
+                urls: turn,
+                username: self.ice_username.clone(),
+                credential: self.ice_credential.clone(),
+            });
+        }
+        servers
     }
 
     /// The defaults, as if the binary had been started without flags or environment.
@@ -80,6 +138,38 @@ mod tests {
         let config = Config::defaults();
         assert_eq!(config.max_frame_bytes, 16384);
         assert_eq!(config.room_limits(), RoomLimits::default());
+        assert!(config.ice_servers().is_empty());
+    }
+
+    #[test]
+    fn ice_servers_split_into_stun_and_authenticated_turn() {
+        let config = Config::parse_from([
+            "room",
+            "--ice-servers",
+            "stun:stun.example.org:3478, turn:turn.example.org:3478?transport=udp,turns:t.example.org",
+            "--ice-username",
+            "u",
+            "--ice-credential",
+            "secret",
+        ]);
+        assert_eq!(
+            config.ice_servers(),
+            vec![
+                IceServer {
+                    urls: vec!["stun:stun.example.org:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec![
+                        "turn:turn.example.org:3478?transport=udp".into(),
+                        "turns:t.example.org".into()
+                    ],
+                    username: Some("u".into()),
+                    credential: Some("secret".into()),
+                },
+            ]
+        );
     }
 
     #[test]

@@ -55,7 +55,12 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
         AppState {
-            rooms: Rooms::new(config.room_limits(), metrics.clone(), tasks.clone()),
+            rooms: Rooms::new(
+                config.room_limits(),
+                config.ice_servers(),
+                metrics.clone(),
+                tasks.clone(),
+            ),
             leptos,
             config: Arc::new(config),
             metrics,

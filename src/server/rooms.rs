@@ -13,7 +13,7 @@ use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
 use crate::core::room::{Room, RoomLimits};
 use crate::core::{Delivery, Recipients, Refusal};
-use crate::protocol::{LeaveReason, PeerId, ServerMsg};
+use crate::protocol::{ClientMsg, IceServer, LeaveReason, PeerId, ServerMsg};
 
 use super::metrics::Metrics;
 use super::unix_now;
@@ -51,9 +51,10 @@ pub enum RoomCommand {
         outbox: Outbox,
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
-    Chat {
+    /// A room-level client message (chat, call, signaling) from a member.
+    Request {
         peer: PeerId,
-        text: String,
+        msg: ClientMsg,
     },
     Leave {
         peer: PeerId,
@@ -79,12 +80,18 @@ pub struct Rooms {
     /// The home page's list, encoded once per change and shared by every watcher.
     list: watch::Sender<Utf8Bytes>,
     limits: RoomLimits,
+    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
 }
 
 impl Rooms {
-    pub fn new(limits: RoomLimits, metrics: Arc<Metrics>, tasks: TaskTracker) -> Arc<Self> {
+    pub fn new(
+        limits: RoomLimits,
+        ice_servers: Vec<IceServer>,
+        metrics: Arc<Metrics>,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
         let empty = encode_list(&Directory::default());
         Arc::new(Rooms {
             registry: Mutex::new(Registry {
@@ -94,6 +101,7 @@ impl Rooms {
             }),
             list: watch::channel(empty).0,
             limits,
+            ice_servers,
             metrics,
             tasks,
         })
@@ -121,7 +129,7 @@ impl Rooms {
         drop(registry);
         self.metrics.rooms_open.inc();
         let task = RoomTask {
-            room: Room::new(slug.clone(), self.limits.clone()),
+            room: Room::new(slug.clone(), self.limits.clone(), self.ice_servers.clone()),
             outboxes: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
@@ -238,7 +246,7 @@ impl RoomTask {
                     let _ = reply.send(Err(refusal));
                 }
             },
-            RoomCommand::Chat { peer, text } => match self.room.chat(peer, text, unix_now()) {
+            RoomCommand::Request { peer, msg } => match self.room.request(peer, msg, unix_now()) {
                 Ok(deliveries) => self.deliver(deliveries),
                 Err(refusal) => self.refuse(peer, refusal),
             },
@@ -273,14 +281,25 @@ impl RoomTask {
         for delivery in deliveries {
             let frame: Utf8Bytes = delivery.msg.to_json().into();
             let mut sent = 0u64;
-            for (&peer, outbox) in &self.outboxes {
-                if !delivery.to.includes(peer) {
-                    continue;
-                }
+            let mut offer = |peer: PeerId, outbox: &Outbox| {
                 if outbox.offer(&frame) {
                     sent += 1;
                 } else if !too_slow.contains(&peer) {
                     too_slow.push(peer);
+                }
+            };
+            match delivery.to {
+                Recipients::Only(peer) => {
+                    if let Some(outbox) = self.outboxes.get(&peer) {
+                        offer(peer, outbox);
+                    }
+                }
+                to => {
+                    for (&peer, outbox) in &self.outboxes {
+                        if to.includes(peer) {
+                            offer(peer, outbox);
+                        }
+                    }
                 }
             }
             self.rooms

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::core::names::{RoomSlug, MAX_ROOM_CHARS};
 use crate::core::Refusal;
@@ -33,6 +34,8 @@ enum Ending {
     TooSlow,
     TooLarge,
     VersionMismatch,
+    /// Nothing heard, not even a pong, for the idle timeout: the network is gone.
+    Silent,
 }
 
 impl Ending {
@@ -49,6 +52,7 @@ impl Ending {
                 ),
             ),
             Ending::VersionMismatch => (1002, "protocol version mismatch".to_string()),
+            Ending::Silent => (1001, "no answer to pings".to_string()),
         };
         Some(CloseFrame {
             code,
@@ -66,6 +70,7 @@ struct Connection {
     greeted: bool,
     room: Option<RoomHandle>,
     room_list: Option<watch::Receiver<Utf8Bytes>>,
+    last_heard: Instant,
 }
 
 /// Runs one upgraded connection to its end.
@@ -86,6 +91,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         greeted: false,
         room: None,
         room_list: None,
+        last_heard: Instant::now(),
     };
     let ending = connection.run().await;
     tracing::debug!(peer = %connection.peer, ?ending, "connection ended");
@@ -95,6 +101,10 @@ pub async fn serve(socket: WebSocket, state: AppState) {
 
 impl Connection {
     async fn run(&mut self) -> Ending {
+        let period = Duration::from_millis(self.state.config.heartbeat_ms.max(1));
+        let idle_timeout = Duration::from_millis(self.state.config.idle_timeout_ms);
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -105,8 +115,17 @@ impl Connection {
                         Ending::TooSlow
                     };
                 }
+                _ = heartbeat.tick() => {
+                    if self.last_heard.elapsed() >= idle_timeout {
+                        tracing::info!(peer = %self.peer, "closing a connection that stopped answering pings");
+                        return Ending::Silent;
+                    }
+                    if let Some(ending) = self.write_batch(Message::Ping(Default::default())).await {
+                        return ending;
+                    }
+                }
                 Some(frame) = self.frames.recv() => {
-                    if let Some(ending) = self.write_batch(frame).await {
+                    if let Some(ending) = self.write_batch(Message::Text(frame)).await {
                         return ending;
                     }
                 }
@@ -117,6 +136,7 @@ impl Connection {
                     }
                 }
                 incoming = self.socket.recv() => {
+                    self.last_heard = Instant::now();
                     let message = match incoming {
                         None => return Ending::ClientGone,
                         Some(Ok(message)) => message,
@@ -143,11 +163,11 @@ impl Connection {
 
     /// Writes `first` and whatever else is already queued, then flushes once. A write that
     /// blocks on a client that stopped reading still yields to a kick or shutdown.
-    async fn write_batch(&mut self, first: Utf8Bytes) -> Option<Ending> {
+    async fn write_batch(&mut self, first: Message) -> Option<Ending> {
         let socket = &mut self.socket;
         let frames = &mut self.frames;
         let write = async {
-            socket.feed(Message::Text(first)).await?;
+            socket.feed(first).await?;
             for _ in 1..WRITE_BATCH {
                 let Ok(frame) = frames.try_recv() else { break };
                 socket.feed(Message::Text(frame)).await?;
@@ -212,10 +232,7 @@ impl Connection {
                 list.mark_changed();
                 self.room_list = Some(list);
             }
-            ClientMsg::Chat { text } => {
-                self.forward_to_room(|peer| RoomCommand::Chat { peer, text })
-                    .await
-            }
+            room_request => self.forward_to_room(room_request).await,
         }
         None
     }
@@ -294,13 +311,17 @@ impl Connection {
         ));
     }
 
-    async fn forward_to_room(&mut self, command: impl FnOnce(PeerId) -> RoomCommand) {
+    async fn forward_to_room(&mut self, msg: ClientMsg) {
         let Some(room) = &self.room else {
             return self.refuse(Refusal::new(ErrorCode::NotJoined, "join a room first"));
         };
+        let command = RoomCommand::Request {
+            peer: self.peer,
+            msg,
+        };
         // Awaiting here is deliberate: a full room queue slows down this sender's reads,
         // not anybody else.
-        if room.commands.send(command(self.peer)).await.is_err() {
+        if room.commands.send(command).await.is_err() {
             self.room = None;
         }
     }

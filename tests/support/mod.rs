@@ -136,8 +136,10 @@ impl Client {
 
     /// The next protocol message; panics on timeout or close.
     pub async fn recv(&mut self) -> ServerMsg {
+        // One deadline for the whole wait: pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a message in time")
                 .expect("connection open")
@@ -155,12 +157,17 @@ impl Client {
 
     /// Skips messages until one matches, returning it.
     pub async fn recv_until(&mut self, mut wanted: impl FnMut(&ServerMsg) -> bool) -> ServerMsg {
-        loop {
-            let msg = self.recv().await;
-            if wanted(&msg) {
-                return msg;
+        let wait = async {
+            loop {
+                let msg = self.recv().await;
+                if wanted(&msg) {
+                    return msg;
+                }
             }
-        }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("the expected message in time")
     }
 
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
@@ -179,15 +186,27 @@ impl Client {
 
     /// Asserts that nothing arrives for a while (used to prove isolation).
     pub async fn expect_silence(&mut self, how_long: Duration) {
-        if let Ok(frame) = tokio::time::timeout(how_long, self.ws.next()).await {
-            panic!("expected silence, got {frame:?}");
+        let deadline = tokio::time::Instant::now() + how_long;
+        while let Ok(frame) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match frame {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads and discards whatever arrives until nothing has for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Some(frame)) = tokio::time::timeout(quiet, self.ws.next()).await {
+            frame.expect("readable frame");
         }
     }
 
     /// Reads until the server closes the connection.
     pub async fn ending(&mut self) -> Ending {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("the connection ends in time");
             match frame {

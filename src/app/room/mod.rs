@@ -1,16 +1,26 @@
-//! The meeting page at `/r/{room}`: asks for a name, then shows the people and the chat.
+//! The meeting page at `/r/{room}`: a pre-join screen (name, camera preview, devices), then
+//! the call's video tiles with controls, the chat and the participant list.
 
 pub mod chat;
+pub mod controls;
 pub mod model;
 pub mod people;
+pub mod prejoin;
+pub mod tiles;
+
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::client::{self, Closed, Socket};
+use crate::client::{self, Closed, MediaSession, Socket};
 use crate::core::names::{display_name, RoomSlug};
-use crate::protocol::{ClientMsg, ErrorCode, Limits, PeerId, ServerMsg, PROTOCOL_VERSION};
+use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem};
+use crate::protocol::{
+    ClientMsg, ErrorCode, Limits, MediaState, PeerId, ServerMsg, PROTOCOL_VERSION,
+};
 
 use self::model::{leave_notice, ChatStream, Roster};
 use super::people_label;
@@ -38,7 +48,7 @@ pub fn RoomPage() -> impl IntoView {
 /// Where the page is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Choosing a name.
+    /// Choosing a name and checking camera and microphone.
     Lobby,
     Joining,
     InRoom,
@@ -46,27 +56,120 @@ pub enum Phase {
     Ended(String),
 }
 
+/// Whether this page takes part in the room's call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallPhase {
+    Off,
+    Joining,
+    In,
+    /// The server said no (the call is full); the text says why. Chat still works.
+    Refused(String),
+}
+
+/// The local devices as the page shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Devices {
+    pub list: Vec<DeviceInfo>,
+    pub camera: Option<String>,
+    pub microphone: Option<String>,
+}
+
 /// The page's reactive state; every field is a cheap handle, so the struct is `Copy`.
 #[derive(Clone, Copy)]
 pub struct MeetingState {
     pub phase: RwSignal<Phase>,
+    pub call: RwSignal<CallPhase>,
     pub me: RwSignal<Option<PeerId>>,
     pub roster: RwSignal<Roster>,
     pub chat: RwSignal<ChatStream>,
     /// The last refusal, shown next to the control that caused it.
     pub error: RwSignal<Option<String>>,
     pub limits: RwSignal<Option<Limits>>,
+    /// What this browser sends (or would send, before joining).
+    pub local: RwSignal<MediaState>,
+    pub level: RwSignal<f32>,
+    pub devices: RwSignal<Devices>,
+    pub problem: RwSignal<Option<MediaProblem>>,
+    pub links: RwSignal<HashMap<PeerId, LinkState>>,
+    /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
+    pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
+    socket: StoredValue<Option<Socket>, LocalStorage>,
+    media: StoredValue<Option<MediaSession>, LocalStorage>,
 }
 
 impl MeetingState {
     fn new() -> Self {
         MeetingState {
             phase: RwSignal::new(Phase::Lobby),
+            call: RwSignal::new(CallPhase::Off),
             me: RwSignal::new(None),
             roster: RwSignal::new(Roster::default()),
             chat: RwSignal::new(ChatStream::default()),
             error: RwSignal::new(None),
             limits: RwSignal::new(None),
+            local: RwSignal::new(MediaState::default()),
+            level: RwSignal::new(0.0),
+            devices: RwSignal::new(Devices::default()),
+            problem: RwSignal::new(None),
+            links: RwSignal::new(HashMap::new()),
+            media_epochs: RwSignal::new(HashMap::new()),
+            socket: StoredValue::new_local(None),
+            media: StoredValue::new_local(None),
+        }
+    }
+
+    /// Sends over the room's socket; false when it is not open.
+    pub fn send(self, msg: &ClientMsg) -> bool {
+        self.socket
+            .with_value(|s| s.as_ref().is_some_and(|s| s.send(msg)))
+    }
+
+    /// Runs `f` with the page's media session, if there is one.
+    pub fn with_media(self, f: impl FnOnce(&MediaSession)) {
+        self.media.with_value(|m| {
+            if let Some(media) = m {
+                f(media);
+            }
+        });
+    }
+
+    /// Opens camera and microphone for the pre-join preview (once).
+    fn start_media(self) {
+        if self.media.with_value(Option::is_some) {
+            return;
+        }
+        let session = MediaSession::new(move |event| self.on_media(event));
+        session.start_preview();
+        self.media.set_value(Some(session));
+    }
+
+    fn on_media(self, event: MediaEvent) {
+        match event {
+            MediaEvent::Devices {
+                devices,
+                camera,
+                microphone,
+            } => self.devices.set(Devices {
+                list: devices,
+                camera,
+                microphone,
+            }),
+            MediaEvent::Problem(problem) => self.problem.set(problem),
+            MediaEvent::Local(media) => {
+                if self.local.get_untracked() != media {
+                    self.local.set(media);
+                    if self.call.get_untracked() == CallPhase::In {
+                        self.send(&ClientMsg::Media { media });
+                    }
+                }
+            }
+            MediaEvent::Level(level) => self.level.set(level),
+            MediaEvent::Link { peer, state } => self.links.update(|l| {
+                l.insert(peer, state);
+            }),
+            MediaEvent::RemoteMedia { peer } => self.media_epochs.update(|e| {
+                *e.entry(peer).or_default() += 1;
+            }),
         }
     }
 
@@ -91,6 +194,12 @@ impl MeetingState {
                 });
                 self.error.set(None);
                 self.phase.set(Phase::InRoom);
+                // Asked only now: a refused name must not be followed by a refused call.
+                if self.call.get_untracked() == CallPhase::Joining {
+                    self.send(&ClientMsg::JoinCall {
+                        media: self.local.get_untracked(),
+                    });
+                }
             }
             ServerMsg::PeerJoined { peer } => {
                 let notice = format!("{} joined", peer.name);
@@ -99,6 +208,7 @@ impl MeetingState {
                     .update(|c| c.push_notice(notice, Some(client::now())));
             }
             ServerMsg::PeerLeft { peer, reason } => {
+                self.forget_link(peer);
                 let mut name = None;
                 self.roster.update(|r| name = r.remove(peer));
                 if let Some(name) = name {
@@ -106,6 +216,30 @@ impl MeetingState {
                         c.push_notice(leave_notice(&name, reason), Some(client::now()))
                     });
                 }
+            }
+            ServerMsg::PeerUpdated { peer } => {
+                if !peer.in_call {
+                    self.forget_link(peer.id);
+                }
+                self.roster.update(|r| r.update(peer));
+            }
+            ServerMsg::CallJoined { peers, ice_servers } => {
+                self.call.set(CallPhase::In);
+                let Some(me) = self.me.get_untracked() else {
+                    return;
+                };
+                let send: Rc<dyn Fn(ClientMsg)> = Rc::new(move |msg| {
+                    self.send(&msg);
+                });
+                self.with_media(|media| media.join_call(me, &ice_servers, &peers, send));
+                // The server recorded what we asked to send when joining; correct it if a
+                // device changed meanwhile.
+                self.send(&ClientMsg::Media {
+                    media: self.local.get_untracked(),
+                });
+            }
+            ServerMsg::Signal { from, signal } => {
+                self.with_media(|media| media.on_signal(from, signal));
             }
             ServerMsg::Chat { entry } => {
                 let me = self.me.get_untracked();
@@ -115,26 +249,43 @@ impl MeetingState {
                 self.chat.update(|c| c.push_message(entry, me));
             }
             ServerMsg::Rooms { .. } => {}
-            ServerMsg::Error { code, message } => {
-                let refused_join = matches!(
-                    code,
-                    ErrorCode::InvalidName
-                        | ErrorCode::NameTaken
-                        | ErrorCode::RoomFull
-                        | ErrorCode::InvalidRoom
-                        | ErrorCode::Unavailable
-                );
-                if refused_join && self.phase.get_untracked() == Phase::Joining {
-                    self.phase.set(Phase::Lobby);
-                }
+            ServerMsg::Error { code, message } => self.on_error(code, message),
+        }
+    }
+
+    fn on_error(self, code: ErrorCode, message: String) {
+        match code {
+            ErrorCode::CallFull => {
+                self.call.set(CallPhase::Refused(message));
+                // Chat-only: release the camera and microphone.
+                self.with_media(MediaSession::stop);
+            }
+            ErrorCode::InvalidName
+            | ErrorCode::NameTaken
+            | ErrorCode::RoomFull
+            | ErrorCode::InvalidRoom
+            | ErrorCode::Unavailable
+                if self.phase.get_untracked() == Phase::Joining =>
+            {
+                self.phase.set(Phase::Lobby);
+                self.call.set(CallPhase::Off);
                 self.error.set(Some(message));
             }
+            _ => self.error.set(Some(message)),
         }
+    }
+
+    fn forget_link(self, peer: PeerId) {
+        self.with_media(|media| media.hang_up(peer));
+        self.links.update(|l| {
+            l.remove(&peer);
+        });
     }
 
     fn on_closed(self, closed: Closed) {
         let phase = self.phase.get_untracked();
         if matches!(phase, Phase::Joining | Phase::InRoom) {
+            self.end_call();
             let why = match closed.reason.as_str() {
                 "" => "The connection to the server was lost.".to_string(),
                 reason => format!("Disconnected: {reason}."),
@@ -142,20 +293,55 @@ impl MeetingState {
             self.phase.set(Phase::Ended(why));
         }
     }
+
+    fn end_call(self) {
+        self.with_media(MediaSession::stop);
+        self.media.set_value(None);
+        self.call.set(CallPhase::Off);
+        self.links.set(HashMap::new());
+    }
+
+    /// Leaves the room: closes the socket (the others see us leave at once) and the devices.
+    pub fn leave(self) {
+        self.socket.set_value(None);
+        self.end_call();
+        self.phase.set(Phase::Ended("You left the meeting.".into()));
+    }
+
+    /// Asks for a seat in the call again after it was full.
+    pub fn retry_call(self) {
+        self.start_media();
+        self.call.set(CallPhase::Joining);
+        self.send(&ClientMsg::JoinCall {
+            media: self.local.get_untracked(),
+        });
+    }
+
+    /// Members in the call other than this page, in join order.
+    pub fn others_in_call(self) -> Vec<PeerId> {
+        let me = self.me.get();
+        self.roster.with(|r| {
+            r.peers
+                .iter()
+                .filter(|p| p.in_call && Some(p.id) != me)
+                .map(|p| p.id)
+                .collect()
+        })
+    }
 }
 
 #[component]
 fn Meeting(slug: RoomSlug) -> impl IntoView {
     let state = MeetingState::new();
-    let socket = StoredValue::new_local(None::<Socket>);
     let name = RwSignal::new(String::new());
     let room = slug.to_string();
 
-    // Only the browser knows the name used last time.
+    // Only the browser knows the name used last time, and has a camera.
     Effect::new(move |_| {
         if let Some(saved) = client::saved_name() {
             name.set(saved);
         }
+        state.start_media();
     });
 
     let join = {
@@ -172,13 +358,14 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             name.set(chosen.clone());
             state.error.set(None);
             state.phase.set(Phase::Joining);
+            state.call.set(CallPhase::Joining);
+            state.start_media();
             let join = ClientMsg::Join {
                 room: room.clone(),
                 name: chosen,
             };
             // A socket that is still open after a refused name is reused.
-            let reused = socket.with_value(|s| s.as_ref().is_some_and(|s| s.send(&join)));
-            if reused {
+            if state.send(&join) {
                 return;
             }
             state.chat.set(ChatStream::default());
@@ -193,7 +380,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                 move |m| state.apply(m),
                 move |c| state.on_closed(c),
             ) {
-                Ok(opened) => socket.set_value(Some(opened)),
+                Ok(opened) => state.socket.set_value(Some(opened)),
                 Err(error) => {
                     state.error.set(Some(format!("Cannot connect: {error}")));
                     state.phase.set(Phase::Lobby);
@@ -202,18 +389,8 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
         }
     };
 
-    let leave = move || {
-        socket.set_value(None);
-        state
-            .phase
-            .set(Phase::Ended("You left the meeting.".into()));
-    };
-
     let send_chat = move |text: String| {
-        let sent = socket.with_value(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.send(&ClientMsg::Chat { text: text.clone() }))
-        });
+        let sent = state.send(&ClientMsg::Chat { text });
         if !sent {
             state
                 .error
@@ -221,6 +398,9 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
         }
         sent
     };
+
+    // On narrow screens the chat and people panel is folded away behind a button.
+    let sidebar_open = RwSignal::new(false);
 
     let title = format!("{room} · Room");
     let heading = room.clone();
@@ -234,18 +414,24 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                     <span class="participant-count" data-testid="participant-count">
                         {move || people_label(state.roster.with(|r| r.peers.len()))}
                     </span>
-                    <button class="leave danger" on:click=move |_| leave()>"Leave"</button>
                 </Show>
             </header>
             {move || match state.phase.get() {
                 Phase::Lobby | Phase::Joining => {
-                    view! { <NameForm name state join=join.clone()/> }.into_any()
+                    view! { <prejoin::PreJoin name state join=join.clone()/> }.into_any()
                 }
                 Phase::InRoom => {
                     view! {
-                        <div class="meeting-body">
-                            <chat::ChatPanel state send=send_chat/>
-                            <people::PeoplePanel state/>
+                        <div class="meeting-body" class:sidebar-open=move || sidebar_open.get()>
+                            <section class="stage" aria-label="Call">
+                                <CallNotice state/>
+                                <tiles::Tiles state/>
+                                <controls::Controls state sidebar_open/>
+                            </section>
+                            <aside class="sidebar">
+                                <people::PeoplePanel state/>
+                                <chat::ChatPanel state send=send_chat/>
+                            </aside>
                         </div>
                     }
                         .into_any()
@@ -268,39 +454,16 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     }
 }
 
+/// Tells a participant who could not join the call why, and lets them try again.
 #[component]
-fn NameForm(
-    name: RwSignal<String>,
-    state: MeetingState,
-    join: impl Fn() + Clone + Send + Sync + 'static,
-) -> impl IntoView {
-    let joining = move || state.phase.get() == Phase::Joining;
-    view! {
-        <section class="card narrow prejoin">
-            <h2>"Join the meeting"</h2>
-            <form on:submit=move |ev| {
-                ev.prevent_default();
-                join();
-            }>
-                <label for="display-name">"Your name"</label>
-                <div class="row">
-                    <input
-                        id="display-name"
-                        name="name"
-                        type="text"
-                        required
-                        autocomplete="name"
-                        maxlength=NAME_CHARS.to_string()
-                        placeholder="How others will see you"
-                        prop:value=move || name.get()
-                        on:input=move |ev| name.set(event_target_value(&ev))
-                    />
-                    <button type="submit" class="primary" disabled=joining>
-                        {move || if joining() { "Joining…" } else { "Join" }}
-                    </button>
-                </div>
-                <p class="error" role="alert">{move || state.error.get()}</p>
-            </form>
-        </section>
+fn CallNotice(state: MeetingState) -> impl IntoView {
+    move || match state.call.get() {
+        CallPhase::Refused(why) => Some(view! {
+            <div class="call-notice" role="status" data-testid="call-refused">
+                <span>{why}</span>
+                <button on:click=move |_| state.retry_call()>"Try again"</button>
+            </div>
+        }),
+        _ => None,
     }
 }

@@ -82,6 +82,17 @@ impl Roster {
         }
     }
 
+    /// Replaces what is known about a member (call and media state); unknown ids are ignored.
+    pub fn update(&mut self, peer: PeerInfo) {
+        if let Some(known) = self.peers.iter_mut().find(|p| p.id == peer.id) {
+            *known = peer;
+        }
+    }
+
+    pub fn get(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.iter().find(|p| p.id == id)
+    }
+
     /// Removes `id` and returns the name it had, for the leave notice.
     pub fn remove(&mut self, id: PeerId) -> Option<String> {
         let index = self.peers.iter().position(|p| p.id == id)?;
@@ -143,6 +154,8 @@ mod tests {
         let ann = PeerInfo {
             id: PeerId(1),
             name: "Ann".into(),
+            in_call: false,
+            media: Default::default(),
         };
         roster.add(ann.clone());
         roster.add(ann);

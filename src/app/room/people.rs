@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use super::MeetingState;
+use crate::protocol::PeerId;
 
 #[component]
 pub fn PeoplePanel(state: MeetingState) -> impl IntoView {
@@ -19,16 +20,52 @@ pub fn PeoplePanel(state: MeetingState) -> impl IntoView {
                     key=|peer| peer.id
                     let:peer
                 >
-                    <li class="person" data-peer=peer.id.0>
-                        <span class="avatar" aria-hidden="true">{initials(&peer.name)}</span>
-                        <span class="person-name">{peer.name.clone()}</span>
-                        <Show when=move || me.get() == Some(peer.id)>
-                            <span class="muted">" (you)"</span>
-                        </Show>
-                    </li>
+                    <Person state peer=peer.id name=peer.name.clone() you=move || me.get() == Some(peer.id)/>
                 </For>
             </ul>
         </details>
+    }
+}
+
+#[component]
+fn Person(
+    state: MeetingState,
+    peer: PeerId,
+    name: String,
+    you: impl Fn() -> bool + Send + Sync + 'static,
+) -> impl IntoView {
+    let info = move || state.roster.with(|r| r.get(peer).cloned());
+    let in_call = move || info().is_some_and(|p| p.in_call);
+    let media = move || info().map(|p| p.media).unwrap_or_default();
+    view! {
+        <li class="person" data-peer=peer.0>
+            <span class="avatar" aria-hidden="true">{initials(&name)}</span>
+            <span class="person-name">{name.clone()}</span>
+            <Show when=you>
+                <span class="muted">" (you)"</span>
+            </Show>
+            <span class="states">
+                <Show
+                    when=in_call
+                    fallback=|| view! { <span class="state" title="chat only">"💬"</span> }
+                >
+                    <span
+                        class="state"
+                        role="img"
+                        aria-label=move || if media().mic { "microphone on" } else { "microphone off" }
+                    >
+                        {move || if media().mic { "🎙" } else { "🔇" }}
+                    </span>
+                    <span
+                        class="state"
+                        role="img"
+                        aria-label=move || if media().camera { "camera on" } else { "camera off" }
+                    >
+                        {move || if media().camera { "📷" } else { "🚫" }}
+                    </span>
+                </Show>
+            </span>
+        </li>
     }
 }
 

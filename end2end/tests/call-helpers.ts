@@ -1,0 +1,77 @@
+// Helpers for call tests: find a remote tile's RTCPeerConnection and prove that its video is
+// really decoded, not just that an element exists.
+import { Page, expect } from '@playwright/test';
+
+/**
+ * Records every RTCPeerConnection the page creates (the app's WASM constructs them through
+ * the global constructor), so tests can read their stats. Install before the page loads.
+ */
+export async function recordPeerConnections(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    const all: RTCPeerConnection[] = [];
+    (window as any).__peerConnections = all;
+    class Recorded extends Original {
+      constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
+        super(...args);
+        all.push(this);
+      }
+    }
+    (window as any).RTCPeerConnection = Recorded;
+  });
+}
+
+export function remoteTile(page: Page, name: string) {
+  return page.locator(`[data-testid="remote-tile"][data-name="${name}"]`);
+}
+
+/** Video frames decoded so far for the track shown in `name`'s tile (from getStats). */
+export async function framesDecoded(page: Page, name: string): Promise<number> {
+  return page.evaluate(async (name) => {
+    const tile = document.querySelector(`[data-testid="remote-tile"][data-name="${CSS.escape(name)}"]`);
+    const video = tile?.querySelector('video') as HTMLVideoElement | null;
+    const stream = video?.srcObject as MediaStream | null;
+    const track = stream?.getVideoTracks()[0];
+    if (!track) return -1;
+    for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
+      if (pc.connectionState === 'closed') continue;
+      if (!pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
+      const stats = await pc.getStats(track);
+      let frames = -1;
+      stats.forEach((s: any) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames = Math.max(frames, s.framesDecoded ?? 0);
+      });
+      return frames;
+    }
+    return -1;
+  }, name);
+}
+
+/** The remote tile plays real video: it has a size and the decoder keeps producing frames. */
+export async function expectVideoFlowing(page: Page, name: string): Promise<void> {
+  const tile = remoteTile(page, name);
+  await expect(tile).toBeVisible();
+  await expect
+    .poll(() => tile.locator('video').evaluate((v: HTMLVideoElement) => v.videoWidth), {
+      message: `video from ${name} has a size`,
+      timeout: 20_000,
+    })
+    .toBeGreaterThan(0);
+  const first = await framesDecoded(page, name);
+  expect(first, `frames from ${name}`).toBeGreaterThan(0);
+  await expect
+    .poll(() => framesDecoded(page, name), { message: `frames from ${name} keep coming`, timeout: 10_000 })
+    .toBeGreaterThan(first);
+}
+
+/** Labels of the video tracks this page sends on its open connections. */
+export async function sentVideoTrack(page: Page): Promise<string> {
+  return page.evaluate(() =>
+    ((window as any).__peerConnections as RTCPeerConnection[])
+      .filter((pc) => pc.connectionState !== 'closed')
+      .flatMap((pc) => pc.getSenders())
+      .filter((s) => s.track?.kind === 'video')
+      .map((s) => `${s.track!.label}:${s.track!.readyState}`)
+      .join(','),
+  );
+}

@@ -1,0 +1,106 @@
+//! The pre-join screen: display name, camera preview, microphone level, device pickers and
+//! on/off toggles, and a clear way in without camera or microphone.
+
+use leptos::html;
+use leptos::prelude::*;
+
+use super::controls::{DevicePicker, MediaToggles};
+use super::{MeetingState, Phase, NAME_CHARS};
+use crate::media::DeviceKind;
+
+#[component]
+pub fn PreJoin(
+    name: RwSignal<String>,
+    state: MeetingState,
+    join: impl Fn() + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let joining = move || state.phase.get() == Phase::Joining;
+    let preview = NodeRef::<html::Video>::new();
+    // (Re)attach whenever the local tracks change, e.g. after a device switch.
+    Effect::new(move |_| {
+        state.local.track();
+        if let Some(video) = preview.get() {
+            state.with_media(|m| m.attach_preview(&video));
+        }
+    });
+    let level_percent = move || (state.level.get() * 100.0).round() as u32;
+    let problem = move || state.problem.get().map(|p| p.explain());
+    let no_media = move || {
+        let local = state.local.get();
+        !local.mic && !local.camera
+    };
+    let join_label = move || {
+        if joining() {
+            "Joining…"
+        } else if state.problem.with(Option::is_some) && no_media() {
+            "Join without camera and mic"
+        } else {
+            "Join"
+        }
+    };
+
+    view! {
+        <section class="card prejoin">
+            <div class="preview-pane">
+                <div class="preview" class:camera-off=move || !state.local.get().camera>
+                    <video
+                        node_ref=preview
+                        class="mirror"
+                        autoplay
+                        playsinline
+                        muted
+                        aria-label="Your camera preview"
+                        data-testid="preview"
+                    ></video>
+                    <Show when=move || !state.local.get().camera>
+                        <div class="placeholder">"Camera is off"</div>
+                    </Show>
+                </div>
+                <div
+                    class="level"
+                    role="meter"
+                    aria-label="Microphone level"
+                    aria-valuemin="0"
+                    aria-valuemax="100"
+                    aria-valuenow=move || level_percent().to_string()
+                    data-testid="mic-level"
+                >
+                    <span style:width=move || format!("{}%", level_percent())></span>
+                </div>
+                <div class="row wrap">
+                    <MediaToggles state/>
+                </div>
+                <div class="pickers">
+                    <DevicePicker state kind=DeviceKind::Camera/>
+                    <DevicePicker state kind=DeviceKind::Microphone/>
+                </div>
+                <p class="problem" role="alert" data-testid="media-problem">{problem}</p>
+            </div>
+            <form
+                class="join-pane"
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    join();
+                }
+            >
+                <h2>"Ready to join?"</h2>
+                <label for="display-name">"Your name"</label>
+                <input
+                    id="display-name"
+                    name="name"
+                    type="text"
+                    required
+                    autocomplete="name"
+                    maxlength=NAME_CHARS.to_string()
+                    placeholder="How others will see you"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))
+                />
+                <button type="submit" class="primary big" disabled=joining>
+                    {join_label}
+                </button>
+                <p class="error" role="alert">{move || state.error.get()}</p>
+            </form>
+        </section>
+    }
+}

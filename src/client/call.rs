@@ -1,0 +1,487 @@
+//! The WebRTC mesh: one `RTCPeerConnection` per other call member, negotiated with the
+//! "perfect negotiation" pattern (polite/impolite roles from the peer ids) over the room's
+//! WebSocket, so that two sides offering at once never deadlock.
+//!
+//! Each connection has two base transceivers, audio then video, created by whoever dials
+//! (the member who joined the call later) and adopted by the other side. Switching or muting
+//! a device replaces the track on those senders, which needs no renegotiation.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    HtmlVideoElement, MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit,
+    RtcIceServer, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
+};
+
+use crate::media::{is_polite, LinkAction, LinkState, LinkSupervisor, MediaEvent};
+use crate::protocol::{ClientMsg, IceServer, PeerId, Signal};
+
+/// ICE restarts tried before a connection is given up.
+const MAX_ICE_RESTARTS: u32 = 3;
+
+/// The tracks this browser sends to every call member; `None` sends nothing of that kind.
+#[derive(Clone, Default)]
+pub struct LocalTracks {
+    pub audio: Option<MediaStreamTrack>,
+    pub video: Option<MediaStreamTrack>,
+}
+
+impl LocalTracks {
+    fn of_kind(&self, kind: &str) -> Option<&MediaStreamTrack> {
+        match kind {
+            "audio" => self.audio.as_ref(),
+            _ => self.video.as_ref(),
+        }
+    }
+}
+
+type Sender = Rc<dyn Fn(ClientMsg)>;
+type EventHandler = Closure<dyn FnMut(JsValue)>;
+type Events = Rc<dyn Fn(MediaEvent)>;
+
+struct Shared {
+    configuration: RtcConfiguration,
+    me: PeerId,
+    tracks: RefCell<LocalTracks>,
+    links: RefCell<HashMap<PeerId, Rc<Link>>>,
+    send: Sender,
+    events: Events,
+}
+
+/// The connection to one other call member.
+struct Link {
+    peer: PeerId,
+    pc: RtcPeerConnection,
+    polite: bool,
+    making_offer: Cell<bool>,
+    ignore_offer: Cell<bool>,
+    supervisor: RefCell<LinkSupervisor>,
+    /// The member's camera and microphone as one stream, for their tile.
+    camera: MediaStream,
+    /// Signals wait here so that each is applied after the previous one finished.
+    inbox: RefCell<VecDeque<Signal>>,
+    draining: Cell<bool>,
+    handlers: RefCell<Vec<EventHandler>>,
+}
+
+/// All connections of this browser's call.
+pub struct Call {
+    shared: Rc<Shared>,
+}
+
+impl Call {
+    pub fn new(
+        me: PeerId,
+        ice_servers: &[IceServer],
+        tracks: LocalTracks,
+        send: Sender,
+        events: Events,
+    ) -> Call {
+        Call {
+            shared: Rc::new(Shared {
+                configuration: rtc_configuration(ice_servers),
+                me,
+                tracks: RefCell::new(tracks),
+                links: RefCell::new(HashMap::new()),
+                send,
+                events,
+            }),
+        }
+    }
+
+    /// Connects to `peer`, making the first offer: used for members already in the call when
+    /// this browser joins it.
+    pub fn dial(&self, peer: PeerId) {
+        if self.shared.links.borrow().contains_key(&peer) {
+            return;
+        }
+        let Some(link) = Link::open(&self.shared, peer) else {
+            return;
+        };
+        let tracks = self.shared.tracks.borrow().clone();
+        for kind in ["audio", "video"] {
+            let init = RtcRtpTransceiverInit::new();
+            init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+            // Adding the transceivers fires negotiationneeded, which sends the offer.
+            match tracks.of_kind(kind) {
+                Some(track) => {
+                    link.pc
+                        .add_transceiver_with_media_stream_track_and_init(track, &init);
+                }
+                None => {
+                    link.pc.add_transceiver_with_str_and_init(kind, &init);
+                }
+            }
+        }
+    }
+
+    /// Applies signaling from `from`, opening a connection for a first offer.
+    pub fn on_signal(&self, from: PeerId, signal: Signal) {
+        let existing = self.shared.links.borrow().get(&from).cloned();
+        let link = match existing {
+            Some(link) => link,
+            None => match Link::open(&self.shared, from) {
+                Some(link) => link,
+                None => return,
+            },
+        };
+        link.inbox.borrow_mut().push_back(signal);
+        if !link.draining.replace(true) {
+            let shared = Rc::clone(&self.shared);
+            spawn_local(async move {
+                loop {
+                    let next = link.inbox.borrow_mut().pop_front();
+                    let Some(signal) = next else { break };
+                    link.apply(&shared, signal).await;
+                }
+                link.draining.set(false);
+            });
+        }
+    }
+
+    /// Closes the connection to a member who left the call.
+    pub fn hang_up(&self, peer: PeerId) {
+        let link = self.shared.links.borrow_mut().remove(&peer);
+        if let Some(link) = link {
+            link.close();
+        }
+    }
+
+    /// Sends `track` (or nothing) as this browser's audio or video to every member.
+    pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) {
+        {
+            let mut tracks = self.shared.tracks.borrow_mut();
+            match kind {
+                "audio" => tracks.audio = track.cloned(),
+                _ => tracks.video = track.cloned(),
+            }
+        }
+        for link in self.shared.links.borrow().values() {
+            if let Some(transceiver) = base_transceiver(&link.pc, kind) {
+                let _ = transceiver.sender().replace_track(track);
+            }
+        }
+    }
+
+    /// Shows `peer`'s camera and microphone in `element`.
+    pub fn attach(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        match self.shared.links.borrow().get(&peer) {
+            Some(link) => {
+                super::media::attach(element, Some(&link.camera));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn link_state(&self, peer: PeerId) -> Option<LinkState> {
+        self.shared
+            .links
+            .borrow()
+            .get(&peer)
+            .map(|l| l.supervisor.borrow().state())
+    }
+
+    pub fn close(&self) {
+        let links: Vec<_> = self.shared.links.borrow_mut().drain().collect();
+        for (_, link) in links {
+            link.close();
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Link {
+    fn open(shared: &Rc<Shared>, peer: PeerId) -> Option<Rc<Link>> {
+        let pc = RtcPeerConnection::new_with_configuration(&shared.configuration).ok()?;
+        let link = Rc::new(Link {
+            peer,
+            polite: is_polite(shared.me, peer),
+            pc,
+            making_offer: Cell::new(false),
+            ignore_offer: Cell::new(false),
+            supervisor: RefCell::new(LinkSupervisor::new(MAX_ICE_RESTARTS)),
+            camera: MediaStream::new().ok()?,
+            inbox: RefCell::new(VecDeque::new()),
+            draining: Cell::new(false),
+            handlers: RefCell::new(Vec::new()),
+        });
+        Link::install_handlers(&link, shared);
+        shared.links.borrow_mut().insert(peer, Rc::clone(&link));
+        (shared.events)(MediaEvent::Link {
+            peer,
+            state: LinkState::Connecting,
+        });
+        Some(link)
+    }
+
+    /// Handlers hold weak references: the connection must not keep itself alive.
+    fn install_handlers(link: &Rc<Link>, shared: &Rc<Shared>) {
+        let handler = |action: fn(&Rc<Link>, &Rc<Shared>, JsValue)| {
+            let link = Rc::downgrade(link);
+            let shared = Rc::downgrade(shared);
+            Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                if let (Some(link), Some(shared)) = (Weak::upgrade(&link), Weak::upgrade(&shared)) {
+                    action(&link, &shared, event);
+                }
+            })
+        };
+        let negotiation = handler(|link, shared, _| {
+            let (link, shared) = (Rc::clone(link), Rc::clone(shared));
+            spawn_local(async move { link.offer(&shared).await });
+        });
+        let candidate = handler(|link, shared, event| {
+            let event: RtcPeerConnectionIceEvent = event.unchecked_into();
+            if let Some(candidate) = event.candidate() {
+                link.send(
+                    shared,
+                    Signal::Candidate {
+                        candidate: candidate.candidate(),
+                        sdp_mid: candidate.sdp_mid(),
+                        sdp_m_line_index: candidate.sdp_m_line_index(),
+                    },
+                );
+            }
+        });
+        let track = handler(|link, shared, event| {
+            let event: RtcTrackEvent = event.unchecked_into();
+            link.on_track(shared, &event);
+        });
+        let state = handler(|link, shared, _| link.on_connection_state(shared));
+        link.pc
+            .set_onnegotiationneeded(Some(negotiation.as_ref().unchecked_ref()));
+        link.pc
+            .set_onicecandidate(Some(candidate.as_ref().unchecked_ref()));
+        link.pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
+        link.pc
+            .set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
+        link.handlers
+            .borrow_mut()
+            .extend([negotiation, candidate, track, state]);
+    }
+
+    fn send(&self, shared: &Shared, signal: Signal) {
+        (shared.send)(ClientMsg::Signal {
+            to: self.peer,
+            signal,
+        });
+    }
+
+    fn send_local_description(&self, shared: &Shared) {
+        if let Some(description) = self.pc.local_description() {
+            self.send(
+                shared,
+                Signal::Description {
+                    sdp_type: sdp_type_name(description.type_()).to_string(),
+                    sdp: description.sdp(),
+                },
+            );
+        }
+    }
+
+    /// negotiationneeded: make and send an offer, unless the other side's offer wins.
+    async fn offer(&self, shared: &Shared) {
+        self.making_offer.set(true);
+        match set_local_description(&self.pc).await {
+            Ok(()) => self.send_local_description(shared),
+            Err(error) => leptos::logging::warn!("offer to {} failed: {error:?}", self.peer),
+        }
+        self.making_offer.set(false);
+    }
+
+    async fn apply(&self, shared: &Shared, signal: Signal) {
+        match signal {
+            Signal::Description { sdp_type, sdp } => {
+                if let Err(error) = self.on_description(shared, &sdp_type, &sdp).await {
+                    leptos::logging::warn!("description from {} failed: {error:?}", self.peer);
+                }
+            }
+            Signal::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+            } => {
+                let init = RtcIceCandidateInit::new(&candidate);
+                init.set_sdp_mid(sdp_mid.as_deref());
+                init.set_sdp_m_line_index(sdp_m_line_index);
+                let added = JsFuture::from(
+                    self.pc
+                        .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+                )
+                .await;
+                // Candidates for an offer this side ignored are expected to fail.
+                if let Err(error) = added {
+                    if !self.ignore_offer.get() {
+                        leptos::logging::warn!("candidate from {} failed: {error:?}", self.peer);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_description(
+        &self,
+        shared: &Shared,
+        sdp_type: &str,
+        sdp: &str,
+    ) -> Result<(), JsValue> {
+        let is_offer = sdp_type == "offer";
+        let collision = is_offer
+            && (self.making_offer.get() || self.pc.signaling_state() != RtcSignalingState::Stable);
+        self.ignore_offer.set(!self.polite && collision);
+        if self.ignore_offer.get() {
+            return Ok(());
+        }
+        let init = RtcSessionDescriptionInit::new(sdp_type_from_name(sdp_type));
+        init.set_sdp(sdp);
+        // In have-local-offer state this rolls our offer back first (the polite side yields).
+        JsFuture::from(self.pc.set_remote_description(&init)).await?;
+        if is_offer {
+            self.adopt_base_transceivers(&shared.tracks.borrow());
+            set_local_description(&self.pc).await?;
+            self.send_local_description(shared);
+        }
+        Ok(())
+    }
+
+    /// On the answering side the base transceivers come from the offer as receive-only; turn
+    /// them into send-and-receive carrying our tracks.
+    fn adopt_base_transceivers(&self, tracks: &LocalTracks) {
+        for kind in ["audio", "video"] {
+            let Some(transceiver) = base_transceiver(&self.pc, kind) else {
+                continue;
+            };
+            if matches!(
+                transceiver.direction(),
+                RtcRtpTransceiverDirection::Recvonly | RtcRtpTransceiverDirection::Inactive
+            ) {
+                transceiver.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                let _ = transceiver.sender().replace_track(tracks.of_kind(kind));
+            }
+        }
+    }
+
+    fn on_track(&self, shared: &Shared, event: &RtcTrackEvent) {
+        let track = event.track();
+        let kind = track.kind();
+        let is_base = base_transceiver(&self.pc, &kind)
+            .is_some_and(|base| js_sys::Object::is(&base, &event.transceiver()));
+        if !is_base {
+            return;
+        }
+        for old in self.camera.get_tracks().iter() {
+            let old: MediaStreamTrack = old.unchecked_into();
+            if old.kind() == kind && old.id() != track.id() {
+                self.camera.remove_track(&old);
+            }
+        }
+        self.camera.add_track(&track);
+        (shared.events)(MediaEvent::RemoteMedia { peer: self.peer });
+    }
+
+    fn on_connection_state(&self, shared: &Shared) {
+        let state = connection_state_name(self.pc.connection_state());
+        let action = self.supervisor.borrow_mut().on_connection_state(state);
+        match action {
+            LinkAction::RestartIce => {
+                // Fires negotiationneeded, whose offer carries fresh ICE credentials.
+                let _ = call_method(&self.pc, "restartIce");
+            }
+            LinkAction::GiveUp => self.pc.close(),
+            LinkAction::Nothing => {}
+        }
+        (shared.events)(MediaEvent::Link {
+            peer: self.peer,
+            state: self.supervisor.borrow().state(),
+        });
+    }
+
+    fn close(&self) {
+        self.pc.set_onnegotiationneeded(None);
+        self.pc.set_onicecandidate(None);
+        self.pc.set_ontrack(None);
+        self.pc.set_onconnectionstatechange(None);
+        self.pc.close();
+        self.handlers.borrow_mut().clear();
+    }
+}
+
+/// The first transceiver of `kind`: the one carrying the camera or microphone.
+fn base_transceiver(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpTransceiver> {
+    pc.get_transceivers()
+        .iter()
+        .map(|t| t.unchecked_into::<RtcRtpTransceiver>())
+        .find(|t| t.receiver().track().kind() == kind)
+}
+
+fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
+    let configuration = RtcConfiguration::new();
+    let servers = js_sys::Array::new();
+    for server in ice_servers {
+        let entry = RtcIceServer::new();
+        let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
+        entry.set_urls(&urls);
+        if let Some(username) = &server.username {
+            entry.set_username(username);
+        }
+        if let Some(credential) = &server.credential {
+            entry.set_credential(credential);
+        }
+        servers.push(&entry);
+    }
+    configuration.set_ice_servers(&servers);
+    configuration
+}
+
+/// `setLocalDescription()` without arguments: the browser creates the right offer or answer
+/// for the current state, which perfect negotiation relies on.
+async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), JsValue> {
+    let promise: js_sys::Promise = call_method(pc, "setLocalDescription")?.unchecked_into();
+    JsFuture::from(promise).await.map(|_| ())
+}
+
+fn call_method(target: &JsValue, name: &str) -> Result<JsValue, JsValue> {
+    let method: js_sys::Function = js_sys::Reflect::get(target, &name.into())?.dyn_into()?;
+    method.call0(target)
+}
+
+fn sdp_type_name(sdp_type: RtcSdpType) -> &'static str {
+    match sdp_type {
+        RtcSdpType::Offer => "offer",
+        RtcSdpType::Pranswer => "pranswer",
+        RtcSdpType::Rollback => "rollback",
+        _ => "answer",
+    }
+}
+
+fn sdp_type_from_name(name: &str) -> RtcSdpType {
+    match name {
+        "offer" => RtcSdpType::Offer,
+        "pranswer" => RtcSdpType::Pranswer,
+        "rollback" => RtcSdpType::Rollback,
+        _ => RtcSdpType::Answer,
+    }
+}
+
+fn connection_state_name(state: RtcPeerConnectionState) -> &'static str {
+    match state {
+        RtcPeerConnectionState::New => "new",
+        RtcPeerConnectionState::Connecting => "connecting",
+        RtcPeerConnectionState::Connected => "connected",
+        RtcPeerConnectionState::Disconnected => "disconnected",
+        RtcPeerConnectionState::Failed => "failed",
+        _ => "closed",
+    }
+}

@@ -1,0 +1,167 @@
+//! The local camera and microphone: opening and switching devices, listing them, and a level
+//! meter for the microphone.
+
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    AnalyserNode, AudioContext, AudioContextState, HtmlMediaElement, MediaDeviceInfo,
+    MediaDeviceKind, MediaStream, MediaStreamAudioSourceNode, MediaStreamConstraints,
+    MediaStreamTrack,
+};
+
+use crate::media::{DeviceInfo, DeviceKind, MediaProblem};
+
+/// Which device of one kind to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Want {
+    Off,
+    Any,
+    Device(String),
+}
+
+impl Want {
+    fn constraint(&self) -> JsValue {
+        match self {
+            Want::Off => JsValue::FALSE,
+            Want::Any => JsValue::TRUE,
+            Want::Device(id) => {
+                let exact = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&exact, &"exact".into(), &id.into());
+                let constraint = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&constraint, &"deviceId".into(), &exact);
+                constraint.into()
+            }
+        }
+    }
+}
+
+fn media_devices() -> Result<web_sys::MediaDevices, MediaProblem> {
+    web_sys::window()
+        .and_then(|w| w.navigator().media_devices().ok())
+        .ok_or(MediaProblem::NoDevice)
+}
+
+fn problem_from(error: JsValue) -> MediaProblem {
+    let name = js_sys::Reflect::get(&error, &"name".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default();
+    let message = js_sys::Reflect::get(&error, &"message".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default();
+    MediaProblem::from_error_name(&name, &message)
+}
+
+/// `getUserMedia` for the wanted audio and video; both `Off` opens nothing.
+pub async fn get_user_media(audio: &Want, video: &Want) -> Result<MediaStream, MediaProblem> {
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_audio(&audio.constraint());
+    constraints.set_video(&video.constraint());
+    let promise = media_devices()?
+        .get_user_media_with_constraints(&constraints)
+        .map_err(problem_from)?;
+    let stream = JsFuture::from(promise).await.map_err(problem_from)?;
+    stream
+        .dyn_into::<MediaStream>()
+        .map_err(|_| MediaProblem::Unavailable("getUserMedia returned no stream".into()))
+}
+
+/// Cameras and microphones; labels are only filled in once permission was granted.
+pub async fn list_devices() -> Vec<DeviceInfo> {
+    let Ok(devices) = media_devices() else {
+        return Vec::new();
+    };
+    let Ok(promise) = devices.enumerate_devices() else {
+        return Vec::new();
+    };
+    let Ok(list) = JsFuture::from(promise).await else {
+        return Vec::new();
+    };
+    let list: js_sys::Array = list.unchecked_into();
+    let mut found = Vec::new();
+    for (index, item) in list.iter().enumerate() {
+        let info: MediaDeviceInfo = item.unchecked_into();
+        let kind = match info.kind() {
+            MediaDeviceKind::Videoinput => DeviceKind::Camera,
+            MediaDeviceKind::Audioinput => DeviceKind::Microphone,
+            _ => continue,
+        };
+        let label = match info.label() {
+            label if label.is_empty() => format!("Device {}", index + 1),
+            label => label,
+        };
+        found.push(DeviceInfo {
+            id: info.device_id(),
+            label,
+            kind,
+        });
+    }
+    found
+}
+
+/// The device id a live track was opened from.
+pub fn device_of(track: &MediaStreamTrack) -> Option<String> {
+    track.get_settings().get_device_id()
+}
+
+/// Shows `stream` in a `<video>` element and starts playback.
+pub fn attach(element: &HtmlMediaElement, stream: Option<&MediaStream>) {
+    element.set_src_object(stream);
+    if stream.is_some() {
+        // Autoplay may be refused before any click; the element's autoplay attribute then
+        // starts it on the next interaction, so the rejection is not an error worth showing.
+        if let Ok(promise) = element.play() {
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = JsFuture::from(promise).await;
+            });
+        }
+    }
+}
+
+/// Measures how loud a microphone track is, for the pre-join meter.
+pub struct LevelMeter {
+    context: AudioContext,
+    analyser: AnalyserNode,
+    _source: MediaStreamAudioSourceNode,
+    samples: std::cell::RefCell<Vec<f32>>,
+}
+
+impl LevelMeter {
+    pub fn new(track: &MediaStreamTrack) -> Option<LevelMeter> {
+        let context = AudioContext::new().ok()?;
+        let stream = MediaStream::new().ok()?;
+        stream.add_track(track);
+        let source = context.create_media_stream_source(&stream).ok()?;
+        let analyser = context.create_analyser().ok()?;
+        analyser.set_fft_size(1024);
+        source.connect_with_audio_node(&analyser).ok()?;
+        let samples = vec![0.0; analyser.fft_size() as usize];
+        Some(LevelMeter {
+            context,
+            analyser,
+            _source: source,
+            samples: std::cell::RefCell::new(samples),
+        })
+    }
+
+    /// Loudness from 0 (silence) to 1, on a scale that makes speech visible.
+    pub fn level(&self) -> f32 {
+        if self.context.state() == AudioContextState::Suspended {
+            // Browsers start audio contexts suspended until the page was interacted with.
+            let _ = self.context.resume();
+            return 0.0;
+        }
+        let mut samples = self.samples.borrow_mut();
+        self.analyser.get_float_time_domain_data(&mut samples);
+        let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
+        // RMS of speech is around 0.05–0.3; the square root spreads that over the bar.
+        (mean_square.sqrt() * 4.0).sqrt().min(1.0)
+    }
+}
+
+impl Drop for LevelMeter {
+    fn drop(&mut self) {
+        let _ = self.context.close();
+    }
+}

@@ -1,0 +1,345 @@
+//! One page's media: the local camera and microphone (preview, toggles, device switching,
+//! level meter) and, once joined, the call. Components talk only to `MediaSession` and hear
+//! back through `MediaEvent`s, so they never touch browser media types.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{HtmlVideoElement, MediaStream, MediaStreamTrack};
+
+use crate::media::{DeviceKind, MediaEvent, MediaProblem};
+use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, Signal};
+
+use super::call::{Call, LocalTracks};
+use super::media::{attach, device_of, get_user_media, list_devices, LevelMeter, Want};
+
+/// How often the microphone meter is read while previewing.
+const METER_INTERVAL_MS: i32 = 100;
+
+struct Inner {
+    events: Rc<dyn Fn(MediaEvent)>,
+    /// Everything this browser captures, shown in the self-view.
+    preview: MediaStream,
+    audio: RefCell<Option<MediaStreamTrack>>,
+    video: RefCell<Option<MediaStreamTrack>>,
+    /// The microphone is kept open while muted (muting only disables it), so unmuting is
+    /// instant; the camera is closed when off, so its light goes out.
+    mic_on: Cell<bool>,
+    camera_device: RefCell<Option<String>>,
+    mic_device: RefCell<Option<String>>,
+    meter: RefCell<Option<LevelMeter>>,
+    meter_timer: Cell<Option<i32>>,
+    meter_tick: RefCell<Option<Closure<dyn FnMut()>>>,
+    call: RefCell<Option<Call>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the page's media must switch the camera light off.
+        for slot in [&self.audio, &self.video] {
+            if let Some(track) = slot.borrow_mut().take() {
+                track.stop();
+            }
+        }
+        if let (Some(window), Some(timer)) = (web_sys::window(), self.meter_timer.take()) {
+            window.clear_interval_with_handle(timer);
+        }
+    }
+}
+
+/// The page's media; cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct MediaSession {
+    inner: Rc<Inner>,
+}
+
+impl MediaSession {
+    pub fn new(events: impl Fn(MediaEvent) + 'static) -> MediaSession {
+        MediaSession {
+            inner: Rc::new(Inner {
+                events: Rc::new(events),
+                preview: MediaStream::new().expect("MediaStream is available"),
+                audio: RefCell::new(None),
+                video: RefCell::new(None),
+                mic_on: Cell::new(true),
+                camera_device: RefCell::new(None),
+                mic_device: RefCell::new(None),
+                meter: RefCell::new(None),
+                meter_timer: Cell::new(None),
+                meter_tick: RefCell::new(None),
+                call: RefCell::new(None),
+            }),
+        }
+    }
+
+    fn emit(&self, event: MediaEvent) {
+        (self.inner.events)(event);
+    }
+
+    /// Asks for camera and microphone and starts the preview. Falls back to whichever of the
+    /// two exists when only one does.
+    pub fn start_preview(&self) {
+        let session = self.clone();
+        spawn_local(async move {
+            let attempts = [
+                (Want::Any, Want::Any),
+                (Want::Any, Want::Off),
+                (Want::Off, Want::Any),
+            ];
+            let mut last_problem = MediaProblem::NoDevice;
+            for (audio, video) in attempts {
+                match get_user_media(&audio, &video).await {
+                    Ok(stream) => {
+                        session.adopt_stream(&stream);
+                        session.emit(MediaEvent::Problem(None));
+                        session.after_device_change().await;
+                        return;
+                    }
+                    // Permission refused: asking for less will not help.
+                    Err(MediaProblem::PermissionDenied) => {
+                        last_problem = MediaProblem::PermissionDenied;
+                        break;
+                    }
+                    Err(problem) => last_problem = problem,
+                }
+            }
+            session.emit(MediaEvent::Problem(Some(last_problem)));
+            session.after_device_change().await;
+        });
+    }
+
+    fn adopt_stream(&self, stream: &MediaStream) {
+        for track in stream.get_audio_tracks().iter() {
+            self.set_track("audio", Some(track.unchecked_into()));
+        }
+        for track in stream.get_video_tracks().iter() {
+            self.set_track("video", Some(track.unchecked_into()));
+        }
+    }
+
+    /// Puts `track` in place of the current one of its kind: in the preview, in the call, and
+    /// in the meter.
+    fn set_track(&self, kind: &str, track: Option<MediaStreamTrack>) {
+        let inner = &self.inner;
+        let slot = if kind == "audio" {
+            &inner.audio
+        } else {
+            &inner.video
+        };
+        if let Some(old) = slot.borrow_mut().take() {
+            old.stop();
+            inner.preview.remove_track(&old);
+        }
+        if let Some(track) = &track {
+            if kind == "audio" {
+                track.set_enabled(inner.mic_on.get());
+                *inner.mic_device.borrow_mut() = device_of(track);
+                *inner.meter.borrow_mut() = LevelMeter::new(track);
+            } else {
+                *inner.camera_device.borrow_mut() = device_of(track);
+            }
+            inner.preview.add_track(track);
+        } else if kind == "audio" {
+            *inner.meter.borrow_mut() = None;
+        }
+        if let Some(call) = inner.call.borrow().as_ref() {
+            call.replace_track(kind, track.as_ref());
+        }
+        *slot.borrow_mut() = track;
+        self.emit(MediaEvent::Local(self.state()));
+    }
+
+    async fn after_device_change(&self) {
+        let devices = list_devices().await;
+        self.emit(MediaEvent::Devices {
+            devices,
+            camera: self.inner.camera_device.borrow().clone(),
+            microphone: self.inner.mic_device.borrow().clone(),
+        });
+        self.emit(MediaEvent::Local(self.state()));
+        self.run_meter();
+    }
+
+    /// What this browser sends right now.
+    pub fn state(&self) -> MediaState {
+        let live = |slot: &RefCell<Option<MediaStreamTrack>>| {
+            slot.borrow().as_ref().is_some_and(|t| {
+                t.enabled() && t.ready_state() == web_sys::MediaStreamTrackState::Live
+            })
+        };
+        MediaState {
+            mic: live(&self.inner.audio),
+            camera: live(&self.inner.video),
+        }
+    }
+
+    /// Shows this browser's own camera in `element`.
+    pub fn attach_preview(&self, element: &HtmlVideoElement) {
+        attach(element, Some(&self.inner.preview));
+    }
+
+    /// Mutes or unmutes; unmuting opens the microphone if none is open yet.
+    pub fn set_mic(&self, on: bool) {
+        self.inner.mic_on.set(on);
+        let existing = self.inner.audio.borrow().clone();
+        match existing {
+            Some(track) => {
+                track.set_enabled(on);
+                self.emit(MediaEvent::Local(self.state()));
+            }
+            None if on => self.open("audio", self.wanted(DeviceKind::Microphone)),
+            None => {}
+        }
+    }
+
+    /// Turns the camera on (opening the chosen device) or off (closing it).
+    pub fn set_camera(&self, on: bool) {
+        if on {
+            self.open("video", self.wanted(DeviceKind::Camera));
+        } else {
+            self.set_track("video", None);
+        }
+    }
+
+    /// Switches to another camera or microphone; in a call the others keep receiving without
+    /// renegotiation (`replaceTrack`).
+    pub fn choose_device(&self, kind: DeviceKind, id: String) {
+        match kind {
+            DeviceKind::Camera => {
+                *self.inner.camera_device.borrow_mut() = Some(id.clone());
+                // A camera switched off stays off; the choice applies when it is turned on.
+                if self.inner.video.borrow().is_some() {
+                    self.open("video", Want::Device(id));
+                }
+            }
+            DeviceKind::Microphone => {
+                *self.inner.mic_device.borrow_mut() = Some(id.clone());
+                self.open("audio", Want::Device(id));
+            }
+        }
+    }
+
+    fn wanted(&self, kind: DeviceKind) -> Want {
+        let device = match kind {
+            DeviceKind::Camera => self.inner.camera_device.borrow().clone(),
+            DeviceKind::Microphone => self.inner.mic_device.borrow().clone(),
+        };
+        device.map_or(Want::Any, Want::Device)
+    }
+
+    fn open(&self, kind: &'static str, want: Want) {
+        let session = self.clone();
+        spawn_local(async move {
+            let (audio, video) = if kind == "audio" {
+                (want, Want::Off)
+            } else {
+                // Many devices (phones, and Chromium's fake cameras) cannot run two cameras at
+                // once, so the old one is released before the new one opens. Its slot keeps
+                // the stopped track until the new one replaces it, so the others see no
+                // "camera off" blip, only a short pause.
+                if let Some(old) = session.inner.video.borrow().as_ref() {
+                    old.stop();
+                }
+                (Want::Off, want)
+            };
+            match get_user_media(&audio, &video).await {
+                Ok(stream) => {
+                    session.adopt_stream(&stream);
+                    session.emit(MediaEvent::Problem(None));
+                }
+                Err(problem) => {
+                    if kind == "video" {
+                        session.set_track("video", None);
+                    }
+                    session.emit(MediaEvent::Problem(Some(problem)));
+                }
+            }
+            session.after_device_change().await;
+        });
+    }
+
+    fn run_meter(&self) {
+        if self.inner.meter_timer.get().is_some() {
+            return;
+        }
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let session = Rc::downgrade(&self.inner);
+        let events = Rc::clone(&self.inner.events);
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = session.upgrade() {
+                let level = inner.meter.borrow().as_ref().map_or(0.0, LevelMeter::level);
+                events(MediaEvent::Level(level));
+            }
+        });
+        if let Ok(timer) = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            METER_INTERVAL_MS,
+        ) {
+            self.inner.meter_timer.set(Some(timer));
+            *self.inner.meter_tick.borrow_mut() = Some(tick);
+        }
+    }
+
+    /// Starts the call: connects to each member already in it (this side offers).
+    pub fn join_call(
+        &self,
+        me: PeerId,
+        ice_servers: &[IceServer],
+        members: &[PeerId],
+        send: Rc<dyn Fn(ClientMsg)>,
+    ) {
+        let tracks = LocalTracks {
+            audio: self.inner.audio.borrow().clone(),
+            video: self.inner.video.borrow().clone(),
+        };
+        let call = Call::new(me, ice_servers, tracks, send, Rc::clone(&self.inner.events));
+        for &peer in members {
+            call.dial(peer);
+        }
+        *self.inner.call.borrow_mut() = Some(call);
+    }
+
+    pub fn on_signal(&self, from: PeerId, signal: Signal) {
+        if let Some(call) = self.inner.call.borrow().as_ref() {
+            call.on_signal(from, signal);
+        }
+    }
+
+    /// A member left the call or the room.
+    pub fn hang_up(&self, peer: PeerId) {
+        if let Some(call) = self.inner.call.borrow().as_ref() {
+            call.hang_up(peer);
+        }
+    }
+
+    /// Shows `peer`'s camera and microphone in `element`; false until their media arrived.
+    pub fn attach_remote(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        self.inner
+            .call
+            .borrow()
+            .as_ref()
+            .is_some_and(|call| call.attach(peer, element))
+    }
+
+    pub fn leave_call(&self) {
+        if let Some(call) = self.inner.call.borrow_mut().take() {
+            call.close();
+        }
+    }
+
+    /// Ends everything: the call, the devices and the meter.
+    pub fn stop(&self) {
+        self.leave_call();
+        self.set_track("audio", None);
+        self.set_track("video", None);
+        if let (Some(window), Some(timer)) = (web_sys::window(), self.inner.meter_timer.take()) {
+            window.clear_interval_with_handle(timer);
+        }
+        self.inner.meter_tick.borrow_mut().take();
+    }
+}

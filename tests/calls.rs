@@ -1,0 +1,273 @@
+//! Integration tests for calls: joining the mesh, the cap, media state, and WebRTC signaling
+//! routed only to the addressed member of the same room.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use room::protocol::{
+    ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, PeerId, ServerMsg, Signal,
+};
+use support::{Client, TestServer};
+
+const QUIET: Duration = Duration::from_millis(300);
+const AV: MediaState = MediaState {
+    mic: true,
+    camera: true,
+};
+
+fn offer(sdp: &str) -> Signal {
+    Signal::Description {
+        sdp_type: "offer".into(),
+        sdp: sdp.into(),
+    }
+}
+
+/// Joins the call and returns whom to dial; skips the broadcast of our own update.
+async fn join_call(client: &mut Client, media: MediaState) -> (Vec<PeerId>, Vec<IceServer>) {
+    client.send(&ClientMsg::JoinCall { media }).await;
+    let joined = match client
+        .recv_until(|m| matches!(m, ServerMsg::CallJoined { .. }))
+        .await
+    {
+        ServerMsg::CallJoined { peers, ice_servers } => (peers, ice_servers),
+        _ => unreachable!(),
+    };
+    match client.recv().await {
+        ServerMsg::PeerUpdated { peer } => assert!(peer.in_call),
+        other => panic!("expected peer_updated, got {other:?}"),
+    }
+    joined
+}
+
+async fn expect_updated(client: &mut Client) -> room::protocol::PeerInfo {
+    match client.recv().await {
+        ServerMsg::PeerUpdated { peer } => peer,
+        other => panic!("expected peer_updated, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn joining_the_call_lists_members_to_dial_and_hands_out_ice_servers() {
+    let server = TestServer::start(&[
+        "--ice-servers",
+        "stun:stun.example.org:3478,turn:turn.example.org:3478",
+        "--ice-username",
+        "room",
+        "--ice-credential",
+        "secret",
+    ])
+    .await;
+    let (mut ann, ann_joined) = server.joined("call", "Ann").await;
+    let (mut bob, _) = server.joined("call", "Bob").await;
+    ann.recv().await; // Bob joined the room
+
+    let (to_dial, ice) = join_call(&mut ann, AV).await;
+    assert!(to_dial.is_empty());
+    assert_eq!(ice.len(), 2);
+    assert_eq!(ice[1].username.as_deref(), Some("room"));
+    let update = bob
+        .recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    let ServerMsg::PeerUpdated { peer: update } = update else {
+        unreachable!()
+    };
+    assert_eq!(
+        (update.id, update.in_call, update.media),
+        (ann_joined.you, true, AV)
+    );
+
+    let (to_dial, _) = join_call(&mut bob, MediaState::default()).await;
+    assert_eq!(to_dial, vec![ann_joined.you]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signals_reach_only_the_addressed_member() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("signals", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("signals", "Bob").await;
+    let (mut cat, cat_joined) = server.joined("signals", "Cat").await;
+    for client in [&mut ann, &mut bob, &mut cat] {
+        join_call(client, AV).await;
+    }
+    // Drain the room and call notices so that only signaling is left to read.
+    for client in [&mut ann, &mut bob, &mut cat] {
+        client.drain(QUIET).await;
+    }
+
+    let ann_id = {
+        ann.send(&ClientMsg::Signal {
+            to: bob_joined.you,
+            signal: offer("v=0 for bob"),
+        })
+        .await;
+        match bob.recv().await {
+            ServerMsg::Signal { from, signal } => {
+                assert_eq!(signal, offer("v=0 for bob"));
+                from
+            }
+            other => panic!("expected signal, got {other:?}"),
+        }
+    };
+    cat.expect_silence(QUIET).await;
+
+    // Bob answers with a candidate; only Ann hears it, attributed to Bob.
+    let candidate = Signal::Candidate {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
+    bob.send(&ClientMsg::Signal {
+        to: ann_id,
+        signal: candidate.clone(),
+    })
+    .await;
+    assert_eq!(
+        ann.recv().await,
+        ServerMsg::Signal {
+            from: bob_joined.you,
+            signal: candidate
+        }
+    );
+    cat.expect_silence(QUIET).await;
+    assert_ne!(cat_joined.you, ann_id);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_cross_room_targets_are_refused() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("here", "Ann").await;
+    let (mut eve, eve_joined) = server.joined("elsewhere", "Eve").await;
+    join_call(&mut ann, AV).await;
+    join_call(&mut eve, AV).await;
+
+    ann.send(&ClientMsg::Signal {
+        to: eve_joined.you,
+        signal: offer("sneaky"),
+    })
+    .await;
+    let message = ann.expect_error(ErrorCode::UnknownPeer).await;
+    assert!(message.contains(&eve_joined.you.to_string()), "{message}");
+    ann.send(&ClientMsg::Signal {
+        to: PeerId(999_999),
+        signal: offer("nobody"),
+    })
+    .await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    eve.expect_silence(QUIET).await;
+
+    // Signaling from outside the call, or outside any room, is refused too.
+    let (mut chatter, _) = server.joined("here", "Chatter").await;
+    chatter
+        .send(&ClientMsg::Signal {
+            to: PeerId(1),
+            signal: offer("x"),
+        })
+        .await;
+    chatter.expect_error(ErrorCode::NotInCall).await;
+    let mut stranger = server.client().await;
+    stranger.hello().await;
+    stranger
+        .send(&ClientMsg::Signal {
+            to: PeerId(1),
+            signal: offer("x"),
+        })
+        .await;
+    stranger.expect_error(ErrorCode::NotJoined).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn media_state_changes_reach_everyone_in_the_room() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = server.joined("media", "Ann").await;
+    let (mut bob, _) = server.joined("media", "Bob").await;
+    let (mut chatter, _) = server.joined("media", "Chatter").await;
+    join_call(&mut ann, AV).await;
+    join_call(&mut bob, AV).await;
+
+    let muted = MediaState {
+        mic: false,
+        camera: true,
+    };
+    for client in [&mut ann, &mut bob, &mut chatter] {
+        client.drain(QUIET).await;
+    }
+    ann.send(&ClientMsg::Media { media: muted }).await;
+    for client in [&mut ann, &mut bob, &mut chatter] {
+        let peer = client
+            .recv_until(|m| matches!(m, ServerMsg::PeerUpdated { peer } if peer.media == muted))
+            .await;
+        let ServerMsg::PeerUpdated { peer } = peer else {
+            unreachable!()
+        };
+        assert_eq!(peer.id, ann_joined.you);
+    }
+    // Repeating the same state is not news.
+    ann.send(&ClientMsg::Media { media: muted }).await;
+    bob.expect_silence(QUIET).await;
+
+    // Leaving the call is announced; the seat is free and the chat goes on.
+    ann.send(&ClientMsg::LeaveCall).await;
+    let peer = expect_updated(&mut bob).await;
+    assert!(!peer.in_call);
+    ann.chat("still chatting").await;
+    bob.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_call_cap_refuses_with_a_reason_and_leaves_chat_open() {
+    let server = TestServer::start(&["--max-call-members", "2"]).await;
+    let (mut ann, _) = server.joined("capped", "Ann").await;
+    let (mut bob, _) = server.joined("capped", "Bob").await;
+    let (mut cat, _) = server.joined("capped", "Cat").await;
+    join_call(&mut ann, AV).await;
+    join_call(&mut bob, AV).await;
+    cat.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { peer } if peer.name == "Bob"))
+        .await;
+
+    cat.send(&ClientMsg::JoinCall { media: AV }).await;
+    let message = cat.expect_error(ErrorCode::CallFull).await;
+    assert!(
+        message.contains("full (2 people)") && message.contains("chat"),
+        "{message}"
+    );
+    cat.chat("fine, I'll type").await;
+    assert_eq!(cat.expect_chat().await.text, "fine, I'll type");
+
+    // When Ann leaves the room, Cat gets her seat.
+    ann.close().await;
+    cat.recv_until(|m| matches!(m, ServerMsg::PeerLeft { .. }))
+        .await;
+    let (to_dial, _) = join_call(&mut cat, AV).await;
+    assert_eq!(to_dial.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_dropped_and_others_are_told() {
+    let server = TestServer::start(&["--heartbeat-ms", "100", "--idle-timeout-ms", "400"]).await;
+    let (mut ann, _) = server.joined("heartbeat", "Ann").await;
+    // Bob joins, then never reads again, so he never answers a ping.
+    let (_bob, bob_joined) = server.joined("heartbeat", "Bob").await;
+    ann.recv().await; // Bob joined
+    let started = std::time::Instant::now();
+    assert_eq!(
+        ann.recv().await,
+        ServerMsg::PeerLeft {
+            peer: bob_joined.you,
+            reason: LeaveReason::Left
+        }
+    );
+    // Ann, who reads (and so answers pings), stays.
+    assert!(started.elapsed() < Duration::from_secs(3));
+    ann.chat("still here").await;
+    assert_eq!(ann.expect_chat().await.text, "still here");
+    server.stop().await;
+}
