@@ -4,10 +4,19 @@
 
 use std::rc::Rc;
 
+use leptos::prelude::StoredValue;
 use leptos::web_sys::HtmlVideoElement;
 
 use crate::media::{DeviceKind, MediaEvent};
 use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, ServerMsg, Signal, UnixMillis};
+
+/// On the server the stand-ins below are plain `Send + Sync` values, so they use ordinary
+/// storage: thread-local storage would panic when an async render finishes on another thread.
+pub type Stored<T> = StoredValue<T>;
+
+pub fn store<T: Send + Sync + 'static>(value: T) -> Stored<T> {
+    StoredValue::new(value)
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {

@@ -417,6 +417,39 @@ async fn shutdown_sends_every_client_a_close_frame() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendering_pages_under_concurrency_never_panics() {
+    // A panic while rendering aborts the response mid-stream; count them all.
+    let panics = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = panics.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+    let server = std::sync::Arc::new(TestServer::start(&[]).await);
+    let mut requests = Vec::new();
+    for i in 0..40 {
+        let server = server.clone();
+        let path = if i % 2 == 0 { "/" } else { "/r/busy-room" };
+        requests.push(tokio::spawn(async move { server.http("GET", path).await }));
+    }
+    for request in requests {
+        let page = request.await.unwrap();
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(
+            page.trim_end().ends_with("</script>") || page.contains("</html>"),
+            "{page}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(panics.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let _ = std::panic::take_hook();
+    if let Ok(server) = std::sync::Arc::try_unwrap(server) {
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn http_routes_create_and_normalize_rooms_and_render_pages() {
     let server = TestServer::start(&[]).await;
@@ -444,5 +477,50 @@ async fn http_routes_create_and_normalize_rooms_and_render_pages() {
 
     let metrics = server.http("GET", "/metrics").await;
     assert!(metrics.contains("room_connections_open 0"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_connections_rooms_messages_errors_and_bytes() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("counted", "Ann").await;
+    let (mut bob, _) = server.joined("counted", "Bob").await;
+    ann.recv().await;
+    ann.chat("one").await;
+    ann.expect_chat().await;
+    bob.expect_chat().await;
+    ann.send_raw("nonsense").await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+
+    let metrics = server.http("GET", "/metrics").await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(metrics.contains("text/plain; version=0.0.4"));
+    assert_eq!(value("room_connections_open"), 2.0);
+    assert_eq!(value("room_rooms_open"), 1.0);
+    assert_eq!(value("room_members"), 2.0);
+    assert_eq!(value("room_messages_received_total{type=\"chat\"}"), 1.0);
+    assert_eq!(value("room_messages_received_total{type=\"join\"}"), 2.0);
+    // One chat to two members.
+    assert_eq!(value("room_messages_sent_total{type=\"chat\"}"), 2.0);
+    assert_eq!(value("room_errors_total{code=\"bad_message\"}"), 1.0);
+    assert!(value("room_received_bytes_total") > 0.0);
+    assert!(value("room_sent_bytes_total") > 0.0);
+    assert_eq!(value("room_slow_disconnects_total"), 0.0);
+    assert_eq!(value("room_messages_sent_total{type=\"signal\"}"), 0.0);
+
+    ann.close().await;
+    bob.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = server.http("GET", "/metrics").await;
+    assert!(metrics.contains("room_connections_open 0"), "{metrics}");
+    assert!(metrics.contains("room_rooms_open 0"), "{metrics}");
+    assert!(metrics.contains("room_members 0"), "{metrics}");
     server.stop().await;
 }

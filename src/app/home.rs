@@ -58,7 +58,7 @@ pub fn HomePage() -> impl IntoView {
 fn RoomsInUse() -> impl IntoView {
     let initial = Resource::new(|| (), |_| list_rooms());
     let live = RwSignal::new(None::<Vec<RoomSummary>>);
-    let socket = StoredValue::new_local(None::<Socket>);
+    let socket = crate::client::store(None::<Socket>);
     Effect::new(move |_| {
         let connected = Socket::connect(
             vec![

@@ -8,6 +8,16 @@ pub mod session;
 
 pub use session::MediaSession;
 
+use leptos::prelude::{LocalStorage, StoredValue};
+
+/// Browser objects (sockets, media) kept by a component: they are not `Send`, so they live in
+/// thread-local storage. `client_ssr.rs` defines the same names over ordinary storage.
+pub type Stored<T> = StoredValue<T, LocalStorage>;
+
+pub fn store<T: 'static>(value: T) -> Stored<T> {
+    StoredValue::new_local(value)
+}
+
 use std::cell::RefCell;
 use std::rc::Rc;
 

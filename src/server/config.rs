@@ -72,6 +72,14 @@ pub struct Config {
     #[arg(long, env = "ROOM_ICE_CREDENTIAL")]
     pub ice_credential: Option<String>,
 
+    /// Bytes each connection reads from its socket at most at once (its read buffer).
+    #[arg(long, env = "ROOM_WS_READ_BUFFER", default_value_t = 2048)]
+    pub ws_read_buffer: usize,
+
+    /// Bytes of outgoing frames collected before they are written; a flush writes sooner.
+    #[arg(long, env = "ROOM_WS_WRITE_BUFFER", default_value_t = 64 * 1024)]
+    pub ws_write_buffer: usize,
+
     /// Milliseconds between WebSocket pings to each client.
     #[arg(long, env = "ROOM_HEARTBEAT_MS", default_value_t = 4000)]
     pub heartbeat_ms: u64,

@@ -17,6 +17,7 @@ use axum::extract::{FromRef, Query, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -105,6 +106,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
     let router = app(state.clone());
+    // Chat and signaling are small messages that must go out now, not when Nagle's algorithm
+    // has waited for an acknowledgement (which costs tens of milliseconds per message).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -165,6 +173,11 @@ async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respo
     let tasks = state.tasks.clone();
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        // tungstenite zero-fills its whole read buffer before every read attempt, and keeps
+        // it per connection: its 128 KiB default costs both CPU and memory for our small
+        // messages.
+        .read_buffer_size(state.config.ws_read_buffer)
+        .write_buffer_size(state.config.ws_write_buffer)
         .on_upgrade(move |socket| tasks.track_future(socket::serve(socket, state)))
 }
 

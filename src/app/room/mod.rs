@@ -93,8 +93,8 @@ pub struct MeetingState {
     pub links: RwSignal<HashMap<PeerId, LinkState>>,
     /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
-    socket: StoredValue<Option<Socket>, LocalStorage>,
-    media: StoredValue<Option<MediaSession>, LocalStorage>,
+    socket: client::Stored<Option<Socket>>,
+    media: client::Stored<Option<MediaSession>>,
 }
 
 impl MeetingState {
@@ -113,8 +113,8 @@ impl MeetingState {
             problem: RwSignal::new(None),
             links: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
-            socket: StoredValue::new_local(None),
-            media: StoredValue::new_local(None),
+            socket: client::store(None),
+            media: client::store(None),
         }
     }
 

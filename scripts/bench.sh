@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs every load scenario of docs/BENCHMARKS.md against fresh release servers on loopback and
+# prints the results. Not part of the test suite (benchmarks are not timed tests).
+#   scripts/bench.sh            all scenarios (about 3 minutes)
+#   scripts/bench.sh fanout     one group: fanout, rooms, idle, pages or reference
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+if ! command -v wrk >/dev/null; then
+  as_root apt-get install -y --no-install-recommends wrk
+fi
+
+step "building the server, the site and room-bench (release)"
+cargo leptos build --release
+cargo build --release --features ssr --bin room-bench
+
+# Each server and the load tool hold one descriptor per connection.
+ulimit -n "$(ulimit -Hn)"
+PORT=3999
+SERVER_PID=
+
+start_server() {
+  target/release/room --addr "127.0.0.1:$PORT" "$@" >/tmp/room-bench-server.log 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    grep -q "listening on" /tmp/room-bench-server.log 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "the server did not start" >&2
+  exit 1
+}
+
+stop_server() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+trap stop_server EXIT
+
+load() {
+  printf '\n--- room-bench load %s\n' "$*"
+  target/release/room-bench load --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
+}
+
+# The chat rate limit (10 burst, 5/s) and the room cap (100) protect real rooms; these
+# scenarios raise them on purpose, since 50-100 messages a second per sender is the load.
+RAISED=(--max-room-members 1000 --chat-burst 200 --chat-per-second 200)
+
+group=${1:-all}
+
+if [ "$group" = all ] || [ "$group" = fanout ]; then
+  step "fan-out: 1,000 clients in one room"
+  start_server "${RAISED[@]}"
+  load --clients 1000 --rooms 1 --senders 10 --rate 50 --duration 10
+  load --clients 1000 --rooms 1 --senders 10 --rate 100 --duration 10
+  stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = rooms ]; then
+  step "rooms: 1,000 clients in 10 rooms of 100"
+  start_server "${RAISED[@]}"
+  load --clients 1000 --rooms 10 --senders 100 --rate 10 --duration 10
+  stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = idle ]; then
+  step "idle: 10,000 connections in 100 rooms of 100, default server settings"
+  start_server
+  load --clients 10000 --rooms 100 --idle --duration 5
+  stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = pages ]; then
+  step "server-rendered pages: wrk, 64 connections, 10 s each"
+  start_server
+  for page in / /r/bench-room; do
+    printf '\n--- wrk %s\n' "$page"
+    wrk -t2 -c64 -d10s "http://127.0.0.1:$PORT$page"
+  done
+  stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = reference ]; then
+  step "the tool's ceiling: the same fan-out against the minimal reference server"
+  target/release/room-bench reference --addr "127.0.0.1:$PORT" >/tmp/room-bench-reference.log 2>&1 &
+  SERVER_PID=$!
+  sleep 0.5
+  load --clients 1000 --rooms 1 --senders 10 --rate 100 --duration 10
+  load --clients 1000 --rooms 1 --senders 10 --rate 150 --duration 10
+  stop_server
+fi
