@@ -89,3 +89,10 @@ impl MediaSession {
     pub fn leave_call(&self) {}
     pub fn stop(&self) {}
 }
+
+/// Timers only run in the browser.
+pub fn after(_ms: u32, _f: impl FnOnce() + 'static) {}
+
+pub fn random() -> f64 {
+    0.5
+}

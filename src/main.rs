@@ -36,7 +36,13 @@ async fn main() -> ExitCode {
     println!("Room is listening on http://{local}");
     tracing::info!(site_root = %leptos.site_root, "serving");
 
-    let state = AppState::new(config, leptos);
+    let state = match AppState::new(config, leptos) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -38,7 +38,17 @@ pub enum ClientMsg {
     /// First message on every connection: the protocol version the client speaks.
     Hello { version: u32 },
     /// Enter a room under a display name. Answered by `joined` or an `error`.
-    Join { room: String, name: String },
+    Join {
+        room: String,
+        name: String,
+        /// The `resume_token` of an earlier connection: within the grace period the member
+        /// keeps their id, name and call seat, and the others see no leave/join.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+        /// The newest chat message this client has; the history sent back starts after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<MessageId>,
+    },
     /// Subscribe to the list of rooms in use (the home page). Answered by `rooms`, then again
     /// whenever the list changes.
     WatchRooms,
@@ -68,8 +78,12 @@ pub enum ServerMsg {
         name: String,
         /// Everyone in the room, the new member included, in the order they joined.
         peers: Vec<PeerInfo>,
-        /// The room's most recent chat messages, oldest first.
+        /// Chat messages oldest first: those after `last_seen`, or the room's most recent.
         history: Vec<ChatEntry>,
+        /// True when an earlier connection's identity was resumed.
+        resumed: bool,
+        /// Present this in `join` after a disconnection to resume.
+        resume_token: String,
     },
     /// Someone else entered the room.
     PeerJoined { peer: PeerInfo },
@@ -111,6 +125,9 @@ pub struct PeerInfo {
     /// Whether they are in the call (sending and receiving audio/video), not just chatting.
     pub in_call: bool,
     pub media: MediaState,
+    /// Their connection dropped; they may come back within the grace period.
+    #[serde(default)]
+    pub away: bool,
 }
 
 /// Whether a call member's microphone and camera are on.
@@ -209,6 +226,11 @@ pub enum ErrorCode {
     NotInCall,
     /// A signal addressed to someone who is not in this room's call.
     UnknownPeer,
+    /// The server, or this address, has as many connections as it allows; the connection
+    /// closes (1013, try again later).
+    TooManyConnections,
+    /// The server runs as many rooms as it allows; existing rooms can still be joined.
+    TooManyRooms,
     /// The server is over a global limit or shutting down; try again later.
     Unavailable,
 }
@@ -231,6 +253,8 @@ impl ErrorCode {
         ErrorCode::CallFull,
         ErrorCode::NotInCall,
         ErrorCode::UnknownPeer,
+        ErrorCode::TooManyConnections,
+        ErrorCode::TooManyRooms,
         ErrorCode::Unavailable,
     ];
 
@@ -252,6 +276,8 @@ impl ErrorCode {
             ErrorCode::CallFull => "call_full",
             ErrorCode::NotInCall => "not_in_call",
             ErrorCode::UnknownPeer => "unknown_peer",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::Unavailable => "unavailable",
         }
     }
@@ -442,8 +468,11 @@ mod tests {
                     name: "Ann".into(),
                     in_call: false,
                     media: MediaState::default(),
+                    away: false,
                 }],
                 history: vec![entry.clone()],
+                resumed: false,
+                resume_token: "t".into(),
             },
             ServerMsg::Chat { entry },
             ServerMsg::Rooms {
@@ -470,6 +499,7 @@ mod tests {
                         mic: false,
                         camera: true,
                     },
+                    away: true,
                 },
             },
             ServerMsg::Signal {

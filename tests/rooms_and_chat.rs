@@ -147,6 +147,8 @@ async fn malformed_and_unknown_messages_get_typed_errors_and_the_connection_stay
     ann.send(&ClientMsg::Join {
         room: "robust".into(),
         name: "Again".into(),
+        resume: None,
+        last_seen: None,
     })
     .await;
     ann.expect_error(ErrorCode::AlreadyJoined).await;
@@ -212,12 +214,16 @@ async fn empty_long_and_taken_names_are_refused_clearly() {
     bob.send(&ClientMsg::Join {
         room: "names".into(),
         name: "   ".into(),
+        resume: None,
+        last_seen: None,
     })
     .await;
     bob.expect_error(ErrorCode::InvalidName).await;
     bob.send(&ClientMsg::Join {
         room: "names".into(),
         name: "b".repeat(33),
+        resume: None,
+        last_seen: None,
     })
     .await;
     assert!(bob
@@ -227,12 +233,16 @@ async fn empty_long_and_taken_names_are_refused_clearly() {
     bob.send(&ClientMsg::Join {
         room: "names".into(),
         name: "aNN".into(),
+        resume: None,
+        last_seen: None,
     })
     .await;
     assert!(bob.expect_error(ErrorCode::NameTaken).await.contains("aNN"));
     bob.send(&ClientMsg::Join {
         room: "Not A Slug".into(),
         name: "Bob".into(),
+        resume: None,
+        last_seen: None,
     })
     .await;
     bob.expect_error(ErrorCode::InvalidRoom).await;
@@ -252,6 +262,8 @@ async fn a_full_room_refuses_the_next_member() {
     c.send(&ClientMsg::Join {
         room: "small".into(),
         name: "C".into(),
+        resume: None,
+        last_seen: None,
     })
     .await;
     c.expect_error(ErrorCode::RoomFull).await;

@@ -2,6 +2,8 @@
 // console error, and join rooms the way a person would.
 import { test as base, expect, Browser, BrowserContext, Page } from '@playwright/test';
 import { spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const repoRoot = path.resolve(__dirname, '..', '..');
@@ -12,7 +14,13 @@ export class RoomServer {
     public readonly url: string,
     private readonly child: ChildProcess,
     public readonly args: string[],
+    public readonly dataDir: string,
   ) {}
+
+  /** host:port, to start a successor on the same address. */
+  get addr(): string {
+    return new URL(this.url).host;
+  }
 
   /** SIGTERM, as an operator would; resolves when the process has exited. */
   async stop(): Promise<void> {
@@ -31,9 +39,13 @@ export class RoomServer {
   }
 }
 
-/** Starts the release binary on a free loopback port with extra flags. */
-export async function startServer(args: string[] = [], addr = '127.0.0.1:0'): Promise<RoomServer> {
-  const child = spawn(binary, ['--addr', addr, ...args], {
+/** Starts the release binary on a free loopback port (or `addr`) with extra flags, keeping
+ * its chat history in `dataDir` (a fresh temporary directory unless given). */
+export async function startServer(
+  args: string[] = [],
+  { addr = '127.0.0.1:0', dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'room-e2e-')) } = {},
+): Promise<RoomServer> {
+  const child = spawn(binary, ['--addr', addr, '--data-dir', dataDir, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ROOM_LOG: process.env.ROOM_LOG ?? 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -51,7 +63,7 @@ export async function startServer(args: string[] = [], addr = '127.0.0.1:0'): Pr
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
   });
-  return new RoomServer(url, child, args);
+  return new RoomServer(url, child, args, dataDir);
 }
 
 /** A page whose console errors and uncaught exceptions are collected for the test to check. */

@@ -144,3 +144,18 @@ pub fn clock_time(at: UnixMillis) -> String {
 pub fn now() -> UnixMillis {
     UnixMillis(js_sys::Date::now() as u64)
 }
+
+/// Runs `f` once after `ms` milliseconds.
+pub fn after(ms: u32, f: impl FnOnce() + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let callback = Closure::once_into_js(f);
+    let _ = window
+        .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), ms as i32);
+}
+
+/// A random number in 0..1.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}

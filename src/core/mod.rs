@@ -6,6 +6,7 @@ pub mod directory;
 pub mod names;
 pub mod rate;
 pub mod room;
+pub mod simulate;
 
 use crate::protocol::{ErrorCode, PeerId, ServerMsg};
 

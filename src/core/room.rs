@@ -55,6 +55,10 @@ struct Member {
     signal_budget: TokenBucket,
     in_call: bool,
     media: MediaState,
+    /// Proof of identity for resuming after a dropped connection.
+    resume_token: String,
+    /// When the connection dropped, if it did; the member is kept for the grace period.
+    away_since: Option<UnixMillis>,
 }
 
 impl Member {
@@ -64,8 +68,30 @@ impl Member {
             name: self.name.clone(),
             in_call: self.in_call,
             media: self.media,
+            away: self.away_since.is_some(),
         }
     }
+}
+
+/// How a joining connection wants to enter.
+#[derive(Clone, Debug, Default)]
+pub struct JoinRequest {
+    pub name: String,
+    /// A token from an earlier `joined`, to resume that identity.
+    pub resume: Option<String>,
+    /// The newest message the client already has.
+    pub last_seen: Option<MessageId>,
+}
+
+/// A successful join: who the connection now is, and what to send.
+#[derive(Debug)]
+pub struct Joined {
+    pub peer: PeerId,
+    pub resumed: bool,
+    /// The in-memory history did not reach back to `last_seen`: the caller should fill the
+    /// `joined` message's history from storage.
+    pub history_incomplete: bool,
+    pub deliveries: Vec<Delivery>,
 }
 
 /// A room: members in the order they joined and the most recent chat.
@@ -89,6 +115,40 @@ impl Room {
             members: Vec::new(),
             next_message_id: 1,
         }
+    }
+
+    /// A room whose earlier messages were stored: `recent` (oldest first) is kept for late
+    /// joiners and numbering continues after `last_id`.
+    pub fn restore(&mut self, recent: Vec<ChatEntry>, last_id: Option<MessageId>) {
+        let skip = recent.len().saturating_sub(self.limits.history_len);
+        self.history = recent.into_iter().skip(skip).collect();
+        let newest = self.history.back().map(|e| e.id.0);
+        self.next_message_id = last_id.map(|id| id.0).max(newest).map_or(1, |id| id + 1);
+    }
+
+    /// The id the next chat message will get.
+    pub fn next_message_id(&self) -> MessageId {
+        MessageId(self.next_message_id)
+    }
+
+    /// Kept messages after `last_seen`, and whether they are all there are (the kept window
+    /// reaches back far enough).
+    fn history_after(&self, last_seen: Option<MessageId>) -> (Vec<ChatEntry>, bool) {
+        let Some(last_seen) = last_seen else {
+            return (self.history.iter().cloned().collect(), true);
+        };
+        let missed: Vec<ChatEntry> = self
+            .history
+            .iter()
+            .filter(|e| e.id > last_seen)
+            .cloned()
+            .collect();
+        let oldest_kept = self
+            .history
+            .front()
+            .map_or(self.next_message_id, |e| e.id.0);
+        let complete = last_seen.0 + 1 >= oldest_kept || last_seen.0 + 1 >= self.next_message_id;
+        (missed, complete)
     }
 
     pub fn slug(&self) -> &RoomSlug {
@@ -130,21 +190,28 @@ impl Room {
         self.history.iter()
     }
 
-    /// Adds `peer` under `requested_name`. The newcomer gets the member list and history;
-    /// everyone else hears that they arrived.
+    /// Adds `peer` to the room, or gives an earlier identity back to a returning connection.
+    /// The newcomer gets the member list and history (after `last_seen`, if given); the others
+    /// hear that someone arrived, or that the returning member is back.
     pub fn join(
         &mut self,
         peer: PeerId,
-        requested_name: &str,
+        request: JoinRequest,
+        resume_token: String,
         now: UnixMillis,
-    ) -> Result<Vec<Delivery>, Refusal> {
+    ) -> Result<Joined, Refusal> {
         if self.is_member(peer) {
             return Err(Refusal::new(
                 ErrorCode::AlreadyJoined,
                 "this connection is already in the room",
             ));
         }
-        let name = display_name(requested_name, self.limits.max_name_chars)?;
+        if let Some(token) = request.resume.as_deref().filter(|t| !t.is_empty()) {
+            if let Some(index) = self.members.iter().position(|m| m.resume_token == token) {
+                return Ok(self.resume(index, request.last_seen));
+            }
+        }
+        let name = display_name(&request.name, self.limits.max_name_chars)?;
         if self.members.iter().any(|m| same_name(&m.name, &name)) {
             return Err(Refusal::new(
                 ErrorCode::NameTaken,
@@ -171,25 +238,109 @@ impl Room {
             ),
             in_call: false,
             media: MediaState::default(),
+            resume_token,
+            away_since: None,
         };
         let newcomer = member.info();
         self.members.push(member);
-        Ok(vec![
-            Delivery {
-                to: Recipients::Only(peer),
-                msg: ServerMsg::Joined {
-                    you: peer,
-                    room: self.slug.to_string(),
-                    name: newcomer.name.clone(),
-                    peers: self.peers(),
-                    history: self.history.iter().cloned().collect(),
+        let (history, complete) = self.history_after(request.last_seen);
+        Ok(Joined {
+            peer,
+            resumed: false,
+            history_incomplete: !complete,
+            deliveries: vec![
+                Delivery {
+                    to: Recipients::Only(peer),
+                    msg: self.joined_msg(peer, history, false),
                 },
+                Delivery {
+                    to: Recipients::EveryoneBut(peer),
+                    msg: ServerMsg::PeerJoined { peer: newcomer },
+                },
+            ],
+        })
+    }
+
+    fn joined_msg(&self, peer: PeerId, history: Vec<ChatEntry>, resumed: bool) -> ServerMsg {
+        let member = self.members.iter().find(|m| m.id == peer);
+        ServerMsg::Joined {
+            you: peer,
+            room: self.slug.to_string(),
+            name: member.map(|m| m.name.clone()).unwrap_or_default(),
+            peers: self.peers(),
+            history,
+            resumed,
+            resume_token: member.map(|m| m.resume_token.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The member at `index` is back on a new connection, under the same id.
+    fn resume(&mut self, index: usize, last_seen: Option<MessageId>) -> Joined {
+        let member = &mut self.members[index];
+        member.away_since = None;
+        let peer = member.id;
+        let back = member.info();
+        let (history, complete) = self.history_after(last_seen);
+        Joined {
+            peer,
+            resumed: true,
+            history_incomplete: !complete,
+            deliveries: vec![
+                Delivery {
+                    to: Recipients::Only(peer),
+                    msg: self.joined_msg(peer, history, true),
+                },
+                Delivery {
+                    to: Recipients::EveryoneBut(peer),
+                    msg: ServerMsg::PeerUpdated { peer: back },
+                },
+            ],
+        }
+    }
+
+    /// The member's connection dropped without a goodbye: keep them for the grace period,
+    /// shown as away, instead of telling everyone they left.
+    pub fn disconnect(&mut self, peer: PeerId, now: UnixMillis) -> Vec<Delivery> {
+        let Some(member) = self.members.iter_mut().find(|m| m.id == peer) else {
+            return Vec::new();
+        };
+        if member.away_since.is_some() {
+            return Vec::new();
+        }
+        member.away_since = Some(now);
+        vec![Delivery {
+            to: Recipients::EveryoneBut(peer),
+            msg: ServerMsg::PeerUpdated {
+                peer: member.info(),
             },
-            Delivery {
-                to: Recipients::EveryoneBut(peer),
-                msg: ServerMsg::PeerJoined { peer: newcomer },
-            },
-        ])
+        }]
+    }
+
+    /// Members away for `grace_ms` or longer leave for good.
+    pub fn expire(&mut self, now: UnixMillis, grace_ms: u64) -> Vec<Delivery> {
+        let expired: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|m| {
+                m.away_since
+                    .is_some_and(|t| now.0.saturating_sub(t.0) >= grace_ms)
+            })
+            .map(|m| m.id)
+            .collect();
+        expired
+            .into_iter()
+            .flat_map(|peer| self.leave(peer, LeaveReason::Left))
+            .collect()
+    }
+
+    /// Whether anyone is away (the caller then needs to call `expire` from time to time).
+    pub fn has_away_members(&self) -> bool {
+        self.members.iter().any(|m| m.away_since.is_some())
+    }
+
+    /// Whether everyone left is away: nobody is connected.
+    pub fn nobody_connected(&self) -> bool {
+        self.members.iter().all(|m| m.away_since.is_some())
     }
 
     /// Removes `peer`; the others hear why. Leaving twice is harmless and tells no one.
@@ -387,6 +538,21 @@ mod tests {
 
     const T0: UnixMillis = UnixMillis(1_000_000);
 
+    /// Joins as a newcomer (no resume), with a token derived from the id.
+    fn enter(
+        room: &mut Room,
+        peer: PeerId,
+        name: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Delivery>, Refusal> {
+        let request = JoinRequest {
+            name: name.to_string(),
+            ..JoinRequest::default()
+        };
+        room.join(peer, request, format!("token-{}", peer.0), now)
+            .map(|joined| joined.deliveries)
+    }
+
     fn room() -> Room {
         Room::new(
             RoomSlug::parse("test-room").unwrap(),
@@ -412,8 +578,8 @@ mod tests {
     #[test]
     fn joining_greets_the_newcomer_and_tells_the_others() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        let out = room.join(PeerId(2), "  Bob ", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        let out = enter(&mut room, PeerId(2), "  Bob ", T0).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].to, Recipients::Only(PeerId(2)));
         match &out[0].msg {
@@ -436,6 +602,7 @@ mod tests {
                     name: "Bob".into(),
                     in_call: false,
                     media: MediaState::default(),
+                    away: false,
                 }
             }
         );
@@ -444,29 +611,31 @@ mod tests {
     #[test]
     fn names_are_unique_per_room_regardless_of_case() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        let err = room.join(PeerId(2), "ANN", T0).unwrap_err();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        let err = enter(&mut room, PeerId(2), "ANN", T0).unwrap_err();
         assert_eq!(err.code, ErrorCode::NameTaken);
         assert_eq!(room.member_count(), 1);
         // Once Ann leaves, the name is free again.
         room.leave(PeerId(1), LeaveReason::Left);
-        assert!(room.join(PeerId(2), "ANN", T0).is_ok());
+        assert!(enter(&mut room, PeerId(2), "ANN", T0).is_ok());
     }
 
     #[test]
     fn bad_names_and_double_joins_are_refused() {
         let mut room = room();
         assert_eq!(
-            room.join(PeerId(1), "", T0).unwrap_err().code,
+            enter(&mut room, PeerId(1), "", T0).unwrap_err().code,
             ErrorCode::InvalidName
         );
         assert_eq!(
-            room.join(PeerId(1), &"x".repeat(33), T0).unwrap_err().code,
+            enter(&mut room, PeerId(1), &"x".repeat(33), T0)
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidName
         );
-        room.join(PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         assert_eq!(
-            room.join(PeerId(1), "Other", T0).unwrap_err().code,
+            enter(&mut room, PeerId(1), "Other", T0).unwrap_err().code,
             ErrorCode::AlreadyJoined
         );
     }
@@ -477,10 +646,10 @@ mod tests {
             max_members: 2,
             ..RoomLimits::default()
         });
-        room.join(PeerId(1), "a", T0).unwrap();
-        room.join(PeerId(2), "b", T0).unwrap();
+        enter(&mut room, PeerId(1), "a", T0).unwrap();
+        enter(&mut room, PeerId(2), "b", T0).unwrap();
         assert_eq!(
-            room.join(PeerId(3), "c", T0).unwrap_err().code,
+            enter(&mut room, PeerId(3), "c", T0).unwrap_err().code,
             ErrorCode::RoomFull
         );
     }
@@ -488,8 +657,8 @@ mod tests {
     #[test]
     fn chat_goes_to_everyone_with_increasing_ids() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        room.join(PeerId(2), "Bob", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let first = room.chat(PeerId(1), "hello".into(), T0).unwrap();
         let second = room.chat(PeerId(2), "hi Ann".into(), T0).unwrap();
         assert_eq!(first[0].to, Recipients::Everyone);
@@ -516,11 +685,11 @@ mod tests {
             chat_burst: 100,
             ..RoomLimits::default()
         });
-        room.join(PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         for i in 0..5 {
             room.chat(PeerId(1), format!("m{i}"), T0).unwrap();
         }
-        let out = room.join(PeerId(2), "Bob", T0).unwrap();
+        let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let ServerMsg::Joined { history, .. } = &out[0].msg else {
             panic!("expected joined");
         };
@@ -532,10 +701,10 @@ mod tests {
     #[test]
     fn history_outlives_the_sender() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         room.chat(PeerId(1), "bye".into(), T0).unwrap();
         room.leave(PeerId(1), LeaveReason::Left);
-        let out = room.join(PeerId(2), "Bob", T0).unwrap();
+        let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let ServerMsg::Joined { history, .. } = &out[0].msg else {
             panic!("expected joined");
         };
@@ -545,7 +714,7 @@ mod tests {
     #[test]
     fn empty_overlong_and_outsider_chat_is_refused() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         let code = |r: Result<Vec<Delivery>, Refusal>| r.unwrap_err().code;
         assert_eq!(
             code(room.chat(PeerId(1), " \n ".into(), T0)),
@@ -571,8 +740,8 @@ mod tests {
             chat_per_second: 1,
             ..RoomLimits::default()
         });
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        room.join(PeerId(2), "Bob", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let results: Vec<_> = (0..5)
             .map(|i| room.chat(PeerId(1), format!("{i}"), T0))
             .collect();
@@ -593,8 +762,8 @@ mod tests {
     #[test]
     fn leaving_tells_everyone_once() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        room.join(PeerId(2), "Bob", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let out = room.leave(PeerId(1), LeaveReason::TooSlow);
         assert_eq!(
             out,
@@ -627,7 +796,7 @@ mod tests {
     fn joining_the_call_lists_who_to_connect_to_and_tells_everyone() {
         let mut room = room();
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
-            room.join(PeerId(id), name, T0).unwrap();
+            enter(&mut room, PeerId(id), name, T0).unwrap();
         }
         room.join_call(PeerId(1), AV).unwrap();
         let out = room.join_call(PeerId(2), MediaState::default()).unwrap();
@@ -658,7 +827,7 @@ mod tests {
             ..RoomLimits::default()
         });
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
-            room.join(PeerId(id), name, T0).unwrap();
+            enter(&mut room, PeerId(id), name, T0).unwrap();
         }
         room.join_call(PeerId(1), AV).unwrap();
         room.join_call(PeerId(2), AV).unwrap();
@@ -677,7 +846,7 @@ mod tests {
     fn signals_go_only_to_the_addressed_call_member() {
         let mut room = room();
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
-            room.join(PeerId(id), name, T0).unwrap();
+            enter(&mut room, PeerId(id), name, T0).unwrap();
         }
         room.join_call(PeerId(1), AV).unwrap();
         room.join_call(PeerId(2), AV).unwrap();
@@ -723,8 +892,8 @@ mod tests {
             signal_per_second: 1,
             ..RoomLimits::default()
         });
-        room.join(PeerId(1), "Ann", T0).unwrap();
-        room.join(PeerId(2), "Bob", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         room.join_call(PeerId(1), AV).unwrap();
         room.join_call(PeerId(2), AV).unwrap();
         let ok = (0..5)
@@ -736,7 +905,7 @@ mod tests {
     #[test]
     fn media_changes_are_announced_once_and_need_the_call() {
         let mut room = room();
-        room.join(PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         assert_eq!(
             room.set_media(PeerId(1), AV).unwrap_err().code,
             ErrorCode::NotInCall
@@ -758,5 +927,133 @@ mod tests {
         };
         assert!(!peer.in_call);
         assert!(room.leave_call(PeerId(1)).unwrap().is_empty());
+    }
+
+    fn rejoin(room: &mut Room, peer: PeerId, token: &str, last_seen: Option<u64>) -> Joined {
+        let request = JoinRequest {
+            name: "ignored when resuming".into(),
+            resume: Some(token.to_string()),
+            last_seen: last_seen.map(MessageId),
+        };
+        room.join(peer, request, format!("token-{}", peer.0), T0)
+            .unwrap()
+    }
+
+    fn history_of(joined: &Joined) -> Vec<String> {
+        let ServerMsg::Joined { history, .. } = &joined.deliveries[0].msg else {
+            panic!("expected joined");
+        };
+        history.iter().map(|e| e.text.clone()).collect()
+    }
+
+    #[test]
+    fn a_dropped_member_is_kept_as_away_and_resumes_with_what_they_missed() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        room.chat(PeerId(1), "before".into(), T0).unwrap();
+        let away = room.disconnect(PeerId(2), T0);
+        assert_eq!(away[0].to, Recipients::EveryoneBut(PeerId(2)));
+        assert!(matches!(&away[0].msg, ServerMsg::PeerUpdated { peer } if peer.away));
+        assert!(room.disconnect(PeerId(2), T0).is_empty());
+        room.chat(PeerId(1), "missed 1".into(), T0).unwrap();
+        room.chat(PeerId(1), "missed 2".into(), T0).unwrap();
+
+        // Bob comes back on a new connection (id 7) with his token: he is peer 2 again.
+        let joined = rejoin(&mut room, PeerId(7), "token-2", Some(1));
+        assert_eq!(joined.peer, PeerId(2));
+        assert!(joined.resumed && !joined.history_incomplete);
+        assert_eq!(history_of(&joined), ["missed 1", "missed 2"]);
+        let ServerMsg::Joined { name, .. } = &joined.deliveries[0].msg else {
+            unreachable!()
+        };
+        assert_eq!(name, "Bob");
+        // The others see him back, not a leave and a join.
+        assert!(
+            matches!(&joined.deliveries[1].msg, ServerMsg::PeerUpdated { peer } if !peer.away && peer.id == PeerId(2))
+        );
+        assert_eq!(room.member_count(), 2);
+    }
+
+    #[test]
+    fn after_the_grace_period_an_away_member_leaves_and_the_token_is_worthless() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        room.disconnect(PeerId(2), T0);
+        assert!(room.has_away_members());
+        assert!(room.expire(UnixMillis(T0.0 + 29_999), 30_000).is_empty());
+        let left = room.expire(UnixMillis(T0.0 + 30_000), 30_000);
+        assert_eq!(
+            left[0].msg,
+            ServerMsg::PeerLeft {
+                peer: PeerId(2),
+                reason: LeaveReason::Left
+            }
+        );
+        // The token no longer resumes: a join with it is an ordinary join under the name.
+        let request = JoinRequest {
+            name: "Bob".into(),
+            resume: Some("token-2".into()),
+            last_seen: None,
+        };
+        let joined = room.join(PeerId(8), request, "token-8".into(), T0).unwrap();
+        assert_eq!(joined.peer, PeerId(8));
+        assert!(!joined.resumed);
+    }
+
+    #[test]
+    fn a_gap_older_than_the_kept_history_is_flagged_for_storage() {
+        let mut room = room_with(RoomLimits {
+            history_len: 2,
+            chat_burst: 100,
+            ..RoomLimits::default()
+        });
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        for i in 1..=5 {
+            room.chat(PeerId(1), format!("m{i}"), T0).unwrap();
+        }
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        room.disconnect(PeerId(2), T0);
+        // Bob had message 3; the room keeps only 4 and 5 in memory, which is complete.
+        assert!(!rejoin(&mut room, PeerId(9), "token-2", Some(3)).history_incomplete);
+        room.disconnect(PeerId(2), T0);
+        // Bob had message 1; 2 and 3 are only in storage.
+        let joined = rejoin(&mut room, PeerId(9), "token-2", Some(1));
+        assert!(joined.history_incomplete);
+        assert_eq!(history_of(&joined), ["m4", "m5"]);
+    }
+
+    #[test]
+    fn a_restored_room_continues_numbering_and_serves_the_stored_history() {
+        let mut room = room_with(RoomLimits {
+            history_len: 2,
+            ..RoomLimits::default()
+        });
+        let stored: Vec<ChatEntry> = (1..=3)
+            .map(|i| ChatEntry {
+                id: MessageId(i),
+                from: PeerId(1),
+                name: "Ann".into(),
+                at: T0,
+                text: format!("old {i}"),
+            })
+            .collect();
+        room.restore(stored, Some(MessageId(3)));
+        assert_eq!(room.next_message_id(), MessageId(4));
+        let joined = room
+            .join(
+                PeerId(5),
+                JoinRequest {
+                    name: "Bob".into(),
+                    ..JoinRequest::default()
+                },
+                "t".into(),
+                T0,
+            )
+            .unwrap();
+        assert_eq!(history_of(&joined), ["old 2", "old 3"]);
+        let out = room.chat(PeerId(5), "new".into(), T0).unwrap();
+        assert!(matches!(&out[0].msg, ServerMsg::Chat { entry } if entry.id == MessageId(4)));
     }
 }

@@ -350,6 +350,8 @@ async fn join(addr: SocketAddr, spec: &ClientSpec) -> Result<Socket, String> {
         ClientMsg::Join {
             room: spec.room.clone(),
             name: format!("c{}", spec.index),
+            resume: None,
+            last_seen: None,
         },
     ] {
         socket

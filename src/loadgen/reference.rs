@@ -102,12 +102,14 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
             ClientMsg::Join {
                 room: name,
                 name: display,
+                ..
             } => {
                 let me = PeerInfo {
                     id,
                     name: display.clone(),
                     in_call: false,
                     media: MediaState::default(),
+                    away: false,
                 };
                 let joined = ServerMsg::Joined {
                     you: id,
@@ -115,6 +117,8 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     name: display,
                     peers: Vec::new(),
                     history: Vec::new(),
+                    resumed: false,
+                    resume_token: String::new(),
                 };
                 let _ = tx.send(joined.to_json().into());
                 let notice: Utf8Bytes = ServerMsg::PeerJoined { peer: me }.to_json().into();

@@ -8,6 +8,8 @@ use clap::Parser;
 use crate::core::room::RoomLimits;
 use crate::protocol::IceServer;
 
+use super::store::Retention;
+
 /// Room: a self-hosted video meeting server.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "room", version, about)]
@@ -80,6 +82,36 @@ pub struct Config {
     #[arg(long, env = "ROOM_WS_WRITE_BUFFER", default_value_t = 64 * 1024)]
     pub ws_write_buffer: usize,
 
+    /// Where the chat history lives (an SQLite file, created on first start).
+    #[arg(long, env = "ROOM_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Chat messages kept per room on disk (the newest); 0 keeps all.
+    #[arg(long, env = "ROOM_HISTORY_KEEP", default_value_t = 1000)]
+    pub history_keep: u64,
+
+    /// Days after which chat messages are deleted; 0 keeps them.
+    #[arg(long, env = "ROOM_HISTORY_MAX_AGE_DAYS", default_value_t = 30)]
+    pub history_max_age_days: u64,
+
+    /// Seconds a member whose connection dropped keeps their place (name, call seat) for a
+    /// reconnect; the others see them as reconnecting meanwhile.
+    #[arg(long, env = "ROOM_RESUME_GRACE_SECS", default_value_t = 30)]
+    pub resume_grace_secs: u64,
+
+    /// Open WebSocket connections the server accepts in total.
+    #[arg(long, env = "ROOM_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Open WebSocket connections from one IP address (a whole office behind one NAT counts
+    /// as one address; raise this behind a reverse proxy).
+    #[arg(long, env = "ROOM_MAX_CONNECTIONS_PER_IP", default_value_t = 200)]
+    pub max_connections_per_ip: usize,
+
+    /// Rooms that may exist at once; joining an existing room always works.
+    #[arg(long, env = "ROOM_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
     /// Milliseconds between WebSocket pings to each client.
     #[arg(long, env = "ROOM_HEARTBEAT_MS", default_value_t = 4000)]
     pub heartbeat_ms: u64,
@@ -91,6 +123,13 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn retention(&self) -> Retention {
+        Retention {
+            per_room: self.history_keep,
+            max_age_days: self.history_max_age_days,
+        }
+    }
+
     pub fn room_limits(&self) -> RoomLimits {
         RoomLimits {
             max_members: self.max_room_members,

@@ -2,10 +2,12 @@
 //! `/metrics`, room creation) and `run`, which serves until told to shut down.
 
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod rooms;
 pub mod site;
 pub mod socket;
+pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRef, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRef, Query, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -31,8 +33,10 @@ use crate::core::names::RoomSlug;
 use crate::protocol::{PeerId, UnixMillis};
 
 use self::config::Config;
+use self::limits::ConnectionLimits;
 use self::metrics::Metrics;
-use self::rooms::Rooms;
+use self::rooms::{RoomSettings, Rooms};
+use self::store::ChatStore;
 
 /// How long `run` waits, after the listener stops, for connections to say goodbye.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,7 +47,9 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub config: Arc<Config>,
     pub rooms: Arc<Rooms>,
+    pub store: ChatStore,
     pub metrics: Arc<Metrics>,
+    pub connections: Arc<ConnectionLimits>,
     /// Cancelled once when the server begins shutting down; every connection watches it.
     pub shutdown: CancellationToken,
     /// Connections and room tasks, so shutdown can wait for their close frames.
@@ -52,23 +58,34 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, leptos: LeptosOptions) -> Self {
+    /// Opens the chat store under `--data-dir` (creating it on first start).
+    pub fn new(config: Config, leptos: LeptosOptions) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
-        AppState {
-            rooms: Rooms::new(
-                config.room_limits(),
-                config.ice_servers(),
-                metrics.clone(),
-                tasks.clone(),
+        let store = ChatStore::open(&config.data_dir, config.retention())?;
+        let settings = RoomSettings {
+            limits: config.room_limits(),
+            ice_servers: config.ice_servers(),
+            max_rooms: config.max_rooms,
+            resume_grace: Duration::from_secs(config.resume_grace_secs),
+        };
+        Ok(AppState {
+            rooms: Rooms::new(settings, store.clone(), metrics.clone(), tasks.clone()),
+            store,
+            connections: ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
             ),
             leptos,
             config: Arc::new(config),
             metrics,
             shutdown: CancellationToken::new(),
             tasks,
-            next_peer: Arc::new(AtomicU64::new(1)),
-        }
+            // Ids stay unique across restarts (clients that reconnect to a restarted server
+            // still hold messages from the old ids): start from the clock, in a range that
+            // JavaScript numbers represent exactly.
+            next_peer: Arc::new(AtomicU64::new(unix_now().0 * 1000)),
+        })
     }
 
     pub fn next_peer_id(&self) -> PeerId {
@@ -126,6 +143,8 @@ pub async fn run(
     })
     .await?;
     state.tasks.close();
+    // Everything said before the shutdown is on disk before the process exits.
+    state.store.sync().await;
     if tokio::time::timeout(DRAIN_TIMEOUT, state.tasks.wait())
         .await
         .is_err()
@@ -165,10 +184,15 @@ pub(crate) fn unix_now() -> UnixMillis {
     UnixMillis(since_epoch.as_millis() as u64)
 }
 
-async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn websocket(
+    ws: WebSocketUpgrade,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    State(state): State<AppState>,
+) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let permit = state.connections.admit(client.ip());
     let limit = state.config.max_frame_bytes;
     let tasks = state.tasks.clone();
     ws.max_message_size(limit)
@@ -178,7 +202,17 @@ async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respo
         // messages.
         .read_buffer_size(state.config.ws_read_buffer)
         .write_buffer_size(state.config.ws_write_buffer)
-        .on_upgrade(move |socket| tasks.track_future(socket::serve(socket, state)))
+        .on_upgrade(move |socket| async move {
+            match permit {
+                Ok(permit) => {
+                    tasks
+                        .track_future(socket::serve(socket, state, permit))
+                        .await
+                }
+                // Over a limit: say so in the protocol, then close (1013, try again later).
+                Err(refusal) => socket::turn_away(socket, &state, refusal).await,
+            }
+        })
 }
 
 async fn new_room(State(state): State<AppState>) -> Redirect {

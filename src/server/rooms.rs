@@ -1,8 +1,11 @@
 //! Live rooms: one task per room owns its `core::room::Room` and fans messages out to the
 //! members' bounded queues; the registry finds or starts those tasks and publishes the list.
+//! The task also hands chat to the store, loads history when the room starts, and keeps
+//! members whose connection dropped for the resume grace period.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -11,12 +14,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
-use crate::core::room::{Room, RoomLimits};
+use crate::core::room::{JoinRequest, Room, RoomLimits};
 use crate::core::{Delivery, Recipients, Refusal};
-use crate::protocol::{ClientMsg, IceServer, LeaveReason, PeerId, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
 
 use super::metrics::Metrics;
+use super::store::ChatStore;
 use super::unix_now;
+
+/// Missed messages replayed to a reconnecting client at most.
+const MAX_REPLAY: usize = 1000;
+
+/// How often a room with away members checks whether their grace period ran out.
+const EXPIRY_CHECK: Duration = Duration::from_millis(500);
 
 /// Commands a room task accepts. Bounded, so a flood from one connection waits on its own
 /// reader instead of growing the room's queue.
@@ -45,19 +55,27 @@ impl Outbox {
 
 #[derive(Debug)]
 pub enum RoomCommand {
+    /// Enter the room, or resume an earlier identity; the reply says which id the
+    /// connection now has.
     Join {
         peer: PeerId,
-        name: String,
+        request: JoinRequest,
         outbox: Outbox,
-        reply: oneshot::Sender<Result<(), Refusal>>,
+        reply: oneshot::Sender<Result<PeerId, Refusal>>,
     },
     /// A room-level client message (chat, call, signaling) from a member.
-    Request {
-        peer: PeerId,
-        msg: ClientMsg,
-    },
+    Request { peer: PeerId, msg: ClientMsg },
+    /// The member said goodbye (closed the page, pressed leave): they leave at once.
+    /// `outbox` tells the connection apart from a newer one that already resumed.
     Leave {
         peer: PeerId,
+        outbox: mpsc::Sender<Utf8Bytes>,
+    },
+    /// The connection dropped without a goodbye: the member may resume within the grace
+    /// period. `outbox` tells the connection apart from a newer one that already resumed.
+    Disconnect {
+        peer: PeerId,
+        outbox: mpsc::Sender<Utf8Bytes>,
     },
 }
 
@@ -79,16 +97,25 @@ pub struct Rooms {
     registry: Mutex<Registry>,
     /// The home page's list, encoded once per change and shared by every watcher.
     list: watch::Sender<Utf8Bytes>,
-    limits: RoomLimits,
-    ice_servers: Vec<IceServer>,
+    settings: RoomSettings,
+    store: ChatStore,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
 }
 
+/// What every room of this server shares.
+#[derive(Clone, Debug)]
+pub struct RoomSettings {
+    pub limits: RoomLimits,
+    pub ice_servers: Vec<IceServer>,
+    pub max_rooms: usize,
+    pub resume_grace: Duration,
+}
+
 impl Rooms {
     pub fn new(
-        limits: RoomLimits,
-        ice_servers: Vec<IceServer>,
+        settings: RoomSettings,
+        store: ChatStore,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
     ) -> Arc<Self> {
@@ -100,8 +127,8 @@ impl Rooms {
                 next_generation: 0,
             }),
             list: watch::channel(empty).0,
-            limits,
-            ice_servers,
+            settings,
+            store,
             metrics,
             tasks,
         })
@@ -113,11 +140,20 @@ impl Rooms {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The task of `slug`, started if the room is not running.
-    pub fn handle(self: &Arc<Self>, slug: &RoomSlug) -> RoomHandle {
+    /// The task of `slug`, started if the room is not running and the server may run another.
+    pub fn handle(self: &Arc<Self>, slug: &RoomSlug) -> Result<RoomHandle, Refusal> {
         let mut registry = self.registry();
         if let Some(handle) = registry.running.get(slug) {
-            return handle.clone();
+            return Ok(handle.clone());
+        }
+        if registry.running.len() >= self.settings.max_rooms {
+            return Err(Refusal::new(
+                ErrorCode::TooManyRooms,
+                format!(
+                    "this server already runs {} rooms, its limit; join an existing room or try later",
+                    self.settings.max_rooms
+                ),
+            ));
         }
         registry.next_generation += 1;
         let (commands, inbox) = mpsc::channel(ROOM_QUEUE);
@@ -129,13 +165,17 @@ impl Rooms {
         drop(registry);
         self.metrics.rooms_open.inc();
         let task = RoomTask {
-            room: Room::new(slug.clone(), self.limits.clone(), self.ice_servers.clone()),
+            room: Room::new(
+                slug.clone(),
+                self.settings.limits.clone(),
+                self.settings.ice_servers.clone(),
+            ),
             outboxes: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
         };
         self.tasks.spawn(task.run(inbox));
-        handle
+        Ok(handle)
     }
 
     /// Subscribes to the encoded `rooms` message; it changes whenever a head count does.
@@ -193,6 +233,16 @@ fn encode_list(directory: &Directory) -> Utf8Bytes {
     .into()
 }
 
+/// 128 random bits as hex: unguessable, so a resume token cannot be forged.
+fn resume_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without OS randomness, resuming is simply not offered.
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn random_u32() -> u32 {
     // Slugs only need to be hard to collide with, not secret; fall back to the clock if the
     // OS cannot provide randomness.
@@ -208,53 +258,157 @@ struct RoomTask {
 
 impl RoomTask {
     async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
-        tracing::debug!(room = %self.room.slug(), "room opened");
-        while let Some(command) = inbox.recv().await {
-            self.handle(command);
-            if self.room.is_empty() {
-                // Retiring under the registry lock means no new connection can find this task
-                // any more; commands already queued are dropped with the inbox, and a dropped
-                // join reply sends its connection back to the registry for a fresh room.
-                self.rooms.retire(self.room.slug(), self.generation);
+        let slug = self.room.slug().to_string();
+        let stored = self
+            .rooms
+            .store
+            .recent(&slug, self.rooms.settings.limits.history_len)
+            .await;
+        self.room.restore(stored.entries, stored.last_id);
+        tracing::debug!(room = %slug, next_id = ?self.room.next_message_id(), "room opened");
+        let mut expiry = tokio::time::interval(EXPIRY_CHECK);
+        loop {
+            let command = tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => command,
+                    None => break,
+                },
+                _ = expiry.tick(), if self.room.has_away_members() => {
+                    let grace = self.rooms.settings.resume_grace.as_millis() as u64;
+                    let before = self.room.member_count();
+                    let deliveries = self.room.expire(unix_now(), grace);
+                    self.deliver(deliveries);
+                    self.publish_if_changed(before);
+                    if self.retire_if_empty() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            self.handle(command).await;
+            if self.retire_if_empty() {
                 break;
             }
         }
-        tracing::debug!(room = %self.room.slug(), "room closed");
+        tracing::debug!(room = %slug, "room closed");
     }
 
-    fn handle(&mut self, command: RoomCommand) {
+    /// Retiring under the registry lock means no new connection can find this task any
+    /// more; commands already queued are dropped with the inbox, and a dropped join reply
+    /// sends its connection back to the registry for a fresh room.
+    fn retire_if_empty(&self) -> bool {
+        if self.room.is_empty() {
+            self.rooms.retire(self.room.slug(), self.generation);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn publish_if_changed(&self, before: usize) {
+        let after = self.room.member_count();
+        if after != before {
+            self.rooms.publish_count(self.room.slug(), after);
+        }
+    }
+
+    async fn handle(&mut self, command: RoomCommand) {
         let before = self.room.member_count();
         match command {
             RoomCommand::Join {
                 peer,
-                name,
+                request,
                 outbox,
                 reply,
-            } => match self.room.join(peer, &name, unix_now()) {
-                Ok(deliveries) => {
-                    self.outboxes.insert(peer, outbox);
-                    if reply.send(Ok(())).is_err() {
-                        // The connection went away while joining; undo quietly.
-                        self.outboxes.remove(&peer);
-                        self.room.leave(peer, LeaveReason::Left);
-                    } else {
-                        self.rooms.metrics.members.inc();
-                        self.deliver(deliveries);
-                    }
-                }
-                Err(refusal) => {
-                    let _ = reply.send(Err(refusal));
-                }
-            },
+            } => self.join(peer, request, outbox, reply).await,
             RoomCommand::Request { peer, msg } => match self.room.request(peer, msg, unix_now()) {
-                Ok(deliveries) => self.deliver(deliveries),
+                Ok(deliveries) => {
+                    self.store_chat(&deliveries);
+                    self.deliver(deliveries);
+                }
                 Err(refusal) => self.refuse(peer, refusal),
             },
-            RoomCommand::Leave { peer } => self.remove(peer, LeaveReason::Left),
+            RoomCommand::Leave { peer, outbox } => {
+                if self.is_current(peer, &outbox) {
+                    self.remove(peer, LeaveReason::Left);
+                }
+            }
+            RoomCommand::Disconnect { peer, outbox } => {
+                if self.is_current(peer, &outbox) {
+                    self.outboxes.remove(&peer);
+                    self.rooms.metrics.members.dec();
+                    let deliveries = self.room.disconnect(peer, unix_now());
+                    self.deliver(deliveries);
+                }
+            }
         }
-        let after = self.room.member_count();
-        if after != before {
-            self.rooms.publish_count(self.room.slug(), after);
+        self.publish_if_changed(before);
+    }
+
+    /// Whether `outbox` is the connection the member uses now; an older one that a resume
+    /// replaced must not take the member with it when it ends.
+    fn is_current(&self, peer: PeerId, outbox: &mpsc::Sender<Utf8Bytes>) -> bool {
+        self.outboxes
+            .get(&peer)
+            .is_some_and(|current| current.frames.same_channel(outbox))
+    }
+
+    async fn join(
+        &mut self,
+        connection: PeerId,
+        request: JoinRequest,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<PeerId, Refusal>>,
+    ) {
+        let last_seen = request.last_seen;
+        let mut joined = match self
+            .room
+            .join(connection, request, resume_token(), unix_now())
+        {
+            Ok(joined) => joined,
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        };
+        let peer = joined.peer;
+        if joined.history_incomplete {
+            if let Some(after) = last_seen {
+                let missed = self
+                    .rooms
+                    .store
+                    .after(self.room.slug().as_str(), after, MAX_REPLAY)
+                    .await;
+                if let ServerMsg::Joined { history, .. } = &mut joined.deliveries[0].msg {
+                    *history = missed;
+                }
+            }
+        }
+        if reply.send(Ok(peer)).is_err() {
+            // The connection went away while joining: a newcomer is undone quietly, a
+            // resumed member simply stays away.
+            if !joined.resumed {
+                self.room.leave(peer, LeaveReason::Left);
+            }
+            return;
+        }
+        if let Some(previous) = self.outboxes.insert(peer, outbox) {
+            // Resumed while the old connection still looked alive: that one is finished.
+            previous.kick.cancel();
+        } else {
+            self.rooms.metrics.members.inc();
+        }
+        self.deliver(joined.deliveries);
+    }
+
+    /// Hands new chat messages to the store; fan-out does not wait for it.
+    fn store_chat(&self, deliveries: &[Delivery]) {
+        for delivery in deliveries {
+            if let ServerMsg::Chat { entry } = &delivery.msg {
+                self.rooms
+                    .store
+                    .append(self.room.slug().as_str(), entry.clone());
+            }
         }
     }
 

@@ -9,9 +9,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::core::names::{RoomSlug, MAX_ROOM_CHARS};
+use crate::core::room::JoinRequest;
 use crate::core::Refusal;
 use crate::protocol::{ClientMsg, ErrorCode, Limits, PeerId, ServerMsg, PROTOCOL_VERSION};
 
+use super::limits::ConnectionPermit;
 use super::rooms::{Outbox, RoomCommand, RoomHandle};
 use super::AppState;
 
@@ -25,11 +27,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a join is retried when the room task it found was closing at that moment.
 const JOIN_ATTEMPTS: usize = 3;
 
-/// Why the loop ended, which decides the close frame.
+/// Why the loop ended, which decides the close frame and whether the member leaves at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
-    /// The client closed or the connection broke: nothing left to say.
-    ClientGone,
+    /// The client sent a close frame: a goodbye.
+    ClientClosed,
+    /// The connection broke without a goodbye; the member may come back and resume.
+    ConnectionLost,
     ServerShutdown,
     TooSlow,
     TooLarge,
@@ -41,7 +45,7 @@ enum Ending {
 impl Ending {
     fn close_frame(self, state: &AppState) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            Ending::ClientGone => return None,
+            Ending::ClientClosed | Ending::ConnectionLost => return None,
             Ending::ServerShutdown => (1001, "server shutting down".to_string()),
             Ending::TooSlow => (1008, "too slow: messages were not read in time".to_string()),
             Ending::TooLarge => (
@@ -73,8 +77,26 @@ struct Connection {
     last_heard: Instant,
 }
 
-/// Runs one upgraded connection to its end.
-pub async fn serve(socket: WebSocket, state: AppState) {
+/// Answers a connection over a limit with the typed error and a close frame.
+pub async fn turn_away(mut socket: WebSocket, state: &AppState, refusal: Refusal) {
+    state.metrics.count_refusal(refusal.code);
+    tracing::info!(reason = %refusal.message, "turning a connection away");
+    let goodbye = async {
+        socket
+            .send(Message::Text(refusal.into_msg().to_json().into()))
+            .await?;
+        socket
+            .send(Message::Close(Some(CloseFrame {
+                code: 1013,
+                reason: "try again later".into(),
+            })))
+            .await
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+}
+
+/// Runs one upgraded connection to its end; `_permit` holds its place under the limits.
+pub async fn serve(socket: WebSocket, state: AppState, _permit: ConnectionPermit) {
     let metrics = state.metrics.clone();
     metrics.connections_open.inc();
     metrics.connections_total.inc();
@@ -138,7 +160,7 @@ impl Connection {
                 incoming = self.socket.recv() => {
                     self.last_heard = Instant::now();
                     let message = match incoming {
-                        None => return Ending::ClientGone,
+                        None => return Ending::ConnectionLost,
                         Some(Ok(message)) => message,
                         Some(Err(error)) => return self.read_failed(error),
                     };
@@ -152,7 +174,7 @@ impl Connection {
                             ErrorCode::BadMessage,
                             "binary frames are not supported; send JSON text",
                         )),
-                        Message::Close(_) => return Ending::ClientGone,
+                        Message::Close(_) => return Ending::ClientClosed,
                         // Pings are answered by the WebSocket layer itself.
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
@@ -175,7 +197,7 @@ impl Connection {
             socket.flush().await
         };
         tokio::select! {
-            result = write => result.err().map(|_| Ending::ClientGone),
+            result = write => result.err().map(|_| Ending::ConnectionLost),
             _ = self.outbox.kick.cancelled() => Some(if self.state.shutdown.is_cancelled() {
                 Ending::ServerShutdown
             } else {
@@ -200,7 +222,7 @@ impl Connection {
             tracing::info!(peer = %self.peer, "closing a connection that sent an oversized message");
             Ending::TooLarge
         } else {
-            Ending::ClientGone
+            Ending::ConnectionLost
         }
     }
 
@@ -225,7 +247,19 @@ impl Connection {
                 ErrorCode::BadMessage,
                 "hello was already received on this connection",
             )),
-            ClientMsg::Join { room, name } => self.join(&room, name).await,
+            ClientMsg::Join {
+                room,
+                name,
+                resume,
+                last_seen,
+            } => {
+                let request = JoinRequest {
+                    name,
+                    resume,
+                    last_seen,
+                };
+                self.join(&room, request).await
+            }
             ClientMsg::WatchRooms => {
                 let mut list = self.state.rooms.watch_list();
                 // Send the current list right away, then every change.
@@ -272,7 +306,7 @@ impl Connection {
         }
     }
 
-    async fn join(&mut self, room: &str, name: String) {
+    async fn join(&mut self, room: &str, request: JoinRequest) {
         if self.room.is_some() {
             return self.refuse(Refusal::new(
                 ErrorCode::AlreadyJoined,
@@ -284,11 +318,14 @@ impl Connection {
             Err(refusal) => return self.refuse(refusal),
         };
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.state.rooms.handle(&slug);
+            let handle = match self.state.rooms.handle(&slug) {
+                Ok(handle) => handle,
+                Err(refusal) => return self.refuse(refusal),
+            };
             let (reply, outcome) = oneshot::channel();
             let command = RoomCommand::Join {
                 peer: self.peer,
-                name: name.clone(),
+                request: request.clone(),
                 outbox: self.outbox.clone(),
                 reply,
             };
@@ -296,7 +333,9 @@ impl Connection {
                 continue;
             }
             match outcome.await {
-                Ok(Ok(())) => {
+                Ok(Ok(peer)) => {
+                    // A resumed member keeps the id of their earlier connection.
+                    self.peer = peer;
                     self.room = Some(handle);
                     return;
                 }
@@ -346,10 +385,16 @@ impl Connection {
 
     async fn finish(mut self, ending: Ending) {
         if let Some(room) = self.room.take() {
-            let _ = room
-                .commands
-                .send(RoomCommand::Leave { peer: self.peer })
-                .await;
+            let peer = self.peer;
+            let outbox = self.outbox.frames.clone();
+            // Only a connection that broke keeps its member for a resume; a goodbye, a refusal
+            // or a shutdown (clients rejoin the restarted server) ends the membership now.
+            let command = if ending == Ending::ConnectionLost || ending == Ending::Silent {
+                RoomCommand::Disconnect { peer, outbox }
+            } else {
+                RoomCommand::Leave { peer, outbox }
+            };
+            let _ = room.commands.send(command).await;
         }
         let Some(frame) = ending.close_frame(&self.state) else {
             return;

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -20,6 +21,18 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+/// A new, empty directory for one server's data.
+pub fn fresh_data_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "room-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// Long enough for a loaded CI machine, short enough that a hang fails fast.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -31,13 +44,23 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with the given extra flags, e.g. `["--max-room-members", "2"]`.
+    /// Starts a server with the given extra flags, e.g. `["--max-room-members", "2"]`, and
+    /// a data directory of its own.
     pub async fn start(flags: &[&str]) -> TestServer {
-        let config = Config::parse_from(std::iter::once("room").chain(flags.iter().copied()));
+        Self::start_in(&fresh_data_dir(), flags, "127.0.0.1:0").await
+    }
+
+    /// Starts a server on `addr` keeping its chat history in `data_dir`.
+    pub async fn start_in(data_dir: &Path, flags: &[&str], addr: &str) -> TestServer {
+        let data_dir = data_dir.to_str().expect("utf-8 path");
+        let args = ["room", "--data-dir", data_dir]
+            .into_iter()
+            .chain(flags.iter().copied());
+        let config = Config::parse_from(args);
         let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(config, leptos);
+        let state = AppState::new(config, leptos).expect("the server starts");
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(run(listener, state.clone(), async move {
@@ -95,6 +118,7 @@ pub struct Joined {
     pub you: PeerId,
     pub peers: Vec<PeerInfo>,
     pub history: Vec<ChatEntry>,
+    pub resume_token: String,
 }
 
 pub struct Client {
@@ -177,6 +201,12 @@ impl Client {
         }
     }
 
+    pub async fn expect_chat_msg(&mut self) -> ServerMsg {
+        ServerMsg::Chat {
+            entry: self.expect_chat().await,
+        }
+    }
+
     pub async fn expect_chat(&mut self) -> ChatEntry {
         match self.recv().await {
             ServerMsg::Chat { entry } => entry,
@@ -222,6 +252,30 @@ impl Client {
         }
     }
 
+    /// Drops the TCP connection without a WebSocket close frame, as a lost network would.
+    pub fn vanish(self) {
+        drop(self.ws);
+    }
+
+    /// Joins with a resume token and the newest message id already seen.
+    pub async fn rejoin(
+        &mut self,
+        room: &str,
+        name: &str,
+        token: Option<String>,
+        last_seen: Option<room::protocol::MessageId>,
+    ) -> ServerMsg {
+        self.send(&ClientMsg::Join {
+            room: room.into(),
+            name: name.into(),
+            resume: token,
+            last_seen,
+        })
+        .await;
+        self.recv_until(|m| matches!(m, ServerMsg::Joined { .. } | ServerMsg::Error { .. }))
+            .await
+    }
+
     pub async fn hello(&mut self) {
         self.send(&ClientMsg::Hello {
             version: PROTOCOL_VERSION,
@@ -237,6 +291,8 @@ impl Client {
         self.send(&ClientMsg::Join {
             room: room.into(),
             name: name.into(),
+            resume: None,
+            last_seen: None,
         })
         .await;
         match self.recv().await {
@@ -244,11 +300,13 @@ impl Client {
                 you,
                 peers,
                 history,
+                resume_token,
                 ..
             } => Joined {
                 you,
                 peers,
                 history,
+                resume_token,
             },
             other => panic!("expected joined, got {other:?}"),
         }

@@ -66,6 +66,22 @@ pub enum CallPhase {
     Refused(String),
 }
 
+/// What a dropped connection needs to come back as the same member.
+#[derive(Clone, Debug)]
+struct Rejoin {
+    room: String,
+    name: String,
+    token: Option<String>,
+}
+
+/// Backoff before reconnect attempt `attempt` (1, 2, …): doubling from a quarter second up to
+/// eight seconds, then spread by ±50% (`jitter` in 0..1) so that a restarted server is not hit
+/// by every client in the same instant.
+pub fn reconnect_delay_ms(attempt: u32, jitter: f64) -> u32 {
+    let base = 250f64 * 2f64.powi(attempt.saturating_sub(1).min(5) as i32);
+    (base.min(8000.0) * (0.5 + jitter.clamp(0.0, 1.0))) as u32
+}
+
 /// The local devices as the page shows them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Devices {
@@ -93,6 +109,10 @@ pub struct MeetingState {
     pub links: RwSignal<HashMap<PeerId, LinkState>>,
     /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
+    /// Reconnect attempts since the connection dropped; 0 while connected.
+    pub reconnecting: RwSignal<u32>,
+    /// The room, name and resume token to come back with after a dropped connection.
+    session: StoredValue<Option<Rejoin>>,
     socket: client::Stored<Option<Socket>>,
     media: client::Stored<Option<MediaSession>>,
 }
@@ -113,6 +133,8 @@ impl MeetingState {
             problem: RwSignal::new(None),
             links: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
+            reconnecting: RwSignal::new(0),
+            session: StoredValue::new(None),
             socket: client::store(None),
             media: client::store(None),
         }
@@ -183,17 +205,55 @@ impl MeetingState {
                 history,
                 name,
                 room,
+                resumed,
+                resume_token,
             } => {
+                let returning = self.reconnecting.get_untracked() > 0;
+                let previous = self.me.get_untracked();
                 self.me.set(Some(you));
+                // Links to members who are gone (or whose ids changed with a restarted server)
+                // are closed; the same member resumed keeps its links.
+                let known: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+                let stale: Vec<PeerId> = self.links.with_untracked(|l| {
+                    l.keys()
+                        .copied()
+                        .filter(|id| !known.contains(id) || !resumed)
+                        .collect()
+                });
+                for peer in stale {
+                    self.forget_link(peer);
+                }
                 self.roster.set(Roster { peers });
                 self.chat.update(|chat| {
                     for entry in history {
                         chat.push_message(entry, Some(you));
                     }
-                    chat.push_notice(format!("You joined {room} as {name}"), None);
+                    let notice = match (returning, resumed) {
+                        (false, _) => format!("You joined {room} as {name}"),
+                        (true, true) => "Reconnected".to_string(),
+                        (true, false) => "Reconnected (the server restarted)".to_string(),
+                    };
+                    chat.push_notice(notice, Some(client::now()));
                 });
+                self.session.set_value(Some(Rejoin {
+                    room,
+                    name,
+                    token: Some(resume_token),
+                }));
+                self.reconnecting.set(0);
                 self.error.set(None);
                 self.phase.set(Phase::InRoom);
+                // After a restart the call starts over under the new id.
+                if returning && !resumed && previous != Some(you) {
+                    let was_in_call = matches!(
+                        self.call.get_untracked(),
+                        CallPhase::In | CallPhase::Joining
+                    );
+                    self.with_media(MediaSession::leave_call);
+                    if was_in_call {
+                        self.call.set(CallPhase::Joining);
+                    }
+                }
                 // Asked only now: a refused name must not be followed by a refused call.
                 if self.call.get_untracked() == CallPhase::Joining {
                     self.send(&ClientMsg::JoinCall {
@@ -265,11 +325,26 @@ impl MeetingState {
             | ErrorCode::RoomFull
             | ErrorCode::InvalidRoom
             | ErrorCode::Unavailable
+            | ErrorCode::TooManyRooms
                 if self.phase.get_untracked() == Phase::Joining =>
             {
                 self.phase.set(Phase::Lobby);
                 self.call.set(CallPhase::Off);
                 self.error.set(Some(message));
+            }
+            ErrorCode::InvalidName
+            | ErrorCode::NameTaken
+            | ErrorCode::RoomFull
+            | ErrorCode::TooManyRooms
+                if self.reconnecting.get_untracked() > 0 =>
+            {
+                // Came back too late and the room no longer has a place under this name.
+                self.socket.set_value(None);
+                self.end_call();
+                self.reconnecting.set(0);
+                self.phase.set(Phase::Ended(format!(
+                    "Could not rejoin after reconnecting: {message}"
+                )));
             }
             _ => self.error.set(Some(message)),
         }
@@ -284,6 +359,14 @@ impl MeetingState {
 
     fn on_closed(self, closed: Closed) {
         let phase = self.phase.get_untracked();
+        let rejoin = self.session.get_value();
+        // A dropped connection of a member is retried; a first join that failed, or a
+        // version the server does not speak, is not.
+        if phase == Phase::InRoom && rejoin.is_some() && closed.code != 1002 {
+            self.socket.set_value(None);
+            self.schedule_reconnect();
+            return;
+        }
         if matches!(phase, Phase::Joining | Phase::InRoom) {
             self.end_call();
             let why = match closed.reason.as_str() {
@@ -291,6 +374,39 @@ impl MeetingState {
                 reason => format!("Disconnected: {reason}."),
             };
             self.phase.set(Phase::Ended(why));
+        }
+    }
+
+    fn schedule_reconnect(self) {
+        let attempt = self.reconnecting.get_untracked() + 1;
+        self.reconnecting.set(attempt);
+        let delay = reconnect_delay_ms(attempt, client::random());
+        client::after(delay, move || self.reconnect());
+    }
+
+    /// Opens a new socket and comes back as the same member if the server still knows the
+    /// token; the history after the newest message shown fills the gap.
+    fn reconnect(self) {
+        if self.phase.get_untracked() != Phase::InRoom {
+            return;
+        }
+        let Some(rejoin) = self.session.get_value() else {
+            return;
+        };
+        let greeting = vec![
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            ClientMsg::Join {
+                room: rejoin.room,
+                name: rejoin.name,
+                resume: rejoin.token,
+                last_seen: self.chat.with_untracked(ChatStream::last_message_id),
+            },
+        ];
+        match Socket::connect(greeting, move |m| self.apply(m), move |c| self.on_closed(c)) {
+            Ok(socket) => self.socket.set_value(Some(socket)),
+            Err(_) => self.schedule_reconnect(),
         }
     }
 
@@ -303,6 +419,7 @@ impl MeetingState {
 
     /// Leaves the room: closes the socket (the others see us leave at once) and the devices.
     pub fn leave(self) {
+        self.session.set_value(None);
         self.socket.set_value(None);
         self.end_call();
         self.phase.set(Phase::Ended("You left the meeting.".into()));
@@ -363,6 +480,8 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             let join = ClientMsg::Join {
                 room: room.clone(),
                 name: chosen,
+                resume: None,
+                last_seen: None,
             };
             // A socket that is still open after a refused name is reused.
             if state.send(&join) {
@@ -407,6 +526,11 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     view! {
         <Title text=title/>
         <main class="page meeting">
+            <Show when=move || { state.reconnecting.get() > 0 }>
+                <div class="reconnecting" role="status" data-testid="reconnecting">
+                    "Reconnecting…"
+                </div>
+            </Show>
             <header class="meeting-header">
                 <a class="brand small" href="/">"Room"</a>
                 <h1 class="room-name">{heading}</h1>
@@ -465,5 +589,19 @@ fn CallNotice(state: MeetingState) -> impl IntoView {
             </div>
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconnect_delay_ms;
+
+    #[test]
+    fn reconnect_backoff_doubles_up_to_a_cap_and_spreads_out() {
+        let middle: Vec<u32> = (1..=8).map(|a| reconnect_delay_ms(a, 0.5)).collect();
+        assert_eq!(middle, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(reconnect_delay_ms(1, 0.0), 125);
+        assert_eq!(reconnect_delay_ms(1, 1.0), 375);
+        assert_eq!(reconnect_delay_ms(30, 1.0), 12000);
     }
 }

@@ -1,7 +1,7 @@
 //! What the meeting page shows, as plain data: the participant list and the chat stream with
 //! join/leave notices. The component applies server messages here and renders the result.
 
-use crate::protocol::{ChatEntry, LeaveReason, PeerId, PeerInfo, UnixMillis};
+use crate::protocol::{ChatEntry, LeaveReason, MessageId, PeerId, PeerInfo, UnixMillis};
 
 /// One line of the chat stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +50,17 @@ impl ChatStream {
             let mine = Some(entry.from) == me;
             self.lines.push(ChatLine::Message { entry, mine });
         }
+    }
+
+    /// The newest message shown, for asking the server what was missed.
+    pub fn last_message_id(&self) -> Option<MessageId> {
+        self.lines
+            .iter()
+            .filter_map(|line| match line {
+                ChatLine::Message { entry, .. } => Some(entry.id),
+                ChatLine::Notice { .. } => None,
+            })
+            .max()
     }
 
     pub fn push_notice(&mut self, text: String, at: Option<UnixMillis>) {
@@ -112,7 +123,6 @@ pub fn leave_notice(name: &str, reason: LeaveReason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MessageId;
 
     fn entry(id: u64, from: u64) -> ChatEntry {
         ChatEntry {
@@ -146,6 +156,7 @@ mod tests {
         stream.push_notice("Ann left".into(), None);
         let keys: Vec<_> = stream.lines().iter().map(ChatLine::key).collect();
         assert_eq!(keys, ["n1", "m1", "n2"]);
+        assert_eq!(stream.last_message_id(), Some(MessageId(1)));
     }
 
     #[test]
@@ -156,6 +167,7 @@ mod tests {
             name: "Ann".into(),
             in_call: false,
             media: Default::default(),
+            away: false,
         };
         roster.add(ann.clone());
         roster.add(ann);

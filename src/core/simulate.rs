@@ -1,0 +1,306 @@
+//! A model driver for the room logic: applies arbitrary sequences of operations (joins,
+//! leaves, drops, resumes, chat, calls, signaling, time passing) to a `Room` and checks its
+//! invariants after each one. Property tests (`proptest`, in the normal test suite) and the
+//! `cargo fuzz` target `room_sequence` both drive it.
+
+use std::collections::HashSet;
+
+use super::names::{same_name, RoomSlug};
+use super::room::{JoinRequest, Room, RoomLimits};
+use super::{Delivery, Recipients};
+use crate::protocol::{ClientMsg, MediaState, MessageId, PeerId, ServerMsg, Signal, UnixMillis};
+
+/// One thing that can happen to a room. Peers are small numbers so sequences reuse them.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Join {
+        peer: u8,
+        name: String,
+        /// Resume with the token of this peer, if any.
+        resume_of: Option<u8>,
+        last_seen: Option<u64>,
+    },
+    Leave {
+        peer: u8,
+    },
+    Disconnect {
+        peer: u8,
+    },
+    Chat {
+        peer: u8,
+        text: String,
+    },
+    JoinCall {
+        peer: u8,
+        mic: bool,
+        camera: bool,
+    },
+    LeaveCall {
+        peer: u8,
+    },
+    Media {
+        peer: u8,
+        mic: bool,
+        camera: bool,
+    },
+    Signal {
+        from: u8,
+        to: u8,
+    },
+    Wait {
+        ms: u32,
+    },
+    Expire,
+}
+
+/// Grace period used by `Op::Expire`.
+pub const GRACE_MS: u64 = 30_000;
+
+/// A room under test and the clock it runs on.
+pub struct Simulation {
+    pub room: Room,
+    pub now: UnixMillis,
+    limits: RoomLimits,
+    /// The id the next chat message must get.
+    expected_next_id: u64,
+}
+
+impl Simulation {
+    /// A room with small limits, so that sequences reach them.
+    pub fn new() -> Self {
+        let limits = RoomLimits {
+            max_members: 5,
+            history_len: 4,
+            max_name_chars: 8,
+            max_chat_chars: 16,
+            chat_burst: 3,
+            chat_per_second: 2,
+            max_call_members: 3,
+            signal_burst: 4,
+            signal_per_second: 2,
+        };
+        let slug = RoomSlug::parse("sim").expect("valid slug");
+        Simulation {
+            room: Room::new(slug, limits.clone(), Vec::new()),
+            now: UnixMillis(1_000_000),
+            limits,
+            expected_next_id: 1,
+        }
+    }
+
+    fn token(peer: u8) -> String {
+        format!("token-{peer}")
+    }
+
+    /// Applies `op` and checks every invariant; an `Err` describes the broken one.
+    pub fn apply(&mut self, op: &Op) -> Result<(), String> {
+        let now = self.now;
+        let deliveries = match op.clone() {
+            Op::Join {
+                peer,
+                name,
+                resume_of,
+                last_seen,
+            } => {
+                let request = JoinRequest {
+                    name,
+                    resume: resume_of.map(Self::token),
+                    last_seen: last_seen.map(MessageId),
+                };
+                match self
+                    .room
+                    .join(PeerId(peer.into()), request, Self::token(peer), now)
+                {
+                    Ok(joined) => {
+                        if !self.room.is_member(joined.peer) {
+                            return Err(format!("{op:?}: joined peer is not a member"));
+                        }
+                        joined.deliveries
+                    }
+                    Err(_) => Vec::new(),
+                }
+            }
+            Op::Leave { peer } => self
+                .room
+                .leave(PeerId(peer.into()), crate::protocol::LeaveReason::Left),
+            Op::Disconnect { peer } => self.room.disconnect(PeerId(peer.into()), now),
+            Op::Wait { ms } => {
+                self.now = UnixMillis(now.0 + u64::from(ms));
+                Vec::new()
+            }
+            Op::Expire => self.room.expire(now, GRACE_MS),
+            request => {
+                let (peer, msg) = match request {
+                    Op::Chat { peer, text } => (peer, ClientMsg::Chat { text }),
+                    Op::JoinCall { peer, mic, camera } => (
+                        peer,
+                        ClientMsg::JoinCall {
+                            media: MediaState { mic, camera },
+                        },
+                    ),
+                    Op::LeaveCall { peer } => (peer, ClientMsg::LeaveCall),
+                    Op::Media { peer, mic, camera } => (
+                        peer,
+                        ClientMsg::Media {
+                            media: MediaState { mic, camera },
+                        },
+                    ),
+                    Op::Signal { from, to } => (
+                        from,
+                        ClientMsg::Signal {
+                            to: PeerId(to.into()),
+                            signal: Signal::Candidate {
+                                candidate: String::new(),
+                                sdp_mid: None,
+                                sdp_m_line_index: None,
+                            },
+                        },
+                    ),
+                    _ => unreachable!("handled above"),
+                };
+                self.room
+                    .request(PeerId(peer.into()), msg, now)
+                    .unwrap_or_default()
+            }
+        };
+        self.check(op, &deliveries)
+    }
+
+    fn check(&mut self, op: &Op, deliveries: &[Delivery]) -> Result<(), String> {
+        let peers = self.room.peers();
+        let fail = |what: &str| Err(format!("after {op:?}: {what}; members {peers:?}"));
+        if peers.len() > self.limits.max_members {
+            return fail("more members than the limit");
+        }
+        for (i, a) in peers.iter().enumerate() {
+            if peers[i + 1..]
+                .iter()
+                .any(|b| a.id == b.id || same_name(&a.name, &b.name))
+            {
+                return fail("two members share an id or a name");
+            }
+            if a.name.is_empty() || a.name.chars().count() > self.limits.max_name_chars {
+                return fail("a name outside the limits");
+            }
+        }
+        if self.room.call_size() > self.limits.max_call_members {
+            return fail("more call members than the cap");
+        }
+        let ids: Vec<u64> = self.room.history().map(|e| e.id.0).collect();
+        if ids.len() > self.limits.history_len || ids.windows(2).any(|w| w[0] >= w[1]) {
+            return fail("history too long or out of order");
+        }
+        let members: HashSet<PeerId> = peers.iter().map(|p| p.id).collect();
+        for delivery in deliveries {
+            if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to {
+                let left = matches!(delivery.msg, ServerMsg::PeerLeft { .. });
+                if !members.contains(&peer) && !left {
+                    return fail("a delivery addressed to a non-member");
+                }
+            }
+            if let ServerMsg::Chat { entry } = &delivery.msg {
+                if entry.id.0 != self.expected_next_id {
+                    return fail("chat ids skipped or repeated");
+                }
+                if !members.contains(&entry.from) {
+                    return fail("chat from a non-member");
+                }
+                self.expected_next_id += 1;
+            }
+            if let ServerMsg::Signal { .. } = &delivery.msg {
+                let Recipients::Only(to) = delivery.to else {
+                    return fail("a signal broadcast instead of addressed");
+                };
+                if !peers.iter().any(|p| p.id == to && p.in_call) {
+                    return fail("a signal to someone outside the call");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = Op> {
+        let peer = 0u8..7;
+        let name = prop_oneof![
+            Just("Ann".to_string()),
+            Just("ann".to_string()),
+            Just("Bob".to_string()),
+            Just("".to_string()),
+            Just("  Cat  ".to_string()),
+            "[a-zA-Z ]{0,10}",
+        ];
+        let text = prop_oneof![Just(String::new()), "[a-z ]{0,20}"];
+        prop_oneof![
+            (
+                peer.clone(),
+                name,
+                proptest::option::of(0u8..7),
+                proptest::option::of(0u64..20)
+            )
+                .prop_map(|(peer, name, resume_of, last_seen)| Op::Join {
+                    peer,
+                    name,
+                    resume_of,
+                    last_seen
+                }),
+            peer.clone().prop_map(|peer| Op::Leave { peer }),
+            peer.clone().prop_map(|peer| Op::Disconnect { peer }),
+            (peer.clone(), text).prop_map(|(peer, text)| Op::Chat { peer, text }),
+            (peer.clone(), any::<bool>(), any::<bool>())
+                .prop_map(|(peer, mic, camera)| Op::JoinCall { peer, mic, camera }),
+            peer.clone().prop_map(|peer| Op::LeaveCall { peer }),
+            (peer.clone(), any::<bool>(), any::<bool>())
+                .prop_map(|(peer, mic, camera)| Op::Media { peer, mic, camera }),
+            (peer.clone(), peer).prop_map(|(from, to)| Op::Signal { from, to }),
+            (0u32..40_000).prop_map(|ms| Op::Wait { ms }),
+            Just(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_sequence_keeps_the_room_consistent(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut simulation = Simulation::new();
+            for op in &ops {
+                if let Err(broken) = simulation.apply(op) {
+                    prop_assert!(false, "{}", broken);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_driver_notices_a_broken_invariant() {
+        // A sanity check of the checker itself: a chat id out of sequence is caught.
+        let mut simulation = Simulation::new();
+        simulation.expected_next_id = 7;
+        let ops = [
+            Op::Join {
+                peer: 1,
+                name: "Ann".into(),
+                resume_of: None,
+                last_seen: None,
+            },
+            Op::Chat {
+                peer: 1,
+                text: "hi".into(),
+            },
+        ];
+        simulation.apply(&ops[0]).unwrap();
+        assert!(simulation.apply(&ops[1]).unwrap_err().contains("chat ids"));
+    }
+}

@@ -1,0 +1,331 @@
+//! Integration tests for reliability: resuming after a dropped connection, restarts on the
+//! same data directory, stalled readers and every limit's typed error.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::time::Duration;
+
+use room::protocol::{ClientMsg, ErrorCode, LeaveReason, MessageId, ServerMsg};
+use support::{fresh_data_dir, Client, Ending, TestServer};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn texts(history: &[room::protocol::ChatEntry]) -> Vec<String> {
+    history.iter().map(|e| e.text.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_member_who_returns_within_the_grace_period_resumes_and_gets_exactly_what_was_missed() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("resume", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("resume", "Bob").await;
+    ann.recv().await; // Bob joined
+    ann.chat("seen by both").await;
+    ann.expect_chat().await;
+    let seen = bob.expect_chat().await;
+
+    // Bob's network goes away: no close frame.
+    bob.vanish();
+    match ann.recv().await {
+        ServerMsg::PeerUpdated { peer } => assert!(peer.away && peer.id == bob_joined.you),
+        other => panic!("expected Bob shown away, got {other:?}"),
+    }
+    ann.chat("missed 1").await;
+    ann.chat("missed 2").await;
+    ann.expect_chat().await;
+    ann.expect_chat().await;
+
+    let mut bob = server.client().await;
+    bob.hello().await;
+    let joined = bob
+        .rejoin(
+            "resume",
+            "Bob",
+            Some(bob_joined.resume_token.clone()),
+            Some(seen.id),
+        )
+        .await;
+    let ServerMsg::Joined {
+        you,
+        resumed,
+        history,
+        name,
+        ..
+    } = joined
+    else {
+        panic!("expected joined, got {joined:?}");
+    };
+    assert!(resumed);
+    assert_eq!(you, bob_joined.you);
+    assert_eq!(name, "Bob");
+    assert_eq!(texts(&history), ["missed 1", "missed 2"]);
+    // Ann sees Bob back, never a leave or a join.
+    match ann.recv().await {
+        ServerMsg::PeerUpdated { peer } => assert!(!peer.away && peer.id == bob_joined.you),
+        other => panic!("expected Bob back, got {other:?}"),
+    }
+    ann.expect_silence(QUIET).await;
+    // Chat carries on both ways, each message once.
+    bob.chat("back").await;
+    assert_eq!(ann.expect_chat().await.text, "back");
+    assert_eq!(bob.expect_chat().await.text, "back");
+    bob.expect_silence(QUIET).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_grace_period_the_member_has_left_and_comes_back_as_new() {
+    let server = TestServer::start(&["--resume-grace-secs", "1"]).await;
+    let (mut ann, _) = server.joined("grace", "Ann").await;
+    let (bob, bob_joined) = server.joined("grace", "Bob").await;
+    ann.recv().await;
+    bob.vanish();
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    assert_eq!(
+        ann.recv().await,
+        ServerMsg::PeerLeft {
+            peer: bob_joined.you,
+            reason: LeaveReason::Left
+        }
+    );
+    let mut bob = server.client().await;
+    bob.hello().await;
+    let joined = bob
+        .rejoin("grace", "Bob", Some(bob_joined.resume_token), None)
+        .await;
+    let ServerMsg::Joined { you, resumed, .. } = joined else {
+        panic!("expected joined, got {joined:?}");
+    };
+    assert!(!resumed);
+    assert_ne!(you, bob_joined.you);
+    assert!(matches!(ann.recv().await, ServerMsg::PeerJoined { peer } if peer.id == you));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_goodbye_leaves_at_once_without_a_grace_period() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("goodbye", "Ann").await;
+    let (bob, bob_joined) = server.joined("goodbye", "Bob").await;
+    ann.recv().await;
+    bob.close().await;
+    assert_eq!(
+        ann.recv().await,
+        ServerMsg::PeerLeft {
+            peer: bob_joined.you,
+            reason: LeaveReason::Left
+        }
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resumed_connection_replaces_an_old_one_that_looked_alive() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("takeover", "Ann").await;
+    let (mut old, bob_joined) = server.joined("takeover", "Bob").await;
+    ann.recv().await;
+    let mut new = server.client().await;
+    new.hello().await;
+    let joined = new
+        .rejoin("takeover", "Bob", Some(bob_joined.resume_token), None)
+        .await;
+    assert!(matches!(joined, ServerMsg::Joined { resumed: true, .. }));
+    // The old connection is closed; its end does not take Bob out of the room.
+    assert!(matches!(
+        old.ending().await,
+        Ending::Closed(..) | Ending::Dropped
+    ));
+    ann.chat("still there, Bob?").await;
+    assert_eq!(new.expect_chat().await.text, "still there, Bob?");
+    ann.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+        .await;
+    ann.expect_silence(QUIET).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_and_clients_carry_on_without_gaps_or_duplicates() {
+    let data = fresh_data_dir();
+    let server = TestServer::start_in(&data, &[], "127.0.0.1:0").await;
+    let addr = server.addr.to_string();
+    let (mut ann, _) = server.joined("durable", "Ann").await;
+    let (mut bob, _) = server.joined("durable", "Bob").await;
+    ann.recv().await;
+    let mut last_seen_by_bob = None;
+    for text in ["one", "two", "three"] {
+        ann.chat(text).await;
+        ann.expect_chat().await;
+        last_seen_by_bob = Some(bob.expect_chat().await.id);
+    }
+    server.stop().await;
+    assert!(matches!(ann.ending().await, Ending::Closed(1001, _)));
+    assert!(matches!(bob.ending().await, Ending::Closed(1001, _)));
+
+    // The same data directory, the same address.
+    let server = TestServer::start_in(&data, &[], &addr).await;
+    let mut ann = server.client().await;
+    ann.hello().await;
+    let ServerMsg::Joined {
+        history, resumed, ..
+    } = ann
+        .rejoin("durable", "Ann", Some("stale-token".into()), None)
+        .await
+    else {
+        panic!("Ann could not rejoin");
+    };
+    assert!(!resumed);
+    assert_eq!(texts(&history), ["one", "two", "three"]);
+    ann.chat("four").await;
+    let four = ann.expect_chat().await;
+    assert_eq!(four.id, MessageId(4), "numbering continues after a restart");
+
+    // Bob had seen "three"; he gets "four" and nothing twice.
+    let mut bob = server.client().await;
+    bob.hello().await;
+    let ServerMsg::Joined { history, .. } =
+        bob.rejoin("durable", "Bob", None, last_seen_by_bob).await
+    else {
+        panic!("Bob could not rejoin");
+    };
+    assert_eq!(texts(&history), ["four"]);
+    bob.chat("five").await;
+    assert_eq!(
+        ann.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+            .await,
+        bob.expect_chat_msg().await
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn a_reconnect_after_a_long_absence_is_replayed_from_storage() {
+    let server = TestServer::start(&["--history-len", "3", "--chat-burst", "50"]).await;
+    let (mut ann, _) = server.joined("long-gap", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("long-gap", "Bob").await;
+    ann.recv().await;
+    ann.chat("m1").await;
+    let seen = bob.expect_chat().await.id;
+    bob.vanish();
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    for i in 2..=8 {
+        ann.chat(&format!("m{i}")).await;
+    }
+    ann.drain(QUIET).await;
+    let mut bob = server.client().await;
+    bob.hello().await;
+    let ServerMsg::Joined { history, .. } = bob
+        .rejoin("long-gap", "Bob", Some(bob_joined.resume_token), Some(seen))
+        .await
+    else {
+        panic!("Bob could not resume");
+    };
+    // The room keeps 3 in memory; the other 4 come from SQLite.
+    assert_eq!(texts(&history), ["m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+    server.stop().await;
+}
+
+fn rss_kib() -> u64 {
+    room::loadgen::rss_kib(std::process::id()).expect("RSS from /proc")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_is_dropped_and_memory_stays_bounded() {
+    let server = TestServer::start(&[
+        "--peer-queue",
+        "256",
+        "--chat-burst",
+        "1000000",
+        "--chat-per-second",
+        "1000000",
+    ])
+    .await;
+    let (mut ann, _) = server.joined("stall", "Ann").await;
+    let (mut bob, _) = server.joined("stall", "Bob").await;
+    let (_stan, stan_joined) = server.joined("stall", "Stan").await;
+    ann.drain(QUIET).await;
+    bob.drain(QUIET).await;
+    let before = rss_kib();
+
+    // 40 MB of chat while Stan reads nothing: were his queue unbounded, it would hold it all.
+    let text = "s".repeat(1000);
+    let mut kicked = None;
+    for _ in 0..400 {
+        for _ in 0..100 {
+            ann.chat(&text).await;
+        }
+        for reader in [&mut ann, &mut bob] {
+            let mut chats = 0;
+            while chats < 100 {
+                match reader.recv().await {
+                    ServerMsg::Chat { .. } => chats += 1,
+                    ServerMsg::PeerLeft { peer, reason } => kicked = Some((peer, reason)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+    let grown_kib = rss_kib().saturating_sub(before);
+    assert_eq!(kicked, Some((stan_joined.you, LeaveReason::TooSlow)));
+    // Stan's queue (256 frames of ~1 KiB) and one write batch, plus allocator slack.
+    assert!(grown_kib < 24 * 1024, "RSS grew by {grown_kib} KiB");
+    eprintln!("RSS growth while 40 MB went past a stalled reader: {grown_kib} KiB");
+    server.stop().await;
+}
+
+async fn refused_connection(client: &mut Client) -> String {
+    let message = client.expect_error(ErrorCode::TooManyConnections).await;
+    assert_eq!(
+        client.ending().await,
+        Ending::Closed(1013, "try again later".into())
+    );
+    message
+}
+
+#[tokio::test]
+async fn connection_limits_in_total_and_per_address_refuse_with_a_typed_error() {
+    let server = TestServer::start(&["--max-connections-per-ip", "2"]).await;
+    let first = server.client().await;
+    let _second = server.client().await;
+    let mut third = server.client().await;
+    assert!(refused_connection(&mut third)
+        .await
+        .contains("your address"));
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = server.client().await;
+    again.hello().await;
+    server.stop().await;
+
+    let server = TestServer::start(&["--max-connections", "1"]).await;
+    let _only = server.client().await;
+    let mut over = server.client().await;
+    assert!(refused_connection(&mut over)
+        .await
+        .contains("limit of 1 connections"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_room_limit_refuses_new_rooms_but_not_existing_ones() {
+    let server = TestServer::start(&["--max-rooms", "1"]).await;
+    let (_ann, _) = server.joined("only-room", "Ann").await;
+    let mut bob = server.client().await;
+    bob.hello().await;
+    bob.send(&ClientMsg::Join {
+        room: "second-room".into(),
+        name: "Bob".into(),
+        resume: None,
+        last_seen: None,
+    })
+    .await;
+    bob.expect_error(ErrorCode::TooManyRooms).await;
+    let joined = bob.join("only-room", "Bob").await;
+    assert_eq!(joined.peers.len(), 2);
+    server.stop().await;
+}
