@@ -88,6 +88,11 @@ impl MediaSession {
     }
     pub fn leave_call(&self) {}
     pub fn stop(&self) {}
+    pub fn start_screen_share(&self) {}
+    pub fn stop_screen_share(&self) {}
+    pub fn attach_remote_screen(&self, _peer: PeerId, _element: &HtmlVideoElement) -> bool {
+        false
+    }
 }
 
 /// Timers only run in the browser.
@@ -96,3 +101,23 @@ pub fn after(_ms: u32, _f: impl FnOnce() + 'static) {}
 pub fn random() -> f64 {
     0.5
 }
+
+/// The language a page request asks for: the switcher's cookie, else `Accept-Language`.
+#[cfg(feature = "ssr")]
+pub fn initial_lang() -> crate::app::i18n::Lang {
+    use axum::http::{header, request::Parts};
+    use leptos::prelude::use_context;
+    let Some(parts) = use_context::<Parts>() else {
+        return crate::app::i18n::Lang::default();
+    };
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    crate::app::i18n::Lang::for_request(header(header::COOKIE), header(header::ACCEPT_LANGUAGE))
+}
+
+/// Without a server (library builds for tools and fuzzing) there is no request to read.
+#[cfg(not(feature = "ssr"))]
+pub fn initial_lang() -> crate::app::i18n::Lang {
+    crate::app::i18n::Lang::default()
+}
+
+pub fn remember_lang(_lang: crate::app::i18n::Lang) {}

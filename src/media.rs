@@ -17,8 +17,11 @@ pub enum MediaEvent {
     Problem(Option<MediaProblem>),
     /// What this browser now sends: whether a live, enabled mic and camera exist.
     Local(MediaState),
-    /// Microphone loudness, 0 to 1.
-    Level(f32),
+    /// Loudness, 0 to 1: this browser's microphone, and each call member's received audio.
+    Levels {
+        local: f32,
+        remote: Vec<(PeerId, f32)>,
+    },
     /// The connection to a call member changed state.
     Link { peer: PeerId, state: LinkState },
     /// A call member's audio or video arrived; their tile should (re)attach.
@@ -63,23 +66,6 @@ impl MediaProblem {
             _ => MediaProblem::Unavailable(format!("{name}: {message}")),
         }
     }
-
-    /// A sentence for the pre-join screen.
-    pub fn explain(&self) -> String {
-        match self {
-            MediaProblem::PermissionDenied => "Camera and microphone access is blocked. Allow it \
-                in your browser's site settings and reload, or join without them."
-                .to_string(),
-            MediaProblem::NoDevice => {
-                "No camera or microphone was found. You can still join to listen and chat."
-                    .to_string()
-            }
-            MediaProblem::Unavailable(detail) => format!(
-                "The camera or microphone could not be started ({detail}). Close other apps \
-                 using it and try again, or join without them."
-            ),
-        }
-    }
 }
 
 /// How the connection to one other call member is doing, as its tile shows it.
@@ -91,17 +77,6 @@ pub enum LinkState {
     Reconnecting,
     /// Restarts did not help; the connection was closed.
     Failed,
-}
-
-impl LinkState {
-    pub fn label(self) -> &'static str {
-        match self {
-            LinkState::Connecting => "connecting…",
-            LinkState::Connected => "",
-            LinkState::Reconnecting => "reconnecting…",
-            LinkState::Failed => "connection failed",
-        }
-    }
 }
 
 /// What to do after a peer connection changed state.
@@ -173,6 +148,86 @@ impl LinkSupervisor {
     }
 }
 
+/// Picks the active speaker from audio levels, with hysteresis so the highlight does not
+/// flicker: someone must be the loudest (above `speaking_level`) for `switch_after_ms` to
+/// take over, pauses between syllables shorter than `gap_ms` not counting as stopping, and
+/// the current speaker stays until they have been quiet for `silence_after_ms`.
+#[derive(Clone, Debug)]
+pub struct SpeakerDetector {
+    pub speaking_level: f32,
+    pub switch_after_ms: u64,
+    pub gap_ms: u64,
+    pub silence_after_ms: u64,
+    current: Option<PeerId>,
+    current_last_loud: u64,
+    /// Who may take over: since when they speak, and when they last did.
+    candidate: Option<(PeerId, u64, u64)>,
+}
+
+impl Default for SpeakerDetector {
+    fn default() -> Self {
+        SpeakerDetector {
+            speaking_level: 0.15,
+            switch_after_ms: 400,
+            gap_ms: 300,
+            silence_after_ms: 1500,
+            current: None,
+            current_last_loud: 0,
+            candidate: None,
+        }
+    }
+}
+
+impl SpeakerDetector {
+    pub fn current(&self) -> Option<PeerId> {
+        self.current
+    }
+
+    /// Feeds one round of levels taken at `now_ms`; returns the active speaker.
+    pub fn update(&mut self, now_ms: u64, levels: &[(PeerId, f32)]) -> Option<PeerId> {
+        let loud = |peer: PeerId| {
+            levels
+                .iter()
+                .any(|(p, level)| *p == peer && *level >= self.speaking_level)
+        };
+        let loudest = levels
+            .iter()
+            .filter(|(_, level)| *level >= self.speaking_level)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(peer, _)| *peer);
+        if let Some(current) = self.current.filter(|c| loud(*c)) {
+            self.current_last_loud = now_ms;
+            if loudest == Some(current) {
+                self.candidate = None;
+            }
+        }
+        match (loudest, self.candidate) {
+            (Some(peer), _) if Some(peer) == self.current => {}
+            (Some(peer), Some((candidate, since, _))) if candidate == peer => {
+                self.candidate = Some((peer, since, now_ms));
+            }
+            (Some(peer), _) => self.candidate = Some((peer, now_ms, now_ms)),
+            (None, Some((_, _, last_loud))) if now_ms.saturating_sub(last_loud) > self.gap_ms => {
+                self.candidate = None;
+            }
+            (None, _) => {}
+        }
+        if let Some((peer, since, last_loud)) = self.candidate {
+            if last_loud.saturating_sub(since) >= self.switch_after_ms {
+                self.current = Some(peer);
+                self.current_last_loud = now_ms;
+                self.candidate = None;
+            }
+        }
+        if self.current.is_some()
+            && now_ms.saturating_sub(self.current_last_loud) >= self.silence_after_ms
+        {
+            self.current = None;
+        }
+        self.current
+    }
+}
+
 /// Perfect negotiation needs one polite side per pair: it yields when both offer at once.
 /// Deriving it from the ids means both sides agree without talking about it.
 pub fn is_polite(me: PeerId, other: PeerId) -> bool {
@@ -182,6 +237,50 @@ pub fn is_polite(me: PeerId, other: PeerId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feed(
+        detector: &mut SpeakerDetector,
+        from_ms: u64,
+        to_ms: u64,
+        levels: &[(PeerId, f32)],
+    ) -> Option<PeerId> {
+        let mut current = None;
+        for now in (from_ms..to_ms).step_by(100) {
+            current = detector.update(now, levels);
+        }
+        current
+    }
+
+    #[test]
+    fn the_active_speaker_takes_over_only_after_speaking_for_a_while() {
+        let (ann, bob) = (PeerId(1), PeerId(2));
+        let mut detector = SpeakerDetector::default();
+        // A short blip is not enough.
+        assert_eq!(detector.update(0, &[(ann, 0.5), (bob, 0.0)]), None);
+        assert_eq!(detector.update(100, &[(ann, 0.0), (bob, 0.0)]), None);
+        // Speaking for half a second is.
+        assert_eq!(
+            feed(&mut detector, 200, 800, &[(ann, 0.5), (bob, 0.05)]),
+            Some(ann)
+        );
+        // Bob coughs once: Ann stays.
+        assert_eq!(detector.update(800, &[(ann, 0.1), (bob, 0.9)]), Some(ann));
+        assert_eq!(detector.update(900, &[(ann, 0.4), (bob, 0.0)]), Some(ann));
+        // Bob talks over a pause of Ann's: he takes over after the switch delay.
+        assert_eq!(
+            feed(&mut detector, 1000, 1600, &[(ann, 0.0), (bob, 0.6)]),
+            Some(bob)
+        );
+        // Silence ends the highlight after a second and a half, not at once.
+        assert_eq!(
+            feed(&mut detector, 1600, 2500, &[(ann, 0.0), (bob, 0.0)]),
+            Some(bob)
+        );
+        assert_eq!(
+            feed(&mut detector, 2500, 3400, &[(ann, 0.0), (bob, 0.0)]),
+            None
+        );
+    }
 
     #[test]
     fn exactly_one_side_of_each_pair_is_polite() {
@@ -234,10 +333,9 @@ mod tests {
             MediaProblem::from_error_name("NotFoundError", ""),
             MediaProblem::NoDevice
         );
-        let busy = MediaProblem::from_error_name("NotReadableError", "in use");
-        assert!(busy.explain().contains("NotReadableError: in use"));
-        assert!(MediaProblem::PermissionDenied
-            .explain()
-            .contains("join without them"));
+        assert_eq!(
+            MediaProblem::from_error_name("NotReadableError", "in use"),
+            MediaProblem::Unavailable("NotReadableError: in use".into())
+        );
     }
 }

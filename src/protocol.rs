@@ -63,7 +63,14 @@ pub enum ClientMsg {
     Media { media: MediaState },
     /// WebRTC signaling for one other call member; forwarded to `to` only.
     Signal { to: PeerId, signal: Signal },
+    /// Raise or lower your hand; everyone sees raised hands in the order they went up.
+    Hand { raised: bool },
+    /// A short emoji reaction shown to everyone (one of `REACTIONS`).
+    React { emoji: String },
 }
+
+/// The reactions a client may send.
+pub const REACTIONS: [&str; 6] = ["👍", "👏", "😂", "❤️", "🎉", "😮"];
 
 /// Messages the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +110,8 @@ pub enum ServerMsg {
     PeerUpdated { peer: PeerInfo },
     /// WebRTC signaling from another call member.
     Signal { from: PeerId, signal: Signal },
+    /// Someone reacted; show it briefly.
+    Reaction { from: PeerId, emoji: String },
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
     Error { code: ErrorCode, message: String },
@@ -115,6 +124,8 @@ pub struct Limits {
     pub max_name_chars: usize,
     pub max_chat_chars: usize,
     pub max_room_chars: usize,
+    #[serde(default)]
+    pub max_call_members: usize,
 }
 
 /// A room member as others see them.
@@ -123,18 +134,39 @@ pub struct PeerInfo {
     pub id: PeerId,
     pub name: String,
     /// Whether they are in the call (sending and receiving audio/video), not just chatting.
+    /// Fields at their default are left out on the wire: a room's member list is sent to
+    /// every newcomer and most members are idle.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub in_call: bool,
+    #[serde(default, skip_serializing_if = "MediaState::is_off")]
     pub media: MediaState,
     /// Their connection dropped; they may come back within the grace period.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub away: bool,
+    /// When their hand is raised: its place in the order hands went up (smaller is earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand: Option<u64>,
 }
 
-/// Whether a call member's microphone and camera are on.
+/// Whether a call member's microphone, camera and screen sharing are on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaState {
     pub mic: bool,
     pub camera: bool,
+    /// Sharing their screen as an extra video track.
+    #[serde(default)]
+    pub screen: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+impl MediaState {
+    /// Nothing on: no microphone, camera or screen.
+    pub fn is_off(&self) -> bool {
+        *self == MediaState::default()
+    }
 }
 
 /// A STUN or TURN server for the browser's `RTCPeerConnection`.
@@ -231,6 +263,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The server runs as many rooms as it allows; existing rooms can still be joined.
     TooManyRooms,
+    /// A reaction that is not one of the offered emoji.
+    InvalidReaction,
     /// The server is over a global limit or shutting down; try again later.
     Unavailable,
 }
@@ -255,6 +289,7 @@ impl ErrorCode {
         ErrorCode::UnknownPeer,
         ErrorCode::TooManyConnections,
         ErrorCode::TooManyRooms,
+        ErrorCode::InvalidReaction,
         ErrorCode::Unavailable,
     ];
 
@@ -278,6 +313,7 @@ impl ErrorCode {
             ErrorCode::UnknownPeer => "unknown_peer",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::InvalidReaction => "invalid_reaction",
             ErrorCode::Unavailable => "unavailable",
         }
     }
@@ -294,6 +330,8 @@ impl ClientMsg {
         "leave_call",
         "media",
         "signal",
+        "hand",
+        "react",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -306,6 +344,8 @@ impl ClientMsg {
             ClientMsg::LeaveCall => 5,
             ClientMsg::Media { .. } => 6,
             ClientMsg::Signal { .. } => 7,
+            ClientMsg::Hand { .. } => 8,
+            ClientMsg::React { .. } => 9,
         }
     }
 
@@ -327,6 +367,7 @@ impl ServerMsg {
         "call_joined",
         "peer_updated",
         "signal",
+        "reaction",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -341,6 +382,7 @@ impl ServerMsg {
             ServerMsg::CallJoined { .. } => 7,
             ServerMsg::PeerUpdated { .. } => 8,
             ServerMsg::Signal { .. } => 9,
+            ServerMsg::Reaction { .. } => 10,
         }
     }
 
@@ -389,6 +431,24 @@ mod tests {
                 format!("\"{}\"", code.as_str())
             );
         }
+    }
+
+    #[test]
+    fn idle_members_are_sent_compactly() {
+        let idle = PeerInfo {
+            id: PeerId(7),
+            name: "Ann".into(),
+            in_call: false,
+            media: MediaState::default(),
+            away: false,
+            hand: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&idle).unwrap(),
+            r#"{"id":7,"name":"Ann"}"#
+        );
+        let back: PeerInfo = serde_json::from_str(r#"{"id":7,"name":"Ann"}"#).unwrap();
+        assert_eq!(back, idle);
     }
 
     #[test]
@@ -457,6 +517,7 @@ mod tests {
                     max_name_chars: 32,
                     max_chat_chars: 2000,
                     max_room_chars: 40,
+                    max_call_members: 6,
                 },
             },
             ServerMsg::Joined {
@@ -469,6 +530,7 @@ mod tests {
                     in_call: false,
                     media: MediaState::default(),
                     away: false,
+                    hand: None,
                 }],
                 history: vec![entry.clone()],
                 resumed: false,
@@ -498,9 +560,15 @@ mod tests {
                     media: MediaState {
                         mic: false,
                         camera: true,
+                        screen: true,
                     },
                     away: true,
+                    hand: Some(3),
                 },
+            },
+            ServerMsg::Reaction {
+                from: PeerId(2),
+                emoji: REACTIONS[0].into(),
             },
             ServerMsg::Signal {
                 from: PeerId(2),

@@ -16,6 +16,7 @@ const QUIET: Duration = Duration::from_millis(300);
 const AV: MediaState = MediaState {
     mic: true,
     camera: true,
+    screen: false,
 };
 
 fn offer(sdp: &str) -> Signal {
@@ -193,6 +194,7 @@ async fn media_state_changes_reach_everyone_in_the_room() {
     let muted = MediaState {
         mic: false,
         camera: true,
+        screen: false,
     };
     for client in [&mut ann, &mut bob, &mut chatter] {
         client.drain(QUIET).await;
@@ -282,5 +284,70 @@ async fn a_client_that_stops_answering_pings_is_shown_away_then_leaves() {
     // Ann, who reads (and so answers pings), stays.
     ann.chat("still here").await;
     assert_eq!(ann.expect_chat().await.text, "still here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hands_reactions_and_screen_sharing_reach_everyone() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = server.joined("extras", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("extras", "Bob").await;
+    join_call(&mut ann, AV).await;
+    join_call(&mut bob, AV).await;
+    for client in [&mut ann, &mut bob] {
+        client.drain(QUIET).await;
+    }
+
+    bob.send(&ClientMsg::Hand { raised: true }).await;
+    ann.send(&ClientMsg::Hand { raised: true }).await;
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        let ServerMsg::PeerUpdated { peer } = bob
+            .recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+            .await
+        else {
+            unreachable!()
+        };
+        order.push((peer.id, peer.hand.expect("raised")));
+    }
+    assert_eq!(order[0].0, bob_joined.you);
+    assert!(order[0].1 < order[1].1, "Bob raised first: {order:?}");
+
+    ann.send(&ClientMsg::React {
+        emoji: "🎉".into()
+    })
+    .await;
+    assert_eq!(
+        bob.recv_until(|m| matches!(m, ServerMsg::Reaction { .. }))
+            .await,
+        ServerMsg::Reaction {
+            from: ann_joined.you,
+            emoji: "🎉".into()
+        }
+    );
+    ann.send(&ClientMsg::React {
+        emoji: "💩".into()
+    })
+    .await;
+    ann.recv_until(|m| {
+        matches!(
+            m,
+            ServerMsg::Error {
+                code: ErrorCode::InvalidReaction,
+                ..
+            }
+        )
+    })
+    .await;
+
+    let sharing = MediaState { screen: true, ..AV };
+    ann.send(&ClientMsg::Media { media: sharing }).await;
+    let ServerMsg::PeerUpdated { peer } = bob
+        .recv_until(|m| matches!(m, ServerMsg::PeerUpdated { peer } if peer.media.screen))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(peer.id, ann_joined.you);
     server.stop().await;
 }

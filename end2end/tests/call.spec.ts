@@ -46,7 +46,7 @@ test('three people see and hear each other; mute, camera switch and leaving show
     // Ann mutes: Bob and Cat see the muted mark on her tile; unmuting clears it.
     await ann.getByRole('button', { name: 'Mute microphone' }).click();
     for (const page of [bob, cat]) await expect(remoteTile(page, 'Ann').getByTestId('mic-off')).toBeVisible();
-    await expect(ann.getByTestId('self-tile').getByLabel('microphone off')).toBeVisible();
+    await expect(ann.getByTestId('self-tile').getByLabel('Mic off')).toBeVisible();
     await ann.getByRole('button', { name: 'Unmute microphone' }).click();
     for (const page of [bob, cat]) await expect(remoteTile(page, 'Ann').getByTestId('mic-off')).toHaveCount(0);
 
@@ -95,7 +95,7 @@ test('a fourth person over a cap of three is told why and can still chat', async
     const dan = await openPage(await newContext(), `${server.url}/r/capped`, consoleErrors);
     await dan.getByLabel('Your name').fill('Dan');
     await dan.getByRole('button', { name: 'Join', exact: true }).click();
-    await expect(dan.getByTestId('call-refused')).toContainText('the call is full (3 people)');
+    await expect(dan.getByTestId('call-refused')).toContainText('The call is full (3 people). You can still chat.');
     await expect(dan.getByTestId('remote-tile')).toHaveCount(3);
     // Dan sees the call's members but sends nothing; chat works.
     await dan.getByLabel('Message').fill('can I join later?');
@@ -133,7 +133,7 @@ test('without camera or microphone permission, people can still join to listen a
   await page.getByLabel('Your name').fill('Listener');
   await page.getByRole('button', { name: 'Join without camera and mic' }).click();
   await expect(page.getByTestId('self-tile')).toBeVisible();
-  await expect(page.getByTestId('self-tile').getByLabel('microphone off')).toBeVisible();
+  await expect(page.getByTestId('self-tile').getByLabel('Mic off')).toBeVisible();
 
   // A speaker joining later is seen and heard by the listener.
   const speaker = await joinCall(await newContext(), server, 'no-devices', 'Speaker', consoleErrors);

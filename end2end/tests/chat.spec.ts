@@ -66,7 +66,7 @@ test('a taken name is refused with a clear message and another one works', async
   const page = await openPage(await newContext(), `${server.url}/r/names`, consoleErrors);
   await page.getByLabel('Your name').fill('ann');
   await page.getByRole('button', { name: 'Join', exact: true }).click();
-  await expect(page.getByRole('alert')).toContainText('already called');
+  await expect(page.getByRole('alert')).toContainText('already uses that name');
   await page.getByLabel('Your name').fill('Ann B');
   await page.getByRole('button', { name: 'Join', exact: true }).click();
   await expect(page.getByTestId('participant-count')).toHaveText('2 people');

@@ -16,6 +16,8 @@ enum FuzzOp {
     LeaveCall { peer: u8 },
     Media { peer: u8, mic: bool, camera: bool },
     Signal { from: u8, to: u8 },
+    Hand { peer: u8, raised: bool },
+    React { peer: u8, emoji: String },
     Wait { ms: u16 },
     Expire,
 }
@@ -38,6 +40,8 @@ impl From<FuzzOp> for Op {
             FuzzOp::LeaveCall { peer } => Op::LeaveCall { peer: p(peer) },
             FuzzOp::Media { peer, mic, camera } => Op::Media { peer: p(peer), mic, camera },
             FuzzOp::Signal { from, to } => Op::Signal { from: p(from), to: p(to) },
+            FuzzOp::Hand { peer, raised } => Op::Hand { peer: p(peer), raised },
+            FuzzOp::React { peer, emoji } => Op::React { peer: p(peer), emoji },
             FuzzOp::Wait { ms } => Op::Wait { ms: u32::from(ms) * 8 },
             FuzzOp::Expire => Op::Expire,
         }

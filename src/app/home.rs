@@ -3,7 +3,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::people_label;
+use super::i18n::use_i18n;
+use super::LangSwitch;
 use crate::client::Socket;
 use crate::protocol::{ClientMsg, RoomSummary, ServerMsg, PROTOCOL_VERSION};
 
@@ -18,18 +19,22 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, ServerFnError> {
 pub fn HomePage() -> impl IntoView {
     let query = use_query_map();
     let invalid = move || query.read().get("invalid").is_some();
+    let i18n = use_i18n();
     view! {
         <main class="page narrow home">
+            <div class="top-bar">
+                <LangSwitch/>
+            </div>
             <header class="hero">
                 <h1 class="brand">"Room"</h1>
-                <p class="tagline">"Video meetings you run yourself. Open a link, pick a name, talk."</p>
+                <p class="tagline">{move || i18n.t().tagline}</p>
             </header>
             <section class="card start">
                 <form method="post" action="/new">
-                    <button type="submit" class="primary big">"Start a new meeting"</button>
+                    <button type="submit" class="primary big">{move || i18n.t().start_meeting}</button>
                 </form>
                 <form method="get" action="/join" class="join-form">
-                    <label for="join-room">"Or join a meeting by name"</label>
+                    <label for="join-room">{move || i18n.t().join_by_name}</label>
                     <div class="row">
                         <input
                             id="join-room"
@@ -37,15 +42,13 @@ pub fn HomePage() -> impl IntoView {
                             type="text"
                             required
                             maxlength="80"
-                            placeholder="e.g. team-standup"
+                            placeholder=move || i18n.t().room_placeholder
                             autocomplete="off"
                         />
-                        <button type="submit">"Join"</button>
+                        <button type="submit">{move || i18n.t().join}</button>
                     </div>
                     <Show when=invalid>
-                        <p class="error" role="alert">
-                            "Room names need at least one letter or digit (a–z, 0–9)."
-                        </p>
+                        <p class="error" role="alert">{move || i18n.t().invalid_room_typed}</p>
                     </Show>
                 </form>
             </section>
@@ -76,10 +79,11 @@ fn RoomsInUse() -> impl IntoView {
         );
         socket.set_value(connected.ok());
     });
+    let i18n = use_i18n();
     view! {
         <section class="card rooms" aria-labelledby="rooms-heading">
-            <h2 id="rooms-heading">"Rooms in use"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            <h2 id="rooms-heading">{move || i18n.t().rooms_in_use}</h2>
+            <Transition fallback=move || view! { <p class="muted">{move || i18n.t().loading}</p> }>
                 {move || Suspend::new(async move {
                     let first = initial.await.unwrap_or_default();
                     let rooms = move || live.get().unwrap_or_else(|| first.clone());
@@ -92,10 +96,11 @@ fn RoomsInUse() -> impl IntoView {
 
 #[component]
 fn RoomList(rooms: Signal<Vec<RoomSummary>>) -> impl IntoView {
+    let i18n = use_i18n();
     view! {
         <Show
             when=move || rooms.with(|r| !r.is_empty())
-            fallback=|| view! { <p class="muted empty-rooms">"No meetings right now. Start one!"</p> }
+            fallback=move || view! { <p class="muted empty-rooms">{move || i18n.t().no_rooms}</p> }
         >
             <ul class="room-list">
                 <For
@@ -106,7 +111,7 @@ fn RoomList(rooms: Signal<Vec<RoomSummary>>) -> impl IntoView {
                     <li data-room=summary.room.clone()>
                         <a href=format!("/r/{}", summary.room)>{summary.room.clone()}</a>
                         <span class="count">
-                            {people_label(summary.participants)}
+                            {move || (i18n.t().people_count)(summary.participants)}
                         </span>
                     </li>
                 </For>

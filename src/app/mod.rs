@@ -1,19 +1,23 @@
 //! The Leptos user interface, shared by server rendering and the hydrated client: the HTML
-//! shell, the router and one module per page.
+//! shell, the router, the language catalogs and one module per page.
 
 pub mod home;
+pub mod i18n;
 pub mod room;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, StaticSegment};
+
+use self::i18n::{provide_i18n, use_i18n, Lang};
+use crate::client;
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -33,7 +37,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let i18n = provide_i18n(client::initial_lang());
     view! {
+        <Html {..} lang=move || i18n.lang.get().code()/>
         <Stylesheet id="leptos" href="/pkg/room.css"/>
         <Title text="Room"/>
         <Router>
@@ -47,19 +53,43 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn NotFound() -> impl IntoView {
+    let i18n = use_i18n();
     view! {
         <main class="page narrow">
-            <h1>"Page not found"</h1>
-            <p><a href="/">"Back to Room"</a></p>
+            <h1>{move || i18n.t().page_not_found}</h1>
+            <p><a href="/">{move || i18n.t().back_home}</a></p>
         </main>
     }
 }
 
-/// "1 person", "3 people".
-pub fn people_label(count: usize) -> String {
-    if count == 1 {
-        "1 person".to_string()
-    } else {
-        format!("{count} people")
+/// English or Korean; the choice sticks (a cookie) and applies at once.
+#[component]
+pub fn LangSwitch() -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <label class="lang-switch">
+            <span class="visually-hidden">{move || i18n.t().language}</span>
+            <select
+                aria-label=move || i18n.t().language
+                data-testid="language"
+                on:change=move |ev| {
+                    if let Some(lang) = Lang::from_tag(&event_target_value(&ev)) {
+                        i18n.lang.set(lang);
+                        client::remember_lang(lang);
+                    }
+                }
+            >
+                {Lang::ALL
+                    .into_iter()
+                    .map(|lang| {
+                        view! {
+                            <option value=lang.code() selected=move || i18n.lang.get() == lang>
+                                {lang.native_name()}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
     }
 }

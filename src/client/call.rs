@@ -31,6 +31,8 @@ const MAX_ICE_RESTARTS: u32 = 3;
 pub struct LocalTracks {
     pub audio: Option<MediaStreamTrack>,
     pub video: Option<MediaStreamTrack>,
+    /// A shared screen, sent on a third transceiver of its own.
+    pub screen: Option<MediaStreamTrack>,
 }
 
 impl LocalTracks {
@@ -65,6 +67,10 @@ struct Link {
     supervisor: RefCell<LinkSupervisor>,
     /// The member's camera and microphone as one stream, for their tile.
     camera: MediaStream,
+    /// The member's shared screen, if they share one.
+    screen: MediaStream,
+    /// Our own screen-sharing transceiver on this connection, once we shared.
+    screen_sender: RefCell<Option<RtcRtpTransceiver>>,
     /// Signals wait here so that each is applied after the previous one finished.
     inbox: RefCell<VecDeque<Signal>>,
     draining: Cell<bool>,
@@ -120,6 +126,42 @@ impl Call {
                 }
             }
         }
+        if let Some(screen) = &tracks.screen {
+            link.set_screen(Some(screen));
+        }
+    }
+
+    /// Starts or stops sending a shared screen to every member. The first share adds a
+    /// transceiver (one renegotiation); later ones only replace its track.
+    pub fn set_screen(&self, track: Option<&MediaStreamTrack>) {
+        self.shared.tracks.borrow_mut().screen = track.cloned();
+        for link in self.shared.links.borrow().values() {
+            link.set_screen(track);
+        }
+    }
+
+    /// Shows `peer`'s shared screen in `element`.
+    pub fn attach_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        match self.shared.links.borrow().get(&peer) {
+            Some(link) => {
+                super::media::attach(element, Some(&link.screen));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every member's received microphone, for the speaker detection.
+    pub fn remote_audio(&self) -> Vec<(PeerId, MediaStreamTrack)> {
+        self.shared
+            .links
+            .borrow()
+            .values()
+            .filter_map(|link| {
+                let track = link.camera.get_audio_tracks().get(0);
+                (!track.is_undefined()).then(|| (link.peer, track.unchecked_into()))
+            })
+            .collect()
     }
 
     /// Applies signaling from `from`, opening a connection for a first offer.
@@ -214,6 +256,8 @@ impl Link {
             ignore_offer: Cell::new(false),
             supervisor: RefCell::new(LinkSupervisor::new(MAX_ICE_RESTARTS)),
             camera: MediaStream::new().ok()?,
+            screen: MediaStream::new().ok()?,
+            screen_sender: RefCell::new(None),
             inbox: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
             handlers: RefCell::new(Vec::new()),
@@ -270,6 +314,22 @@ impl Link {
         link.handlers
             .borrow_mut()
             .extend([negotiation, candidate, track, state]);
+    }
+
+    fn set_screen(&self, track: Option<&MediaStreamTrack>) {
+        if let Some(transceiver) = self.screen_sender.borrow().as_ref() {
+            let _ = transceiver.sender().replace_track(track);
+            return;
+        }
+        if let Some(track) = track {
+            let init = RtcRtpTransceiverInit::new();
+            init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+            // Fires negotiationneeded; perfect negotiation sends the offer.
+            let transceiver = self
+                .pc
+                .add_transceiver_with_media_stream_track_and_init(track, &init);
+            *self.screen_sender.borrow_mut() = Some(transceiver);
+        }
     }
 
     fn send(&self, shared: &Shared, signal: Signal) {
@@ -378,16 +438,19 @@ impl Link {
         let kind = track.kind();
         let is_base = base_transceiver(&self.pc, &kind)
             .is_some_and(|base| js_sys::Object::is(&base, &event.transceiver()));
-        if !is_base {
-            return;
-        }
-        for old in self.camera.get_tracks().iter() {
+        // Any other video transceiver carries the member's shared screen.
+        let stream = match (is_base, kind.as_str()) {
+            (true, _) => &self.camera,
+            (false, "video") => &self.screen,
+            (false, _) => return,
+        };
+        for old in stream.get_tracks().iter() {
             let old: MediaStreamTrack = old.unchecked_into();
             if old.kind() == kind && old.id() != track.id() {
-                self.camera.remove_track(&old);
+                stream.remove_track(&old);
             }
         }
-        self.camera.add_track(&track);
+        stream.add_track(&track);
         (shared.events)(MediaEvent::RemoteMedia { peer: self.peer });
     }
 

@@ -119,17 +119,31 @@ pub fn attach(element: &HtmlMediaElement, stream: Option<&MediaStream>) {
     }
 }
 
-/// Measures how loud a microphone track is, for the pre-join meter.
+/// `getDisplayMedia`: the browser asks the person which screen or window to share.
+pub async fn get_display_media() -> Result<MediaStreamTrack, MediaProblem> {
+    let promise = media_devices()?.get_display_media().map_err(problem_from)?;
+    let stream: MediaStream = JsFuture::from(promise)
+        .await
+        .map_err(problem_from)?
+        .dyn_into()
+        .map_err(|_| MediaProblem::Unavailable("getDisplayMedia returned no stream".into()))?;
+    let track = stream.get_video_tracks().get(0);
+    track
+        .dyn_into()
+        .map_err(|_| MediaProblem::Unavailable("no screen track".into()))
+}
+
+/// Measures how loud an audio track is: the pre-join meter and the speaker detection.
 pub struct LevelMeter {
-    context: AudioContext,
     analyser: AnalyserNode,
     _source: MediaStreamAudioSourceNode,
     samples: std::cell::RefCell<Vec<f32>>,
+    /// The track measured, so a replaced track gets a new meter.
+    pub track_id: String,
 }
 
 impl LevelMeter {
-    pub fn new(track: &MediaStreamTrack) -> Option<LevelMeter> {
-        let context = AudioContext::new().ok()?;
+    pub fn new(context: &AudioContext, track: &MediaStreamTrack) -> Option<LevelMeter> {
         let stream = MediaStream::new().ok()?;
         stream.add_track(track);
         let source = context.create_media_stream_source(&stream).ok()?;
@@ -138,20 +152,15 @@ impl LevelMeter {
         source.connect_with_audio_node(&analyser).ok()?;
         let samples = vec![0.0; analyser.fft_size() as usize];
         Some(LevelMeter {
-            context,
             analyser,
             _source: source,
             samples: std::cell::RefCell::new(samples),
+            track_id: track.id(),
         })
     }
 
     /// Loudness from 0 (silence) to 1, on a scale that makes speech visible.
     pub fn level(&self) -> f32 {
-        if self.context.state() == AudioContextState::Suspended {
-            // Browsers start audio contexts suspended until the page was interacted with.
-            let _ = self.context.resume();
-            return 0.0;
-        }
         let mut samples = self.samples.borrow_mut();
         self.analyser.get_float_time_domain_data(&mut samples);
         let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
@@ -160,8 +169,12 @@ impl LevelMeter {
     }
 }
 
-impl Drop for LevelMeter {
-    fn drop(&mut self) {
-        let _ = self.context.close();
+/// A shared audio context; browsers start them suspended until the page was interacted with,
+/// so each use nudges it.
+pub fn running(context: &AudioContext) -> bool {
+    if context.state() == AudioContextState::Suspended {
+        let _ = context.resume();
+        return false;
     }
+    true
 }

@@ -14,9 +14,11 @@ use crate::media::{DeviceKind, MediaEvent, MediaProblem};
 use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, Signal};
 
 use super::call::{Call, LocalTracks};
-use super::media::{attach, device_of, get_user_media, list_devices, LevelMeter, Want};
+use super::media::{
+    attach, device_of, get_display_media, get_user_media, list_devices, running, LevelMeter, Want,
+};
 
-/// How often the microphone meter is read while previewing.
+/// How often microphone levels are read (the pre-join meter, the active speaker).
 const METER_INTERVAL_MS: i32 = 100;
 
 struct Inner {
@@ -30,7 +32,12 @@ struct Inner {
     mic_on: Cell<bool>,
     camera_device: RefCell<Option<String>>,
     mic_device: RefCell<Option<String>>,
+    /// One audio context for every meter; browsers limit how many a page may open.
+    audio_context: RefCell<Option<web_sys::AudioContext>>,
     meter: RefCell<Option<LevelMeter>>,
+    remote_meters: RefCell<Vec<(PeerId, LevelMeter)>>,
+    screen: RefCell<Option<MediaStreamTrack>>,
+    screen_ended: RefCell<Option<Closure<dyn FnMut()>>>,
     meter_timer: Cell<Option<i32>>,
     meter_tick: RefCell<Option<Closure<dyn FnMut()>>>,
     call: RefCell<Option<Call>>,
@@ -39,10 +46,13 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the page's media must switch the camera light off.
-        for slot in [&self.audio, &self.video] {
+        for slot in [&self.audio, &self.video, &self.screen] {
             if let Some(track) = slot.borrow_mut().take() {
                 track.stop();
             }
+        }
+        if let Some(context) = self.audio_context.borrow_mut().take() {
+            let _ = context.close();
         }
         if let (Some(window), Some(timer)) = (web_sys::window(), self.meter_timer.take()) {
             window.clear_interval_with_handle(timer);
@@ -67,7 +77,11 @@ impl MediaSession {
                 mic_on: Cell::new(true),
                 camera_device: RefCell::new(None),
                 mic_device: RefCell::new(None),
+                audio_context: RefCell::new(None),
                 meter: RefCell::new(None),
+                remote_meters: RefCell::new(Vec::new()),
+                screen: RefCell::new(None),
+                screen_ended: RefCell::new(None),
                 meter_timer: Cell::new(None),
                 meter_tick: RefCell::new(None),
                 call: RefCell::new(None),
@@ -137,7 +151,7 @@ impl MediaSession {
             if kind == "audio" {
                 track.set_enabled(inner.mic_on.get());
                 *inner.mic_device.borrow_mut() = device_of(track);
-                *inner.meter.borrow_mut() = LevelMeter::new(track);
+                *inner.meter.borrow_mut() = self.with_audio_context(|c| LevelMeter::new(c, track));
             } else {
                 *inner.camera_device.borrow_mut() = device_of(track);
             }
@@ -150,6 +164,17 @@ impl MediaSession {
         }
         *slot.borrow_mut() = track;
         self.emit(MediaEvent::Local(self.state()));
+    }
+
+    fn with_audio_context<T>(
+        &self,
+        f: impl FnOnce(&web_sys::AudioContext) -> Option<T>,
+    ) -> Option<T> {
+        let mut context = self.inner.audio_context.borrow_mut();
+        if context.is_none() {
+            *context = web_sys::AudioContext::new().ok();
+        }
+        context.as_ref().and_then(f)
     }
 
     async fn after_device_change(&self) {
@@ -173,6 +198,7 @@ impl MediaSession {
         MediaState {
             mic: live(&self.inner.audio),
             camera: live(&self.inner.video),
+            screen: live(&self.inner.screen),
         }
     }
 
@@ -269,11 +295,9 @@ impl MediaSession {
             return;
         };
         let session = Rc::downgrade(&self.inner);
-        let events = Rc::clone(&self.inner.events);
         let tick = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = session.upgrade() {
-                let level = inner.meter.borrow().as_ref().map_or(0.0, LevelMeter::level);
-                events(MediaEvent::Level(level));
+                MediaSession { inner }.measure();
             }
         });
         if let Ok(timer) = window.set_interval_with_callback_and_timeout_and_arguments_0(
@@ -283,6 +307,89 @@ impl MediaSession {
             self.inner.meter_timer.set(Some(timer));
             *self.inner.meter_tick.borrow_mut() = Some(tick);
         }
+    }
+
+    /// Reads every meter once: ours, and one per call member's received audio (meters are
+    /// made as their tracks arrive and dropped with them).
+    fn measure(&self) {
+        let inner = &self.inner;
+        let audible = inner.audio_context.borrow().as_ref().is_some_and(running);
+        let local = if audible {
+            inner.meter.borrow().as_ref().map_or(0.0, LevelMeter::level)
+        } else {
+            0.0
+        };
+        let mut remote = Vec::new();
+        if let Some(call) = inner.call.borrow().as_ref() {
+            let tracks = call.remote_audio();
+            let mut meters = inner.remote_meters.borrow_mut();
+            meters.retain(|(peer, meter)| {
+                tracks
+                    .iter()
+                    .any(|(p, track)| p == peer && track.id() == meter.track_id)
+            });
+            for (peer, track) in &tracks {
+                if !meters.iter().any(|(p, _)| p == peer) {
+                    if let Some(meter) = self.with_audio_context(|c| LevelMeter::new(c, track)) {
+                        meters.push((*peer, meter));
+                    }
+                }
+            }
+            if audible {
+                remote = meters.iter().map(|(peer, m)| (*peer, m.level())).collect();
+            }
+        }
+        self.emit(MediaEvent::Levels { local, remote });
+    }
+
+    /// Asks the browser for a screen to share and sends it to every member as an extra video
+    /// track; stopping from the browser's own "stop sharing" bar ends it too.
+    pub fn start_screen_share(&self) {
+        let session = self.clone();
+        spawn_local(async move {
+            match get_display_media().await {
+                Ok(track) => {
+                    let weak = Rc::downgrade(&session.inner);
+                    let ended = Closure::<dyn FnMut()>::new(move || {
+                        if let Some(inner) = weak.upgrade() {
+                            MediaSession { inner }.stop_screen_share();
+                        }
+                    });
+                    track.set_onended(Some(ended.as_ref().unchecked_ref()));
+                    *session.inner.screen_ended.borrow_mut() = Some(ended);
+                    if let Some(call) = session.inner.call.borrow().as_ref() {
+                        call.set_screen(Some(&track));
+                    }
+                    *session.inner.screen.borrow_mut() = Some(track);
+                    session.emit(MediaEvent::Local(session.state()));
+                }
+                // Cancelling the browser's picker is a choice, not a problem to show.
+                Err(MediaProblem::PermissionDenied) => {}
+                Err(problem) => session.emit(MediaEvent::Problem(Some(problem))),
+            }
+        });
+    }
+
+    pub fn stop_screen_share(&self) {
+        let track = self.inner.screen.borrow_mut().take();
+        if let Some(track) = track {
+            track.set_onended(None);
+            track.stop();
+        }
+        self.inner.screen_ended.borrow_mut().take();
+        if let Some(call) = self.inner.call.borrow().as_ref() {
+            call.set_screen(None);
+        }
+        self.emit(MediaEvent::Local(self.state()));
+    }
+
+    /// Shows `peer`'s shared screen in `element`.
+    pub fn attach_remote_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        self.inner
+            .call
+            .borrow()
+            .as_ref()
+            .is_some_and(|call| call.attach_screen(peer, element))
     }
 
     /// Starts the call: connects to each member already in it (this side offers).
@@ -296,6 +403,7 @@ impl MediaSession {
         let tracks = LocalTracks {
             audio: self.inner.audio.borrow().clone(),
             video: self.inner.video.borrow().clone(),
+            screen: self.inner.screen.borrow().clone(),
         };
         let call = Call::new(me, ice_servers, tracks, send, Rc::clone(&self.inner.events));
         for &peer in members {
@@ -330,10 +438,12 @@ impl MediaSession {
         if let Some(call) = self.inner.call.borrow_mut().take() {
             call.close();
         }
+        self.inner.remote_meters.borrow_mut().clear();
     }
 
     /// Ends everything: the call, the devices and the meter.
     pub fn stop(&self) {
+        self.stop_screen_share();
         self.leave_call();
         self.set_track("audio", None);
         self.set_track("video", None);

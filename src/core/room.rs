@@ -7,7 +7,7 @@ use super::rate::TokenBucket;
 use super::{Delivery, Recipients, Refusal};
 use crate::protocol::{
     ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, MessageId, PeerId,
-    PeerInfo, ServerMsg, Signal, UnixMillis,
+    PeerInfo, ServerMsg, Signal, UnixMillis, REACTIONS,
 };
 
 /// The limits one room enforces; the server fills them from its flags.
@@ -29,6 +29,9 @@ pub struct RoomLimits {
     /// per second; generous, since one negotiation trickles a dozen candidates.
     pub signal_burst: u32,
     pub signal_per_second: u32,
+    /// Reactions a member may send in a burst and per second.
+    pub reaction_burst: u32,
+    pub reaction_per_second: u32,
 }
 
 impl Default for RoomLimits {
@@ -43,6 +46,8 @@ impl Default for RoomLimits {
             max_call_members: 6,
             signal_burst: 200,
             signal_per_second: 50,
+            reaction_burst: 5,
+            reaction_per_second: 1,
         }
     }
 }
@@ -59,6 +64,9 @@ struct Member {
     resume_token: String,
     /// When the connection dropped, if it did; the member is kept for the grace period.
     away_since: Option<UnixMillis>,
+    reaction_budget: TokenBucket,
+    /// The raised hand's place in line.
+    hand: Option<u64>,
 }
 
 impl Member {
@@ -69,6 +77,7 @@ impl Member {
             in_call: self.in_call,
             media: self.media,
             away: self.away_since.is_some(),
+            hand: self.hand,
         }
     }
 }
@@ -103,6 +112,7 @@ pub struct Room {
     members: Vec<Member>,
     history: VecDeque<ChatEntry>,
     next_message_id: u64,
+    next_hand: u64,
 }
 
 impl Room {
@@ -114,6 +124,7 @@ impl Room {
             limits,
             members: Vec::new(),
             next_message_id: 1,
+            next_hand: 1,
         }
     }
 
@@ -240,6 +251,12 @@ impl Room {
             media: MediaState::default(),
             resume_token,
             away_since: None,
+            reaction_budget: TokenBucket::new(
+                self.limits.reaction_burst,
+                self.limits.reaction_per_second,
+                now,
+            ),
+            hand: None,
         };
         let newcomer = member.info();
         self.members.push(member);
@@ -369,6 +386,8 @@ impl Room {
             ClientMsg::LeaveCall => self.leave_call(peer),
             ClientMsg::Media { media } => self.set_media(peer, media),
             ClientMsg::Signal { to, signal } => self.signal(peer, to, signal, now),
+            ClientMsg::Hand { raised } => self.set_hand(peer, raised),
+            ClientMsg::React { emoji } => self.react(peer, emoji, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -446,6 +465,50 @@ impl Room {
         Ok(vec![Delivery {
             to: Recipients::Everyone,
             msg: ServerMsg::PeerUpdated { peer: updated },
+        }])
+    }
+
+    /// Raises (joining the end of the line) or lowers `peer`'s hand.
+    pub fn set_hand(&mut self, peer: PeerId, raised: bool) -> Result<Vec<Delivery>, Refusal> {
+        let next_hand = self.next_hand;
+        let member = self.member_mut(peer)?;
+        if member.hand.is_some() == raised {
+            return Ok(Vec::new());
+        }
+        member.hand = raised.then_some(next_hand);
+        let updated = member.info();
+        if raised {
+            self.next_hand += 1;
+        }
+        Ok(vec![Delivery {
+            to: Recipients::Everyone,
+            msg: ServerMsg::PeerUpdated { peer: updated },
+        }])
+    }
+
+    /// Shows everyone a short reaction from `peer`; one of `REACTIONS`, rate-limited.
+    pub fn react(
+        &mut self,
+        peer: PeerId,
+        emoji: String,
+        now: UnixMillis,
+    ) -> Result<Vec<Delivery>, Refusal> {
+        let member = self.member_mut(peer)?;
+        if !REACTIONS.contains(&emoji.as_str()) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidReaction,
+                format!("reactions are one of {}", REACTIONS.join(" ")),
+            ));
+        }
+        if !member.reaction_budget.try_take(now) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many reactions; wait a moment",
+            ));
+        }
+        Ok(vec![Delivery {
+            to: Recipients::Everyone,
+            msg: ServerMsg::Reaction { from: peer, emoji },
         }])
     }
 
@@ -603,6 +666,7 @@ mod tests {
                     in_call: false,
                     media: MediaState::default(),
                     away: false,
+                    hand: None,
                 }
             }
         );
@@ -783,6 +847,7 @@ mod tests {
     const AV: MediaState = MediaState {
         mic: true,
         camera: true,
+        screen: false,
     };
 
     fn offer() -> Signal {
@@ -914,6 +979,7 @@ mod tests {
         let muted = MediaState {
             mic: false,
             camera: true,
+            screen: false,
         };
         let out = room.set_media(PeerId(1), muted).unwrap();
         let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
@@ -1055,5 +1121,61 @@ mod tests {
         assert_eq!(history_of(&joined), ["old 2", "old 3"]);
         let out = room.chat(PeerId(5), "new".into(), T0).unwrap();
         assert!(matches!(&out[0].msg, ServerMsg::Chat { entry } if entry.id == MessageId(4)));
+    }
+
+    fn hands(room: &Room) -> Vec<(String, u64)> {
+        let mut raised: Vec<(String, u64)> = room
+            .peers()
+            .into_iter()
+            .filter_map(|p| p.hand.map(|h| (p.name, h)))
+            .collect();
+        raised.sort_by_key(|(_, order)| *order);
+        raised
+    }
+
+    #[test]
+    fn hands_go_up_in_order_and_come_down() {
+        let mut room = room();
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
+            enter(&mut room, PeerId(id), name, T0).unwrap();
+        }
+        room.set_hand(PeerId(2), true).unwrap();
+        let out = room.set_hand(PeerId(1), true).unwrap();
+        assert_eq!(out[0].to, Recipients::Everyone);
+        assert!(room.set_hand(PeerId(1), true).unwrap().is_empty());
+        let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(order, ["Bob", "Ann"]);
+        room.set_hand(PeerId(2), false).unwrap();
+        room.set_hand(PeerId(2), true).unwrap();
+        let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            order,
+            ["Ann", "Bob"],
+            "raising again goes to the end of the line"
+        );
+    }
+
+    #[test]
+    fn reactions_are_from_the_offered_set_and_rate_limited() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        let out = room.react(PeerId(1), "👏".into(), T0).unwrap();
+        assert_eq!(
+            out[0].msg,
+            ServerMsg::Reaction {
+                from: PeerId(1),
+                emoji: "👏".into()
+            }
+        );
+        assert_eq!(
+            room.react(PeerId(1), "<script>".into(), T0)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidReaction
+        );
+        let accepted = (0..10)
+            .filter(|_| room.react(PeerId(1), "🎉".into(), T0).is_ok())
+            .count();
+        assert_eq!(accepted, 4, "a burst of five, one already used");
     }
 }

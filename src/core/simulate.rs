@@ -43,6 +43,14 @@ pub enum Op {
         mic: bool,
         camera: bool,
     },
+    Hand {
+        peer: u8,
+        raised: bool,
+    },
+    React {
+        peer: u8,
+        emoji: String,
+    },
     Signal {
         from: u8,
         to: u8,
@@ -78,6 +86,8 @@ impl Simulation {
             max_call_members: 3,
             signal_burst: 4,
             signal_per_second: 2,
+            reaction_burst: 2,
+            reaction_per_second: 1,
         };
         let slug = RoomSlug::parse("sim").expect("valid slug");
         Simulation {
@@ -135,16 +145,26 @@ impl Simulation {
                     Op::JoinCall { peer, mic, camera } => (
                         peer,
                         ClientMsg::JoinCall {
-                            media: MediaState { mic, camera },
+                            media: MediaState {
+                                mic,
+                                camera,
+                                screen: false,
+                            },
                         },
                     ),
                     Op::LeaveCall { peer } => (peer, ClientMsg::LeaveCall),
                     Op::Media { peer, mic, camera } => (
                         peer,
                         ClientMsg::Media {
-                            media: MediaState { mic, camera },
+                            media: MediaState {
+                                mic,
+                                camera,
+                                screen: camera && !mic,
+                            },
                         },
                     ),
+                    Op::Hand { peer, raised } => (peer, ClientMsg::Hand { raised }),
+                    Op::React { peer, emoji } => (peer, ClientMsg::React { emoji }),
                     Op::Signal { from, to } => (
                         from,
                         ClientMsg::Signal {
@@ -185,6 +205,13 @@ impl Simulation {
         }
         if self.room.call_size() > self.limits.max_call_members {
             return fail("more call members than the cap");
+        }
+        let mut hands: Vec<u64> = peers.iter().filter_map(|p| p.hand).collect();
+        let raised = hands.len();
+        hands.sort_unstable();
+        hands.dedup();
+        if hands.len() != raised {
+            return fail("two raised hands share a place in line");
         }
         let ids: Vec<u64> = self.room.history().map(|e| e.id.0).collect();
         if ids.len() > self.limits.history_len || ids.windows(2).any(|w| w[0] >= w[1]) {
@@ -263,7 +290,13 @@ mod tests {
             peer.clone().prop_map(|peer| Op::LeaveCall { peer }),
             (peer.clone(), any::<bool>(), any::<bool>())
                 .prop_map(|(peer, mic, camera)| Op::Media { peer, mic, camera }),
-            (peer.clone(), peer).prop_map(|(from, to)| Op::Signal { from, to }),
+            (peer.clone(), peer.clone()).prop_map(|(from, to)| Op::Signal { from, to }),
+            (peer.clone(), any::<bool>()).prop_map(|(peer, raised)| Op::Hand { peer, raised }),
+            (
+                peer,
+                prop_oneof![Just("👍".to_string()), Just("x".to_string())]
+            )
+                .prop_map(|(peer, emoji)| Op::React { peer, emoji }),
             (0u32..40_000).prop_map(|ms| Op::Wait { ms }),
             Just(Op::Expire),
         ]

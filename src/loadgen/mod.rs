@@ -212,6 +212,12 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
     let start = Instant::now();
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
 
+    // Names and rooms are unique per run, so that a run straight after another on the same
+    // server does not collide with members still leaving (or kept for a resume).
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let run = format!("{:x}", std::process::id() ^ clock.subsec_nanos());
     // Client i is in room i % rooms; the first `senders` clients in round-robin order send,
     // so senders spread evenly over the rooms.
     let room_sizes: Vec<usize> = (0..config.rooms)
@@ -227,8 +233,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
     let mut tasks = Vec::with_capacity(config.clients);
     for i in 0..config.clients {
         let spec = ClientSpec {
-            index: i,
-            room: format!("bench-{}", i % config.rooms),
+            name: format!("c{run}-{i}"),
+            room: format!("bench-{run}-{}", i % config.rooms),
             sends: (i < senders && !config.idle).then_some(config.rate),
             phase_offset: i as f64 / senders.max(1) as f64,
             message_chars: config.message_chars,
@@ -327,7 +333,7 @@ enum Phase {
 }
 
 struct ClientSpec {
-    index: usize,
+    name: String,
     room: String,
     /// Messages per second, if this client sends.
     sends: Option<u32>,
@@ -349,7 +355,7 @@ async fn join(addr: SocketAddr, spec: &ClientSpec) -> Result<Socket, String> {
         },
         ClientMsg::Join {
             room: spec.room.clone(),
-            name: format!("c{}", spec.index),
+            name: spec.name.clone(),
             resume: None,
             last_seen: None,
         },

@@ -95,6 +95,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                         max_name_chars: 32,
                         max_chat_chars: 2000,
                         max_room_chars: 40,
+                        max_call_members: 6,
                     },
                 };
                 let _ = tx.send(hello.to_json().into());
@@ -110,6 +111,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     in_call: false,
                     media: MediaState::default(),
                     away: false,
+                    hand: None,
                 };
                 let joined = ServerMsg::Joined {
                     you: id,

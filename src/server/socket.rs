@@ -283,6 +283,7 @@ impl Connection {
                         max_name_chars: config.max_name_chars,
                         max_chat_chars: config.max_chat_chars,
                         max_room_chars: MAX_ROOM_CHARS,
+                        max_call_members: config.max_call_members,
                     },
                 });
                 None

@@ -15,6 +15,7 @@ pub fn ChatPanel(
     state: MeetingState,
     send: impl Fn(String) -> bool + Send + Sync + 'static,
 ) -> impl IntoView {
+    let i18n = state.i18n;
     let draft = RwSignal::new(String::new());
     let list = NodeRef::<html::Ol>::new();
     // Whether the reader is at the bottom; new lines only scroll the list when they are, so
@@ -62,7 +63,7 @@ pub fn ChatPanel(
     };
 
     view! {
-        <section class="panel chat" aria-label="Chat">
+        <section class="panel chat" aria-label=move || i18n.t().chat>
             <ol class="chat-lines" node_ref=list on:scroll=on_scroll data-testid="chat">
                 <For
                     each=move || state.chat.with(|c| c.lines().to_vec())
@@ -74,7 +75,7 @@ pub fn ChatPanel(
             </ol>
             <Show when=move || { unseen.get() > 0 }>
                 <button class="jump" on:click=move |_| scroll_to_bottom()>
-                    {move || format!("{} new ↓", unseen.get())}
+                    {move || (i18n.t().new_messages)(unseen.get())}
                 </button>
             </Show>
             <form
@@ -94,14 +95,14 @@ pub fn ChatPanel(
                 <input
                     type="text"
                     name="message"
-                    aria-label="Message"
-                    placeholder="Write a message, Enter to send"
+                    aria-label=move || i18n.t().message
+                    placeholder=move || i18n.t().message_placeholder
                     autocomplete="off"
                     maxlength=max_chars
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))
                 />
-                <button type="submit">"Send"</button>
+                <button type="submit">{move || i18n.t().send}</button>
             </form>
             <p class="error" role="alert">{move || state.error.get()}</p>
         </section>

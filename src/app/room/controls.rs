@@ -1,28 +1,98 @@
-//! The call's controls: microphone, camera, device pickers and leave.
+//! The call's controls: microphone, camera, screen sharing, hand, reactions, layout, device
+//! pickers, shortcuts help, the chat toggle and leave.
 
 use leptos::prelude::*;
 
-use super::{CallPhase, MeetingState};
+use super::{CallPhase, Layout, MeetingState};
 use crate::media::DeviceKind;
+use crate::protocol::{ClientMsg, REACTIONS};
 
 #[component]
-pub fn Controls(state: MeetingState, sidebar_open: RwSignal<bool>) -> impl IntoView {
+pub fn Controls(state: MeetingState) -> impl IntoView {
     let in_call = move || state.call.get() == CallPhase::In;
+    let i18n = state.i18n;
+    let sharing = move || state.local.get().screen;
+    let hand = move || state.my_hand_raised();
+    let speaker_layout = move || state.layout.get() == Layout::Speaker;
     view! {
-        <div class="controls" role="toolbar" aria-label="Call controls">
+        <div class="controls" role="toolbar" aria-label=move || i18n.t().call_controls>
             <Show when=in_call>
                 <MediaToggles state/>
+                <button
+                    class="toggle screen"
+                    class:active=sharing
+                    aria-pressed=move || sharing().to_string()
+                    aria-label=move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }
+                    on:click=move |_| state.toggle_screen()
+                >
+                    <span aria-hidden="true">"🖥 "</span>
+                    {move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }}
+                </button>
+            </Show>
+            <button
+                class="toggle hand"
+                class:active=hand
+                aria-pressed=move || hand().to_string()
+                aria-label=move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }
+                title="H"
+                on:click=move |_| state.toggle_hand()
+            >
+                <span aria-hidden="true">"✋ "</span>
+                {move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }}
+            </button>
+            <div class="reaction-bar" role="group" aria-label=move || i18n.t().react>
+                {REACTIONS
+                    .into_iter()
+                    .map(|emoji| {
+                        view! {
+                            <button
+                                class="reaction-button"
+                                aria-label=format!("{} {emoji}", i18n.t().react)
+                                on:click=move |_| {
+                                    state.send(&ClientMsg::React { emoji: emoji.to_string() });
+                                }
+                            >
+                                {emoji}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+            <Show when=in_call>
+                <button
+                    class="toggle layout"
+                    aria-pressed=move || speaker_layout().to_string()
+                    aria-label=move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }
+                    on:click=move |_| {
+                        state.layout.update(|l| {
+                            *l = if *l == Layout::Grid { Layout::Speaker } else { Layout::Grid };
+                        })
+                    }
+                >
+                    {move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }}
+                </button>
                 <DevicePicker state kind=DeviceKind::Camera/>
                 <DevicePicker state kind=DeviceKind::Microphone/>
             </Show>
             <button
                 class="only-narrow"
-                aria-expanded=move || sidebar_open.get().to_string()
-                on:click=move |_| sidebar_open.update(|open| *open = !*open)
+                aria-expanded=move || state.sidebar_open.get().to_string()
+                on:click=move |_| state.sidebar_open.update(|open| *open = !*open)
             >
-                "💬 Chat & people"
+                <span aria-hidden="true">"💬 "</span>
+                {move || i18n.t().chat_and_people}
             </button>
-            <button class="leave danger" on:click=move |_| state.leave()>"Leave"</button>
+            <button
+                class="help-button"
+                aria-label=move || i18n.t().shortcuts
+                title="?"
+                on:click=move |_| state.help_open.set(true)
+            >
+                "?"
+            </button>
+            <button class="leave danger" on:click=move |_| state.leave()>
+                {move || i18n.t().leave}
+            </button>
         </div>
     }
 }
@@ -30,6 +100,7 @@ pub fn Controls(state: MeetingState, sidebar_open: RwSignal<bool>) -> impl IntoV
 /// Microphone and camera on/off, used before joining and in the call.
 #[component]
 pub fn MediaToggles(state: MeetingState) -> impl IntoView {
+    let i18n = state.i18n;
     let mic = move || state.local.get().mic;
     let camera = move || state.local.get().camera;
     view! {
@@ -37,27 +108,23 @@ pub fn MediaToggles(state: MeetingState) -> impl IntoView {
             class="toggle mic"
             class:off=move || !mic()
             aria-pressed=move || (!mic()).to_string()
-            aria-label=move || if mic() { "Mute microphone" } else { "Unmute microphone" }
-            title=move || if mic() { "Mute microphone" } else { "Unmute microphone" }
-            on:click=move |_| {
-                let on = !state.local.get_untracked().mic;
-                state.with_media(|m| m.set_mic(on));
-            }
+            aria-label=move || if mic() { i18n.t().mute } else { i18n.t().unmute }
+            title="M"
+            on:click=move |_| state.toggle_mic()
         >
-            {move || if mic() { "🎙 Mic on" } else { "🔇 Mic off" }}
+            <span aria-hidden="true">{move || if mic() { "🎙 " } else { "🔇 " }}</span>
+            {move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}
         </button>
         <button
             class="toggle camera"
             class:off=move || !camera()
             aria-pressed=move || (!camera()).to_string()
-            aria-label=move || if camera() { "Turn camera off" } else { "Turn camera on" }
-            title=move || if camera() { "Turn camera off" } else { "Turn camera on" }
-            on:click=move |_| {
-                let on = !state.local.get_untracked().camera;
-                state.with_media(|m| m.set_camera(on));
-            }
+            aria-label=move || if camera() { i18n.t().camera_turn_off } else { i18n.t().camera_turn_on }
+            title="V"
+            on:click=move |_| state.toggle_camera()
         >
-            {move || if camera() { "📷 Camera on" } else { "🚫 Camera off" }}
+            <span aria-hidden="true">{move || if camera() { "📷 " } else { "🚫 " }}</span>
+            {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
         </button>
     }
 }
@@ -65,9 +132,10 @@ pub fn MediaToggles(state: MeetingState) -> impl IntoView {
 /// A select of the cameras or microphones; switching keeps the call going (replaceTrack).
 #[component]
 pub fn DevicePicker(state: MeetingState, kind: DeviceKind) -> impl IntoView {
-    let label = match kind {
-        DeviceKind::Camera => "Camera",
-        DeviceKind::Microphone => "Microphone",
+    let i18n = state.i18n;
+    let label = move || match kind {
+        DeviceKind::Camera => i18n.t().camera,
+        DeviceKind::Microphone => i18n.t().microphone,
     };
     let options = move || {
         state.devices.with(|d| {

@@ -6,6 +6,7 @@ pub mod controls;
 pub mod model;
 pub mod people;
 pub mod prejoin;
+pub mod shortcuts;
 pub mod tiles;
 
 use std::collections::HashMap;
@@ -17,13 +18,14 @@ use leptos_router::hooks::use_params_map;
 
 use crate::client::{self, Closed, MediaSession, Socket};
 use crate::core::names::{display_name, RoomSlug};
-use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem};
+use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
 use crate::protocol::{
     ClientMsg, ErrorCode, Limits, MediaState, PeerId, ServerMsg, PROTOCOL_VERSION,
 };
 
-use self::model::{leave_notice, ChatStream, Roster};
-use super::people_label;
+use self::model::{ChatStream, Roster};
+use super::i18n::{use_i18n, I18n, RefusalLimits};
+use super::LangSwitch;
 
 /// Longest name the form lets people type; the server has the final word.
 const NAME_CHARS: usize = 32;
@@ -34,14 +36,17 @@ pub fn RoomPage() -> impl IntoView {
     let room = move || params.read().get("room").unwrap_or_default();
     move || match RoomSlug::parse(&room()) {
         Ok(slug) => view! { <Meeting slug/> }.into_any(),
-        Err(refusal) => view! {
-            <main class="page narrow">
-                <h1>"That is not a room name"</h1>
-                <p>{refusal.message}</p>
-                <p><a href="/">"Back to Room"</a></p>
-            </main>
+        Err(_) => {
+            let i18n = use_i18n();
+            view! {
+                <main class="page narrow">
+                    <h1>{move || i18n.t().not_a_room}</h1>
+                    <p>{move || i18n.t().invalid_room_typed}</p>
+                    <p><a href="/">{move || i18n.t().back_home}</a></p>
+                </main>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }
 
@@ -82,6 +87,26 @@ pub fn reconnect_delay_ms(attempt: u32, jitter: f64) -> u32 {
     (base.min(8000.0) * (0.5 + jitter.clamp(0.0, 1.0))) as u32
 }
 
+/// How the call's tiles are arranged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Everyone the same size.
+    Grid,
+    /// The active speaker large, the others in a strip.
+    Speaker,
+}
+
+/// A reaction on screen for a few seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownReaction {
+    pub key: u64,
+    pub from: PeerId,
+    pub emoji: String,
+}
+
+/// How long a reaction stays on screen.
+const REACTION_MS: u32 = 4000;
+
 /// The local devices as the page shows them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Devices {
@@ -111,6 +136,16 @@ pub struct MeetingState {
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
     /// Reconnect attempts since the connection dropped; 0 while connected.
     pub reconnecting: RwSignal<u32>,
+    /// Who is speaking now, this page included.
+    pub speaker: RwSignal<Option<PeerId>>,
+    speaker_detector: StoredValue<SpeakerDetector>,
+    pub layout: RwSignal<Layout>,
+    pub reactions: RwSignal<Vec<ShownReaction>>,
+    next_reaction: StoredValue<u64>,
+    /// Chat and people, folded away on narrow screens.
+    pub sidebar_open: RwSignal<bool>,
+    pub help_open: RwSignal<bool>,
+    pub i18n: I18n,
     /// The room, name and resume token to come back with after a dropped connection.
     session: StoredValue<Option<Rejoin>>,
     socket: client::Stored<Option<Socket>>,
@@ -134,6 +169,14 @@ impl MeetingState {
             links: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
             reconnecting: RwSignal::new(0),
+            speaker: RwSignal::new(None),
+            speaker_detector: StoredValue::new(SpeakerDetector::default()),
+            layout: RwSignal::new(Layout::Grid),
+            reactions: RwSignal::new(Vec::new()),
+            next_reaction: StoredValue::new(0),
+            sidebar_open: RwSignal::new(false),
+            help_open: RwSignal::new(false),
+            i18n: use_i18n(),
             session: StoredValue::new(None),
             socket: client::store(None),
             media: client::store(None),
@@ -185,7 +228,28 @@ impl MeetingState {
                     }
                 }
             }
-            MediaEvent::Level(level) => self.level.set(level),
+            MediaEvent::Levels { local, remote } => {
+                self.level.set(local);
+                let mut levels = remote;
+                if let Some(me) = self.me.get_untracked() {
+                    levels.push((
+                        me,
+                        if self.local.get_untracked().mic {
+                            local
+                        } else {
+                            0.0
+                        },
+                    ));
+                }
+                let now = client::now().0;
+                let speaker = self
+                    .speaker_detector
+                    .try_update_value(|d| d.update(now, &levels))
+                    .flatten();
+                if self.speaker.get_untracked() != speaker {
+                    self.speaker.set(speaker);
+                }
+            }
             MediaEvent::Link { peer, state } => self.links.update(|l| {
                 l.insert(peer, state);
             }),
@@ -228,10 +292,11 @@ impl MeetingState {
                     for entry in history {
                         chat.push_message(entry, Some(you));
                     }
+                    let t = self.i18n.lang.get_untracked().texts();
                     let notice = match (returning, resumed) {
-                        (false, _) => format!("You joined {room} as {name}"),
-                        (true, true) => "Reconnected".to_string(),
-                        (true, false) => "Reconnected (the server restarted)".to_string(),
+                        (false, _) => (t.you_joined)(&room, &name),
+                        (true, true) => t.reconnected.to_string(),
+                        (true, false) => t.reconnected_restart.to_string(),
                     };
                     chat.push_notice(notice, Some(client::now()));
                 });
@@ -262,7 +327,7 @@ impl MeetingState {
                 }
             }
             ServerMsg::PeerJoined { peer } => {
-                let notice = format!("{} joined", peer.name);
+                let notice = (self.texts().joined)(&peer.name);
                 self.roster.update(|r| r.add(peer));
                 self.chat
                     .update(|c| c.push_notice(notice, Some(client::now())));
@@ -272,9 +337,9 @@ impl MeetingState {
                 let mut name = None;
                 self.roster.update(|r| name = r.remove(peer));
                 if let Some(name) = name {
-                    self.chat.update(|c| {
-                        c.push_notice(leave_notice(&name, reason), Some(client::now()))
-                    });
+                    let notice = (self.texts().left)(&name, reason);
+                    self.chat
+                        .update(|c| c.push_notice(notice, Some(client::now())));
                 }
             }
             ServerMsg::PeerUpdated { peer } => {
@@ -308,12 +373,43 @@ impl MeetingState {
                 }
                 self.chat.update(|c| c.push_message(entry, me));
             }
+            ServerMsg::Reaction { from, emoji } => self.show_reaction(from, emoji),
             ServerMsg::Rooms { .. } => {}
             ServerMsg::Error { code, message } => self.on_error(code, message),
         }
     }
 
+    fn texts(self) -> &'static super::i18n::Texts {
+        self.i18n.lang.get_untracked().texts()
+    }
+
+    fn refusal_limits(self) -> RefusalLimits {
+        let limits = self.limits.get_untracked();
+        RefusalLimits {
+            max_name_chars: limits.map_or(32, |l| l.max_name_chars),
+            max_chat_chars: limits.map_or(2000, |l| l.max_chat_chars),
+            max_call_members: limits.map_or(6, |l| l.max_call_members),
+        }
+    }
+
+    fn show_reaction(self, from: PeerId, emoji: String) {
+        let key = self
+            .next_reaction
+            .try_update_value(|k| {
+                *k += 1;
+                *k
+            })
+            .unwrap_or_default();
+        self.reactions
+            .update(|r| r.push(ShownReaction { key, from, emoji }));
+        client::after(REACTION_MS, move || {
+            self.reactions
+                .update(|r| r.retain(|shown| shown.key != key));
+        });
+    }
+
     fn on_error(self, code: ErrorCode, message: String) {
+        let message = self.texts().refusal(code, &message, self.refusal_limits());
         match code {
             ErrorCode::CallFull => {
                 self.call.set(CallPhase::Refused(message));
@@ -342,9 +438,8 @@ impl MeetingState {
                 self.socket.set_value(None);
                 self.end_call();
                 self.reconnecting.set(0);
-                self.phase.set(Phase::Ended(format!(
-                    "Could not rejoin after reconnecting: {message}"
-                )));
+                self.phase
+                    .set(Phase::Ended((self.texts().could_not_rejoin)(&message)));
             }
             _ => self.error.set(Some(message)),
         }
@@ -369,9 +464,10 @@ impl MeetingState {
         }
         if matches!(phase, Phase::Joining | Phase::InRoom) {
             self.end_call();
+            let t = self.texts();
             let why = match closed.reason.as_str() {
-                "" => "The connection to the server was lost.".to_string(),
-                reason => format!("Disconnected: {reason}."),
+                "" => t.connection_lost.to_string(),
+                reason => (t.disconnected)(reason),
             };
             self.phase.set(Phase::Ended(why));
         }
@@ -422,7 +518,7 @@ impl MeetingState {
         self.session.set_value(None);
         self.socket.set_value(None);
         self.end_call();
-        self.phase.set(Phase::Ended("You left the meeting.".into()));
+        self.phase.set(Phase::Ended(self.texts().you_left.into()));
     }
 
     /// Asks for a seat in the call again after it was full.
@@ -432,6 +528,37 @@ impl MeetingState {
         self.send(&ClientMsg::JoinCall {
             media: self.local.get_untracked(),
         });
+    }
+
+    pub fn toggle_mic(self) {
+        let on = !self.local.get_untracked().mic;
+        self.with_media(|m| m.set_mic(on));
+    }
+
+    pub fn toggle_camera(self) {
+        let on = !self.local.get_untracked().camera;
+        self.with_media(|m| m.set_camera(on));
+    }
+
+    pub fn toggle_screen(self) {
+        if self.local.get_untracked().screen {
+            self.with_media(MediaSession::stop_screen_share);
+        } else {
+            self.with_media(MediaSession::start_screen_share);
+        }
+    }
+
+    pub fn my_hand_raised(self) -> bool {
+        let me = self.me.get();
+        self.roster.with(|r| {
+            me.and_then(|me| r.get(me))
+                .is_some_and(|p| p.hand.is_some())
+        })
+    }
+
+    pub fn toggle_hand(self) {
+        let raised = !self.my_hand_raised();
+        self.send(&ClientMsg::Hand { raised });
     }
 
     /// Members in the call other than this page, in join order.
@@ -467,7 +594,12 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             let chosen = match display_name(&name.get_untracked(), NAME_CHARS) {
                 Ok(chosen) => chosen,
                 Err(refusal) => {
-                    state.error.set(Some(refusal.message));
+                    let text = state.texts().refusal(
+                        refusal.code,
+                        &refusal.message,
+                        state.refusal_limits(),
+                    );
+                    state.error.set(Some(text));
                     return;
                 }
             };
@@ -501,7 +633,8 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             ) {
                 Ok(opened) => state.socket.set_value(Some(opened)),
                 Err(error) => {
-                    state.error.set(Some(format!("Cannot connect: {error}")));
+                    leptos::logging::warn!("cannot open the WebSocket: {error}");
+                    state.error.set(Some(state.texts().connection_lost.into()));
                     state.phase.set(Phase::Lobby);
                 }
             }
@@ -511,15 +644,12 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     let send_chat = move |text: String| {
         let sent = state.send(&ClientMsg::Chat { text });
         if !sent {
-            state
-                .error
-                .set(Some("Not connected; the message was not sent.".into()));
+            state.error.set(Some(state.texts().not_connected.into()));
         }
         sent
     };
-
-    // On narrow screens the chat and people panel is folded away behind a button.
-    let sidebar_open = RwSignal::new(false);
+    let i18n = state.i18n;
+    shortcuts::install(state);
 
     let title = format!("{room} · Room");
     let heading = room.clone();
@@ -528,7 +658,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
         <main class="page meeting">
             <Show when=move || { state.reconnecting.get() > 0 }>
                 <div class="reconnecting" role="status" data-testid="reconnecting">
-                    "Reconnecting…"
+                    {move || i18n.t().reconnecting}
                 </div>
             </Show>
             <header class="meeting-header">
@@ -536,9 +666,10 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                 <h1 class="room-name">{heading}</h1>
                 <Show when=move || state.phase.get() == Phase::InRoom>
                     <span class="participant-count" data-testid="participant-count">
-                        {move || people_label(state.roster.with(|r| r.peers.len()))}
+                        {move || (i18n.t().people_count)(state.roster.with(|r| r.peers.len()))}
                     </span>
                 </Show>
+                <LangSwitch/>
             </header>
             {move || match state.phase.get() {
                 Phase::Lobby | Phase::Joining => {
@@ -546,11 +677,12 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                 }
                 Phase::InRoom => {
                     view! {
-                        <div class="meeting-body" class:sidebar-open=move || sidebar_open.get()>
-                            <section class="stage" aria-label="Call">
+                        <div class="meeting-body" class:sidebar-open=move || state.sidebar_open.get()>
+                            <section class="stage" aria-label=move || i18n.t().call>
                                 <CallNotice state/>
                                 <tiles::Tiles state/>
-                                <controls::Controls state sidebar_open/>
+                                <tiles::Reactions state/>
+                                <controls::Controls state/>
                             </section>
                             <aside class="sidebar">
                                 <people::PeoplePanel state/>
@@ -566,14 +698,17 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                         <section class="card narrow ended">
                             <p class="ended-reason">{why}</p>
                             <div class="row">
-                                <button class="primary" on:click=move |_| join()>"Rejoin"</button>
-                                <a class="button" href="/">"Home"</a>
+                                <button class="primary" on:click=move |_| join()>
+                                    {move || i18n.t().rejoin}
+                                </button>
+                                <a class="button" href="/">{move || i18n.t().home}</a>
                             </div>
                         </section>
                     }
                         .into_any()
                 }
             }}
+            <shortcuts::HelpDialog state/>
         </main>
     }
 }
@@ -585,7 +720,9 @@ fn CallNotice(state: MeetingState) -> impl IntoView {
         CallPhase::Refused(why) => Some(view! {
             <div class="call-notice" role="status" data-testid="call-refused">
                 <span>{why}</span>
-                <button on:click=move |_| state.retry_call()>"Try again"</button>
+                <button on:click=move |_| state.retry_call()>
+                    {move || state.i18n.t().try_again}
+                </button>
             </div>
         }),
         _ => None,

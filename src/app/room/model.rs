@@ -1,7 +1,7 @@
 //! What the meeting page shows, as plain data: the participant list and the chat stream with
 //! join/leave notices. The component applies server messages here and renders the result.
 
-use crate::protocol::{ChatEntry, LeaveReason, MessageId, PeerId, PeerInfo, UnixMillis};
+use crate::protocol::{ChatEntry, MessageId, PeerId, PeerInfo, UnixMillis};
 
 /// One line of the chat stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,15 +111,6 @@ impl Roster {
     }
 }
 
-/// The notice shown when someone leaves.
-pub fn leave_notice(name: &str, reason: LeaveReason) -> String {
-    match reason {
-        LeaveReason::Left => format!("{name} left"),
-        LeaveReason::TooSlow => format!("{name} lost the connection"),
-        LeaveReason::ServerShutdown => format!("{name} was disconnected: the server restarted"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,15 +159,12 @@ mod tests {
             in_call: false,
             media: Default::default(),
             away: false,
+            hand: None,
         };
         roster.add(ann.clone());
         roster.add(ann);
         assert_eq!(roster.peers.len(), 1);
         assert_eq!(roster.remove(PeerId(1)).as_deref(), Some("Ann"));
         assert_eq!(roster.remove(PeerId(1)), None);
-        assert_eq!(
-            leave_notice("Ann", LeaveReason::TooSlow),
-            "Ann lost the connection"
-        );
     }
 }

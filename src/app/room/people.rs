@@ -1,4 +1,5 @@
-//! The participant list beside the chat.
+//! The participant list beside the chat: who is here, raised hands in the order they went
+//! up, and everyone's microphone, camera and screen-sharing state.
 
 use leptos::prelude::*;
 
@@ -8,12 +9,31 @@ use crate::protocol::PeerId;
 #[component]
 pub fn PeoplePanel(state: MeetingState) -> impl IntoView {
     let me = state.me;
+    let i18n = state.i18n;
+    let hands = move || {
+        state.roster.with(|r| {
+            let mut raised: Vec<(u64, String)> = r
+                .peers
+                .iter()
+                .filter_map(|p| p.hand.map(|order| (order, p.name.clone())))
+                .collect();
+            raised.sort();
+            raised.into_iter().map(|(_, name)| name).collect::<Vec<_>>()
+        })
+    };
     view! {
         <details class="panel people" open>
             <summary>
-                <h2>"People"</h2>
+                <h2>{move || i18n.t().people}</h2>
                 <span class="badge">{move || state.roster.with(|r| r.peers.len())}</span>
             </summary>
+            <Show when=move || !hands().is_empty()>
+                <ol class="hands" data-testid="hands" aria-label=move || i18n.t().hand_raised>
+                    <For each=hands key=|name| name.clone() let:name>
+                        <li><span aria-hidden="true">"✋ "</span>{name}</li>
+                    </For>
+                </ol>
+            </Show>
             <ul class="people-list" data-testid="people">
                 <For
                     each=move || state.roster.get().peers
@@ -34,32 +54,46 @@ fn Person(
     name: String,
     you: impl Fn() -> bool + Send + Sync + 'static,
 ) -> impl IntoView {
+    let i18n = state.i18n;
     let info = move || state.roster.with(|r| r.get(peer).cloned());
     let in_call = move || info().is_some_and(|p| p.in_call);
     let media = move || info().map(|p| p.media).unwrap_or_default();
+    let hand = move || info().and_then(|p| p.hand).is_some();
     view! {
         <li class="person" data-peer=peer.0>
             <span class="avatar" aria-hidden="true">{initials(&name)}</span>
             <span class="person-name">{name.clone()}</span>
             <Show when=you>
-                <span class="muted">" (you)"</span>
+                <span class="muted">{move || i18n.t().you_suffix}</span>
             </Show>
             <span class="states">
+                <Show when=hand>
+                    <span class="state" role="img" aria-label=move || i18n.t().hand_raised data-testid="person-hand">
+                        "✋"
+                    </span>
+                </Show>
                 <Show
                     when=in_call
-                    fallback=|| view! { <span class="state" title="chat only">"💬"</span> }
+                    fallback=move || {
+                        view! {
+                            <span class="state" role="img" aria-label=move || i18n.t().chat_only>"💬"</span>
+                        }
+                    }
                 >
+                    <Show when=move || media().screen>
+                        <span class="state" role="img" aria-label=move || i18n.t().sharing_screen>"🖥"</span>
+                    </Show>
                     <span
                         class="state"
                         role="img"
-                        aria-label=move || if media().mic { "microphone on" } else { "microphone off" }
+                        aria-label=move || if media().mic { i18n.t().mic_on } else { i18n.t().mic_off }
                     >
                         {move || if media().mic { "🎙" } else { "🔇" }}
                     </span>
                     <span
                         class="state"
                         role="img"
-                        aria-label=move || if media().camera { "camera on" } else { "camera off" }
+                        aria-label=move || if media().camera { i18n.t().camera_on } else { i18n.t().camera_off }
                     >
                         {move || if media().camera { "📷" } else { "🚫" }}
                     </span>

@@ -14,6 +14,7 @@ pub fn PreJoin(
     state: MeetingState,
     join: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
+    let i18n = state.i18n;
     let joining = move || state.phase.get() == Phase::Joining;
     let preview = NodeRef::<html::Video>::new();
     // (Re)attach whenever the local tracks change, e.g. after a device switch.
@@ -24,18 +25,19 @@ pub fn PreJoin(
         }
     });
     let level_percent = move || (state.level.get() * 100.0).round() as u32;
-    let problem = move || state.problem.get().map(|p| p.explain());
+    let problem = move || state.problem.get().map(|p| i18n.t().problem(&p));
     let no_media = move || {
         let local = state.local.get();
         !local.mic && !local.camera
     };
     let join_label = move || {
+        let t = i18n.t();
         if joining() {
-            "Joining…"
+            t.joining
         } else if state.problem.with(Option::is_some) && no_media() {
-            "Join without camera and mic"
+            t.join_without_devices
         } else {
-            "Join"
+            t.join
         }
     };
 
@@ -49,17 +51,17 @@ pub fn PreJoin(
                         autoplay
                         playsinline
                         muted
-                        aria-label="Your camera preview"
+                        aria-label=move || i18n.t().camera_preview
                         data-testid="preview"
                     ></video>
                     <Show when=move || !state.local.get().camera>
-                        <div class="placeholder">"Camera is off"</div>
+                        <div class="placeholder">{move || i18n.t().camera_is_off}</div>
                     </Show>
                 </div>
                 <div
                     class="level"
                     role="meter"
-                    aria-label="Microphone level"
+                    aria-label=move || i18n.t().mic_level
                     aria-valuemin="0"
                     aria-valuemax="100"
                     aria-valuenow=move || level_percent().to_string()
@@ -83,8 +85,8 @@ pub fn PreJoin(
                     join();
                 }
             >
-                <h2>"Ready to join?"</h2>
-                <label for="display-name">"Your name"</label>
+                <h2>{move || i18n.t().ready_to_join}</h2>
+                <label for="display-name">{move || i18n.t().your_name}</label>
                 <input
                     id="display-name"
                     name="name"
@@ -92,7 +94,7 @@ pub fn PreJoin(
                     required
                     autocomplete="name"
                     maxlength=NAME_CHARS.to_string()
-                    placeholder="How others will see you"
+                    placeholder=move || i18n.t().name_placeholder
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />

@@ -1,0 +1,533 @@
+//! The user interface's words, one catalog per language (English, Korean), and the language
+//! choice: the `room_lang` cookie set by the switcher, else the browser's preferred
+//! languages, else English. The server renders in the chosen language and marks it on
+//! `<html lang>`, which the browser reads back, so hydration always agrees.
+
+use leptos::prelude::*;
+
+use crate::media::{LinkState, MediaProblem};
+use crate::protocol::{ErrorCode, LeaveReason};
+
+/// Name of the cookie that keeps a language chosen with the switcher.
+pub const LANG_COOKIE: &str = "room_lang";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    Ko,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Ko];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ko => "ko",
+        }
+    }
+
+    /// The language's own name, for the switcher.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Ko => "한국어",
+        }
+    }
+
+    /// "ko", "ko-KR", "en-US" and the like.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Lang::En),
+            "ko" => Some(Lang::Ko),
+            _ => None,
+        }
+    }
+
+    /// The first supported language of an `Accept-Language` header (quality order).
+    pub fn negotiate(accept_language: &str) -> Lang {
+        let mut ranked: Vec<(f32, Lang)> = accept_language
+            .split(',')
+            .filter_map(|part| {
+                let mut pieces = part.split(';');
+                let lang = Lang::from_tag(pieces.next()?)?;
+                let quality = pieces
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .and_then(|q| q.parse().ok())
+                    .unwrap_or(1.0);
+                Some((quality, lang))
+            })
+            .collect();
+        // Stable sort keeps the header's order among equal qualities.
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.first().map_or(Lang::En, |&(_, lang)| lang)
+    }
+
+    /// The language a request asks for: the cookie, else `Accept-Language`.
+    pub fn for_request(cookie_header: Option<&str>, accept_language: Option<&str>) -> Lang {
+        let from_cookie = cookie_header.and_then(|cookies| {
+            cookies.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == LANG_COOKIE)
+                    .then(|| Lang::from_tag(value))
+                    .flatten()
+            })
+        });
+        from_cookie.unwrap_or_else(|| accept_language.map_or(Lang::En, Lang::negotiate))
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::Ko => &KO,
+        }
+    }
+}
+
+/// Every string the interface shows.
+pub struct Texts {
+    pub tagline: &'static str,
+    pub start_meeting: &'static str,
+    pub join_by_name: &'static str,
+    pub room_placeholder: &'static str,
+    pub join: &'static str,
+    pub invalid_room_typed: &'static str,
+    pub rooms_in_use: &'static str,
+    pub loading: &'static str,
+    pub no_rooms: &'static str,
+    pub people_count: fn(usize) -> String,
+    pub page_not_found: &'static str,
+    pub back_home: &'static str,
+    pub not_a_room: &'static str,
+    pub language: &'static str,
+    // Pre-join.
+    pub ready_to_join: &'static str,
+    pub your_name: &'static str,
+    pub name_placeholder: &'static str,
+    pub joining: &'static str,
+    pub join_without_devices: &'static str,
+    pub camera_preview: &'static str,
+    pub mic_level: &'static str,
+    pub camera_is_off: &'static str,
+    pub camera: &'static str,
+    pub microphone: &'static str,
+    pub problem_denied: &'static str,
+    pub problem_no_device: &'static str,
+    pub problem_unavailable: fn(&str) -> String,
+    // Controls.
+    pub mute: &'static str,
+    pub unmute: &'static str,
+    pub mic_on: &'static str,
+    pub mic_off: &'static str,
+    pub camera_turn_off: &'static str,
+    pub camera_turn_on: &'static str,
+    pub camera_on: &'static str,
+    pub camera_off: &'static str,
+    pub share_screen: &'static str,
+    pub stop_sharing: &'static str,
+    pub raise_hand: &'static str,
+    pub lower_hand: &'static str,
+    pub react: &'static str,
+    pub layout_grid: &'static str,
+    pub layout_speaker: &'static str,
+    pub shortcuts: &'static str,
+    pub chat_and_people: &'static str,
+    pub leave: &'static str,
+    pub call_controls: &'static str,
+    // The meeting.
+    pub call: &'static str,
+    pub you_suffix: &'static str,
+    pub link_connecting: &'static str,
+    pub link_reconnecting: &'static str,
+    pub link_failed: &'static str,
+    pub screen_of: fn(&str) -> String,
+    pub speaking: &'static str,
+    pub hand_raised: &'static str,
+    pub sharing_screen: &'static str,
+    pub chat_only: &'static str,
+    pub people: &'static str,
+    pub try_again: &'static str,
+    pub call_full: fn(usize) -> String,
+    pub reconnecting: &'static str,
+    pub rejoin: &'static str,
+    pub home: &'static str,
+    pub you_left: &'static str,
+    pub connection_lost: &'static str,
+    pub disconnected: fn(&str) -> String,
+    pub could_not_rejoin: fn(&str) -> String,
+    // Chat.
+    pub chat: &'static str,
+    pub message: &'static str,
+    pub message_placeholder: &'static str,
+    pub send: &'static str,
+    pub new_messages: fn(usize) -> String,
+    pub not_connected: &'static str,
+    pub you_joined: fn(&str, &str) -> String,
+    pub reconnected: &'static str,
+    pub reconnected_restart: &'static str,
+    pub joined: fn(&str) -> String,
+    pub left: fn(&str, LeaveReason) -> String,
+    // Shortcuts dialog.
+    pub shortcuts_title: &'static str,
+    pub shortcut_mic: &'static str,
+    pub shortcut_camera: &'static str,
+    pub shortcut_hand: &'static str,
+    pub shortcut_chat: &'static str,
+    pub shortcut_leave: &'static str,
+    pub shortcut_help: &'static str,
+    pub close: &'static str,
+    // Refusals the page explains itself.
+    pub name_taken: &'static str,
+    pub name_invalid: fn(usize) -> String,
+    pub room_full: &'static str,
+    pub rate_limited: &'static str,
+    pub text_too_long: fn(usize) -> String,
+    pub server_busy: &'static str,
+}
+
+impl Texts {
+    pub fn link_state(&self, state: LinkState) -> &'static str {
+        match state {
+            LinkState::Connected => "",
+            LinkState::Connecting => self.link_connecting,
+            LinkState::Reconnecting => self.link_reconnecting,
+            LinkState::Failed => self.link_failed,
+        }
+    }
+
+    pub fn problem(&self, problem: &MediaProblem) -> String {
+        match problem {
+            MediaProblem::PermissionDenied => self.problem_denied.to_string(),
+            MediaProblem::NoDevice => self.problem_no_device.to_string(),
+            MediaProblem::Unavailable(detail) => (self.problem_unavailable)(detail),
+        }
+    }
+
+    /// A refusal from the server in this language, where the page knows what it means;
+    /// otherwise the server's own sentence.
+    pub fn refusal(&self, code: ErrorCode, server_message: &str, limits: RefusalLimits) -> String {
+        match code {
+            ErrorCode::NameTaken => self.name_taken.to_string(),
+            ErrorCode::InvalidName => (self.name_invalid)(limits.max_name_chars),
+            ErrorCode::RoomFull => self.room_full.to_string(),
+            ErrorCode::RateLimited => self.rate_limited.to_string(),
+            ErrorCode::InvalidText if server_message.contains("at most") => {
+                (self.text_too_long)(limits.max_chat_chars)
+            }
+            ErrorCode::CallFull => (self.call_full)(limits.max_call_members),
+            ErrorCode::TooManyConnections | ErrorCode::TooManyRooms | ErrorCode::Unavailable => {
+                self.server_busy.to_string()
+            }
+            _ => server_message.to_string(),
+        }
+    }
+}
+
+/// The numbers some refusals mention.
+#[derive(Clone, Copy, Debug)]
+pub struct RefusalLimits {
+    pub max_name_chars: usize,
+    pub max_chat_chars: usize,
+    pub max_call_members: usize,
+}
+
+pub static EN: Texts = Texts {
+    tagline: "Video meetings you run yourself. Open a link, pick a name, talk.",
+    start_meeting: "Start a new meeting",
+    join_by_name: "Or join a meeting by name",
+    room_placeholder: "e.g. team-standup",
+    join: "Join",
+    invalid_room_typed: "Room names need at least one letter or digit (a–z, 0–9).",
+    rooms_in_use: "Rooms in use",
+    loading: "Loading…",
+    no_rooms: "No meetings right now. Start one!",
+    people_count: |n| {
+        if n == 1 {
+            "1 person".to_string()
+        } else {
+            format!("{n} people")
+        }
+    },
+    page_not_found: "Page not found",
+    back_home: "Back to Room",
+    not_a_room: "That is not a room name",
+    language: "Language",
+    ready_to_join: "Ready to join?",
+    your_name: "Your name",
+    name_placeholder: "How others will see you",
+    joining: "Joining…",
+    join_without_devices: "Join without camera and mic",
+    camera_preview: "Your camera preview",
+    mic_level: "Microphone level",
+    camera_is_off: "Camera is off",
+    camera: "Camera",
+    microphone: "Microphone",
+    problem_denied: "Camera and microphone access is blocked. Allow it in your browser's site \
+        settings and reload, or join without them.",
+    problem_no_device: "No camera or microphone was found. You can still join to listen and chat.",
+    problem_unavailable: |detail| {
+        format!(
+            "The camera or microphone could not be started ({detail}). Close other apps using \
+             it and try again, or join without them."
+        )
+    },
+    mute: "Mute microphone",
+    unmute: "Unmute microphone",
+    mic_on: "Mic on",
+    mic_off: "Mic off",
+    camera_turn_off: "Turn camera off",
+    camera_turn_on: "Turn camera on",
+    camera_on: "Camera on",
+    camera_off: "Camera off",
+    share_screen: "Share screen",
+    stop_sharing: "Stop sharing",
+    raise_hand: "Raise hand",
+    lower_hand: "Lower hand",
+    react: "Reactions",
+    layout_grid: "Grid layout",
+    layout_speaker: "Speaker layout",
+    shortcuts: "Keyboard shortcuts",
+    chat_and_people: "Chat & people",
+    leave: "Leave",
+    call_controls: "Call controls",
+    call: "Call",
+    you_suffix: " (you)",
+    link_connecting: "connecting…",
+    link_reconnecting: "reconnecting…",
+    link_failed: "connection failed",
+    screen_of: |name| format!("{name}'s screen"),
+    speaking: "speaking",
+    hand_raised: "hand raised",
+    sharing_screen: "sharing screen",
+    chat_only: "chat only",
+    people: "People",
+    try_again: "Try again",
+    call_full: |n| format!("The call is full ({n} people). You can still chat."),
+    reconnecting: "Reconnecting…",
+    rejoin: "Rejoin",
+    home: "Home",
+    you_left: "You left the meeting.",
+    connection_lost: "The connection to the server was lost.",
+    disconnected: |reason| format!("Disconnected: {reason}."),
+    could_not_rejoin: |why| format!("Could not rejoin after reconnecting: {why}"),
+    chat: "Chat",
+    message: "Message",
+    message_placeholder: "Write a message, Enter to send",
+    send: "Send",
+    new_messages: |n| format!("{n} new ↓"),
+    not_connected: "Not connected; the message was not sent.",
+    you_joined: |room, name| format!("You joined {room} as {name}"),
+    reconnected: "Reconnected",
+    reconnected_restart: "Reconnected (the server restarted)",
+    joined: |name| format!("{name} joined"),
+    left: |name, reason| match reason {
+        LeaveReason::Left => format!("{name} left"),
+        LeaveReason::TooSlow => format!("{name} lost the connection"),
+        LeaveReason::ServerShutdown => format!("{name} was disconnected: the server restarted"),
+    },
+    shortcuts_title: "Keyboard shortcuts",
+    shortcut_mic: "Mute or unmute the microphone",
+    shortcut_camera: "Turn the camera on or off",
+    shortcut_hand: "Raise or lower your hand",
+    shortcut_chat: "Open the chat and write",
+    shortcut_leave: "Leave the meeting",
+    shortcut_help: "Show this list",
+    close: "Close",
+    name_taken: "Someone in this room already uses that name. Pick another one.",
+    name_invalid: |n| format!("Names are 1 to {n} characters, without control characters."),
+    room_full: "This room is full. Try again later.",
+    rate_limited: "Slow down a little: too many messages at once.",
+    text_too_long: |n| format!("Messages are at most {n} characters."),
+    server_busy: "The server is busy. Try again in a moment.",
+};
+
+pub static KO: Texts = Texts {
+    tagline: "직접 운영하는 화상 회의. 링크를 열고, 이름을 정하고, 대화하세요.",
+    start_meeting: "새 회의 시작",
+    join_by_name: "또는 이름으로 회의 참여",
+    room_placeholder: "예: team-standup",
+    join: "참여",
+    invalid_room_typed: "회의 이름에는 영문자나 숫자(a–z, 0–9)가 하나 이상 있어야 합니다.",
+    rooms_in_use: "진행 중인 회의",
+    loading: "불러오는 중…",
+    no_rooms: "지금은 진행 중인 회의가 없습니다. 새로 시작해 보세요!",
+    people_count: |n| format!("{n}명"),
+    page_not_found: "페이지를 찾을 수 없습니다",
+    back_home: "Room 홈으로",
+    not_a_room: "올바른 회의 이름이 아닙니다",
+    language: "언어",
+    ready_to_join: "참여할 준비가 되셨나요?",
+    your_name: "이름",
+    name_placeholder: "다른 사람에게 보일 이름",
+    joining: "참여하는 중…",
+    join_without_devices: "카메라와 마이크 없이 참여",
+    camera_preview: "내 카메라 미리보기",
+    mic_level: "마이크 음량",
+    camera_is_off: "카메라가 꺼져 있습니다",
+    camera: "카메라",
+    microphone: "마이크",
+    problem_denied:
+        "카메라와 마이크 사용이 차단되어 있습니다. 브라우저의 사이트 설정에서 허용한 뒤 \
+        새로고침하거나, 없이 참여하세요.",
+    problem_no_device: "카메라나 마이크를 찾을 수 없습니다. 듣기와 채팅으로 참여할 수 있습니다.",
+    problem_unavailable: |detail| {
+        format!(
+            "카메라나 마이크를 시작할 수 없습니다({detail}). 사용 중인 다른 앱을 닫고 다시 \
+             시도하거나, 없이 참여하세요."
+        )
+    },
+    mute: "마이크 끄기",
+    unmute: "마이크 켜기",
+    mic_on: "마이크 켜짐",
+    mic_off: "마이크 꺼짐",
+    camera_turn_off: "카메라 끄기",
+    camera_turn_on: "카메라 켜기",
+    camera_on: "카메라 켜짐",
+    camera_off: "카메라 꺼짐",
+    share_screen: "화면 공유",
+    stop_sharing: "공유 중지",
+    raise_hand: "손 들기",
+    lower_hand: "손 내리기",
+    react: "반응",
+    layout_grid: "격자 보기",
+    layout_speaker: "발표자 보기",
+    shortcuts: "단축키",
+    chat_and_people: "채팅 및 참가자",
+    leave: "나가기",
+    call_controls: "통화 제어",
+    call: "통화",
+    you_suffix: " (나)",
+    link_connecting: "연결 중…",
+    link_reconnecting: "다시 연결 중…",
+    link_failed: "연결 실패",
+    screen_of: |name| format!("{name}님의 화면"),
+    speaking: "말하는 중",
+    hand_raised: "손 듦",
+    sharing_screen: "화면 공유 중",
+    chat_only: "채팅만",
+    people: "참가자",
+    try_again: "다시 시도",
+    call_full: |n| format!("통화 인원이 가득 찼습니다({n}명). 채팅은 계속할 수 있습니다."),
+    reconnecting: "다시 연결하는 중…",
+    rejoin: "다시 참여",
+    home: "홈",
+    you_left: "회의에서 나갔습니다.",
+    connection_lost: "서버와의 연결이 끊어졌습니다.",
+    disconnected: |reason| format!("연결이 끊어졌습니다: {reason}."),
+    could_not_rejoin: |why| format!("다시 연결한 뒤 참여하지 못했습니다: {why}"),
+    chat: "채팅",
+    message: "메시지",
+    message_placeholder: "메시지를 입력하고 Enter로 보내기",
+    send: "보내기",
+    new_messages: |n| format!("새 메시지 {n}개 ↓"),
+    not_connected: "연결되어 있지 않아 메시지를 보내지 못했습니다.",
+    you_joined: |room, name| format!("{name}(으)로 {room}에 참여했습니다"),
+    reconnected: "다시 연결되었습니다",
+    reconnected_restart: "다시 연결되었습니다(서버가 다시 시작됨)",
+    joined: |name| format!("{name}님이 참여했습니다"),
+    left: |name, reason| match reason {
+        LeaveReason::Left => format!("{name}님이 나갔습니다"),
+        LeaveReason::TooSlow => format!("{name}님의 연결이 끊어졌습니다"),
+        LeaveReason::ServerShutdown => format!("{name}님의 연결이 끊어졌습니다: 서버 재시작"),
+    },
+    shortcuts_title: "단축키",
+    shortcut_mic: "마이크 켜기/끄기",
+    shortcut_camera: "카메라 켜기/끄기",
+    shortcut_hand: "손 들기/내리기",
+    shortcut_chat: "채팅 열고 입력하기",
+    shortcut_leave: "회의에서 나가기",
+    shortcut_help: "이 목록 보기",
+    close: "닫기",
+    name_taken: "이 회의에 같은 이름을 쓰는 사람이 있습니다. 다른 이름을 고르세요.",
+    name_invalid: |n| format!("이름은 1자에서 {n}자 사이여야 하며 제어 문자를 쓸 수 없습니다."),
+    room_full: "이 회의는 가득 찼습니다. 나중에 다시 시도하세요.",
+    rate_limited: "조금 천천히 보내 주세요. 한 번에 너무 많은 메시지를 보냈습니다.",
+    text_too_long: |n| format!("메시지는 {n}자까지 보낼 수 있습니다."),
+    server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
+};
+
+/// The page's language, shared through context.
+#[derive(Clone, Copy)]
+pub struct I18n {
+    pub lang: RwSignal<Lang>,
+}
+
+impl I18n {
+    /// The current catalog; reading it subscribes the caller to language changes.
+    pub fn t(self) -> &'static Texts {
+        self.lang.get().texts()
+    }
+}
+
+pub fn provide_i18n(initial: Lang) -> I18n {
+    let i18n = I18n {
+        lang: RwSignal::new(initial),
+    };
+    provide_context(i18n);
+    i18n
+}
+
+pub fn use_i18n() -> I18n {
+    use_context::<I18n>().unwrap_or_else(|| provide_i18n(Lang::En))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_best_supported_language() {
+        assert_eq!(Lang::negotiate("ko-KR,ko;q=0.9,en-US;q=0.8"), Lang::Ko);
+        assert_eq!(
+            Lang::negotiate("fr-FR,fr;q=0.9,ko;q=0.8,en;q=0.7"),
+            Lang::Ko
+        );
+        assert_eq!(Lang::negotiate("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::negotiate("de;q=0.5,en;q=0.4,ko;q=0.9"), Lang::Ko);
+        assert_eq!(Lang::negotiate("fr"), Lang::En);
+        assert_eq!(Lang::negotiate(""), Lang::En);
+    }
+
+    #[test]
+    fn the_cookie_beats_the_browser_preference() {
+        assert_eq!(
+            Lang::for_request(Some("a=1; room_lang=en"), Some("ko-KR")),
+            Lang::En
+        );
+        assert_eq!(Lang::for_request(Some("room_lang=ko"), None), Lang::Ko);
+        assert_eq!(
+            Lang::for_request(Some("room_lang=xx"), Some("ko")),
+            Lang::Ko
+        );
+        assert_eq!(Lang::for_request(None, None), Lang::En);
+    }
+
+    #[test]
+    fn both_catalogs_fill_every_parametrised_string() {
+        for lang in Lang::ALL {
+            let t = lang.texts();
+            assert!((t.people_count)(3).contains('3'));
+            assert!((t.call_full)(6).contains('6'));
+            assert!((t.you_joined)("standup", "Ann").contains("standup"));
+            assert!((t.left)("Ann", LeaveReason::TooSlow).contains("Ann"));
+            assert!((t.screen_of)("Ann").contains("Ann"));
+            assert!(!t.link_state(LinkState::Reconnecting).is_empty());
+            assert!(t
+                .refusal(
+                    ErrorCode::CallFull,
+                    "",
+                    RefusalLimits {
+                        max_name_chars: 32,
+                        max_chat_chars: 2000,
+                        max_call_members: 3
+                    }
+                )
+                .contains('3'));
+        }
+        assert_ne!(EN.join, KO.join);
+        assert_eq!(EN.link_state(LinkState::Failed), "connection failed");
+        assert_eq!(KO.link_state(LinkState::Failed), "연결 실패");
+    }
+}
