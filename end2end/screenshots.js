@@ -1,5 +1,6 @@
 // Takes the README's screenshots from a running server: node screenshots.js [URL] [OUT_DIR]
-// Not part of the test suite; run it after UI changes (scripts/screenshots.sh starts a server).
+// Not part of the test suite; run it after UI changes against a release build. Emoji and
+// Korean text need fonts (Debian: fonts-noto-color-emoji fonts-noto-cjk).
 const { chromium } = require('playwright');
 const path = require('node:path');
 const chromiumArgs = require('./chromium-args.json');
@@ -9,33 +10,50 @@ async function main() {
   const out = process.argv[3] ?? path.join(__dirname, '..', 'docs', 'screenshots');
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
   const viewport = { width: 1280, height: 800 };
-  const join = async (room, name, size = viewport) => {
-    const context = await browser.newContext({ viewport: size });
+  const join = async (room, name, options = {}) => {
+    const context = await browser.newContext({ viewport, ...options });
     const page = await context.newPage();
     await page.goto(`${base}/r/${room}`);
     await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
-    await page.getByLabel('Your name').fill(name);
-    await page.getByRole('button', { name: 'Join', exact: true }).click();
-    await page.getByTestId('participant-count').waitFor();
+    await page.locator('#display-name').fill(name);
+    await page.locator('.join-pane button[type=submit]').click();
+    await page.getByTestId('self-tile').waitFor();
     return page;
   };
   const say = async (page, text) => {
-    await page.getByLabel('Message').fill(text);
-    await page.getByLabel('Message').press('Enter');
-    await page.waitForTimeout(150);
+    await page.locator('input[name=message]').fill(text);
+    await page.locator('input[name=message]').press('Enter');
+    await page.waitForTimeout(200);
   };
 
   const ann = await join('design-review', 'Ann Lee');
   const min = await join('design-review', '김민수');
+  const sam = await join('design-review', 'Sam Ortiz');
   await say(ann, 'Morning! Shall we go through the new onboarding flow?');
   await say(min, 'Yes — I pushed the latest mockups an hour ago.');
-  await say(ann, 'Great, sharing my screen in a second.');
+  await say(sam, 'Sharing my screen in a second.');
+  await min.getByRole('button', { name: 'Raise hand' }).click();
+  await sam.getByRole('button', { name: 'Mute microphone' }).click();
+  await ann.waitForTimeout(2500);
   await ann.screenshot({ path: path.join(out, 'meeting.png') });
-  const phone = await join('design-review', 'Sam', { width: 390, height: 760 });
+
+  await ann.getByRole('button', { name: 'Speaker layout' }).click();
+  await ann.waitForTimeout(1000);
+  await ann.screenshot({ path: path.join(out, 'speaker.png') });
+  await ann.getByRole('button', { name: 'Grid layout' }).click();
+
+  await sam.getByRole('button', { name: 'Share screen' }).click();
+  await ann.getByTestId('screen-tile').waitFor();
+  await ann.getByRole('button', { name: 'Reactions 👏' }).click();
+  await ann.waitForTimeout(2000);
+  await ann.screenshot({ path: path.join(out, 'screen-share.png') });
+  await sam.getByRole('button', { name: 'Stop sharing' }).click();
+
+  const phone = await join('design-review', 'Kim', { viewport: { width: 390, height: 760 }, locale: 'ko-KR' });
+  await phone.waitForTimeout(2000);
   await phone.screenshot({ path: path.join(out, 'meeting-phone.png') });
 
-  const homeContext = await browser.newContext({ viewport });
-  const home = await homeContext.newPage();
+  const home = await (await browser.newContext({ viewport })).newPage();
   await home.goto(base);
   await home.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
   await home.screenshot({ path: path.join(out, 'home.png') });

@@ -26,7 +26,9 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                     on:click=move |_| state.toggle_screen()
                 >
                     <span aria-hidden="true">"🖥 "</span>
-                    {move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }}
+                    <span class="label-text">
+                        {move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }}
+                    </span>
                 </button>
             </Show>
             <button
@@ -38,7 +40,9 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                 on:click=move |_| state.toggle_hand()
             >
                 <span aria-hidden="true">"✋ "</span>
-                {move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }}
+                <span class="label-text">
+                    {move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }}
+                </span>
             </button>
             <div class="reaction-bar" role="group" aria-label=move || i18n.t().react>
                 {REACTIONS
@@ -69,18 +73,30 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                         })
                     }
                 >
-                    {move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }}
+                    <span aria-hidden="true">{move || if speaker_layout() { "▦ " } else { "◧ " }}</span>
+                    <span class="label-text">
+                        {move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }}
+                    </span>
                 </button>
-                <DevicePicker state kind=DeviceKind::Camera/>
-                <DevicePicker state kind=DeviceKind::Microphone/>
+                <details class="device-settings">
+                    <summary aria-label=move || i18n.t().devices>
+                        <span aria-hidden="true">"⚙ "</span>
+                        <span class="label-text">{move || i18n.t().devices}</span>
+                    </summary>
+                    <div class="device-menu">
+                        <DevicePicker state kind=DeviceKind::Camera/>
+                        <DevicePicker state kind=DeviceKind::Microphone/>
+                    </div>
+                </details>
             </Show>
             <button
                 class="only-narrow"
+                aria-label=move || i18n.t().chat_and_people
                 aria-expanded=move || state.sidebar_open.get().to_string()
                 on:click=move |_| state.sidebar_open.update(|open| *open = !*open)
             >
                 <span aria-hidden="true">"💬 "</span>
-                {move || i18n.t().chat_and_people}
+                <span class="label-text">{move || i18n.t().chat_and_people}</span>
             </button>
             <button
                 class="help-button"
@@ -113,7 +129,7 @@ pub fn MediaToggles(state: MeetingState) -> impl IntoView {
             on:click=move |_| state.toggle_mic()
         >
             <span aria-hidden="true">{move || if mic() { "🎙 " } else { "🔇 " }}</span>
-            {move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}
+            <span class="label-text">{move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}</span>
         </button>
         <button
             class="toggle camera"
@@ -124,7 +140,9 @@ pub fn MediaToggles(state: MeetingState) -> impl IntoView {
             on:click=move |_| state.toggle_camera()
         >
             <span aria-hidden="true">{move || if camera() { "📷 " } else { "🚫 " }}</span>
-            {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
+            <span class="label-text">
+                {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
+            </span>
         </button>
     }
 }
