@@ -272,6 +272,11 @@ async fn a_stalled_reader_is_dropped_and_memory_stays_bounded() {
     }
     let grown_kib = rss_kib().saturating_sub(before);
     assert_eq!(kicked, Some((stan_joined.you, LeaveReason::TooSlow)));
+    assert_eq!(server.state.metrics.slow_disconnects.get(), 1);
+    // The room goes on for the readers.
+    bob.chat("still flowing").await;
+    bob.recv_until(|m| matches!(m, ServerMsg::Chat { entry } if entry.text == "still flowing"))
+        .await;
     // Stan's queue (256 frames of ~1 KiB) and one write batch, plus allocator slack.
     assert!(grown_kib < 24 * 1024, "RSS grew by {grown_kib} KiB");
     eprintln!("RSS growth while 40 MB went past a stalled reader: {grown_kib} KiB");

@@ -1,6 +1,7 @@
 // Helpers for call tests: find a remote tile's RTCPeerConnection and prove that its video is
 // really decoded, not just that an element exists.
-import { Page, expect } from '@playwright/test';
+import { BrowserContext, Page, expect } from '@playwright/test';
+import type { RoomServer } from './fixtures';
 
 /**
  * Records every RTCPeerConnection the page creates (the app's WASM constructs them through
@@ -25,11 +26,12 @@ export function remoteTile(page: Page, name: string) {
   return page.locator(`[data-testid="remote-tile"][data-name="${name}"]`);
 }
 
-/** Video frames decoded so far for the track shown in `name`'s tile (from getStats). */
-export async function framesDecoded(page: Page, name: string): Promise<number> {
-  return page.evaluate(async (name) => {
-    const tile = document.querySelector(`[data-testid="remote-tile"][data-name="${CSS.escape(name)}"]`);
-    const video = tile?.querySelector('video') as HTMLVideoElement | null;
+/** Video frames decoded so far for the track shown in `name`'s tile (from getStats): their
+ * camera tile, or with `tile = 'screen-tile'` their shared screen. */
+export async function framesDecoded(page: Page, name: string, tile = 'remote-tile'): Promise<number> {
+  return page.evaluate(async ([name, tile]) => {
+    const element = document.querySelector(`[data-testid="${tile}"][data-name="${CSS.escape(name)}"]`);
+    const video = element?.querySelector('video') as HTMLVideoElement | null;
     const stream = video?.srcObject as MediaStream | null;
     const track = stream?.getVideoTracks()[0];
     if (!track) return -1;
@@ -44,7 +46,7 @@ export async function framesDecoded(page: Page, name: string): Promise<number> {
       return frames;
     }
     return -1;
-  }, name);
+  }, [name, tile]);
 }
 
 /** The remote tile plays real video: it has a size and the decoder keeps producing frames. */
@@ -74,4 +76,33 @@ export async function sentVideoTrack(page: Page): Promise<string> {
       .map((s) => `${s.track!.label}:${s.track!.readyState}`)
       .join(','),
   );
+}
+
+/**
+ * Opens the room page, waits for the camera preview as a person would, and joins the call.
+ * Console errors and uncaught exceptions go to `errors`, except those matching `ignore`.
+ */
+export async function joinCall(
+  context: BrowserContext,
+  server: RoomServer,
+  room: string,
+  name: string,
+  errors: string[],
+  ignore?: RegExp,
+): Promise<Page> {
+  const page = await context.newPage();
+  await recordPeerConnections(page);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !(ignore && ignore.test(msg.text()))) errors.push(`${name}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
+  await page.goto(`${server.url}/r/${room}`);
+  await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
+  await expect
+    .poll(() => page.getByTestId('preview').evaluate((v: HTMLVideoElement) => v.videoWidth))
+    .toBeGreaterThan(0);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await expect(page.getByTestId('self-tile')).toBeVisible();
+  return page;
 }

@@ -1,26 +1,8 @@
 // Video calls across real Chromium pages with fake camera and microphone: a three-way mesh
 // whose video really decodes, mute indicators, camera switching, leaving, and the call cap.
-import { test, expect, startServer, openPage, RoomServer, BrowserContext, Page } from './fixtures';
-import { recordPeerConnections, remoteTile, expectVideoFlowing, sentVideoTrack } from './call-helpers';
+import { test, expect, startServer, openPage } from './fixtures';
+import { joinCall, recordPeerConnections, remoteTile, expectVideoFlowing, sentVideoTrack } from './call-helpers';
 
-async function joinCall(context: BrowserContext, server: RoomServer, room: string, name: string, errors: string[]): Promise<Page> {
-  const page = await context.newPage();
-  await recordPeerConnections(page);
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`${name}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
-  await page.goto(`${server.url}/r/${room}`);
-  await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
-  // The preview is live before joining.
-  await expect
-    .poll(() => page.getByTestId('preview').evaluate((v: HTMLVideoElement) => v.videoWidth))
-    .toBeGreaterThan(0);
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('button', { name: 'Join', exact: true }).click();
-  await expect(page.getByTestId('self-tile')).toBeVisible();
-  return page;
-}
 
 test('three people see and hear each other; mute, camera switch and leaving show up for all', async ({
   newContext,

@@ -1,43 +1,12 @@
 // The meeting experience across real pages: screen sharing, the active speaker, raised
 // hands, reactions, keyboard shortcuts, and the Korean and English interface.
 import { chromium } from '@playwright/test';
-import { test, expect, startServer, openPage, joinRoom, BrowserContext, Page, RoomServer } from './fixtures';
-import { recordPeerConnections, remoteTile } from './call-helpers';
+import { test, expect, openPage, joinRoom } from './fixtures';
+import { framesDecoded, joinCall, remoteTile } from './call-helpers';
 import { chromiumArgs } from '../playwright.config';
 import { speechWav, silenceWav } from './audio';
 
-async function joinCall(context: BrowserContext, server: RoomServer, room: string, name: string, errors: string[]): Promise<Page> {
-  const page = await context.newPage();
-  await recordPeerConnections(page);
-  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`${name}: ${msg.text()}`);
-  });
-  await page.goto(`${server.url}/r/${room}`);
-  await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('button', { name: 'Join', exact: true }).click();
-  await expect(page.getByTestId('self-tile')).toBeVisible();
-  return page;
-}
 
-/** Frames decoded for the video shown in `name`'s screen tile. */
-async function screenFrames(page: Page, name: string): Promise<number> {
-  return page.evaluate(async (name) => {
-    const video = document.querySelector(`[data-testid="screen-tile"][data-name="${CSS.escape(name)}"] video`) as HTMLVideoElement | null;
-    const track = (video?.srcObject as MediaStream | null)?.getVideoTracks()[0];
-    if (!track) return -1;
-    for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
-      if (pc.connectionState === 'closed' || !pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
-      let frames = -1;
-      (await pc.getStats(track)).forEach((s: any) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded ?? 0;
-      });
-      return frames;
-    }
-    return -1;
-  }, name);
-}
 
 test('a shared screen arrives as a second video track in a presenter layout, and goes away when stopped', async ({
   server,
@@ -58,9 +27,9 @@ test('a shared screen arrives as a second video track in a presenter layout, and
   // Ann's camera stays visible beside her screen.
   await expect(remoteTile(bob, 'Ann')).toBeVisible();
   await expect.poll(() => screen.locator('video').evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBe(1280);
-  const first = await screenFrames(bob, 'Ann');
+  const first = await framesDecoded(bob, 'Ann', 'screen-tile');
   expect(first).toBeGreaterThan(0);
-  await expect.poll(() => screenFrames(bob, 'Ann')).toBeGreaterThan(first);
+  await expect.poll(() => framesDecoded(bob, 'Ann', 'screen-tile')).toBeGreaterThan(first);
   // The screen is a second video track from Ann, besides her camera.
   const videoTracksFromAnn = await bob.evaluate(() =>
     ((window as any).__peerConnections as RTCPeerConnection[])

@@ -2,26 +2,16 @@
 // everyone shows "reconnecting", comes back, and chat (and the call) carries on with nothing
 // missing and nothing twice.
 import { test, expect, startServer, BrowserContext, Page, RoomServer } from './fixtures';
-import { recordPeerConnections, expectVideoFlowing } from './call-helpers';
+import { joinCall, expectVideoFlowing } from './call-helpers';
 
-async function join(context: BrowserContext, server: RoomServer, room: string, name: string, errors: string[]) {
-  const page = await context.newPage();
-  await recordPeerConnections(page);
-  page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
-  page.on('console', (msg) => {
-    // A killed server makes the browser log failed WebSocket attempts while it reconnects;
-    // those are the point of the test, not errors of the page.
-    if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) {
-      errors.push(`${name}: ${msg.text()}`);
-    }
-  });
-  await page.goto(`${server.url}/r/${room}`);
-  await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('button', { name: 'Join', exact: true }).click();
-  await expect(page.getByTestId('self-tile')).toBeVisible();
-  return page;
+// A killed server makes the browser log failed WebSocket attempts while it reconnects; those
+// are the point of these tests, not errors of the page.
+const reconnectNoise = /WebSocket connection to .* failed/;
+
+function join(context: BrowserContext, server: RoomServer, room: string, name: string, errors: string[]): Promise<Page> {
+  return joinCall(context, server, room, name, errors, reconnectNoise);
 }
+
 
 async function say(page: Page, text: string) {
   if (await page.getByRole('button', { name: 'Chat & people' }).isVisible()) {

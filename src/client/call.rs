@@ -142,13 +142,7 @@ impl Call {
 
     /// Shows `peer`'s shared screen in `element`.
     pub fn attach_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
-        match self.shared.links.borrow().get(&peer) {
-            Some(link) => {
-                super::media::attach(element, Some(&link.screen));
-                true
-            }
-            None => false,
-        }
+        self.attach_stream(peer, element, |link| &link.screen)
     }
 
     /// Every member's received microphone, for the speaker detection.
@@ -214,9 +208,18 @@ impl Call {
 
     /// Shows `peer`'s camera and microphone in `element`.
     pub fn attach(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        self.attach_stream(peer, element, |link| &link.camera)
+    }
+
+    fn attach_stream(
+        &self,
+        peer: PeerId,
+        element: &HtmlVideoElement,
+        stream: fn(&Link) -> &MediaStream,
+    ) -> bool {
         match self.shared.links.borrow().get(&peer) {
             Some(link) => {
-                super::media::attach(element, Some(&link.camera));
+                super::media::attach(element, Some(stream(link)));
                 true
             }
             None => false,

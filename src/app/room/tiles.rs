@@ -8,6 +8,7 @@ use leptos::prelude::*;
 
 use super::people::initials;
 use super::{CallPhase, Layout, MeetingState};
+use crate::client::MediaSession;
 use crate::media::LinkState;
 use crate::protocol::PeerId;
 
@@ -154,15 +155,7 @@ fn HandBadge(state: MeetingState, peer: Signal<Option<PeerId>>) -> impl IntoView
 #[component]
 fn RemoteTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl IntoView {
     let i18n = state.i18n;
-    let video = NodeRef::<html::Video>::new();
-    Effect::new(move |_| {
-        state.media_epochs.with(|e| e.get(&peer).copied());
-        if let Some(video) = video.get() {
-            state.with_media(|m| {
-                m.attach_remote(peer, &video);
-            });
-        }
-    });
+    let video = follow_remote(state, peer, MediaSession::attach_remote);
     let info = move || state.roster.with(|r| r.get(peer).cloned());
     let name = move || info().map(|p| p.name).unwrap_or_default();
     let camera = move || info().is_some_and(|p| p.media.camera);
@@ -219,15 +212,7 @@ fn RemoteTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl
 #[component]
 fn ScreenTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl IntoView {
     let i18n = state.i18n;
-    let video = NodeRef::<html::Video>::new();
-    Effect::new(move |_| {
-        state.media_epochs.with(|e| e.get(&peer).copied());
-        if let Some(video) = video.get() {
-            state.with_media(|m| {
-                m.attach_remote_screen(peer, &video);
-            });
-        }
-    });
+    let video = follow_remote(state, peer, MediaSession::attach_remote_screen);
     let name = move || {
         state
             .roster
@@ -248,6 +233,25 @@ fn ScreenTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl
             </figcaption>
         </figure>
     }
+}
+
+/// A `<video>` that shows what `attach` gives for `peer`, attached again whenever new media
+/// of theirs arrives.
+fn follow_remote(
+    state: MeetingState,
+    peer: PeerId,
+    attach: fn(&MediaSession, PeerId, &leptos::web_sys::HtmlVideoElement) -> bool,
+) -> NodeRef<html::Video> {
+    let video = NodeRef::<html::Video>::new();
+    Effect::new(move |_| {
+        state.media_epochs.with(|e| e.get(&peer).copied());
+        if let Some(video) = video.get() {
+            state.with_media(|m| {
+                attach(m, peer, &video);
+            });
+        }
+    });
+    video
 }
 
 /// Reactions floating over the call for a few seconds.
