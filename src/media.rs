@@ -179,10 +179,6 @@ impl Default for SpeakerDetector {
 }
 
 impl SpeakerDetector {
-    pub fn current(&self) -> Option<PeerId> {
-        self.current
-    }
-
     /// Feeds one round of levels taken at `now_ms`; returns the active speaker.
     pub fn update(&mut self, now_ms: u64, levels: &[(PeerId, f32)]) -> Option<PeerId> {
         let loud = |peer: PeerId| {

@@ -226,14 +226,6 @@ impl Call {
         }
     }
 
-    pub fn link_state(&self, peer: PeerId) -> Option<LinkState> {
-        self.shared
-            .links
-            .borrow()
-            .get(&peer)
-            .map(|l| l.supervisor.borrow().state())
-    }
-
     pub fn close(&self) {
         let links: Vec<_> = self.shared.links.borrow_mut().drain().collect();
         for (_, link) in links {

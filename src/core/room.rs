@@ -355,11 +355,6 @@ impl Room {
         self.members.iter().any(|m| m.away_since.is_some())
     }
 
-    /// Whether everyone left is away: nobody is connected.
-    pub fn nobody_connected(&self) -> bool {
-        self.members.iter().all(|m| m.away_since.is_some())
-    }
-
     /// Removes `peer`; the others hear why. Leaving twice is harmless and tells no one.
     pub fn leave(&mut self, peer: PeerId, reason: LeaveReason) -> Vec<Delivery> {
         let Some(index) = self.members.iter().position(|m| m.id == peer) else {

@@ -198,10 +198,6 @@ impl Rooms {
         self.registry().directory.summary()
     }
 
-    pub fn open_rooms(&self) -> usize {
-        self.registry().running.len()
-    }
-
     fn publish_count(&self, slug: &RoomSlug, count: usize) {
         let mut registry = self.registry();
         if registry.directory.set_participants(slug, count) {
