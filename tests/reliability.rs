@@ -106,23 +106,6 @@ async fn after_the_grace_period_the_member_has_left_and_comes_back_as_new() {
 }
 
 #[tokio::test]
-async fn a_goodbye_leaves_at_once_without_a_grace_period() {
-    let server = TestServer::start(&[]).await;
-    let (mut ann, _) = server.joined("goodbye", "Ann").await;
-    let (bob, bob_joined) = server.joined("goodbye", "Bob").await;
-    ann.recv().await;
-    bob.close().await;
-    assert_eq!(
-        ann.recv().await,
-        ServerMsg::PeerLeft {
-            peer: bob_joined.you,
-            reason: LeaveReason::Left
-        }
-    );
-    server.stop().await;
-}
-
-#[tokio::test]
 async fn a_resumed_connection_replaces_an_old_one_that_looked_alive() {
     let server = TestServer::start(&[]).await;
     let (mut ann, _) = server.joined("takeover", "Ann").await;

@@ -110,6 +110,8 @@ async fn late_joiners_receive_the_last_hundred_messages_in_order() {
 
 #[tokio::test]
 async fn the_others_hear_when_someone_leaves() {
+    // A goodbye (close frame) leaves at once; only a broken connection gets a grace period
+    // (tests/reliability.rs).
     let server = TestServer::start(&[]).await;
     let (mut ann, _) = server.joined("leaving", "Ann").await;
     let (bob, bob_joined) = server.joined("leaving", "Bob").await;
