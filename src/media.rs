@@ -79,6 +79,40 @@ pub enum LinkState {
     Failed,
 }
 
+/// `RTCPeerConnection.connectionState`, as plain data the supervisor can be tested with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerConnectionState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// Which kind of track: what `MediaStreamTrack.kind` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+impl TrackKind {
+    pub const BOTH: [TrackKind; 2] = [TrackKind::Audio, TrackKind::Video];
+
+    /// The browser's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Audio => "audio",
+            TrackKind::Video => "video",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<TrackKind> {
+        TrackKind::BOTH.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
 /// What to do after a peer connection changed state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkAction {
@@ -111,39 +145,38 @@ impl LinkSupervisor {
         self.state
     }
 
-    /// Feeds one `connectionState` value ("new", "connecting", "connected", "disconnected",
-    /// "failed", "closed").
-    pub fn on_connection_state(&mut self, connection_state: &str) -> LinkAction {
+    /// Feeds one `connectionState` value.
+    pub fn on_connection_state(&mut self, connection_state: PeerConnectionState) -> LinkAction {
         if self.state == LinkState::Failed {
             return LinkAction::Nothing;
         }
         match connection_state {
-            "connected" => {
+            PeerConnectionState::Connected => {
                 self.state = LinkState::Connected;
                 self.restarts_left = self.max_restarts;
                 LinkAction::Nothing
             }
-            "new" | "connecting" => {
+            PeerConnectionState::New | PeerConnectionState::Connecting => {
                 if self.state != LinkState::Reconnecting {
                     self.state = LinkState::Connecting;
                 }
                 LinkAction::Nothing
             }
             // Often recovers by itself within seconds; show it, wait for "failed" to act.
-            "disconnected" => {
+            PeerConnectionState::Disconnected => {
                 self.state = LinkState::Reconnecting;
                 LinkAction::Nothing
             }
-            "failed" if self.restarts_left > 0 => {
+            PeerConnectionState::Failed if self.restarts_left > 0 => {
                 self.restarts_left -= 1;
                 self.state = LinkState::Reconnecting;
                 LinkAction::RestartIce
             }
-            "failed" => {
+            PeerConnectionState::Failed => {
                 self.state = LinkState::Failed;
                 LinkAction::GiveUp
             }
-            _ => LinkAction::Nothing,
+            PeerConnectionState::Closed => LinkAction::Nothing,
         }
     }
 }
@@ -289,34 +322,34 @@ mod tests {
     #[test]
     fn a_failed_link_is_restarted_then_given_up() {
         let mut link = LinkSupervisor::new(2);
-        assert_eq!(link.on_connection_state("connecting"), LinkAction::Nothing);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Connecting), LinkAction::Nothing);
         assert_eq!(link.state(), LinkState::Connecting);
-        link.on_connection_state("connected");
+        link.on_connection_state(PeerConnectionState::Connected);
         assert_eq!(link.state(), LinkState::Connected);
         assert_eq!(
-            link.on_connection_state("disconnected"),
+            link.on_connection_state(PeerConnectionState::Disconnected),
             LinkAction::Nothing
         );
         assert_eq!(link.state(), LinkState::Reconnecting);
-        assert_eq!(link.on_connection_state("failed"), LinkAction::RestartIce);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
         // A restart goes back through "connecting" but still shows as reconnecting.
-        link.on_connection_state("connecting");
+        link.on_connection_state(PeerConnectionState::Connecting);
         assert_eq!(link.state(), LinkState::Reconnecting);
-        assert_eq!(link.on_connection_state("failed"), LinkAction::RestartIce);
-        assert_eq!(link.on_connection_state("failed"), LinkAction::GiveUp);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::GiveUp);
         assert_eq!(link.state(), LinkState::Failed);
-        assert_eq!(link.on_connection_state("connected"), LinkAction::Nothing);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Connected), LinkAction::Nothing);
         assert_eq!(link.state(), LinkState::Failed);
     }
 
     #[test]
     fn recovering_earns_a_fresh_set_of_restarts() {
         let mut link = LinkSupervisor::new(1);
-        link.on_connection_state("connected");
-        assert_eq!(link.on_connection_state("failed"), LinkAction::RestartIce);
-        link.on_connection_state("connected");
-        assert_eq!(link.on_connection_state("failed"), LinkAction::RestartIce);
-        assert_eq!(link.on_connection_state("failed"), LinkAction::GiveUp);
+        link.on_connection_state(PeerConnectionState::Connected);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
+        link.on_connection_state(PeerConnectionState::Connected);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
+        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::GiveUp);
     }
 
     #[test]

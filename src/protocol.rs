@@ -8,7 +8,22 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Bumped whenever a change would make an older client misunderstand the server.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: `invalid_text` split into `empty_text` and `text_too_long`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
+pub mod close_code {
+    /// The server is going away (shutdown) or the client stopped answering pings.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the protocol (e.g. another protocol version); do not retry as is.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The client did not read its messages in time.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// The client sent a message larger than the server accepts.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// Over a limit (connections, rooms); try again later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
 
 /// A connection's identity inside the server; assigned by the server, never reused while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -183,8 +198,8 @@ pub struct IceServer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signal {
-    /// An SDP offer or answer (`sdp_type` is `offer`, `answer`, `pranswer` or `rollback`).
-    Description { sdp_type: String, sdp: String },
+    /// An SDP offer or answer.
+    Description { sdp_type: SdpType, sdp: String },
     /// A trickled ICE candidate; an empty `candidate` means the end of candidates.
     Candidate {
         candidate: String,
@@ -193,6 +208,16 @@ pub enum Signal {
         #[serde(default)]
         sdp_m_line_index: Option<u16>,
     },
+}
+
+/// The type of a session description, as `RTCSessionDescription.type` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SdpType {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
 }
 
 /// One chat message as stored and delivered.
@@ -246,8 +271,10 @@ pub enum ErrorCode {
     NameTaken,
     /// The room has as many members as the server allows.
     RoomFull,
-    /// The chat text is empty or longer than the limit.
-    InvalidText,
+    /// The chat text is empty (or only white space).
+    EmptyText,
+    /// The chat text is longer than `max_chat_chars`.
+    TextTooLong,
     /// The frame is larger than the server accepts; the connection closes.
     TooLarge,
     /// The client sent chat or signaling faster than the server allows; it was dropped.
@@ -281,7 +308,8 @@ impl ErrorCode {
         ErrorCode::InvalidName,
         ErrorCode::NameTaken,
         ErrorCode::RoomFull,
-        ErrorCode::InvalidText,
+        ErrorCode::EmptyText,
+        ErrorCode::TextTooLong,
         ErrorCode::TooLarge,
         ErrorCode::RateLimited,
         ErrorCode::CallFull,
@@ -305,7 +333,8 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::RoomFull => "room_full",
-            ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::EmptyText => "empty_text",
+            ErrorCode::TextTooLong => "text_too_long",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::CallFull => "call_full",
@@ -433,6 +462,57 @@ mod tests {
         }
     }
 
+    /// The `type` tag serde writes for `value`.
+    fn tag_of(value: &impl Serialize) -> String {
+        let json = serde_json::to_value(value).unwrap();
+        json["type"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn client_kind_labels_are_the_serde_tags() {
+        let media = MediaState::default();
+        let every_kind = [
+            ClientMsg::Hello { version: 1 },
+            ClientMsg::Join {
+                room: "r".into(),
+                name: "n".into(),
+                resume: None,
+                last_seen: None,
+            },
+            ClientMsg::WatchRooms,
+            ClientMsg::Chat { text: "t".into() },
+            ClientMsg::JoinCall { media },
+            ClientMsg::LeaveCall,
+            ClientMsg::Media { media },
+            ClientMsg::Signal {
+                to: PeerId(1),
+                signal: Signal::Description {
+                    sdp_type: SdpType::Answer,
+                    sdp: String::new(),
+                },
+            },
+            ClientMsg::Hand { raised: true },
+            ClientMsg::React { emoji: "x".into() },
+        ];
+        assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
+        for (index, msg) in every_kind.iter().enumerate() {
+            assert_eq!(msg.kind_index(), index);
+            assert_eq!(msg.kind(), tag_of(msg));
+        }
+    }
+
+    #[test]
+    fn sdp_types_use_the_browser_names() {
+        for (sdp_type, name) in [
+            (SdpType::Offer, "offer"),
+            (SdpType::Answer, "answer"),
+            (SdpType::Pranswer, "pranswer"),
+            (SdpType::Rollback, "rollback"),
+        ] {
+            assert_eq!(serde_json::to_string(&sdp_type).unwrap(), format!("\"{name}\""));
+        }
+    }
+
     #[test]
     fn idle_members_are_sent_compactly() {
         let idle = PeerInfo {
@@ -468,7 +548,7 @@ mod tests {
         let msg = ClientMsg::Signal {
             to: PeerId(4),
             signal: Signal::Description {
-                sdp_type: "offer".into(),
+                sdp_type: SdpType::Offer,
                 sdp: "v=0".into(),
             },
         };
@@ -579,10 +659,28 @@ mod tests {
                 },
             },
         ];
+        let kinds: std::collections::HashSet<&str> = messages.iter().map(ServerMsg::kind).collect();
+        // Every kind but `peer_joined` and `peer_left` is round-tripped below; their tags are
+        // checked here.
+        assert_eq!(kinds.len() + 2, ServerMsg::KINDS.len());
+        let left = ServerMsg::PeerLeft {
+            peer: PeerId(1),
+            reason: LeaveReason::Left,
+        };
+        assert_eq!(left.kind(), tag_of(&left));
+        let joined = ServerMsg::PeerJoined {
+            peer: PeerInfo {
+                id: PeerId(1),
+                name: "n".into(),
+                in_call: false,
+                media: MediaState::default(),
+                away: false,
+                hand: None,
+            },
+        };
+        assert_eq!(joined.kind(), tag_of(&joined));
         for msg in messages {
-            assert!(msg
-                .to_json()
-                .starts_with(&format!(r#"{{"type":"{}""#, msg.kind())));
+            assert_eq!(msg.kind(), tag_of(&msg));
             let back: ServerMsg = serde_json::from_str(&msg.to_json()).unwrap();
             assert_eq!(back, msg);
         }

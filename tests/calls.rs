@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use room::protocol::{
-    ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, PeerId, ServerMsg, Signal,
+    ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, PeerId, SdpType, ServerMsg, Signal,
 };
 use support::{Client, TestServer};
 
@@ -21,7 +21,7 @@ const AV: MediaState = MediaState {
 
 fn offer(sdp: &str) -> Signal {
     Signal::Description {
-        sdp_type: "offer".into(),
+        sdp_type: SdpType::Offer,
         sdp: sdp.into(),
     }
 }

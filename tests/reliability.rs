@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use room::protocol::{ClientMsg, ErrorCode, LeaveReason, MessageId, ServerMsg};
-use support::{fresh_data_dir, Client, Ending, TestServer};
+use room::protocol::{close_code, ErrorCode, LeaveReason, MessageId, ServerMsg};
+use support::{fresh_data_dir, join_msg, Client, Ending, TestServer};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -145,8 +145,8 @@ async fn history_survives_a_restart_and_clients_carry_on_without_gaps_or_duplica
         last_seen_by_bob = Some(bob.expect_chat().await.id);
     }
     server.stop().await;
-    assert!(matches!(ann.ending().await, Ending::Closed(1001, _)));
-    assert!(matches!(bob.ending().await, Ending::Closed(1001, _)));
+    assert!(matches!(ann.ending().await, Ending::Closed(close_code::GOING_AWAY, _)));
+    assert!(matches!(bob.ending().await, Ending::Closed(close_code::GOING_AWAY, _)));
 
     // The same data directory, the same address.
     let server = TestServer::start_in(&data, &[], &addr).await;
@@ -270,7 +270,7 @@ async fn refused_connection(client: &mut Client) -> String {
     let message = client.expect_error(ErrorCode::TooManyConnections).await;
     assert_eq!(
         client.ending().await,
-        Ending::Closed(1013, "try again later".into())
+        Ending::Closed(close_code::TRY_AGAIN_LATER, "try again later".into())
     );
     message
 }
@@ -305,13 +305,7 @@ async fn the_room_limit_refuses_new_rooms_but_not_existing_ones() {
     let (_ann, _) = server.joined("only-room", "Ann").await;
     let mut bob = server.client().await;
     bob.hello().await;
-    bob.send(&ClientMsg::Join {
-        room: "second-room".into(),
-        name: "Bob".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    bob.send(&join_msg("second-room", "Bob")).await;
     bob.expect_error(ErrorCode::TooManyRooms).await;
     let joined = bob.join("only-room", "Bob").await;
     assert_eq!(joined.peers.len(), 2);

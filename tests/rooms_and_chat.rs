@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use room::protocol::{ClientMsg, ErrorCode, LeaveReason, RoomSummary, ServerMsg};
-use support::{Ending, TestServer};
+use room::protocol::{close_code, ClientMsg, ErrorCode, LeaveReason, RoomSummary, ServerMsg};
+use support::{join_msg, Ending, TestServer};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -40,7 +40,7 @@ async fn a_different_protocol_version_is_told_and_closed() {
     assert!(message.contains("999"), "{message}");
     assert_eq!(
         client.ending().await,
-        Ending::Closed(1002, "protocol version mismatch".into())
+        Ending::Closed(close_code::PROTOCOL_ERROR, "protocol version mismatch".into())
     );
     server.stop().await;
 }
@@ -146,13 +146,7 @@ async fn malformed_and_unknown_messages_get_typed_errors_and_the_connection_stay
     ann.expect_error(ErrorCode::BadMessage).await;
     ann.send(&ClientMsg::Hello { version: 1 }).await;
     ann.expect_error(ErrorCode::BadMessage).await;
-    ann.send(&ClientMsg::Join {
-        room: "robust".into(),
-        name: "Again".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    ann.send(&join_msg("robust", "Again")).await;
     ann.expect_error(ErrorCode::AlreadyJoined).await;
 
     // None of that reached Bob, and Ann can still talk.
@@ -176,7 +170,7 @@ async fn oversized_frames_are_refused_and_only_that_connection_closes() {
     assert!(message.contains("16384"), "{message}");
     assert_eq!(
         ann.ending().await,
-        Ending::Closed(1009, "message too large (limit 16384 bytes)".into())
+        Ending::Closed(close_code::MESSAGE_TOO_BIG, "message too large (limit 16384 bytes)".into())
     );
 
     match bob.recv().await {
@@ -196,10 +190,10 @@ async fn overlong_and_empty_chat_text_is_refused() {
     ann.recv().await;
 
     ann.chat(&"y".repeat(2001)).await;
-    let message = ann.expect_error(ErrorCode::InvalidText).await;
+    let message = ann.expect_error(ErrorCode::TextTooLong).await;
     assert!(message.contains("2000"), "{message}");
     ann.chat("   ").await;
-    ann.expect_error(ErrorCode::InvalidText).await;
+    ann.expect_error(ErrorCode::EmptyText).await;
     ann.chat(&"y".repeat(2000)).await;
     assert_eq!(ann.expect_chat().await.text.len(), 2000);
     assert_eq!(bob.expect_chat().await.text.len(), 2000);
@@ -213,40 +207,16 @@ async fn empty_long_and_taken_names_are_refused_clearly() {
     let mut bob = server.client().await;
     bob.hello().await;
 
-    bob.send(&ClientMsg::Join {
-        room: "names".into(),
-        name: "   ".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    bob.send(&join_msg("names", "   ")).await;
     bob.expect_error(ErrorCode::InvalidName).await;
-    bob.send(&ClientMsg::Join {
-        room: "names".into(),
-        name: "b".repeat(33),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    bob.send(&join_msg("names", "b".repeat(33))).await;
     assert!(bob
         .expect_error(ErrorCode::InvalidName)
         .await
         .contains("32"));
-    bob.send(&ClientMsg::Join {
-        room: "names".into(),
-        name: "aNN".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    bob.send(&join_msg("names", "aNN")).await;
     assert!(bob.expect_error(ErrorCode::NameTaken).await.contains("aNN"));
-    bob.send(&ClientMsg::Join {
-        room: "Not A Slug".into(),
-        name: "Bob".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    bob.send(&join_msg("Not A Slug", "Bob")).await;
     bob.expect_error(ErrorCode::InvalidRoom).await;
     // After all that, a good name works on the same connection.
     let joined = bob.join("names", "Bob").await;
@@ -261,13 +231,7 @@ async fn a_full_room_refuses_the_next_member() {
     let (_b, _) = server.joined("small", "B").await;
     let mut c = server.client().await;
     c.hello().await;
-    c.send(&ClientMsg::Join {
-        room: "small".into(),
-        name: "C".into(),
-        resume: None,
-        last_seen: None,
-    })
-    .await;
+    c.send(&join_msg("small", "C")).await;
     c.expect_error(ErrorCode::RoomFull).await;
     server.stop().await;
 }
@@ -370,11 +334,11 @@ async fn shutdown_sends_every_client_a_close_frame() {
     server.stop().await;
     assert_eq!(
         ann.ending().await,
-        Ending::Closed(1001, "server shutting down".into())
+        Ending::Closed(close_code::GOING_AWAY, "server shutting down".into())
     );
     assert_eq!(
         watcher.ending().await,
-        Ending::Closed(1001, "server shutting down".into())
+        Ending::Closed(close_code::GOING_AWAY, "server shutting down".into())
     );
 }
 

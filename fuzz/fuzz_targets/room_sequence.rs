@@ -20,6 +20,7 @@ enum FuzzOp {
     React { peer: u8, emoji: String },
     Wait { ms: u16 },
     Expire,
+    LoadHistory,
 }
 
 impl From<FuzzOp> for Op {
@@ -44,6 +45,7 @@ impl From<FuzzOp> for Op {
             FuzzOp::React { peer, emoji } => Op::React { peer: p(peer), emoji },
             FuzzOp::Wait { ms } => Op::Wait { ms: u32::from(ms) * 8 },
             FuzzOp::Expire => Op::Expire,
+            FuzzOp::LoadHistory => Op::LoadHistory,
         }
     }
 }

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use crate::media::{LinkState, MediaProblem};
-use crate::protocol::{ErrorCode, LeaveReason};
+use crate::protocol::{ErrorCode, LeaveReason, Limits};
 
 /// Name of the cookie that keeps a language chosen with the switcher.
 pub const LANG_COOKIE: &str = "room_lang";
@@ -185,6 +185,7 @@ pub struct Texts {
     pub room_full: &'static str,
     pub rate_limited: &'static str,
     pub text_too_long: fn(usize) -> String,
+    pub empty_text: &'static str,
     pub server_busy: &'static str,
 }
 
@@ -208,15 +209,14 @@ impl Texts {
 
     /// A refusal from the server in this language, where the page knows what it means;
     /// otherwise the server's own sentence.
-    pub fn refusal(&self, code: ErrorCode, server_message: &str, limits: RefusalLimits) -> String {
+    pub fn refusal(&self, code: ErrorCode, server_message: &str, limits: Limits) -> String {
         match code {
             ErrorCode::NameTaken => self.name_taken.to_string(),
             ErrorCode::InvalidName => (self.name_invalid)(limits.max_name_chars),
             ErrorCode::RoomFull => self.room_full.to_string(),
             ErrorCode::RateLimited => self.rate_limited.to_string(),
-            ErrorCode::InvalidText if server_message.contains("at most") => {
-                (self.text_too_long)(limits.max_chat_chars)
-            }
+            ErrorCode::EmptyText => self.empty_text.to_string(),
+            ErrorCode::TextTooLong => (self.text_too_long)(limits.max_chat_chars),
             ErrorCode::CallFull => (self.call_full)(limits.max_call_members),
             ErrorCode::TooManyConnections | ErrorCode::TooManyRooms | ErrorCode::Unavailable => {
                 self.server_busy.to_string()
@@ -224,14 +224,6 @@ impl Texts {
             _ => server_message.to_string(),
         }
     }
-}
-
-/// The numbers some refusals mention.
-#[derive(Clone, Copy, Debug)]
-pub struct RefusalLimits {
-    pub max_name_chars: usize,
-    pub max_chat_chars: usize,
-    pub max_call_members: usize,
 }
 
 pub static EN: Texts = Texts {
@@ -342,6 +334,7 @@ pub static EN: Texts = Texts {
     room_full: "This room is full. Try again later.",
     rate_limited: "Slow down a little: too many messages at once.",
     text_too_long: |n| format!("Messages are at most {n} characters."),
+    empty_text: "The message is empty.",
     server_busy: "The server is busy. Try again in a moment.",
 };
 
@@ -448,6 +441,7 @@ pub static KO: Texts = Texts {
     room_full: "이 회의는 가득 찼습니다. 나중에 다시 시도하세요.",
     rate_limited: "조금 천천히 보내 주세요. 한 번에 너무 많은 메시지를 보냈습니다.",
     text_too_long: |n| format!("메시지는 {n}자까지 보낼 수 있습니다."),
+    empty_text: "메시지가 비어 있습니다.",
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
 };
 
@@ -479,6 +473,7 @@ pub fn use_i18n() -> I18n {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::room::RoomLimits;
 
     #[test]
     fn accept_language_picks_the_best_supported_language() {
@@ -521,10 +516,9 @@ mod tests {
                 .refusal(
                     ErrorCode::CallFull,
                     "",
-                    RefusalLimits {
-                        max_name_chars: 32,
-                        max_chat_chars: 2000,
-                        max_call_members: 3
+                    Limits {
+                        max_call_members: 3,
+                        ..RoomLimits::DEFAULT_ADVERTISED
                     }
                 )
                 .contains('3'));

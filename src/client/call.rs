@@ -20,8 +20,10 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
-use crate::media::{is_polite, LinkAction, LinkState, LinkSupervisor, MediaEvent};
-use crate::protocol::{ClientMsg, IceServer, PeerId, Signal};
+use crate::media::{
+    is_polite, LinkAction, LinkState, LinkSupervisor, MediaEvent, PeerConnectionState, TrackKind,
+};
+use crate::protocol::{ClientMsg, IceServer, PeerId, SdpType, Signal};
 
 /// ICE restarts tried before a connection is given up.
 const MAX_ICE_RESTARTS: u32 = 3;
@@ -36,10 +38,10 @@ pub struct LocalTracks {
 }
 
 impl LocalTracks {
-    fn of_kind(&self, kind: &str) -> Option<&MediaStreamTrack> {
+    fn of_kind(&self, kind: TrackKind) -> Option<&MediaStreamTrack> {
         match kind {
-            "audio" => self.audio.as_ref(),
-            _ => self.video.as_ref(),
+            TrackKind::Audio => self.audio.as_ref(),
+            TrackKind::Video => self.video.as_ref(),
         }
     }
 }
@@ -112,7 +114,7 @@ impl Call {
             return;
         };
         let tracks = self.shared.tracks.borrow().clone();
-        for kind in ["audio", "video"] {
+        for kind in TrackKind::BOTH {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
             // Adding the transceivers fires negotiationneeded, which sends the offer.
@@ -122,7 +124,7 @@ impl Call {
                         .add_transceiver_with_media_stream_track_and_init(track, &init);
                 }
                 None => {
-                    link.pc.add_transceiver_with_str_and_init(kind, &init);
+                    link.pc.add_transceiver_with_str_and_init(kind.as_str(), &init);
                 }
             }
         }
@@ -191,12 +193,12 @@ impl Call {
     }
 
     /// Sends `track` (or nothing) as this browser's audio or video to every member.
-    pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) {
+    pub fn replace_track(&self, kind: TrackKind, track: Option<&MediaStreamTrack>) {
         {
             let mut tracks = self.shared.tracks.borrow_mut();
             match kind {
-                "audio" => tracks.audio = track.cloned(),
-                _ => tracks.video = track.cloned(),
+                TrackKind::Audio => tracks.audio = track.cloned(),
+                TrackKind::Video => tracks.video = track.cloned(),
             }
         }
         for link in self.shared.links.borrow().values() {
@@ -339,7 +341,7 @@ impl Link {
             self.send(
                 shared,
                 Signal::Description {
-                    sdp_type: sdp_type_name(description.type_()).to_string(),
+                    sdp_type: sdp_type_of(description.type_()),
                     sdp: description.sdp(),
                 },
             );
@@ -359,7 +361,7 @@ impl Link {
     async fn apply(&self, shared: &Shared, signal: Signal) {
         match signal {
             Signal::Description { sdp_type, sdp } => {
-                if let Err(error) = self.on_description(shared, &sdp_type, &sdp).await {
+                if let Err(error) = self.on_description(shared, sdp_type, &sdp).await {
                     leptos::logging::warn!("description from {} failed: {error:?}", self.peer);
                 }
             }
@@ -389,17 +391,17 @@ impl Link {
     async fn on_description(
         &self,
         shared: &Shared,
-        sdp_type: &str,
+        sdp_type: SdpType,
         sdp: &str,
     ) -> Result<(), JsValue> {
-        let is_offer = sdp_type == "offer";
+        let is_offer = sdp_type == SdpType::Offer;
         let collision = is_offer
             && (self.making_offer.get() || self.pc.signaling_state() != RtcSignalingState::Stable);
         self.ignore_offer.set(!self.polite && collision);
         if self.ignore_offer.get() {
             return Ok(());
         }
-        let init = RtcSessionDescriptionInit::new(sdp_type_from_name(sdp_type));
+        let init = RtcSessionDescriptionInit::new(rtc_sdp_type(sdp_type));
         init.set_sdp(sdp);
         // In have-local-offer state this rolls our offer back first (the polite side yields).
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
@@ -414,7 +416,7 @@ impl Link {
     /// On the answering side the base transceivers come from the offer as receive-only; turn
     /// them into send-and-receive carrying our tracks.
     fn adopt_base_transceivers(&self, tracks: &LocalTracks) {
-        for kind in ["audio", "video"] {
+        for kind in TrackKind::BOTH {
             let Some(transceiver) = base_transceiver(&self.pc, kind) else {
                 continue;
             };
@@ -430,18 +432,20 @@ impl Link {
 
     fn on_track(&self, shared: &Shared, event: &RtcTrackEvent) {
         let track = event.track();
-        let kind = track.kind();
-        let is_base = base_transceiver(&self.pc, &kind)
+        let Some(kind) = TrackKind::parse(&track.kind()) else {
+            return;
+        };
+        let is_base = base_transceiver(&self.pc, kind)
             .is_some_and(|base| js_sys::Object::is(&base, &event.transceiver()));
         // Any other video transceiver carries the member's shared screen.
-        let stream = match (is_base, kind.as_str()) {
+        let stream = match (is_base, kind) {
             (true, _) => &self.camera,
-            (false, "video") => &self.screen,
-            (false, _) => return,
+            (false, TrackKind::Video) => &self.screen,
+            (false, TrackKind::Audio) => return,
         };
         for old in stream.get_tracks().iter() {
             let old: MediaStreamTrack = old.unchecked_into();
-            if old.kind() == kind && old.id() != track.id() {
+            if old.kind() == track.kind() && old.id() != track.id() {
                 stream.remove_track(&old);
             }
         }
@@ -450,11 +454,12 @@ impl Link {
     }
 
     fn on_connection_state(&self, shared: &Shared) {
-        let state = connection_state_name(self.pc.connection_state());
+        let state = connection_state(self.pc.connection_state());
         let action = self.supervisor.borrow_mut().on_connection_state(state);
         match action {
             LinkAction::RestartIce => {
-                // Fires negotiationneeded, whose offer carries fresh ICE credentials.
+                // Fires negotiationneeded, whose offer carries fresh ICE credentials. The
+                // pinned web-sys has no binding for restartIce().
                 let _ = call_method(&self.pc, "restartIce");
             }
             LinkAction::GiveUp => self.pc.close(),
@@ -477,11 +482,11 @@ impl Link {
 }
 
 /// The first transceiver of `kind`: the one carrying the camera or microphone.
-fn base_transceiver(pc: &RtcPeerConnection, kind: &str) -> Option<RtcRtpTransceiver> {
+fn base_transceiver(pc: &RtcPeerConnection, kind: TrackKind) -> Option<RtcRtpTransceiver> {
     pc.get_transceivers()
         .iter()
         .map(|t| t.unchecked_into::<RtcRtpTransceiver>())
-        .find(|t| t.receiver().track().kind() == kind)
+        .find(|t| t.receiver().track().kind() == kind.as_str())
 }
 
 fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
@@ -504,7 +509,8 @@ fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
 }
 
 /// `setLocalDescription()` without arguments: the browser creates the right offer or answer
-/// for the current state, which perfect negotiation relies on.
+/// for the current state, which perfect negotiation relies on. The pinned web-sys only binds
+/// the form that takes a description.
 async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), JsValue> {
     let promise: js_sys::Promise = call_method(pc, "setLocalDescription")?.unchecked_into();
     JsFuture::from(promise).await.map(|_| ())
@@ -515,31 +521,31 @@ fn call_method(target: &JsValue, name: &str) -> Result<JsValue, JsValue> {
     method.call0(target)
 }
 
-fn sdp_type_name(sdp_type: RtcSdpType) -> &'static str {
+fn sdp_type_of(sdp_type: RtcSdpType) -> SdpType {
     match sdp_type {
-        RtcSdpType::Offer => "offer",
-        RtcSdpType::Pranswer => "pranswer",
-        RtcSdpType::Rollback => "rollback",
-        _ => "answer",
+        RtcSdpType::Offer => SdpType::Offer,
+        RtcSdpType::Pranswer => SdpType::Pranswer,
+        RtcSdpType::Rollback => SdpType::Rollback,
+        _ => SdpType::Answer,
     }
 }
 
-fn sdp_type_from_name(name: &str) -> RtcSdpType {
-    match name {
-        "offer" => RtcSdpType::Offer,
-        "pranswer" => RtcSdpType::Pranswer,
-        "rollback" => RtcSdpType::Rollback,
-        _ => RtcSdpType::Answer,
+fn rtc_sdp_type(sdp_type: SdpType) -> RtcSdpType {
+    match sdp_type {
+        SdpType::Offer => RtcSdpType::Offer,
+        SdpType::Answer => RtcSdpType::Answer,
+        SdpType::Pranswer => RtcSdpType::Pranswer,
+        SdpType::Rollback => RtcSdpType::Rollback,
     }
 }
 
-fn connection_state_name(state: RtcPeerConnectionState) -> &'static str {
+fn connection_state(state: RtcPeerConnectionState) -> PeerConnectionState {
     match state {
-        RtcPeerConnectionState::New => "new",
-        RtcPeerConnectionState::Connecting => "connecting",
-        RtcPeerConnectionState::Connected => "connected",
-        RtcPeerConnectionState::Disconnected => "disconnected",
-        RtcPeerConnectionState::Failed => "failed",
-        _ => "closed",
+        RtcPeerConnectionState::New => PeerConnectionState::New,
+        RtcPeerConnectionState::Connecting => PeerConnectionState::Connecting,
+        RtcPeerConnectionState::Connected => PeerConnectionState::Connected,
+        RtcPeerConnectionState::Disconnected => PeerConnectionState::Disconnected,
+        RtcPeerConnectionState::Failed => PeerConnectionState::Failed,
+        _ => PeerConnectionState::Closed,
     }
 }

@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlVideoElement, MediaStream, MediaStreamTrack};
 
-use crate::media::{DeviceKind, MediaEvent, MediaProblem};
+use crate::media::{DeviceKind, MediaEvent, MediaProblem, TrackKind};
 use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, Signal};
 
 use super::call::{Call, LocalTracks};
@@ -127,28 +127,27 @@ impl MediaSession {
 
     fn adopt_stream(&self, stream: &MediaStream) {
         for track in stream.get_audio_tracks().iter() {
-            self.set_track("audio", Some(track.unchecked_into()));
+            self.set_track(TrackKind::Audio, Some(track.unchecked_into()));
         }
         for track in stream.get_video_tracks().iter() {
-            self.set_track("video", Some(track.unchecked_into()));
+            self.set_track(TrackKind::Video, Some(track.unchecked_into()));
         }
     }
 
     /// Puts `track` in place of the current one of its kind: in the preview, in the call, and
     /// in the meter.
-    fn set_track(&self, kind: &str, track: Option<MediaStreamTrack>) {
+    fn set_track(&self, kind: TrackKind, track: Option<MediaStreamTrack>) {
         let inner = &self.inner;
-        let slot = if kind == "audio" {
-            &inner.audio
-        } else {
-            &inner.video
+        let slot = match kind {
+            TrackKind::Audio => &inner.audio,
+            TrackKind::Video => &inner.video,
         };
         if let Some(old) = slot.borrow_mut().take() {
             old.stop();
             inner.preview.remove_track(&old);
         }
         if let Some(track) = &track {
-            if kind == "audio" {
+            if kind == TrackKind::Audio {
                 track.set_enabled(inner.mic_on.get());
                 *inner.mic_device.borrow_mut() = device_of(track);
                 *inner.meter.borrow_mut() = self.with_audio_context(|c| LevelMeter::new(c, track));
@@ -156,7 +155,7 @@ impl MediaSession {
                 *inner.camera_device.borrow_mut() = device_of(track);
             }
             inner.preview.add_track(track);
-        } else if kind == "audio" {
+        } else if kind == TrackKind::Audio {
             *inner.meter.borrow_mut() = None;
         }
         if let Some(call) = inner.call.borrow().as_ref() {
@@ -216,7 +215,7 @@ impl MediaSession {
                 track.set_enabled(on);
                 self.emit(MediaEvent::Local(self.state()));
             }
-            None if on => self.open("audio", self.wanted(DeviceKind::Microphone)),
+            None if on => self.open(TrackKind::Audio, self.wanted(DeviceKind::Microphone)),
             None => {}
         }
     }
@@ -224,9 +223,9 @@ impl MediaSession {
     /// Turns the camera on (opening the chosen device) or off (closing it).
     pub fn set_camera(&self, on: bool) {
         if on {
-            self.open("video", self.wanted(DeviceKind::Camera));
+            self.open(TrackKind::Video, self.wanted(DeviceKind::Camera));
         } else {
-            self.set_track("video", None);
+            self.set_track(TrackKind::Video, None);
         }
     }
 
@@ -238,12 +237,12 @@ impl MediaSession {
                 *self.inner.camera_device.borrow_mut() = Some(id.clone());
                 // A camera switched off stays off; the choice applies when it is turned on.
                 if self.inner.video.borrow().is_some() {
-                    self.open("video", Want::Device(id));
+                    self.open(TrackKind::Video, Want::Device(id));
                 }
             }
             DeviceKind::Microphone => {
                 *self.inner.mic_device.borrow_mut() = Some(id.clone());
-                self.open("audio", Want::Device(id));
+                self.open(TrackKind::Audio, Want::Device(id));
             }
         }
     }
@@ -256,10 +255,10 @@ impl MediaSession {
         device.map_or(Want::Any, Want::Device)
     }
 
-    fn open(&self, kind: &'static str, want: Want) {
+    fn open(&self, kind: TrackKind, want: Want) {
         let session = self.clone();
         spawn_local(async move {
-            let (audio, video) = if kind == "audio" {
+            let (audio, video) = if kind == TrackKind::Audio {
                 (want, Want::Off)
             } else {
                 // Many devices (phones, and Chromium's fake cameras) cannot run two cameras at
@@ -277,8 +276,8 @@ impl MediaSession {
                     session.emit(MediaEvent::Problem(None));
                 }
                 Err(problem) => {
-                    if kind == "video" {
-                        session.set_track("video", None);
+                    if kind == TrackKind::Video {
+                        session.set_track(TrackKind::Video, None);
                     }
                     session.emit(MediaEvent::Problem(Some(problem)));
                 }
@@ -445,8 +444,8 @@ impl MediaSession {
     pub fn stop(&self) {
         self.stop_screen_share();
         self.leave_call();
-        self.set_track("audio", None);
-        self.set_track("video", None);
+        self.set_track(TrackKind::Audio, None);
+        self.set_track(TrackKind::Video, None);
         if let (Some(window), Some(timer)) = (web_sys::window(), self.inner.meter_timer.take()) {
             window.clear_interval_with_handle(timer);
         }

@@ -1,14 +1,56 @@
 //! Pure room logic: membership, names, chat history, routing decisions and limits. No IO, no
-//! async, no clock: callers pass the time in and carry the returned deliveries out, which is
+//! async, no clock: callers pass the time in and carry out the returned [`Outcome`], which is
 //! what lets the same code run under a socket server, a test or a fuzzer.
 
 pub mod directory;
 pub mod names;
 pub mod rate;
 pub mod room;
+#[cfg(any(test, feature = "simulate"))]
 pub mod simulate;
 
-use crate::protocol::{ErrorCode, PeerId, ServerMsg};
+use crate::protocol::{ChatEntry, ErrorCode, MessageId, PeerId, ServerMsg, UnixMillis};
+
+/// Milliseconds on a clock that never steps backwards (since the server started); what the
+/// core measures durations with: rate limits, grace periods, deadlines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MonoMillis(pub u64);
+
+impl MonoMillis {
+    pub fn plus(self, ms: u64) -> MonoMillis {
+        MonoMillis(self.0.saturating_add(ms))
+    }
+
+    pub fn since(self, earlier: MonoMillis) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The time of one input: monotonic for durations, wall-clock only for the `at` stamps people
+/// read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    pub mono: MonoMillis,
+    pub wall: UnixMillis,
+}
+
+impl Now {
+    /// Both clocks at `ms`; handy where the two need not differ (tests, simulations).
+    pub const fn at(ms: u64) -> Now {
+        Now {
+            mono: MonoMillis(ms),
+            wall: UnixMillis(ms),
+        }
+    }
+
+    /// This time moved forward by `ms` on both clocks.
+    pub const fn later(self, ms: u64) -> Now {
+        Now {
+            mono: MonoMillis(self.mono.0 + ms),
+            wall: UnixMillis(self.wall.0 + ms),
+        }
+    }
+}
 
 /// A refused request: the code and a sentence for the person who sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,4 +98,53 @@ impl Recipients {
 pub struct Delivery {
     pub to: Recipients,
     pub msg: ServerMsg,
+}
+
+/// A joining member's history reaches back further than the room keeps in memory: the
+/// transport reads messages after `after` from storage (outside the room's task) and hands
+/// them to [`room::Room::history_loaded`]. Until then the member receives nothing, so the
+/// `joined` message still comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryNeed {
+    pub peer: PeerId,
+    pub after: MessageId,
+}
+
+/// Everything one input to a room asks the transport to do, in the style of str0m's
+/// `poll_output`: the core decides, the caller carries out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Messages to send, in order.
+    pub deliveries: Vec<Delivery>,
+    /// New chat messages to store durably.
+    pub persist: Vec<ChatEntry>,
+    /// Stored history a joining member is waiting for.
+    pub need_history: Option<HistoryNeed>,
+    /// When the room next needs [`room::Room::tick`] (a grace period runs out); `None` while
+    /// nothing is pending. Every outcome carries the current value, so the caller just keeps
+    /// the latest.
+    pub next_deadline: Option<MonoMillis>,
+}
+
+impl Outcome {
+    pub fn deliver(to: Recipients, msg: ServerMsg) -> Outcome {
+        Outcome {
+            deliveries: vec![Delivery { to, msg }],
+            ..Outcome::default()
+        }
+    }
+
+    /// Nothing to send, store or read.
+    pub fn is_quiet(&self) -> bool {
+        self.deliveries.is_empty() && self.persist.is_empty() && self.need_history.is_none()
+    }
+
+    /// Adds `other`'s work after this one's; the later deadline value wins.
+    pub fn then(mut self, other: Outcome) -> Outcome {
+        self.deliveries.extend(other.deliveries);
+        self.persist.extend(other.persist);
+        self.need_history = self.need_history.or(other.need_history);
+        self.next_deadline = other.next_deadline;
+        self
+    }
 }

@@ -1,6 +1,19 @@
 //! A token bucket rate limiter whose clock is an argument, so tests need no sleeping.
 
-use crate::protocol::UnixMillis;
+use super::MonoMillis;
+
+/// A rate limit: `burst` events at once after a quiet spell, `per_second` on average.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_second: u32,
+}
+
+impl RateLimit {
+    pub const fn new(burst: u32, per_second: u32) -> Self {
+        RateLimit { burst, per_second }
+    }
+}
 
 /// Allows bursts of `capacity` events and `per_second` events per second on average.
 #[derive(Clone, Debug)]
@@ -9,21 +22,21 @@ pub struct TokenBucket {
     per_second: u32,
     /// Thousandths of a token, so that slow refill rates do not round down to nothing.
     milli_tokens: u64,
-    refilled_at: UnixMillis,
+    refilled_at: MonoMillis,
 }
 
 impl TokenBucket {
-    pub fn new(capacity: u32, per_second: u32, now: UnixMillis) -> Self {
+    pub fn new(limit: RateLimit, now: MonoMillis) -> Self {
         TokenBucket {
-            capacity,
-            per_second,
-            milli_tokens: u64::from(capacity) * 1000,
+            capacity: limit.burst,
+            per_second: limit.per_second,
+            milli_tokens: u64::from(limit.burst) * 1000,
             refilled_at: now,
         }
     }
 
     /// Takes one token if there is one. A clock that steps backwards refills nothing.
-    pub fn try_take(&mut self, now: UnixMillis) -> bool {
+    pub fn try_take(&mut self, now: MonoMillis) -> bool {
         let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
         if elapsed_ms > 0 {
             let refill = elapsed_ms.saturating_mul(u64::from(self.per_second));
@@ -50,21 +63,21 @@ mod tests {
 
     #[test]
     fn allows_a_burst_then_the_steady_rate() {
-        let mut bucket = TokenBucket::new(3, 2, UnixMillis(0));
-        assert!((0..3).all(|_| bucket.try_take(UnixMillis(0))));
-        assert!(!bucket.try_take(UnixMillis(0)));
+        let mut bucket = TokenBucket::new(RateLimit::new(3, 2), MonoMillis(0));
+        assert!((0..3).all(|_| bucket.try_take(MonoMillis(0))));
+        assert!(!bucket.try_take(MonoMillis(0)));
         // Two per second: one token after 500 ms, not before.
-        assert!(!bucket.try_take(UnixMillis(499)));
-        assert!(bucket.try_take(UnixMillis(500)));
-        assert!(!bucket.try_take(UnixMillis(500)));
+        assert!(!bucket.try_take(MonoMillis(499)));
+        assert!(bucket.try_take(MonoMillis(500)));
+        assert!(!bucket.try_take(MonoMillis(500)));
     }
 
     #[test]
     fn idle_time_refills_only_up_to_the_capacity() {
-        let mut bucket = TokenBucket::new(2, 10, UnixMillis(0));
-        assert!(bucket.try_take(UnixMillis(0)));
-        assert!(bucket.try_take(UnixMillis(0)));
-        let later = UnixMillis(60_000);
+        let mut bucket = TokenBucket::new(RateLimit::new(2, 10), MonoMillis(0));
+        assert!(bucket.try_take(MonoMillis(0)));
+        assert!(bucket.try_take(MonoMillis(0)));
+        let later = MonoMillis(60_000);
         assert!(bucket.try_take(later));
         assert!(bucket.try_take(later));
         assert!(!bucket.try_take(later));
@@ -72,10 +85,10 @@ mod tests {
 
     #[test]
     fn a_clock_stepping_back_does_not_grant_tokens() {
-        let mut bucket = TokenBucket::new(1, 1, UnixMillis(10_000));
-        assert!(bucket.try_take(UnixMillis(10_000)));
-        assert!(!bucket.try_take(UnixMillis(5_000)));
-        assert!(!bucket.try_take(UnixMillis(5_999)));
-        assert!(bucket.try_take(UnixMillis(6_000)));
+        let mut bucket = TokenBucket::new(RateLimit::new(1, 1), MonoMillis(10_000));
+        assert!(bucket.try_take(MonoMillis(10_000)));
+        assert!(!bucket.try_take(MonoMillis(5_000)));
+        assert!(!bucket.try_take(MonoMillis(5_999)));
+        assert!(bucket.try_take(MonoMillis(6_000)));
     }
 }

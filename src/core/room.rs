@@ -1,55 +1,87 @@
 //! One room's state machine: who is in it, what was said, and who must hear about each change.
+//! Every input returns an [`Outcome`]: the deliveries, what to store, what history to read
+//! and when the room next needs the time.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
-use super::names::{display_name, same_name, RoomSlug};
-use super::rate::TokenBucket;
-use super::{Delivery, Recipients, Refusal};
+use super::names::{display_name, same_name, RoomSlug, MAX_ROOM_CHARS};
+use super::rate::{RateLimit, TokenBucket};
+use super::{Delivery, HistoryNeed, MonoMillis, Now, Outcome, Recipients, Refusal};
 use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, MediaState, MessageId, PeerId,
-    PeerInfo, ServerMsg, Signal, UnixMillis, REACTIONS,
+    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState, MessageId,
+    PeerId, PeerInfo, ServerMsg, Signal, REACTIONS,
 };
 
-/// The limits one room enforces; the server fills them from its flags.
+/// The limits one room enforces; the server fills them from its flags, whose defaults come
+/// from [`RoomLimits::DEFAULT`] (and so do the UI's and the load tool's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomLimits {
     pub max_members: usize,
-    /// Chat messages kept for late joiners.
+    /// Chat messages kept in memory for late joiners.
     pub history_len: usize,
     pub max_name_chars: usize,
     pub max_chat_chars: usize,
-    /// Chat messages a member may send at once after being quiet.
-    pub chat_burst: u32,
-    /// Chat messages per second a member may send on average.
-    pub chat_per_second: u32,
     /// Members of the call at most: every call member sends to every other, so a mesh's
     /// upload grows with this number.
     pub max_call_members: usize,
-    /// Signaling messages (offers, answers, ICE candidates) a member may send in a burst and
-    /// per second; generous, since one negotiation trickles a dozen candidates.
-    pub signal_burst: u32,
-    pub signal_per_second: u32,
-    /// Reactions a member may send in a burst and per second.
-    pub reaction_burst: u32,
-    pub reaction_per_second: u32,
+    /// Chat messages per member.
+    pub chat: RateLimit,
+    /// Signaling messages (offers, answers, ICE candidates) per member; generous, since one
+    /// negotiation trickles a dozen candidates.
+    pub signal: RateLimit,
+    /// Reactions per member.
+    pub reaction: RateLimit,
+    /// How long a member whose connection dropped keeps their place.
+    pub resume_grace_ms: u64,
+}
+
+impl RoomLimits {
+    /// The one place the defaults are written down.
+    pub const DEFAULT: RoomLimits = RoomLimits {
+        max_members: 100,
+        history_len: 100,
+        max_name_chars: 32,
+        max_chat_chars: 2000,
+        max_call_members: 6,
+        chat: RateLimit::new(10, 5),
+        signal: RateLimit::new(200, 50),
+        reaction: RateLimit::new(5, 1),
+        resume_grace_ms: 30_000,
+    };
+}
+
+impl RoomLimits {
+    /// Largest WebSocket message a client may send by default; a transport limit, kept here
+    /// so every default has one home.
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024;
+
+    /// The limits a client is told about in `hello`.
+    pub const fn advertised(&self, max_frame_bytes: usize) -> Limits {
+        Limits {
+            max_frame_bytes,
+            max_name_chars: self.max_name_chars,
+            max_chat_chars: self.max_chat_chars,
+            max_room_chars: MAX_ROOM_CHARS,
+            max_call_members: self.max_call_members,
+        }
+    }
+
+    /// What a client assumes before the server's `hello` arrives.
+    pub const DEFAULT_ADVERTISED: Limits =
+        RoomLimits::DEFAULT.advertised(RoomLimits::DEFAULT_MAX_FRAME_BYTES);
 }
 
 impl Default for RoomLimits {
     fn default() -> Self {
-        RoomLimits {
-            max_members: 100,
-            history_len: 100,
-            max_name_chars: 32,
-            max_chat_chars: 2000,
-            chat_burst: 10,
-            chat_per_second: 5,
-            max_call_members: 6,
-            signal_burst: 200,
-            signal_per_second: 50,
-            reaction_burst: 5,
-            reaction_per_second: 1,
-        }
+        RoomLimits::DEFAULT
     }
+}
+
+/// A member whose `joined` waits for stored history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingGreeting {
+    after: MessageId,
+    resumed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -58,15 +90,16 @@ struct Member {
     name: String,
     chat_budget: TokenBucket,
     signal_budget: TokenBucket,
+    reaction_budget: TokenBucket,
     in_call: bool,
     media: MediaState,
     /// Proof of identity for resuming after a dropped connection.
     resume_token: String,
     /// When the connection dropped, if it did; the member is kept for the grace period.
-    away_since: Option<UnixMillis>,
-    reaction_budget: TokenBucket,
+    away_since: Option<MonoMillis>,
     /// The raised hand's place in line.
     hand: Option<u64>,
+    greeting: Option<PendingGreeting>,
 }
 
 impl Member {
@@ -92,15 +125,12 @@ pub struct JoinRequest {
     pub last_seen: Option<MessageId>,
 }
 
-/// A successful join: who the connection now is, and what to send.
+/// A successful join: who the connection now is, and what to do about it.
 #[derive(Debug)]
 pub struct Joined {
     pub peer: PeerId,
     pub resumed: bool,
-    /// The in-memory history did not reach back to `last_seen`: the caller should fill the
-    /// `joined` message's history from storage.
-    pub history_incomplete: bool,
-    pub deliveries: Vec<Delivery>,
+    pub outcome: Outcome,
 }
 
 /// A room: members in the order they joined and the most recent chat.
@@ -142,28 +172,33 @@ impl Room {
         MessageId(self.next_message_id)
     }
 
-    /// Kept messages after `last_seen`, and whether they are all there are (the kept window
-    /// reaches back far enough).
-    fn history_after(&self, last_seen: Option<MessageId>) -> (Vec<ChatEntry>, bool) {
+    /// Kept messages after `last_seen`, or `None` when the kept window does not reach back
+    /// that far (storage has the rest).
+    fn history_after(&self, last_seen: Option<MessageId>) -> Option<Vec<ChatEntry>> {
         let Some(last_seen) = last_seen else {
-            return (self.history.iter().cloned().collect(), true);
+            return Some(self.history.iter().cloned().collect());
         };
-        let missed: Vec<ChatEntry> = self
-            .history
-            .iter()
-            .filter(|e| e.id > last_seen)
-            .cloned()
-            .collect();
         let oldest_kept = self
             .history
             .front()
             .map_or(self.next_message_id, |e| e.id.0);
-        let complete = last_seen.0 + 1 >= oldest_kept || last_seen.0 + 1 >= self.next_message_id;
-        (missed, complete)
+        let next_wanted = last_seen.0.saturating_add(1);
+        let complete = next_wanted >= oldest_kept || next_wanted >= self.next_message_id;
+        complete.then(|| {
+            self.history
+                .iter()
+                .filter(|e| e.id > last_seen)
+                .cloned()
+                .collect()
+        })
     }
 
     pub fn slug(&self) -> &RoomSlug {
         &self.slug
+    }
+
+    pub fn limits(&self) -> &RoomLimits {
+        &self.limits
     }
 
     pub fn member_count(&self) -> usize {
@@ -201,6 +236,21 @@ impl Room {
         self.history.iter()
     }
 
+    /// When the first away member's grace period runs out.
+    pub fn next_deadline(&self) -> Option<MonoMillis> {
+        self.members
+            .iter()
+            .filter_map(|m| m.away_since)
+            .min()
+            .map(|since| since.plus(self.limits.resume_grace_ms))
+    }
+
+    /// Stamps `outcome` with the room's current deadline.
+    fn finish(&self, mut outcome: Outcome) -> Outcome {
+        outcome.next_deadline = self.next_deadline();
+        outcome
+    }
+
     /// Adds `peer` to the room, or gives an earlier identity back to a returning connection.
     /// The newcomer gets the member list and history (after `last_seen`, if given); the others
     /// hear that someone arrived, or that the returning member is back.
@@ -209,7 +259,7 @@ impl Room {
         peer: PeerId,
         request: JoinRequest,
         resume_token: String,
-        now: UnixMillis,
+        now: Now,
     ) -> Result<Joined, Refusal> {
         if self.is_member(peer) {
             return Err(Refusal::new(
@@ -238,44 +288,83 @@ impl Room {
                 ),
             ));
         }
+        let limits = &self.limits;
         let member = Member {
             id: peer,
             name,
-            chat_budget: TokenBucket::new(self.limits.chat_burst, self.limits.chat_per_second, now),
-            signal_budget: TokenBucket::new(
-                self.limits.signal_burst,
-                self.limits.signal_per_second,
-                now,
-            ),
+            chat_budget: TokenBucket::new(limits.chat, now.mono),
+            signal_budget: TokenBucket::new(limits.signal, now.mono),
+            reaction_budget: TokenBucket::new(limits.reaction, now.mono),
             in_call: false,
             media: MediaState::default(),
             resume_token,
             away_since: None,
-            reaction_budget: TokenBucket::new(
-                self.limits.reaction_burst,
-                self.limits.reaction_per_second,
-                now,
-            ),
             hand: None,
+            greeting: None,
         };
         let newcomer = member.info();
         self.members.push(member);
-        let (history, complete) = self.history_after(request.last_seen);
+        let greeting = self.greet(peer, request.last_seen, false);
+        let outcome = greeting.then(Outcome::deliver(
+            Recipients::EveryoneBut(peer),
+            ServerMsg::PeerJoined { peer: newcomer },
+        ));
         Ok(Joined {
             peer,
             resumed: false,
-            history_incomplete: !complete,
-            deliveries: vec![
-                Delivery {
-                    to: Recipients::Only(peer),
-                    msg: self.joined_msg(peer, history, false),
-                },
-                Delivery {
-                    to: Recipients::EveryoneBut(peer),
-                    msg: ServerMsg::PeerJoined { peer: newcomer },
-                },
-            ],
+            outcome: self.finish(outcome),
         })
+    }
+
+    /// The `joined` message for `peer` now, or a request for the stored history it needs.
+    fn greet(&mut self, peer: PeerId, last_seen: Option<MessageId>, resumed: bool) -> Outcome {
+        if let Some(history) = self.history_after(last_seen) {
+            return Outcome::deliver(
+                Recipients::Only(peer),
+                self.joined_msg(peer, history, resumed),
+            );
+        }
+        // The kept window only falls short when there is a `last_seen` to reach back to.
+        let after = last_seen.unwrap_or(MessageId(0));
+        if let Ok(member) = self.member_mut(peer) {
+            member.greeting = Some(PendingGreeting { after, resumed });
+        }
+        Outcome {
+            need_history: Some(HistoryNeed { peer, after }),
+            ..Outcome::default()
+        }
+    }
+
+    /// The stored messages after a waiting member's `last_seen` have been read: send their
+    /// `joined`, with those and whatever the room has kept since, each once and in order.
+    /// Stale answers (the member left, or asked again from another point) do nothing.
+    pub fn history_loaded(&mut self, need: HistoryNeed, stored: Vec<ChatEntry>) -> Outcome {
+        let Some(member) = self.members.iter_mut().find(|m| m.id == need.peer) else {
+            return self.finish(Outcome::default());
+        };
+        let Some(greeting) = member.greeting.filter(|g| g.after == need.after) else {
+            return self.finish(Outcome::default());
+        };
+        member.greeting = None;
+        let merged: BTreeMap<MessageId, ChatEntry> = stored
+            .into_iter()
+            .chain(self.history.iter().cloned())
+            .filter(|e| e.id > greeting.after)
+            .map(|e| (e.id, e))
+            .collect();
+        let history = merged.into_values().collect();
+        let outcome = Outcome::deliver(
+            Recipients::Only(need.peer),
+            self.joined_msg(need.peer, history, greeting.resumed),
+        );
+        self.finish(outcome)
+    }
+
+    /// Whether `peer` joined and still waits for its `joined` message (stored history).
+    pub fn is_awaiting_history(&self, peer: PeerId) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.id == peer && m.greeting.is_some())
     }
 
     fn joined_msg(&self, peer: PeerId, history: Vec<ChatEntry>, resumed: bool) -> ServerMsg {
@@ -295,87 +384,73 @@ impl Room {
     fn resume(&mut self, index: usize, last_seen: Option<MessageId>) -> Joined {
         let member = &mut self.members[index];
         member.away_since = None;
+        member.greeting = None;
         let peer = member.id;
         let back = member.info();
-        let (history, complete) = self.history_after(last_seen);
+        let greeting = self.greet(peer, last_seen, true);
+        let outcome = greeting.then(Outcome::deliver(
+            Recipients::EveryoneBut(peer),
+            ServerMsg::PeerUpdated { peer: back },
+        ));
         Joined {
             peer,
             resumed: true,
-            history_incomplete: !complete,
-            deliveries: vec![
-                Delivery {
-                    to: Recipients::Only(peer),
-                    msg: self.joined_msg(peer, history, true),
-                },
-                Delivery {
-                    to: Recipients::EveryoneBut(peer),
-                    msg: ServerMsg::PeerUpdated { peer: back },
-                },
-            ],
+            outcome: self.finish(outcome),
         }
     }
 
     /// The member's connection dropped without a goodbye: keep them for the grace period,
     /// shown as away, instead of telling everyone they left.
-    pub fn disconnect(&mut self, peer: PeerId, now: UnixMillis) -> Vec<Delivery> {
+    pub fn disconnect(&mut self, peer: PeerId, now: Now) -> Outcome {
         let Some(member) = self.members.iter_mut().find(|m| m.id == peer) else {
-            return Vec::new();
+            return self.finish(Outcome::default());
         };
+        // A greeting still waiting for history is for a connection that is gone.
+        member.greeting = None;
         if member.away_since.is_some() {
-            return Vec::new();
+            return self.finish(Outcome::default());
         }
-        member.away_since = Some(now);
-        vec![Delivery {
-            to: Recipients::EveryoneBut(peer),
-            msg: ServerMsg::PeerUpdated {
+        member.away_since = Some(now.mono);
+        let outcome = Outcome::deliver(
+            Recipients::EveryoneBut(peer),
+            ServerMsg::PeerUpdated {
                 peer: member.info(),
             },
-        }]
+        );
+        self.finish(outcome)
     }
 
-    /// Members away for `grace_ms` or longer leave for good.
-    pub fn expire(&mut self, now: UnixMillis, grace_ms: u64) -> Vec<Delivery> {
+    /// Time passed: members away for the whole grace period leave for good.
+    pub fn tick(&mut self, now: Now) -> Outcome {
+        let grace = self.limits.resume_grace_ms;
         let expired: Vec<PeerId> = self
             .members
             .iter()
-            .filter(|m| {
-                m.away_since
-                    .is_some_and(|t| now.0.saturating_sub(t.0) >= grace_ms)
-            })
+            .filter(|m| m.away_since.is_some_and(|t| now.mono.since(t) >= grace))
             .map(|m| m.id)
             .collect();
-        expired
+        let outcome = expired
             .into_iter()
-            .flat_map(|peer| self.leave(peer, LeaveReason::Left))
-            .collect()
-    }
-
-    /// Whether anyone is away (the caller then needs to call `expire` from time to time).
-    pub fn has_away_members(&self) -> bool {
-        self.members.iter().any(|m| m.away_since.is_some())
+            .fold(Outcome::default(), |outcome, peer| {
+                outcome.then(self.leave(peer, LeaveReason::Left))
+            });
+        self.finish(outcome)
     }
 
     /// Removes `peer`; the others hear why. Leaving twice is harmless and tells no one.
-    pub fn leave(&mut self, peer: PeerId, reason: LeaveReason) -> Vec<Delivery> {
+    pub fn leave(&mut self, peer: PeerId, reason: LeaveReason) -> Outcome {
         let Some(index) = self.members.iter().position(|m| m.id == peer) else {
-            return Vec::new();
+            return self.finish(Outcome::default());
         };
         self.members.remove(index);
-        vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::PeerLeft { peer, reason },
-        }]
+        let outcome = Outcome::deliver(Recipients::Everyone, ServerMsg::PeerLeft { peer, reason });
+        self.finish(outcome)
     }
 
     /// Carries out one room-level request from a member. Connection-level messages (hello,
     /// join, watch_rooms) belong to the transport and are refused here.
-    pub fn request(
-        &mut self,
-        peer: PeerId,
-        msg: ClientMsg,
-        now: UnixMillis,
-    ) -> Result<Vec<Delivery>, Refusal> {
-        match msg {
+    pub fn request(&mut self, peer: PeerId, msg: ClientMsg, now: Now) -> Result<Outcome, Refusal> {
+        let outcome = match msg {
             ClientMsg::Chat { text } => self.chat(peer, text, now),
             ClientMsg::JoinCall { media } => self.join_call(peer, media),
             ClientMsg::LeaveCall => self.leave_call(peer),
@@ -389,12 +464,13 @@ impl Room {
                     format!("{} is not a room request", msg.kind()),
                 ))
             }
-        }
+        }?;
+        Ok(self.finish(outcome))
     }
 
     /// Puts `peer` into the call. The newcomer learns whom to connect to; everyone sees the
     /// change in the participant list.
-    pub fn join_call(&mut self, peer: PeerId, media: MediaState) -> Result<Vec<Delivery>, Refusal> {
+    pub fn join_call(&mut self, peer: PeerId, media: MediaState) -> Result<Outcome, Refusal> {
         let max = self.limits.max_call_members;
         let call_size = self.call_size();
         let member = self.member_mut(peer)?;
@@ -416,78 +492,76 @@ impl Room {
             .filter(|m| m.in_call && m.id != peer)
             .map(|m| m.id)
             .collect();
-        Ok(vec![
-            Delivery {
-                to: Recipients::Only(peer),
-                msg: ServerMsg::CallJoined {
-                    peers: others_in_call,
-                    ice_servers: self.ice_servers.clone(),
+        Ok(Outcome {
+            deliveries: vec![
+                Delivery {
+                    to: Recipients::Only(peer),
+                    msg: ServerMsg::CallJoined {
+                        peers: others_in_call,
+                        ice_servers: self.ice_servers.clone(),
+                    },
                 },
-            },
-            Delivery {
-                to: Recipients::Everyone,
-                msg: ServerMsg::PeerUpdated { peer: updated },
-            },
-        ])
+                Delivery {
+                    to: Recipients::Everyone,
+                    msg: ServerMsg::PeerUpdated { peer: updated },
+                },
+            ],
+            ..Outcome::default()
+        })
     }
 
     /// Takes `peer` out of the call; they stay in the room.
-    pub fn leave_call(&mut self, peer: PeerId) -> Result<Vec<Delivery>, Refusal> {
+    pub fn leave_call(&mut self, peer: PeerId) -> Result<Outcome, Refusal> {
         let member = self.member_mut(peer)?;
         if !member.in_call {
-            return Ok(Vec::new());
+            return Ok(Outcome::default());
         }
         member.in_call = false;
         member.media = MediaState::default();
         let updated = member.info();
-        Ok(vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::PeerUpdated { peer: updated },
-        }])
+        Ok(Outcome::deliver(
+            Recipients::Everyone,
+            ServerMsg::PeerUpdated { peer: updated },
+        ))
     }
 
     /// Records that `peer` switched their microphone or camera.
-    pub fn set_media(&mut self, peer: PeerId, media: MediaState) -> Result<Vec<Delivery>, Refusal> {
+    pub fn set_media(&mut self, peer: PeerId, media: MediaState) -> Result<Outcome, Refusal> {
         let member = self.member_mut(peer)?;
         if !member.in_call {
             return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
         }
         if member.media == media {
-            return Ok(Vec::new());
+            return Ok(Outcome::default());
         }
         member.media = media;
         let updated = member.info();
-        Ok(vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::PeerUpdated { peer: updated },
-        }])
+        Ok(Outcome::deliver(
+            Recipients::Everyone,
+            ServerMsg::PeerUpdated { peer: updated },
+        ))
     }
 
     /// Raises (joining the end of the line) or lowers `peer`'s hand.
-    pub fn set_hand(&mut self, peer: PeerId, raised: bool) -> Result<Vec<Delivery>, Refusal> {
+    pub fn set_hand(&mut self, peer: PeerId, raised: bool) -> Result<Outcome, Refusal> {
         let next_hand = self.next_hand;
         let member = self.member_mut(peer)?;
         if member.hand.is_some() == raised {
-            return Ok(Vec::new());
+            return Ok(Outcome::default());
         }
         member.hand = raised.then_some(next_hand);
         let updated = member.info();
         if raised {
             self.next_hand += 1;
         }
-        Ok(vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::PeerUpdated { peer: updated },
-        }])
+        Ok(Outcome::deliver(
+            Recipients::Everyone,
+            ServerMsg::PeerUpdated { peer: updated },
+        ))
     }
 
     /// Shows everyone a short reaction from `peer`; one of `REACTIONS`, rate-limited.
-    pub fn react(
-        &mut self,
-        peer: PeerId,
-        emoji: String,
-        now: UnixMillis,
-    ) -> Result<Vec<Delivery>, Refusal> {
+    pub fn react(&mut self, peer: PeerId, emoji: String, now: Now) -> Result<Outcome, Refusal> {
         let member = self.member_mut(peer)?;
         if !REACTIONS.contains(&emoji.as_str()) {
             return Err(Refusal::new(
@@ -495,16 +569,16 @@ impl Room {
                 format!("reactions are one of {}", REACTIONS.join(" ")),
             ));
         }
-        if !member.reaction_budget.try_take(now) {
+        if !member.reaction_budget.try_take(now.mono) {
             return Err(Refusal::new(
                 ErrorCode::RateLimited,
                 "too many reactions; wait a moment",
             ));
         }
-        Ok(vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::Reaction { from: peer, emoji },
-        }])
+        Ok(Outcome::deliver(
+            Recipients::Everyone,
+            ServerMsg::Reaction { from: peer, emoji },
+        ))
     }
 
     /// Relays WebRTC signaling from one call member to another in this room, and only there.
@@ -513,8 +587,8 @@ impl Room {
         from: PeerId,
         to: PeerId,
         signal: Signal,
-        now: UnixMillis,
-    ) -> Result<Vec<Delivery>, Refusal> {
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
         let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
         let sender = self.member_mut(from)?;
         if !sender.in_call {
@@ -526,46 +600,42 @@ impl Room {
                 format!("{to} is not in this room's call"),
             ));
         }
-        if !sender.signal_budget.try_take(now) {
+        if !sender.signal_budget.try_take(now.mono) {
             return Err(Refusal::new(
                 ErrorCode::RateLimited,
                 "too many signaling messages; slow down",
             ));
         }
-        Ok(vec![Delivery {
-            to: Recipients::Only(to),
-            msg: ServerMsg::Signal { from, signal },
-        }])
+        Ok(Outcome::deliver(
+            Recipients::Only(to),
+            ServerMsg::Signal { from, signal },
+        ))
     }
 
     /// Records a chat message from `peer` and sends it to everyone, the sender included, so
-    /// that every member sees the same order and the sender learns the message id.
-    pub fn chat(
-        &mut self,
-        peer: PeerId,
-        text: String,
-        now: UnixMillis,
-    ) -> Result<Vec<Delivery>, Refusal> {
+    /// that every member sees the same order and the sender learns the message id. The
+    /// outcome asks for it to be stored.
+    pub fn chat(&mut self, peer: PeerId, text: String, now: Now) -> Result<Outcome, Refusal> {
         let limits = &self.limits;
         let Some(member) = self.members.iter_mut().find(|m| m.id == peer) else {
             return Err(Refusal::new(ErrorCode::NotJoined, "join a room first"));
         };
         if text.trim().is_empty() {
-            return Err(Refusal::new(ErrorCode::InvalidText, "the message is empty"));
+            return Err(Refusal::new(ErrorCode::EmptyText, "the message is empty"));
         }
         // Counting chars is linear, so check the byte length first: a char is at most 4 bytes.
         if text.len() > limits.max_chat_chars && text.chars().count() > limits.max_chat_chars {
             return Err(Refusal::new(
-                ErrorCode::InvalidText,
+                ErrorCode::TextTooLong,
                 format!("messages are at most {} characters", limits.max_chat_chars),
             ));
         }
-        if !member.chat_budget.try_take(now) {
+        if !member.chat_budget.try_take(now.mono) {
             return Err(Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
                     "slow down: at most {} messages per second",
-                    limits.chat_per_second
+                    limits.chat.per_second
                 ),
             ));
         }
@@ -573,7 +643,7 @@ impl Room {
             id: MessageId(self.next_message_id),
             from: peer,
             name: member.name.clone(),
-            at: now,
+            at: now.wall,
             text,
         };
         self.next_message_id += 1;
@@ -583,10 +653,16 @@ impl Room {
             }
             self.history.push_back(entry.clone());
         }
-        Ok(vec![Delivery {
-            to: Recipients::Everyone,
-            msg: ServerMsg::Chat { entry },
-        }])
+        Ok(Outcome {
+            deliveries: vec![Delivery {
+                to: Recipients::Everyone,
+                msg: ServerMsg::Chat {
+                    entry: entry.clone(),
+                },
+            }],
+            persist: vec![entry],
+            ..Outcome::default()
+        })
     }
 }
 
@@ -594,21 +670,26 @@ impl Room {
 mod tests {
     use super::*;
 
-    const T0: UnixMillis = UnixMillis(1_000_000);
+    const T0: Now = Now::at(1_000_000);
 
     /// Joins as a newcomer (no resume), with a token derived from the id.
     fn enter(
         room: &mut Room,
         peer: PeerId,
         name: &str,
-        now: UnixMillis,
+        now: Now,
     ) -> Result<Vec<Delivery>, Refusal> {
         let request = JoinRequest {
             name: name.to_string(),
             ..JoinRequest::default()
         };
         room.join(peer, request, format!("token-{}", peer.0), now)
-            .map(|joined| joined.deliveries)
+            .map(|joined| joined.outcome.deliveries)
+    }
+
+    /// The deliveries of a request's outcome.
+    fn d(outcome: Result<Outcome, Refusal>) -> Result<Vec<Delivery>, Refusal> {
+        outcome.map(|o| o.deliveries)
     }
 
     fn room() -> Room {
@@ -675,7 +756,7 @@ mod tests {
         assert_eq!(err.code, ErrorCode::NameTaken);
         assert_eq!(room.member_count(), 1);
         // Once Ann leaves, the name is free again.
-        room.leave(PeerId(1), LeaveReason::Left);
+        room.leave(PeerId(1), LeaveReason::Left).deliveries;
         assert!(enter(&mut room, PeerId(2), "ANN", T0).is_ok());
     }
 
@@ -718,8 +799,8 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        let first = room.chat(PeerId(1), "hello".into(), T0).unwrap();
-        let second = room.chat(PeerId(2), "hi Ann".into(), T0).unwrap();
+        let first = d(room.chat(PeerId(1), "hello".into(), T0)).unwrap();
+        let second = d(room.chat(PeerId(2), "hi Ann".into(), T0)).unwrap();
         assert_eq!(first[0].to, Recipients::Everyone);
         let ids: Vec<_> = [first, second]
             .iter()
@@ -741,12 +822,12 @@ mod tests {
     fn late_joiners_get_the_last_messages_in_order() {
         let mut room = room_with(RoomLimits {
             history_len: 3,
-            chat_burst: 100,
+            chat: RateLimit::new(100, 5),
             ..RoomLimits::default()
         });
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         for i in 0..5 {
-            room.chat(PeerId(1), format!("m{i}"), T0).unwrap();
+            d(room.chat(PeerId(1), format!("m{i}"), T0)).unwrap();
         }
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let ServerMsg::Joined { history, .. } = &out[0].msg else {
@@ -761,8 +842,8 @@ mod tests {
     fn history_outlives_the_sender() {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
-        room.chat(PeerId(1), "bye".into(), T0).unwrap();
-        room.leave(PeerId(1), LeaveReason::Left);
+        d(room.chat(PeerId(1), "bye".into(), T0)).unwrap();
+        room.leave(PeerId(1), LeaveReason::Left).deliveries;
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let ServerMsg::Joined { history, .. } = &out[0].msg else {
             panic!("expected joined");
@@ -776,33 +857,32 @@ mod tests {
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         let code = |r: Result<Vec<Delivery>, Refusal>| r.unwrap_err().code;
         assert_eq!(
-            code(room.chat(PeerId(1), " \n ".into(), T0)),
-            ErrorCode::InvalidText
+            code(d(room.chat(PeerId(1), " \n ".into(), T0))),
+            ErrorCode::EmptyText
         );
         assert_eq!(
-            code(room.chat(PeerId(1), "x".repeat(2001), T0)),
-            ErrorCode::InvalidText
+            code(d(room.chat(PeerId(1), "x".repeat(2001), T0))),
+            ErrorCode::TextTooLong
         );
         assert_eq!(
-            code(room.chat(PeerId(9), "hi".into(), T0)),
+            code(d(room.chat(PeerId(9), "hi".into(), T0))),
             ErrorCode::NotJoined
         );
         // 2,000 characters of 3-byte text are fine even though they are 6,000 bytes.
-        assert!(room.chat(PeerId(1), "한".repeat(2000), T0).is_ok());
+        assert!(d(room.chat(PeerId(1), "한".repeat(2000), T0)).is_ok());
         assert_eq!(room.history().count(), 1);
     }
 
     #[test]
     fn flooding_is_rate_limited_per_member() {
         let mut room = room_with(RoomLimits {
-            chat_burst: 3,
-            chat_per_second: 1,
+            chat: RateLimit::new(3, 1),
             ..RoomLimits::default()
         });
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let results: Vec<_> = (0..5)
-            .map(|i| room.chat(PeerId(1), format!("{i}"), T0))
+            .map(|i| d(room.chat(PeerId(1), format!("{i}"), T0)))
             .collect();
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
         assert_eq!(
@@ -810,10 +890,8 @@ mod tests {
             ErrorCode::RateLimited
         );
         // Bob has his own budget, and Ann's refills with time.
-        assert!(room.chat(PeerId(2), "me too".into(), T0).is_ok());
-        assert!(room
-            .chat(PeerId(1), "later".into(), UnixMillis(T0.0 + 1000))
-            .is_ok());
+        assert!(d(room.chat(PeerId(2), "me too".into(), T0)).is_ok());
+        assert!(room.chat(PeerId(1), "later".into(), T0.later(1000)).is_ok());
         let texts: Vec<_> = room.history().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, ["0", "1", "2", "me too", "later"]);
     }
@@ -823,7 +901,7 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        let out = room.leave(PeerId(1), LeaveReason::TooSlow);
+        let out = room.leave(PeerId(1), LeaveReason::TooSlow).deliveries;
         assert_eq!(
             out,
             vec![Delivery {
@@ -834,7 +912,7 @@ mod tests {
                 }
             }]
         );
-        assert!(room.leave(PeerId(1), LeaveReason::Left).is_empty());
+        assert!(room.leave(PeerId(1), LeaveReason::Left).deliveries.is_empty());
         assert_eq!(room.member_ids().collect::<Vec<_>>(), [PeerId(2)]);
         assert!(chat_text(&out).is_empty());
     }
@@ -847,7 +925,7 @@ mod tests {
 
     fn offer() -> Signal {
         Signal::Description {
-            sdp_type: "offer".into(),
+            sdp_type: crate::protocol::SdpType::Offer,
             sdp: "v=0".into(),
         }
     }
@@ -858,8 +936,8 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        room.join_call(PeerId(1), AV).unwrap();
-        let out = room.join_call(PeerId(2), MediaState::default()).unwrap();
+        d(room.join_call(PeerId(1), AV)).unwrap();
+        let out = d(room.join_call(PeerId(2), MediaState::default())).unwrap();
         assert_eq!(
             out[0],
             Delivery {
@@ -889,17 +967,17 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        room.join_call(PeerId(1), AV).unwrap();
-        room.join_call(PeerId(2), AV).unwrap();
-        let refusal = room.join_call(PeerId(3), AV).unwrap_err();
+        d(room.join_call(PeerId(1), AV)).unwrap();
+        d(room.join_call(PeerId(2), AV)).unwrap();
+        let refusal = d(room.join_call(PeerId(3), AV)).unwrap_err();
         assert_eq!(refusal.code, ErrorCode::CallFull);
         assert!(refusal.message.contains("still chat"));
-        assert!(room.chat(PeerId(3), "let me in".into(), T0).is_ok());
+        assert!(d(room.chat(PeerId(3), "let me in".into(), T0)).is_ok());
         // Joining again while in the call is not counted twice.
-        assert!(room.join_call(PeerId(2), MediaState::default()).is_ok());
+        assert!(d(room.join_call(PeerId(2), MediaState::default())).is_ok());
         // A seat frees up when someone leaves the call or the room.
-        room.leave(PeerId(1), LeaveReason::Left);
-        assert!(room.join_call(PeerId(3), AV).is_ok());
+        room.leave(PeerId(1), LeaveReason::Left).deliveries;
+        assert!(d(room.join_call(PeerId(3), AV)).is_ok());
     }
 
     #[test]
@@ -908,9 +986,9 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        room.join_call(PeerId(1), AV).unwrap();
-        room.join_call(PeerId(2), AV).unwrap();
-        let out = room.signal(PeerId(1), PeerId(2), offer(), T0).unwrap();
+        d(room.join_call(PeerId(1), AV)).unwrap();
+        d(room.join_call(PeerId(2), AV)).unwrap();
+        let out = d(room.signal(PeerId(1), PeerId(2), offer(), T0)).unwrap();
         assert_eq!(
             out,
             vec![Delivery {
@@ -924,23 +1002,23 @@ mod tests {
         let code = |r: Result<Vec<Delivery>, Refusal>| r.unwrap_err().code;
         // Cat is in the room but not the call; 9 is nowhere; nobody signals themselves.
         assert_eq!(
-            code(room.signal(PeerId(1), PeerId(3), offer(), T0)),
+            code(d(room.signal(PeerId(1), PeerId(3), offer(), T0))),
             ErrorCode::UnknownPeer
         );
         assert_eq!(
-            code(room.signal(PeerId(1), PeerId(9), offer(), T0)),
+            code(d(room.signal(PeerId(1), PeerId(9), offer(), T0))),
             ErrorCode::UnknownPeer
         );
         assert_eq!(
-            code(room.signal(PeerId(1), PeerId(1), offer(), T0)),
+            code(d(room.signal(PeerId(1), PeerId(1), offer(), T0))),
             ErrorCode::UnknownPeer
         );
         assert_eq!(
-            code(room.signal(PeerId(3), PeerId(1), offer(), T0)),
+            code(d(room.signal(PeerId(3), PeerId(1), offer(), T0))),
             ErrorCode::NotInCall
         );
         assert_eq!(
-            code(room.signal(PeerId(8), PeerId(1), offer(), T0)),
+            code(d(room.signal(PeerId(8), PeerId(1), offer(), T0))),
             ErrorCode::NotJoined
         );
     }
@@ -948,16 +1026,15 @@ mod tests {
     #[test]
     fn signaling_floods_are_rate_limited() {
         let mut room = room_with(RoomLimits {
-            signal_burst: 3,
-            signal_per_second: 1,
+            signal: RateLimit::new(3, 1),
             ..RoomLimits::default()
         });
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        room.join_call(PeerId(1), AV).unwrap();
-        room.join_call(PeerId(2), AV).unwrap();
+        d(room.join_call(PeerId(1), AV)).unwrap();
+        d(room.join_call(PeerId(2), AV)).unwrap();
         let ok = (0..5)
-            .filter(|_| room.signal(PeerId(1), PeerId(2), offer(), T0).is_ok())
+            .filter(|_| d(room.signal(PeerId(1), PeerId(2), offer(), T0)).is_ok())
             .count();
         assert_eq!(ok, 3);
     }
@@ -967,27 +1044,27 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         assert_eq!(
-            room.set_media(PeerId(1), AV).unwrap_err().code,
+            d(room.set_media(PeerId(1), AV)).unwrap_err().code,
             ErrorCode::NotInCall
         );
-        room.join_call(PeerId(1), AV).unwrap();
+        d(room.join_call(PeerId(1), AV)).unwrap();
         let muted = MediaState {
             mic: false,
             camera: true,
             screen: false,
         };
-        let out = room.set_media(PeerId(1), muted).unwrap();
+        let out = d(room.set_media(PeerId(1), muted)).unwrap();
         let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
             panic!("expected peer_updated");
         };
         assert_eq!(peer.media, muted);
-        assert!(room.set_media(PeerId(1), muted).unwrap().is_empty());
-        let out = room.leave_call(PeerId(1)).unwrap();
+        assert!(d(room.set_media(PeerId(1), muted)).unwrap().is_empty());
+        let out = d(room.leave_call(PeerId(1))).unwrap();
         let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
             panic!("expected peer_updated");
         };
         assert!(!peer.in_call);
-        assert!(room.leave_call(PeerId(1)).unwrap().is_empty());
+        assert!(d(room.leave_call(PeerId(1))).unwrap().is_empty());
     }
 
     fn rejoin(room: &mut Room, peer: PeerId, token: &str, last_seen: Option<u64>) -> Joined {
@@ -1001,7 +1078,7 @@ mod tests {
     }
 
     fn history_of(joined: &Joined) -> Vec<String> {
-        let ServerMsg::Joined { history, .. } = &joined.deliveries[0].msg else {
+        let ServerMsg::Joined { history, .. } = &joined.outcome.deliveries[0].msg else {
             panic!("expected joined");
         };
         history.iter().map(|e| e.text.clone()).collect()
@@ -1012,26 +1089,26 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        room.chat(PeerId(1), "before".into(), T0).unwrap();
-        let away = room.disconnect(PeerId(2), T0);
+        d(room.chat(PeerId(1), "before".into(), T0)).unwrap();
+        let away = room.disconnect(PeerId(2), T0).deliveries;
         assert_eq!(away[0].to, Recipients::EveryoneBut(PeerId(2)));
         assert!(matches!(&away[0].msg, ServerMsg::PeerUpdated { peer } if peer.away));
-        assert!(room.disconnect(PeerId(2), T0).is_empty());
-        room.chat(PeerId(1), "missed 1".into(), T0).unwrap();
-        room.chat(PeerId(1), "missed 2".into(), T0).unwrap();
+        assert!(room.disconnect(PeerId(2), T0).deliveries.is_empty());
+        d(room.chat(PeerId(1), "missed 1".into(), T0)).unwrap();
+        d(room.chat(PeerId(1), "missed 2".into(), T0)).unwrap();
 
         // Bob comes back on a new connection (id 7) with his token: he is peer 2 again.
         let joined = rejoin(&mut room, PeerId(7), "token-2", Some(1));
         assert_eq!(joined.peer, PeerId(2));
-        assert!(joined.resumed && !joined.history_incomplete);
+        assert!(joined.resumed && joined.outcome.need_history.is_none());
         assert_eq!(history_of(&joined), ["missed 1", "missed 2"]);
-        let ServerMsg::Joined { name, .. } = &joined.deliveries[0].msg else {
+        let ServerMsg::Joined { name, .. } = &joined.outcome.deliveries[0].msg else {
             unreachable!()
         };
         assert_eq!(name, "Bob");
         // The others see him back, not a leave and a join.
         assert!(
-            matches!(&joined.deliveries[1].msg, ServerMsg::PeerUpdated { peer } if !peer.away && peer.id == PeerId(2))
+            matches!(&joined.outcome.deliveries[1].msg, ServerMsg::PeerUpdated { peer } if !peer.away && peer.id == PeerId(2))
         );
         assert_eq!(room.member_count(), 2);
     }
@@ -1041,12 +1118,15 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        room.disconnect(PeerId(2), T0);
-        assert!(room.has_away_members());
-        assert!(room.expire(UnixMillis(T0.0 + 29_999), 30_000).is_empty());
-        let left = room.expire(UnixMillis(T0.0 + 30_000), 30_000);
+        assert_eq!(room.next_deadline(), None);
+        let away = room.disconnect(PeerId(2), T0.later(5));
+        // The room asks to be woken exactly when the grace period runs out, and not before.
+        assert_eq!(away.next_deadline, Some(T0.later(30_005).mono));
+        assert!(room.tick(T0.later(30_004)).is_quiet());
+        let left = room.tick(T0.later(30_005));
+        assert_eq!(left.next_deadline, None);
         assert_eq!(
-            left[0].msg,
+            left.deliveries[0].msg,
             ServerMsg::PeerLeft {
                 peer: PeerId(2),
                 reason: LeaveReason::Left
@@ -1064,25 +1144,82 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_older_than_the_kept_history_is_flagged_for_storage() {
+    fn a_gap_older_than_the_kept_history_waits_for_storage() {
         let mut room = room_with(RoomLimits {
             history_len: 2,
-            chat_burst: 100,
+            chat: RateLimit::new(100, 1),
             ..RoomLimits::default()
         });
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         for i in 1..=5 {
-            room.chat(PeerId(1), format!("m{i}"), T0).unwrap();
+            d(room.chat(PeerId(1), format!("m{i}"), T0)).unwrap();
         }
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         room.disconnect(PeerId(2), T0);
         // Bob had message 3; the room keeps only 4 and 5 in memory, which is complete.
-        assert!(!rejoin(&mut room, PeerId(9), "token-2", Some(3)).history_incomplete);
-        room.disconnect(PeerId(2), T0);
-        // Bob had message 1; 2 and 3 are only in storage.
-        let joined = rejoin(&mut room, PeerId(9), "token-2", Some(1));
-        assert!(joined.history_incomplete);
+        let joined = rejoin(&mut room, PeerId(9), "token-2", Some(3));
+        assert_eq!(joined.outcome.need_history, None);
         assert_eq!(history_of(&joined), ["m4", "m5"]);
+        room.disconnect(PeerId(2), T0);
+        // Bob had message 1; 2 and 3 are only in storage: no `joined` yet, a read instead.
+        let joined = rejoin(&mut room, PeerId(9), "token-2", Some(1));
+        let need = joined.outcome.need_history.expect("a history read");
+        assert_eq!(need, HistoryNeed { peer: PeerId(2), after: MessageId(1) });
+        assert!(joined.outcome.deliveries.iter().all(|d| d.to != Recipients::Only(PeerId(2))));
+        assert!(room.is_awaiting_history(PeerId(2)));
+        // Chat goes on while storage is read; the answer overlaps what the room kept.
+        d(room.chat(PeerId(1), "m6".into(), T0)).unwrap();
+        let stored = (2..=4).map(|i| entry(i, &format!("m{i}"))).collect();
+        let greeted = room.history_loaded(need, stored);
+        assert_eq!(greeted.deliveries.len(), 1);
+        assert_eq!(greeted.deliveries[0].to, Recipients::Only(PeerId(2)));
+        let ServerMsg::Joined { history, resumed, .. } = &greeted.deliveries[0].msg else {
+            panic!("expected joined");
+        };
+        assert!(resumed);
+        let texts: Vec<_> = history.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["m2", "m3", "m4", "m5", "m6"]);
+        assert!(!room.is_awaiting_history(PeerId(2)));
+        // A second answer to the same read is stale and sends nothing.
+        assert!(room.history_loaded(need, Vec::new()).is_quiet());
+    }
+
+    #[test]
+    fn a_history_read_for_a_connection_that_dropped_is_ignored() {
+        let mut room = room();
+        room.restore((200..=202).map(|i| entry(i, "old")).collect(), None);
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        room.disconnect(PeerId(1), T0);
+        let joined = rejoin(&mut room, PeerId(4), "token-1", Some(100));
+        let need = joined.outcome.need_history.expect("a history read");
+        room.disconnect(PeerId(1), T0);
+        assert!(room.history_loaded(need, Vec::new()).is_quiet());
+    }
+
+    fn entry(id: u64, text: &str) -> ChatEntry {
+        ChatEntry {
+            id: MessageId(id),
+            from: PeerId(1),
+            name: "Ann".into(),
+            at: T0.wall,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn chat_asks_to_be_stored_and_stamps_the_wall_clock() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        let now = Now {
+            mono: MonoMillis(5),
+            wall: crate::protocol::UnixMillis(1_700_000_000_000),
+        };
+        let out = room.chat(PeerId(1), "hi".into(), now).unwrap();
+        assert_eq!(out.persist.len(), 1);
+        assert_eq!(out.persist[0].at, now.wall);
+        assert_eq!(out.deliveries[0].msg, ServerMsg::Chat { entry: out.persist[0].clone() });
+        // Nothing else asks for storage.
+        assert!(room.set_hand(PeerId(1), true).unwrap().persist.is_empty());
     }
 
     #[test]
@@ -1096,7 +1233,7 @@ mod tests {
                 id: MessageId(i),
                 from: PeerId(1),
                 name: "Ann".into(),
-                at: T0,
+                at: T0.wall,
                 text: format!("old {i}"),
             })
             .collect();
@@ -1114,7 +1251,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(history_of(&joined), ["old 2", "old 3"]);
-        let out = room.chat(PeerId(5), "new".into(), T0).unwrap();
+        let out = d(room.chat(PeerId(5), "new".into(), T0)).unwrap();
         assert!(matches!(&out[0].msg, ServerMsg::Chat { entry } if entry.id == MessageId(4)));
     }
 
@@ -1134,14 +1271,14 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        room.set_hand(PeerId(2), true).unwrap();
-        let out = room.set_hand(PeerId(1), true).unwrap();
+        d(room.set_hand(PeerId(2), true)).unwrap();
+        let out = d(room.set_hand(PeerId(1), true)).unwrap();
         assert_eq!(out[0].to, Recipients::Everyone);
-        assert!(room.set_hand(PeerId(1), true).unwrap().is_empty());
+        assert!(d(room.set_hand(PeerId(1), true)).unwrap().is_empty());
         let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
         assert_eq!(order, ["Bob", "Ann"]);
-        room.set_hand(PeerId(2), false).unwrap();
-        room.set_hand(PeerId(2), true).unwrap();
+        d(room.set_hand(PeerId(2), false)).unwrap();
+        d(room.set_hand(PeerId(2), true)).unwrap();
         let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             order,
@@ -1154,7 +1291,7 @@ mod tests {
     fn reactions_are_from_the_offered_set_and_rate_limited() {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
-        let out = room.react(PeerId(1), "👏".into(), T0).unwrap();
+        let out = d(room.react(PeerId(1), "👏".into(), T0)).unwrap();
         assert_eq!(
             out[0].msg,
             ServerMsg::Reaction {
@@ -1163,13 +1300,13 @@ mod tests {
             }
         );
         assert_eq!(
-            room.react(PeerId(1), "<script>".into(), T0)
+            d(room.react(PeerId(1), "<script>".into(), T0))
                 .unwrap_err()
                 .code,
             ErrorCode::InvalidReaction
         );
         let accepted = (0..10)
-            .filter(|_| room.react(PeerId(1), "🎉".into(), T0).is_ok())
+            .filter(|_| d(room.react(PeerId(1), "🎉".into(), T0)).is_ok())
             .count();
         assert_eq!(accepted, 4, "a burst of five, one already used");
     }

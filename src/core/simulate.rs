@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 
 use super::names::{same_name, RoomSlug};
+use super::rate::RateLimit;
 use super::room::{JoinRequest, Room, RoomLimits};
-use super::{Delivery, Recipients};
-use crate::protocol::{ClientMsg, MediaState, MessageId, PeerId, ServerMsg, Signal, UnixMillis};
+use super::{HistoryNeed, Now, Outcome, Recipients};
+use crate::protocol::{ChatEntry, ClientMsg, MediaState, MessageId, PeerId, ServerMsg, Signal};
 
 /// One thing that can happen to a room. Peers are small numbers so sequences reuse them.
 #[derive(Clone, Debug)]
@@ -59,18 +60,24 @@ pub enum Op {
         ms: u32,
     },
     Expire,
+    /// Storage answers the oldest pending history read (if any).
+    LoadHistory,
 }
 
-/// Grace period used by `Op::Expire`.
+/// Grace period of the simulated room.
 pub const GRACE_MS: u64 = 30_000;
 
-/// A room under test and the clock it runs on.
+/// A room under test, the clock it runs on and the storage it would write to.
 pub struct Simulation {
     pub room: Room,
-    pub now: UnixMillis,
+    pub now: Now,
     limits: RoomLimits,
     /// The id the next chat message must get.
     expected_next_id: u64,
+    /// Every chat message the room asked to store.
+    stored: Vec<ChatEntry>,
+    /// History reads asked for and not answered yet.
+    pending_reads: Vec<HistoryNeed>,
 }
 
 impl Simulation {
@@ -81,20 +88,28 @@ impl Simulation {
             history_len: 4,
             max_name_chars: 8,
             max_chat_chars: 16,
-            chat_burst: 3,
-            chat_per_second: 2,
             max_call_members: 3,
-            signal_burst: 4,
-            signal_per_second: 2,
-            reaction_burst: 2,
-            reaction_per_second: 1,
+            chat: RateLimit::new(3, 2),
+            signal: RateLimit::new(4, 2),
+            reaction: RateLimit::new(2, 1),
+            resume_grace_ms: GRACE_MS,
         };
         let slug = RoomSlug::parse("sim").expect("valid slug");
         Simulation {
             room: Room::new(slug, limits.clone(), Vec::new()),
-            now: UnixMillis(1_000_000),
+            now: Now::at(1_000_000),
             limits,
             expected_next_id: 1,
+            stored: Vec::new(),
+            pending_reads: Vec::new(),
+        }
+    }
+
+    /// What a refused or empty input leaves the caller with: nothing to do, same deadline.
+    fn unchanged(&self) -> Outcome {
+        Outcome {
+            next_deadline: self.room.next_deadline(),
+            ..Outcome::default()
         }
     }
 
@@ -105,7 +120,7 @@ impl Simulation {
     /// Applies `op` and checks every invariant; an `Err` describes the broken one.
     pub fn apply(&mut self, op: &Op) -> Result<(), String> {
         let now = self.now;
-        let deliveries = match op.clone() {
+        let outcome = match op.clone() {
             Op::Join {
                 peer,
                 name,
@@ -125,9 +140,9 @@ impl Simulation {
                         if !self.room.is_member(joined.peer) {
                             return Err(format!("{op:?}: joined peer is not a member"));
                         }
-                        joined.deliveries
+                        joined.outcome
                     }
-                    Err(_) => Vec::new(),
+                    Err(_) => self.unchanged(),
                 }
             }
             Op::Leave { peer } => self
@@ -135,10 +150,23 @@ impl Simulation {
                 .leave(PeerId(peer.into()), crate::protocol::LeaveReason::Left),
             Op::Disconnect { peer } => self.room.disconnect(PeerId(peer.into()), now),
             Op::Wait { ms } => {
-                self.now = UnixMillis(now.0 + u64::from(ms));
-                Vec::new()
+                self.now = now.later(u64::from(ms));
+                self.unchanged()
             }
-            Op::Expire => self.room.expire(now, GRACE_MS),
+            Op::Expire => self.room.tick(now),
+            Op::LoadHistory => {
+                if self.pending_reads.is_empty() {
+                    return Ok(());
+                }
+                let need = self.pending_reads.remove(0);
+                let stored = self
+                    .stored
+                    .iter()
+                    .filter(|e| e.id > need.after)
+                    .cloned()
+                    .collect();
+                self.room.history_loaded(need, stored)
+            }
             request => {
                 let (peer, msg) = match request {
                     Op::Chat { peer, text } => (peer, ClientMsg::Chat { text }),
@@ -180,13 +208,14 @@ impl Simulation {
                 };
                 self.room
                     .request(PeerId(peer.into()), msg, now)
-                    .unwrap_or_default()
+                    .unwrap_or_else(|_| self.unchanged())
             }
         };
-        self.check(op, &deliveries)
+        self.check(op, &outcome)
     }
 
-    fn check(&mut self, op: &Op, deliveries: &[Delivery]) -> Result<(), String> {
+    fn check(&mut self, op: &Op, outcome: &Outcome) -> Result<(), String> {
+        let deliveries = &outcome.deliveries;
         let peers = self.room.peers();
         let fail = |what: &str| Err(format!("after {op:?}: {what}; members {peers:?}"));
         if peers.len() > self.limits.max_members {
@@ -218,7 +247,44 @@ impl Simulation {
             return fail("history too long or out of order");
         }
         let members: HashSet<PeerId> = peers.iter().map(|p| p.id).collect();
+        if outcome.next_deadline != self.room.next_deadline() {
+            return fail("the outcome's deadline is not the room's");
+        }
+        if self
+            .room
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= self.now.mono && matches!(op, Op::Expire))
+        {
+            return fail("a deadline already due after the room was woken");
+        }
+        if let Some(need) = outcome.need_history {
+            if !self.room.is_awaiting_history(need.peer) {
+                return fail("a history read for a member not waiting for one");
+            }
+            self.pending_reads.push(need);
+        }
+        for entry in &outcome.persist {
+            if self.stored.last().is_some_and(|last| last.id >= entry.id) {
+                return fail("stored ids out of order");
+            }
+            self.stored.push(entry.clone());
+        }
+        let chats = deliveries
+            .iter()
+            .filter(|d| matches!(d.msg, ServerMsg::Chat { .. }))
+            .count();
+        if chats != outcome.persist.len() {
+            return fail("a chat message delivered but not stored, or the reverse");
+        }
         for delivery in deliveries {
+            if let ServerMsg::Joined { you, history, .. } = &delivery.msg {
+                if delivery.to != Recipients::Only(*you) || self.room.is_awaiting_history(*you) {
+                    return fail("joined sent to someone else or before their history");
+                }
+                if history.windows(2).any(|w| w[0].id >= w[1].id) {
+                    return fail("joined history out of order or repeated");
+                }
+            }
             if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to {
                 let left = matches!(delivery.msg, ServerMsg::PeerLeft { .. });
                 if !members.contains(&peer) && !left {
@@ -299,6 +365,7 @@ mod tests {
                 .prop_map(|(peer, emoji)| Op::React { peer, emoji }),
             (0u32..40_000).prop_map(|ms| Op::Wait { ms }),
             Just(Op::Expire),
+            Just(Op::LoadHistory),
         ]
     }
 

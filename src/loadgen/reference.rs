@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::core::room::RoomLimits;
 use crate::protocol::{
-    ChatEntry, ClientMsg, Limits, MediaState, MessageId, PeerId, PeerInfo, ServerMsg, UnixMillis,
+    ChatEntry, ClientMsg, MediaState, MessageId, PeerId, PeerInfo, ServerMsg, UnixMillis,
     PROTOCOL_VERSION,
 };
 
@@ -90,13 +91,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
             ClientMsg::Hello { .. } => {
                 let hello = ServerMsg::Hello {
                     version: PROTOCOL_VERSION,
-                    limits: Limits {
-                        max_frame_bytes: 16384,
-                        max_name_chars: 32,
-                        max_chat_chars: 2000,
-                        max_room_chars: 40,
-                        max_call_members: 6,
-                    },
+                    limits: RoomLimits::DEFAULT_ADVERTISED,
                 };
                 let _ = tx.send(hello.to_json().into());
             }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::core::rate::RateLimit;
 use crate::core::room::RoomLimits;
 use crate::protocol::IceServer;
 
@@ -24,32 +25,48 @@ pub struct Config {
     pub site_config: PathBuf,
 
     /// Largest WebSocket frame or message a client may send, in bytes.
-    #[arg(long, env = "ROOM_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "ROOM_MAX_FRAME_BYTES", default_value_t = RoomLimits::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
     /// Longest chat message, in characters.
-    #[arg(long, env = "ROOM_MAX_CHAT_CHARS", default_value_t = 2000)]
+    #[arg(long, env = "ROOM_MAX_CHAT_CHARS", default_value_t = RoomLimits::DEFAULT.max_chat_chars)]
     pub max_chat_chars: usize,
 
     /// Longest display name, in characters.
-    #[arg(long, env = "ROOM_MAX_NAME_CHARS", default_value_t = 32)]
+    #[arg(long, env = "ROOM_MAX_NAME_CHARS", default_value_t = RoomLimits::DEFAULT.max_name_chars)]
     pub max_name_chars: usize,
 
     /// Chat messages kept per room for late joiners.
-    #[arg(long, env = "ROOM_HISTORY_LEN", default_value_t = 100)]
+    #[arg(long, env = "ROOM_HISTORY_LEN", default_value_t = RoomLimits::DEFAULT.history_len)]
     pub history_len: usize,
 
     /// Members one room may hold (chat and presence).
-    #[arg(long, env = "ROOM_MAX_ROOM_MEMBERS", default_value_t = 100)]
+    #[arg(long, env = "ROOM_MAX_ROOM_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_members)]
     pub max_room_members: usize,
 
     /// Chat messages a member may send in a burst.
-    #[arg(long, env = "ROOM_CHAT_BURST", default_value_t = 10)]
+    #[arg(long, env = "ROOM_CHAT_BURST", default_value_t = RoomLimits::DEFAULT.chat.burst)]
     pub chat_burst: u32,
 
     /// Chat messages per second a member may send on average.
-    #[arg(long, env = "ROOM_CHAT_PER_SECOND", default_value_t = 5)]
+    #[arg(long, env = "ROOM_CHAT_PER_SECOND", default_value_t = RoomLimits::DEFAULT.chat.per_second)]
     pub chat_per_second: u32,
+
+    /// Signaling messages (offers, answers, ICE candidates) a call member may send in a burst.
+    #[arg(long, env = "ROOM_SIGNAL_BURST", default_value_t = RoomLimits::DEFAULT.signal.burst)]
+    pub signal_burst: u32,
+
+    /// Signaling messages per second a call member may send on average.
+    #[arg(long, env = "ROOM_SIGNAL_PER_SECOND", default_value_t = RoomLimits::DEFAULT.signal.per_second)]
+    pub signal_per_second: u32,
+
+    /// Reactions a member may send in a burst.
+    #[arg(long, env = "ROOM_REACTION_BURST", default_value_t = RoomLimits::DEFAULT.reaction.burst)]
+    pub reaction_burst: u32,
+
+    /// Reactions per second a member may send on average.
+    #[arg(long, env = "ROOM_REACTION_PER_SECOND", default_value_t = RoomLimits::DEFAULT.reaction.per_second)]
+    pub reaction_per_second: u32,
 
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     #[arg(long, env = "ROOM_PEER_QUEUE", default_value_t = 1024)]
@@ -57,7 +74,7 @@ pub struct Config {
 
     /// Members one room's call may hold. Every member sends media to every other (a mesh),
     /// so each one's upload grows with this number.
-    #[arg(long, env = "ROOM_MAX_CALL_MEMBERS", default_value_t = 6)]
+    #[arg(long, env = "ROOM_MAX_CALL_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_call_members)]
     pub max_call_members: usize,
 
     /// STUN/TURN server URLs for the browsers, comma-separated, e.g.
@@ -96,7 +113,7 @@ pub struct Config {
 
     /// Seconds a member whose connection dropped keeps their place (name, call seat) for a
     /// reconnect; the others see them as reconnecting meanwhile.
-    #[arg(long, env = "ROOM_RESUME_GRACE_SECS", default_value_t = 30)]
+    #[arg(long, env = "ROOM_RESUME_GRACE_SECS", default_value_t = RoomLimits::DEFAULT.resume_grace_ms / 1000)]
     pub resume_grace_secs: u64,
 
     /// Open WebSocket connections the server accepts in total.
@@ -136,10 +153,11 @@ impl Config {
             history_len: self.history_len,
             max_name_chars: self.max_name_chars,
             max_chat_chars: self.max_chat_chars,
-            chat_burst: self.chat_burst,
-            chat_per_second: self.chat_per_second,
             max_call_members: self.max_call_members,
-            ..RoomLimits::default()
+            chat: RateLimit::new(self.chat_burst, self.chat_per_second),
+            signal: RateLimit::new(self.signal_burst, self.signal_per_second),
+            reaction: RateLimit::new(self.reaction_burst, self.reaction_per_second),
+            resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
         }
     }
 
@@ -221,9 +239,21 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let config =
-            Config::parse_from(["room", "--max-room-members", "3", "--addr", "127.0.0.1:0"]);
+        let config = Config::parse_from([
+            "room",
+            "--max-room-members",
+            "3",
+            "--addr",
+            "127.0.0.1:0",
+            "--reaction-burst",
+            "2",
+            "--signal-per-second",
+            "9",
+        ]);
         assert_eq!(config.max_room_members, 3);
+        let limits = config.room_limits();
+        assert_eq!(limits.reaction, RateLimit::new(2, 1));
+        assert_eq!(limits.signal, RateLimit::new(200, 9));
         assert_eq!(config.addr, Some("127.0.0.1:0".parse().unwrap()));
     }
 }

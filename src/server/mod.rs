@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{shell, App};
 use crate::core::names::RoomSlug;
+use crate::core::{MonoMillis, Now};
 use crate::protocol::{PeerId, UnixMillis};
 
 use self::config::Config;
@@ -67,10 +68,16 @@ impl AppState {
             limits: config.room_limits(),
             ice_servers: config.ice_servers(),
             max_rooms: config.max_rooms,
-            resume_grace: Duration::from_secs(config.resume_grace_secs),
         };
+        let clock = Clock::new();
         Ok(AppState {
-            rooms: Rooms::new(settings, store.clone(), metrics.clone(), tasks.clone()),
+            rooms: Rooms::new(
+                settings,
+                store.clone(),
+                metrics.clone(),
+                tasks.clone(),
+                clock,
+            ),
             store,
             connections: ConnectionLimits::new(
                 config.max_connections,
@@ -175,6 +182,39 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The server's two clocks as the core wants them: monotonic milliseconds since start (tokio's,
+/// so tests can pause time) for durations, the wall clock for the stamps people read.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock {
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            mono: MonoMillis(self.start.elapsed().as_millis() as u64),
+            wall: unix_now(),
+        }
+    }
+
+    /// The instant a core deadline falls on.
+    pub fn instant(&self, at: MonoMillis) -> tokio::time::Instant {
+        self.start + Duration::from_millis(at.0)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
 }
 
 pub(crate) fn unix_now() -> UnixMillis {

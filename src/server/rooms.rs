@@ -1,12 +1,10 @@
-//! Live rooms: one task per room owns its `core::room::Room` and fans messages out to the
-//! members' bounded queues; the registry finds or starts those tasks and publishes the list.
-//! The task also hands chat to the store, loads history when the room starts, and keeps
-//! members whose connection dropped for the resume grace period.
+//! Live rooms: one task per room owns its `core::room::Room` and carries out what the core
+//! decides (its `Outcome`s): fan-out to the members' bounded queues, chat to the store, history
+//! reads in a task of their own, and a wake-up at the core's next deadline. The registry finds
+//! or starts those tasks and publishes the list.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -15,18 +13,15 @@ use tokio_util::task::TaskTracker;
 use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
 use crate::core::room::{JoinRequest, Room, RoomLimits};
-use crate::core::{Delivery, Recipients, Refusal};
-use crate::protocol::{ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
+use crate::core::{Delivery, HistoryNeed, MonoMillis, Outcome, Recipients, Refusal};
+use crate::protocol::{ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
 
 use super::metrics::Metrics;
 use super::store::ChatStore;
-use super::unix_now;
+use super::{unix_now, Clock};
 
 /// Missed messages replayed to a reconnecting client at most.
 const MAX_REPLAY: usize = 1000;
-
-/// How often a room with away members checks whether their grace period ran out.
-const EXPIRY_CHECK: Duration = Duration::from_millis(500);
 
 /// Commands a room task accepts. Bounded, so a flood from one connection waits on its own
 /// reader instead of growing the room's queue.
@@ -77,6 +72,11 @@ pub enum RoomCommand {
         peer: PeerId,
         outbox: mpsc::Sender<Utf8Bytes>,
     },
+    /// A history read the core asked for has finished (sent by the reading task).
+    HistoryLoaded {
+        need: HistoryNeed,
+        entries: Vec<ChatEntry>,
+    },
 }
 
 /// A way to reach a running room task.
@@ -101,6 +101,7 @@ pub struct Rooms {
     store: ChatStore,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
+    clock: Clock,
 }
 
 /// What every room of this server shares.
@@ -109,7 +110,6 @@ pub struct RoomSettings {
     pub limits: RoomLimits,
     pub ice_servers: Vec<IceServer>,
     pub max_rooms: usize,
-    pub resume_grace: Duration,
 }
 
 impl Rooms {
@@ -118,6 +118,7 @@ impl Rooms {
         store: ChatStore,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
+        clock: Clock,
     ) -> Arc<Self> {
         let empty = encode_list(&Directory::default());
         Arc::new(Rooms {
@@ -131,6 +132,7 @@ impl Rooms {
             store,
             metrics,
             tasks,
+            clock,
         })
     }
 
@@ -171,11 +173,19 @@ impl Rooms {
                 self.settings.ice_servers.clone(),
             ),
             outboxes: HashMap::new(),
+            waiting: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
+            commands: handle.commands.clone(),
+            deadline: None,
         };
         self.tasks.spawn(task.run(inbox));
         Ok(handle)
+    }
+
+    /// The limits every room of this server enforces.
+    pub fn limits(&self) -> &RoomLimits {
+        &self.settings.limits
     }
 
     /// Subscribes to the encoded `rooms` message; it changes whenever a head count does.
@@ -247,41 +257,44 @@ fn random_u32() -> u32 {
 
 struct RoomTask {
     room: Room,
+    /// Members who receive what the room sends.
     outboxes: HashMap<PeerId, Outbox>,
+    /// Members whose `joined` waits for a history read: they receive nothing until it is
+    /// sent, so it still comes first.
+    waiting: HashMap<PeerId, Outbox>,
     rooms: Arc<Rooms>,
     generation: u64,
+    /// This room's own inbox, for the tasks that read history to answer through.
+    commands: mpsc::Sender<RoomCommand>,
+    /// When the core next needs the time (an away member's grace period ends).
+    deadline: Option<MonoMillis>,
 }
 
 impl RoomTask {
     async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
         let slug = self.room.slug().to_string();
+        // The one read inside the task: the room has no members to keep waiting yet.
         let stored = self
             .rooms
             .store
-            .recent(&slug, self.rooms.settings.limits.history_len)
+            .recent(&slug, self.room.limits().history_len)
             .await;
         self.room.restore(stored.entries, stored.last_id);
         tracing::debug!(room = %slug, next_id = ?self.room.next_message_id(), "room opened");
-        let mut expiry = tokio::time::interval(EXPIRY_CHECK);
         loop {
-            let command = tokio::select! {
+            let deadline = self.deadline.map(|at| self.rooms.clock.instant(at));
+            tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(command) => command,
+                    Some(command) => self.handle(command),
                     None => break,
                 },
-                _ = expiry.tick(), if self.room.has_away_members() => {
-                    let grace = self.rooms.settings.resume_grace.as_millis() as u64;
+                () = sleep_until(deadline) => {
                     let before = self.room.member_count();
-                    let deliveries = self.room.expire(unix_now(), grace);
-                    self.deliver(deliveries);
+                    let outcome = self.room.tick(self.rooms.clock.now());
+                    self.carry_out(outcome);
                     self.publish_if_changed(before);
-                    if self.retire_if_empty() {
-                        break;
-                    }
-                    continue;
                 }
-            };
-            self.handle(command).await;
+            }
             if self.retire_if_empty() {
                 break;
             }
@@ -308,20 +321,18 @@ impl RoomTask {
         }
     }
 
-    async fn handle(&mut self, command: RoomCommand) {
+    fn handle(&mut self, command: RoomCommand) {
         let before = self.room.member_count();
+        let now = self.rooms.clock.now();
         match command {
             RoomCommand::Join {
                 peer,
                 request,
                 outbox,
                 reply,
-            } => self.join(peer, request, outbox, reply).await,
-            RoomCommand::Request { peer, msg } => match self.room.request(peer, msg, unix_now()) {
-                Ok(deliveries) => {
-                    self.store_chat(&deliveries);
-                    self.deliver(deliveries);
-                }
+            } => self.join(peer, request, outbox, reply),
+            RoomCommand::Request { peer, msg } => match self.room.request(peer, msg, now) {
+                Ok(outcome) => self.carry_out(outcome),
                 Err(refusal) => self.refuse(peer, refusal),
             },
             RoomCommand::Leave { peer, outbox } => {
@@ -331,11 +342,19 @@ impl RoomTask {
             }
             RoomCommand::Disconnect { peer, outbox } => {
                 if self.is_current(peer, &outbox) {
-                    self.outboxes.remove(&peer);
-                    self.rooms.metrics.members.dec();
-                    let deliveries = self.room.disconnect(peer, unix_now());
-                    self.deliver(deliveries);
+                    self.forget_outbox(peer);
+                    let outcome = self.room.disconnect(peer, now);
+                    self.carry_out(outcome);
                 }
+            }
+            RoomCommand::HistoryLoaded { need, entries } => {
+                let outcome = self.room.history_loaded(need, entries);
+                if !self.room.is_awaiting_history(need.peer) {
+                    if let Some(outbox) = self.waiting.remove(&need.peer) {
+                        self.outboxes.insert(need.peer, outbox);
+                    }
+                }
+                self.carry_out(outcome);
             }
         }
         self.publish_if_changed(before);
@@ -346,21 +365,28 @@ impl RoomTask {
     fn is_current(&self, peer: PeerId, outbox: &mpsc::Sender<Utf8Bytes>) -> bool {
         self.outboxes
             .get(&peer)
+            .or_else(|| self.waiting.get(&peer))
             .is_some_and(|current| current.frames.same_channel(outbox))
     }
 
-    async fn join(
+    /// Drops the member's connection from the fan-out; true if they had one.
+    fn forget_outbox(&mut self, peer: PeerId) -> bool {
+        let had = self.outboxes.remove(&peer).or_else(|| self.waiting.remove(&peer));
+        if had.is_some() {
+            self.rooms.metrics.members.dec();
+        }
+        had.is_some()
+    }
+
+    fn join(
         &mut self,
         connection: PeerId,
         request: JoinRequest,
         outbox: Outbox,
         reply: oneshot::Sender<Result<PeerId, Refusal>>,
     ) {
-        let last_seen = request.last_seen;
-        let mut joined = match self
-            .room
-            .join(connection, request, resume_token(), unix_now())
-        {
+        let now = self.rooms.clock.now();
+        let joined = match self.room.join(connection, request, resume_token(), now) {
             Ok(joined) => joined,
             Err(refusal) => {
                 let _ = reply.send(Err(refusal));
@@ -368,52 +394,66 @@ impl RoomTask {
             }
         };
         let peer = joined.peer;
-        if joined.history_incomplete {
-            if let Some(after) = last_seen {
-                let missed = self
-                    .rooms
-                    .store
-                    .after(self.room.slug().as_str(), after, MAX_REPLAY)
-                    .await;
-                if let ServerMsg::Joined { history, .. } = &mut joined.deliveries[0].msg {
-                    *history = missed;
-                }
-            }
-        }
         if reply.send(Ok(peer)).is_err() {
-            // The connection went away while joining: a newcomer is undone quietly, a
-            // resumed member simply stays away.
-            if !joined.resumed {
+            // The connection went away while joining: a newcomer is undone quietly (nobody
+            // heard of them yet), a resumed member is away again.
+            if joined.resumed {
+                let outcome = self.room.disconnect(peer, now);
+                self.carry_out(outcome);
+            } else {
                 self.room.leave(peer, LeaveReason::Left);
+                self.deadline = self.room.next_deadline();
             }
             return;
         }
-        if let Some(previous) = self.outboxes.insert(peer, outbox) {
+        let previous = self.outboxes.remove(&peer).or_else(|| self.waiting.remove(&peer));
+        if let Some(previous) = previous {
             // Resumed while the old connection still looked alive: that one is finished.
             previous.kick.cancel();
         } else {
             self.rooms.metrics.members.inc();
         }
-        self.deliver(joined.deliveries);
+        if self.room.is_awaiting_history(peer) {
+            self.waiting.insert(peer, outbox);
+        } else {
+            self.outboxes.insert(peer, outbox);
+        }
+        self.carry_out(joined.outcome);
     }
 
-    /// Hands new chat messages to the store; fan-out does not wait for it.
-    fn store_chat(&self, deliveries: &[Delivery]) {
-        for delivery in deliveries {
-            if let ServerMsg::Chat { entry } = &delivery.msg {
-                self.rooms
-                    .store
-                    .append(self.room.slug().as_str(), entry.clone());
-            }
+    /// Does what the core asked: stores new chat (fan-out does not wait for it), starts the
+    /// history read a joining member needs, remembers the next deadline, and delivers.
+    fn carry_out(&mut self, outcome: Outcome) {
+        let slug = self.room.slug().as_str();
+        for entry in outcome.persist {
+            self.rooms.store.append(slug, entry);
         }
+        if let Some(need) = outcome.need_history {
+            self.read_history(need);
+        }
+        self.deadline = outcome.next_deadline;
+        self.deliver(outcome.deliveries);
+    }
+
+    /// Reads stored history in a task of its own, so the room goes on serving everyone else;
+    /// the answer comes back through the room's inbox.
+    fn read_history(&self, need: HistoryNeed) {
+        let store = self.rooms.store.clone();
+        let slug = self.room.slug().to_string();
+        let inbox = self.commands.clone();
+        self.rooms.tasks.spawn(async move {
+            let entries = store.after(&slug, need.after, MAX_REPLAY).await;
+            // A room that closed meanwhile has nobody left to greet.
+            let _ = inbox
+                .send(RoomCommand::HistoryLoaded { need, entries })
+                .await;
+        });
     }
 
     fn remove(&mut self, peer: PeerId, reason: LeaveReason) {
-        if self.outboxes.remove(&peer).is_some() {
-            self.rooms.metrics.members.dec();
-        }
-        let deliveries = self.room.leave(peer, reason);
-        self.deliver(deliveries);
+        self.forget_outbox(peer);
+        let outcome = self.room.leave(peer, reason);
+        self.carry_out(outcome);
     }
 
     fn refuse(&mut self, peer: PeerId, refusal: Refusal) {
@@ -464,5 +504,13 @@ impl RoomTask {
             }
             self.remove(peer, LeaveReason::TooSlow);
         }
+    }
+}
+
+/// Resolves at `deadline`, or never when there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

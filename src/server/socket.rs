@@ -8,10 +8,12 @@ use futures_util::SinkExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::core::names::{RoomSlug, MAX_ROOM_CHARS};
+use crate::core::names::RoomSlug;
 use crate::core::room::JoinRequest;
 use crate::core::Refusal;
-use crate::protocol::{ClientMsg, ErrorCode, Limits, PeerId, ServerMsg, PROTOCOL_VERSION};
+use crate::protocol::{
+    close_code, ClientMsg, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION,
+};
 
 use super::limits::ConnectionPermit;
 use super::rooms::{Outbox, RoomCommand, RoomHandle};
@@ -46,17 +48,23 @@ impl Ending {
     fn close_frame(self, state: &AppState) -> Option<CloseFrame> {
         let (code, reason) = match self {
             Ending::ClientClosed | Ending::ConnectionLost => return None,
-            Ending::ServerShutdown => (1001, "server shutting down".to_string()),
-            Ending::TooSlow => (1008, "too slow: messages were not read in time".to_string()),
+            Ending::ServerShutdown => (close_code::GOING_AWAY, "server shutting down".to_string()),
+            Ending::TooSlow => (
+                close_code::POLICY_VIOLATION,
+                "too slow: messages were not read in time".to_string(),
+            ),
             Ending::TooLarge => (
-                1009,
+                close_code::MESSAGE_TOO_BIG,
                 format!(
                     "message too large (limit {} bytes)",
                     state.config.max_frame_bytes
                 ),
             ),
-            Ending::VersionMismatch => (1002, "protocol version mismatch".to_string()),
-            Ending::Silent => (1001, "no answer to pings".to_string()),
+            Ending::VersionMismatch => (
+                close_code::PROTOCOL_ERROR,
+                "protocol version mismatch".to_string(),
+            ),
+            Ending::Silent => (close_code::GOING_AWAY, "no answer to pings".to_string()),
         };
         Some(CloseFrame {
             code,
@@ -87,7 +95,7 @@ pub async fn turn_away(mut socket: WebSocket, state: &AppState, refusal: Refusal
             .await?;
         socket
             .send(Message::Close(Some(CloseFrame {
-                code: 1013,
+                code: close_code::TRY_AGAIN_LATER,
                 reason: "try again later".into(),
             })))
             .await
@@ -276,15 +284,10 @@ impl Connection {
             ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
                 self.greeted = true;
                 let config = &self.state.config;
+                let limits = self.state.rooms.limits().advertised(config.max_frame_bytes);
                 self.send(&ServerMsg::Hello {
                     version: PROTOCOL_VERSION,
-                    limits: Limits {
-                        max_frame_bytes: config.max_frame_bytes,
-                        max_name_chars: config.max_name_chars,
-                        max_chat_chars: config.max_chat_chars,
-                        max_room_chars: MAX_ROOM_CHARS,
-                        max_call_members: config.max_call_members,
-                    },
+                    limits,
                 });
                 None
             }

@@ -22,6 +22,26 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 /// A new, empty directory for one server's data.
+/// A `join` for `room` under `name`, as a new member.
+pub fn join_msg(room: &str, name: impl Into<String>) -> ClientMsg {
+    resuming_join_msg(room, name, None, None)
+}
+
+/// A `join` that presents a resume token and the newest message id already seen.
+pub fn resuming_join_msg(
+    room: &str,
+    name: impl Into<String>,
+    resume: Option<String>,
+    last_seen: Option<room::protocol::MessageId>,
+) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        resume,
+        last_seen,
+    }
+}
+
 pub fn fresh_data_dir() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -265,13 +285,8 @@ impl Client {
         token: Option<String>,
         last_seen: Option<room::protocol::MessageId>,
     ) -> ServerMsg {
-        self.send(&ClientMsg::Join {
-            room: room.into(),
-            name: name.into(),
-            resume: token,
-            last_seen,
-        })
-        .await;
+        self.send(&resuming_join_msg(room, name, token, last_seen))
+            .await;
         self.recv_until(|m| matches!(m, ServerMsg::Joined { .. } | ServerMsg::Error { .. }))
             .await
     }
@@ -288,13 +303,7 @@ impl Client {
     }
 
     pub async fn join(&mut self, room: &str, name: &str) -> Joined {
-        self.send(&ClientMsg::Join {
-            room: room.into(),
-            name: name.into(),
-            resume: None,
-            last_seen: None,
-        })
-        .await;
+        self.send(&join_msg(room, name)).await;
         match self.recv().await {
             ServerMsg::Joined {
                 you,

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use super::model::ChatLine;
 use super::MeetingState;
 use crate::client;
+use crate::core::room::RoomLimits;
 
 /// How close to the bottom (in pixels) still counts as "reading the latest".
 const STICK_THRESHOLD: i32 = 48;
@@ -58,7 +59,7 @@ pub fn ChatPanel(
     let max_chars = move || {
         state
             .limits
-            .with(|l| l.map_or(2000, |l| l.max_chat_chars))
+            .with(|l| l.unwrap_or(RoomLimits::DEFAULT_ADVERTISED).max_chat_chars)
             .to_string()
     };
 

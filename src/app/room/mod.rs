@@ -18,17 +18,16 @@ use leptos_router::hooks::use_params_map;
 
 use crate::client::{self, Closed, MediaSession, Socket};
 use crate::core::names::{display_name, RoomSlug};
+use crate::core::room::RoomLimits;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
 use crate::protocol::{
-    ClientMsg, ErrorCode, Limits, MediaState, PeerId, ServerMsg, PROTOCOL_VERSION,
+    close_code, ClientMsg, ErrorCode, Limits, MediaState, PeerId, ServerMsg, PROTOCOL_VERSION,
 };
 
 use self::model::{ChatStream, Roster};
-use super::i18n::{use_i18n, I18n, RefusalLimits};
+use super::i18n::{use_i18n, I18n};
 use super::LangSwitch;
 
-/// Longest name the form lets people type; the server has the final word.
-const NAME_CHARS: usize = 32;
 
 #[component]
 pub fn RoomPage() -> impl IntoView {
@@ -383,13 +382,11 @@ impl MeetingState {
         self.i18n.lang.get_untracked().texts()
     }
 
-    fn refusal_limits(self) -> RefusalLimits {
-        let limits = self.limits.get_untracked();
-        RefusalLimits {
-            max_name_chars: limits.map_or(32, |l| l.max_name_chars),
-            max_chat_chars: limits.map_or(2000, |l| l.max_chat_chars),
-            max_call_members: limits.map_or(6, |l| l.max_call_members),
-        }
+    /// The server's limits, or the defaults until its `hello` arrives.
+    pub fn limits_or_default(self) -> Limits {
+        self.limits
+            .get_untracked()
+            .unwrap_or(RoomLimits::DEFAULT_ADVERTISED)
     }
 
     fn show_reaction(self, from: PeerId, emoji: String) {
@@ -409,7 +406,7 @@ impl MeetingState {
     }
 
     fn on_error(self, code: ErrorCode, message: String) {
-        let message = self.texts().refusal(code, &message, self.refusal_limits());
+        let message = self.texts().refusal(code, &message, self.limits_or_default());
         match code {
             ErrorCode::CallFull => {
                 self.call.set(CallPhase::Refused(message));
@@ -457,7 +454,8 @@ impl MeetingState {
         let rejoin = self.session.get_value();
         // A dropped connection of a member is retried; a first join that failed, or a
         // version the server does not speak, is not.
-        if phase == Phase::InRoom && rejoin.is_some() && closed.code != 1002 {
+        if phase == Phase::InRoom && rejoin.is_some() && closed.code != close_code::PROTOCOL_ERROR
+        {
             self.socket.set_value(None);
             self.schedule_reconnect();
             return;
@@ -591,13 +589,14 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     let join = {
         let room = room.clone();
         move || {
-            let chosen = match display_name(&name.get_untracked(), NAME_CHARS) {
+            let max_chars = state.limits_or_default().max_name_chars;
+            let chosen = match display_name(&name.get_untracked(), max_chars) {
                 Ok(chosen) => chosen,
                 Err(refusal) => {
                     let text = state.texts().refusal(
                         refusal.code,
                         &refusal.message,
-                        state.refusal_limits(),
+                        state.limits_or_default(),
                     );
                     state.error.set(Some(text));
                     return;

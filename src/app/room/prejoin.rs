@@ -5,7 +5,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use super::controls::{DevicePicker, MediaToggles};
-use super::{MeetingState, Phase, NAME_CHARS};
+use super::{MeetingState, Phase};
 use crate::media::DeviceKind;
 
 #[component]
@@ -93,7 +93,7 @@ pub fn PreJoin(
                     type="text"
                     required
                     autocomplete="name"
-                    maxlength=NAME_CHARS.to_string()
+                    maxlength=move || state.limits_or_default().max_name_chars.to_string()
                     placeholder=move || i18n.t().name_placeholder
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
