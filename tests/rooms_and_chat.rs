@@ -426,7 +426,7 @@ async fn metrics_count_connections_rooms_messages_errors_and_bytes() {
             .parse()
             .unwrap()
     };
-    assert!(metrics.contains("text/plain; version=0.0.4"));
+    assert!(metrics.contains("application/openmetrics-text"));
     assert_eq!(value("room_connections_open"), 2.0);
     assert_eq!(value("room_rooms_open"), 1.0);
     assert_eq!(value("room_members"), 2.0);

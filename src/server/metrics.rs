@@ -1,177 +1,189 @@
-//! Prometheus metrics: lock-free counters updated on the hot path, rendered as text at
-//! `/metrics`.
+//! Prometheus metrics through `prometheus-client`: typed label sets, a fan-out latency
+//! histogram, and lock-free counters on the hot path (each labelled series is created once at
+//! start and kept by index, so counting a message is one atomic add).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-impl Gauge {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Relaxed);
-    }
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Relaxed)
+/// The `type` label: a message kind, one of `ClientMsg::KINDS` or `ServerMsg::KINDS`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct ByType(&'static str);
+
+impl EncodeLabelSet for ByType {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        [("type", self.0)].encode(encoder)
     }
 }
 
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// The `code` label: why a request was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct ByCode(ErrorCode);
 
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
+impl EncodeLabelSet for ByCode {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        [("code", self.0.as_str())].encode(encoder)
     }
 }
 
 /// Everything `/metrics` reports.
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     pub connections_open: Gauge,
     pub connections_total: Counter,
     pub rooms_open: Gauge,
     pub members: Gauge,
-    pub messages_in: Vec<Counter>,
-    pub messages_out: Vec<Counter>,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
-    pub errors: Vec<Counter>,
     pub slow_disconnects: Counter,
+    /// Indexed by `ClientMsg::kind_index`.
+    messages_in: Vec<Counter>,
+    /// Indexed by `ServerMsg::kind_index`.
+    messages_out: Vec<Counter>,
+    /// Indexed by `ErrorCode as usize`.
+    errors: Vec<Counter>,
+    /// From a room request's arrival at the socket to its messages sitting in every
+    /// recipient's queue.
+    fan_out_seconds: Histogram,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let counters = |n: usize| (0..n).map(|_| Counter::default()).collect();
-        Metrics {
-            connections_open: Gauge::default(),
-            connections_total: Counter::default(),
-            rooms_open: Gauge::default(),
-            members: Gauge::default(),
-            messages_in: counters(ClientMsg::KINDS.len()),
-            messages_out: counters(ServerMsg::KINDS.len()),
-            bytes_in: Counter::default(),
-            bytes_out: Counter::default(),
-            errors: counters(ErrorCode::ALL.len()),
-            slow_disconnects: Counter::default(),
-        }
+        Metrics::new()
     }
 }
 
 impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("room");
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "WebSocket connections currently open",
+            connections_open.clone(),
+        );
+        let connections_total = Counter::default();
+        registry.register(
+            "connections",
+            "WebSocket connections accepted since start",
+            connections_total.clone(),
+        );
+        let rooms_open = Gauge::default();
+        registry.register("rooms_open", "Rooms with a running task", rooms_open.clone());
+        let members = Gauge::default();
+        registry.register(
+            "members",
+            "Connections that are members of a room",
+            members.clone(),
+        );
+        let bytes_in = Counter::default();
+        registry.register(
+            "received_bytes",
+            "Bytes of client messages received",
+            bytes_in.clone(),
+        );
+        let bytes_out = Counter::default();
+        registry.register(
+            "sent_bytes",
+            "Bytes of server messages queued for sending",
+            bytes_out.clone(),
+        );
+        let slow_disconnects = Counter::default();
+        registry.register(
+            "slow_disconnects",
+            "Connections dropped because their send queue was full",
+            slow_disconnects.clone(),
+        );
+        let received = Family::<ByType, Counter>::default();
+        registry.register(
+            "messages_received",
+            "Client messages received, by type",
+            received.clone(),
+        );
+        let sent = Family::<ByType, Counter>::default();
+        registry.register(
+            "messages_sent",
+            "Server messages queued for sending (one per recipient), by type",
+            sent.clone(),
+        );
+        let refused = Family::<ByCode, Counter>::default();
+        registry.register(
+            "errors",
+            "Requests refused with an error, by code",
+            refused.clone(),
+        );
+        // 10 µs to about 1.3 s.
+        let fan_out_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 18));
+        registry.register(
+            "fan_out_seconds",
+            "From a room request's arrival to its messages queued for every recipient",
+            fan_out_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections_open,
+            connections_total,
+            rooms_open,
+            members,
+            bytes_in,
+            bytes_out,
+            slow_disconnects,
+            messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
+            messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
+            errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),
+            fan_out_seconds,
+        }
+    }
+
     pub fn count_received(&self, msg: &ClientMsg, bytes: usize) {
         self.messages_in[msg.kind_index()].inc();
-        self.bytes_in.add(bytes as u64);
+        self.bytes_in.inc_by(bytes as u64);
     }
 
     /// One message encoded once and queued for `recipients` connections.
     pub fn count_sent(&self, msg: &ServerMsg, recipients: u64, frame_bytes: u64) {
-        self.messages_out[msg.kind_index()].add(recipients);
-        self.bytes_out.add(recipients * frame_bytes);
+        self.messages_out[msg.kind_index()].inc_by(recipients);
+        self.bytes_out.inc_by(recipients * frame_bytes);
     }
 
     pub fn count_refusal(&self, code: ErrorCode) {
         self.errors[code as usize].inc();
     }
 
-    /// The Prometheus text exposition format, version 0.0.4.
+    pub fn observe_fan_out(&self, took: Duration) {
+        self.fan_out_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut single = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        single(
-            "room_connections_open",
-            "gauge",
-            "WebSocket connections currently open.",
-            self.connections_open.get().to_string(),
-        );
-        single(
-            "room_connections_total",
-            "counter",
-            "WebSocket connections accepted since start.",
-            self.connections_total.get().to_string(),
-        );
-        single(
-            "room_rooms_open",
-            "gauge",
-            "Rooms with a running task.",
-            self.rooms_open.get().to_string(),
-        );
-        single(
-            "room_members",
-            "gauge",
-            "Connections that are members of a room.",
-            self.members.get().to_string(),
-        );
-        single(
-            "room_received_bytes_total",
-            "counter",
-            "Bytes of client messages received.",
-            self.bytes_in.get().to_string(),
-        );
-        single(
-            "room_sent_bytes_total",
-            "counter",
-            "Bytes of server messages queued for sending.",
-            self.bytes_out.get().to_string(),
-        );
-        single(
-            "room_slow_disconnects_total",
-            "counter",
-            "Connections dropped because their send queue was full.",
-            self.slow_disconnects.get().to_string(),
-        );
-        labelled(
-            &mut out,
-            "room_messages_received_total",
-            "Client messages received, by type.",
-            "type",
-            ClientMsg::KINDS.iter().copied().zip(&self.messages_in),
-        );
-        labelled(
-            &mut out,
-            "room_messages_sent_total",
-            "Server messages queued for sending (one per recipient), by type.",
-            "type",
-            ServerMsg::KINDS.iter().copied().zip(&self.messages_out),
-        );
-        labelled(
-            &mut out,
-            "room_errors_total",
-            "Requests refused with an error, by code.",
-            "code",
-            ErrorCode::ALL.iter().map(|c| c.as_str()).zip(&self.errors),
-        );
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn labelled<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    series: impl Iterator<Item = (&'a str, &'a Counter)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (value, counter) in series {
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.get());
-    }
+/// Creates every labelled series of `family` up front (so each shows 0 from the start) and
+/// returns them in order; they share their value with the family.
+fn series<L>(family: &Family<L, Counter>, labels: impl Iterator<Item = L>) -> Vec<Counter>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + fmt::Debug,
+{
+    labels
+        .map(|label| family.get_or_create(&label).clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -180,7 +192,7 @@ mod tests {
     use crate::protocol::{LeaveReason, PeerId};
 
     #[test]
-    fn renders_counters_with_labels() {
+    fn renders_counters_with_labels_and_the_histogram() {
         let metrics = Metrics::default();
         metrics.connections_open.inc();
         metrics.count_received(&ClientMsg::Chat { text: "hi".into() }, 30);
@@ -193,6 +205,7 @@ mod tests {
             40,
         );
         metrics.count_refusal(ErrorCode::RateLimited);
+        metrics.observe_fan_out(Duration::from_micros(15));
         let text = metrics.render();
         for line in [
             "room_connections_open 1",
@@ -203,6 +216,9 @@ mod tests {
             "room_errors_total{code=\"rate_limited\"} 1",
             "room_errors_total{code=\"name_taken\"} 0",
             "# TYPE room_members gauge",
+            "room_fan_out_seconds_count 1",
+            "room_fan_out_seconds_bucket{le=\"0.00002\"} 1",
+            "room_fan_out_seconds_bucket{le=\"0.00001\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

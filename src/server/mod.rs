@@ -2,6 +2,7 @@
 //! `/metrics`, room creation) and `run`, which serves until told to shut down.
 
 pub mod config;
+pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod rooms;
@@ -34,6 +35,7 @@ use crate::core::{MonoMillis, Now};
 use crate::protocol::{PeerId, UnixMillis};
 
 use self::config::Config;
+use self::error::StartError;
 use self::limits::ConnectionLimits;
 use self::metrics::Metrics;
 use self::rooms::{RoomSettings, Rooms};
@@ -60,7 +62,7 @@ pub struct AppState {
 
 impl AppState {
     /// Opens the chat store under `--data-dir` (creating it on first start).
-    pub fn new(config: Config, leptos: LeptosOptions) -> Result<Self, String> {
+    pub fn new(config: Config, leptos: LeptosOptions) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
         let store = ChatStore::open(&config.data_dir, config.retention())?;
@@ -274,7 +276,7 @@ async fn join_room(Query(form): Query<JoinForm>) -> Redirect {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, self::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

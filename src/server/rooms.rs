@@ -58,8 +58,13 @@ pub enum RoomCommand {
         outbox: Outbox,
         reply: oneshot::Sender<Result<PeerId, Refusal>>,
     },
-    /// A room-level client message (chat, call, signaling) from a member.
-    Request { peer: PeerId, msg: ClientMsg },
+    /// A room-level client message (chat, call, signaling) from a member, and when the
+    /// connection received it (for the fan-out latency histogram).
+    Request {
+        peer: PeerId,
+        msg: ClientMsg,
+        received: std::time::Instant,
+    },
     /// The member said goodbye (closed the page, pressed leave): they leave at once.
     /// `outbox` tells the connection apart from a newer one that already resumed.
     Leave {
@@ -331,10 +336,17 @@ impl RoomTask {
                 outbox,
                 reply,
             } => self.join(peer, request, outbox, reply),
-            RoomCommand::Request { peer, msg } => match self.room.request(peer, msg, now) {
-                Ok(outcome) => self.carry_out(outcome),
-                Err(refusal) => self.refuse(peer, refusal),
-            },
+            RoomCommand::Request {
+                peer,
+                msg,
+                received,
+            } => {
+                match self.room.request(peer, msg, now) {
+                    Ok(outcome) => self.carry_out(outcome),
+                    Err(refusal) => self.refuse(peer, refusal),
+                }
+                self.rooms.metrics.observe_fan_out(received.elapsed());
+            }
             RoomCommand::Leave { peer, outbox } => {
                 if self.is_current(peer, &outbox) {
                     self.remove(peer, LeaveReason::Left);

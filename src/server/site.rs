@@ -5,19 +5,30 @@ use std::path::Path;
 
 use leptos::config::{get_config_from_str, LeptosOptions};
 
+use super::error::StartError;
+
 /// Leptos.toml as it was when the binary was built.
 pub const EMBEDDED: &str = include_str!("../../Leptos.toml");
 
 /// Reads `path` if it exists, else the embedded defaults; `LEPTOS_*` variables override keys.
-pub fn load(path: &Path) -> Result<LeptosOptions, String> {
+pub fn load(path: &Path) -> Result<LeptosOptions, StartError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == ErrorKind::NotFound => EMBEDDED.to_string(),
-        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+        Err(source) => {
+            return Err(StartError::ReadSiteSettings {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
     // leptos_config reads the same keys from a Cargo.toml section; give it that header.
-    get_config_from_str(&format!("[package.metadata.leptos]\n{text}"))
-        .map_err(|error| format!("invalid site settings in {}: {error}", path.display()))
+    get_config_from_str(&format!("[package.metadata.leptos]\n{text}")).map_err(|error| {
+        StartError::InvalidSiteSettings {
+            path: path.to_owned(),
+            message: error.to_string(),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -361,6 +361,7 @@ impl Connection {
         let command = RoomCommand::Request {
             peer: self.peer,
             msg,
+            received: std::time::Instant::now(),
         };
         // Awaiting here is deliberate: a full room queue slows down this sender's reads,
         // not anybody else.

@@ -8,7 +8,7 @@
 //! transactions). Reads (a room's history when it starts, replays for reconnecting clients)
 //! go through the same queue, so they always see every write queued before them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::protocol::{ChatEntry, MessageId, PeerId, UnixMillis};
+
+use super::error::StartError;
 
 /// Migrations in order; `PRAGMA user_version` records how many were applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_messages.sql")];
@@ -80,16 +82,19 @@ pub struct ChatStore {
 
 impl ChatStore {
     /// Opens (creating if needed) `data_dir/room.sqlite3`, migrates it and starts the writer.
-    pub fn open(data_dir: &Path, retention: Retention) -> Result<ChatStore, String> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    pub fn open(data_dir: &Path, retention: Retention) -> Result<ChatStore, StartError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StartError::CreateDataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = data_dir.join("room.sqlite3");
-        let connection = open_connection(&path)?;
+        let connection =
+            open_connection(&path).map_err(|source| StartError::OpenStore { path, source })?;
         let (requests, inbox) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("room-store".into())
             .spawn(move || Writer::new(connection, retention).run(inbox))
-            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+            .map_err(StartError::StoreThread)?;
         Ok(ChatStore { requests })
     }
 
@@ -158,16 +163,11 @@ impl ChatStore {
     }
 }
 
-fn open_connection(path: &PathBuf) -> Result<Connection, String> {
-    let describe = |e: rusqlite::Error| format!("{}: {e}", path.display());
-    let mut connection = Connection::open(path).map_err(describe)?;
-    connection
-        .pragma_update(None, "journal_mode", "WAL")
-        .map_err(describe)?;
-    connection
-        .pragma_update(None, "synchronous", "NORMAL")
-        .map_err(describe)?;
-    migrate(&mut connection).map_err(describe)?;
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let mut connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&mut connection)?;
     Ok(connection)
 }
 
@@ -390,6 +390,7 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("room-store-{name}-{}", std::process::id()));

@@ -1,0 +1,26 @@
+//! Why the server could not start: a typed error per cause, each with a sentence for the log.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read the site settings {path}: {source}")]
+    ReadSiteSettings {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid site settings in {path}: {message}")]
+    InvalidSiteSettings { path: PathBuf, message: String },
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the chat store {path}: {source}")]
+    OpenStore {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot start the chat store's thread: {0}")]
+    StoreThread(std::io::Error),
+}
