@@ -434,6 +434,16 @@ impl ServerMsg {
 }
 
 impl ClientMsg {
+    /// A `join` of `room` as a new member called `name`.
+    pub fn join(room: impl Into<String>, name: impl Into<String>) -> ClientMsg {
+        ClientMsg::Join {
+            room: room.into(),
+            name: name.into(),
+            resume: None,
+            last_seen: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("ClientMsg serializes")
     }

@@ -1,10 +1,12 @@
 //! One WebSocket connection: decodes client frames, hands room work to the room task, and
 //! writes whatever lands in the connection's bounded queue. Holds no room state of its own.
+//! Generic over the socket (any `Stream` + `Sink` of WebSocket messages), so the loop is unit
+//! tested without TCP.
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -73,9 +75,20 @@ impl Ending {
     }
 }
 
-struct Connection {
+/// What a connection runs over: axum's `WebSocket` in the server, an in-memory pair in tests.
+pub trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+struct Connection<S> {
     peer: PeerId,
-    socket: WebSocket,
+    socket: S,
     state: AppState,
     outbox: Outbox,
     frames: mpsc::Receiver<Utf8Bytes>,
@@ -86,7 +99,7 @@ struct Connection {
 }
 
 /// Answers a connection over a limit with the typed error and a close frame.
-pub async fn turn_away(mut socket: WebSocket, state: &AppState, refusal: Refusal) {
+pub async fn turn_away(mut socket: impl Socket, state: &AppState, refusal: Refusal) {
     state.metrics.count_refusal(refusal.code);
     tracing::info!(reason = %refusal.message, "turning a connection away");
     let goodbye = async {
@@ -104,7 +117,7 @@ pub async fn turn_away(mut socket: WebSocket, state: &AppState, refusal: Refusal
 }
 
 /// Runs one upgraded connection to its end; `_permit` holds its place under the limits.
-pub async fn serve(socket: WebSocket, state: AppState, _permit: ConnectionPermit) {
+pub async fn serve(socket: impl Socket, state: AppState, _permit: ConnectionPermit) {
     let metrics = state.metrics.clone();
     metrics.connections_open.inc();
     metrics.connections_total.inc();
@@ -129,7 +142,7 @@ pub async fn serve(socket: WebSocket, state: AppState, _permit: ConnectionPermit
     metrics.connections_open.dec();
 }
 
-impl Connection {
+impl<S: Socket> Connection<S> {
     async fn run(&mut self) -> Ending {
         let period = Duration::from_millis(self.state.config.heartbeat_ms.max(1));
         let idle_timeout = Duration::from_millis(self.state.config.idle_timeout_ms);
@@ -165,7 +178,7 @@ impl Connection {
                         self.send_frame(frame);
                     }
                 }
-                incoming = self.socket.recv() => {
+                incoming = self.socket.next() => {
                     self.last_heard = Instant::now();
                     let message = match incoming {
                         None => return Ending::ConnectionLost,
@@ -427,5 +440,196 @@ async fn changed(
     match list {
         Some(list) => list.changed().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::Path;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use clap::Parser;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+    use super::*;
+    use crate::protocol::close_code;
+    use crate::server::config::Config;
+    use crate::server::site;
+
+    /// One end of an in-memory WebSocket: what the test sends comes out of `Stream`, what the
+    /// server writes goes to the test.
+    struct MemorySocket {
+        incoming: UnboundedReceiver<Message>,
+        outgoing: UnboundedSender<Message>,
+    }
+
+    impl Stream for MemorySocket {
+        type Item = Result<Message, axum::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx).map(|m| m.map(Ok))
+        }
+    }
+
+    impl Sink<Message> for MemorySocket {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Self::Error> {
+            self.outgoing.send(message).map_err(axum::Error::new)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The test's side of a connection served by `serve`.
+    struct Peer {
+        send: UnboundedSender<Message>,
+        received: UnboundedReceiver<Message>,
+    }
+
+    impl Peer {
+        fn connect(state: &AppState) -> Peer {
+            let (send, incoming) = unbounded_channel();
+            let (outgoing, received) = unbounded_channel();
+            let permit = state
+                .connections
+                .admit(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                .expect("under the limits");
+            tokio::spawn(serve(
+                MemorySocket { incoming, outgoing },
+                state.clone(),
+                permit,
+            ));
+            Peer { send, received }
+        }
+
+        fn send(&self, msg: &ClientMsg) {
+            self.send_text(&msg.to_json());
+        }
+
+        fn send_text(&self, text: &str) {
+            let _ = self.send.send(Message::Text(text.to_string().into()));
+        }
+
+        /// The next message the server wrote, skipping pings.
+        async fn next(&mut self) -> Message {
+            loop {
+                let message = tokio::time::timeout(Duration::from_secs(5), self.received.recv())
+                    .await
+                    .expect("the server answers in time")
+                    .expect("the connection is open");
+                if !matches!(message, Message::Ping(_)) {
+                    return message;
+                }
+            }
+        }
+
+        async fn recv(&mut self) -> ServerMsg {
+            match self.next().await {
+                Message::Text(text) => serde_json::from_str(&text).expect("a server message"),
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    fn state() -> AppState {
+        let data_dir = std::env::temp_dir().join(format!(
+            "room-socket-unit-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let config = Config::parse_from(["room", "--data-dir", data_dir.to_str().unwrap()]);
+        let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
+        AppState::new(config, leptos).expect("state")
+    }
+
+    fn rand_suffix() -> u32 {
+        getrandom::u32().unwrap_or_default()
+    }
+
+    fn hello() -> ClientMsg {
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+        }
+    }
+
+    #[tokio::test]
+    async fn hello_join_and_chat_round_trip_without_tcp() {
+        let state = state();
+        let mut ann = Peer::connect(&state);
+        ann.send(&hello());
+        assert!(matches!(ann.recv().await, ServerMsg::Hello { limits, .. } if limits.max_chat_chars == 2000));
+        ann.send(&ClientMsg::join("unit", "Ann"));
+        assert!(matches!(ann.recv().await, ServerMsg::Joined { name, .. } if name == "Ann"));
+        ann.send(&ClientMsg::Chat { text: "hi".into() });
+        assert!(matches!(ann.recv().await, ServerMsg::Chat { entry } if entry.text == "hi"));
+    }
+
+    #[tokio::test]
+    async fn anything_before_hello_and_binary_frames_are_refused_and_the_loop_goes_on() {
+        let state = state();
+        let mut ann = Peer::connect(&state);
+        ann.send(&ClientMsg::WatchRooms);
+        assert!(
+            matches!(ann.recv().await, ServerMsg::Error { code, .. } if code == ErrorCode::HelloRequired)
+        );
+        ann.send_text("{not json");
+        assert!(
+            matches!(ann.recv().await, ServerMsg::Error { code, .. } if code == ErrorCode::BadMessage)
+        );
+        let _ = ann.send.send(Message::Binary(vec![1, 2, 3].into()));
+        assert!(
+            matches!(ann.recv().await, ServerMsg::Error { code, .. } if code == ErrorCode::BadMessage)
+        );
+        ann.send(&hello());
+        assert!(matches!(ann.recv().await, ServerMsg::Hello { .. }));
+    }
+
+    #[tokio::test]
+    async fn another_protocol_version_gets_the_error_then_a_protocol_error_close() {
+        let state = state();
+        let mut ann = Peer::connect(&state);
+        ann.send(&ClientMsg::Hello { version: 1 });
+        assert!(
+            matches!(ann.recv().await, ServerMsg::Error { code, .. } if code == ErrorCode::VersionMismatch)
+        );
+        match ann.next().await {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, close_code::PROTOCOL_ERROR),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_close_ends_the_membership_at_once() {
+        let state = state();
+        let mut ann = Peer::connect(&state);
+        let mut bob = Peer::connect(&state);
+        for (peer, name) in [(&mut ann, "Ann"), (&mut bob, "Bob")] {
+            peer.send(&hello());
+            peer.recv().await;
+            peer.send(&ClientMsg::join("unit-close", name));
+            assert!(matches!(peer.recv().await, ServerMsg::Joined { .. }));
+        }
+        assert!(matches!(ann.recv().await, ServerMsg::PeerJoined { .. }));
+        let _ = bob.send.send(Message::Close(None));
+        assert!(matches!(
+            ann.recv().await,
+            ServerMsg::PeerLeft {
+                reason: crate::protocol::LeaveReason::Left,
+                ..
+            }
+        ));
     }
 }

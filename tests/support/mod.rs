@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// A new, empty directory for one server's data.
 /// A `join` for `room` under `name`, as a new member.
 pub fn join_msg(room: &str, name: impl Into<String>) -> ClientMsg {
-    resuming_join_msg(room, name, None, None)
+    ClientMsg::join(room, name)
 }
 
 /// A `join` that presents a resume token and the newest message id already seen.

@@ -158,6 +158,38 @@ mod tests {
         assert_eq!(shortcut_for("?", true, false, false), Some(Shortcut::Help));
         assert_eq!(shortcut_for("m", false, false, true), None);
         assert_eq!(shortcut_for("m", false, true, false), None);
-        assert_eq!(KEYS.len(), 6);
+    }
+
+    /// What a browser reports for the key a help-dialog label names: "Shift+L" is `L` with
+    /// Shift, "?" needs Shift on most layouts, a plain letter arrives lower-case.
+    fn press(label: &str) -> (String, bool) {
+        match label.strip_prefix("Shift+") {
+            Some(key) => (key.to_string(), true),
+            None if label == "?" => (label.to_string(), true),
+            None => (label.to_lowercase(), false),
+        }
+    }
+
+    #[test]
+    fn every_listed_key_does_what_the_list_says_and_every_action_is_listed() {
+        for (label, action) in KEYS {
+            let (key, shift) = press(label);
+            assert_eq!(
+                shortcut_for(&key, shift, false, false),
+                Some(action),
+                "{label}"
+            );
+        }
+        let listed: Vec<Shortcut> = KEYS.iter().map(|(_, action)| *action).collect();
+        for action in [
+            Shortcut::Mic,
+            Shortcut::Camera,
+            Shortcut::Hand,
+            Shortcut::Chat,
+            Shortcut::Leave,
+            Shortcut::Help,
+        ] {
+            assert!(listed.contains(&action), "{action:?} is not in the list");
+        }
     }
 }
