@@ -13,7 +13,7 @@ fi
 
 step "building the server, the site and room-bench (release)"
 cargo leptos build --release
-cargo build --release --features ssr --bin room-bench
+cargo build --release -p room-bench
 
 # Each server and the load tool hold one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"

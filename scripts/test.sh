@@ -15,10 +15,11 @@ timed() {
 }
 
 timed "rustfmt" cargo fmt --all -- --check
-timed "clippy (server, ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+timed "clippy (server and room-bench, ssr)" \
+  cargo clippy --workspace --features room/ssr --all-targets -- -D warnings
 timed "clippy (client, hydrate on wasm32)" \
-  cargo clippy --target wasm32-unknown-unknown --features hydrate --all-targets -- -D warnings
-timed "unit and integration tests" cargo test --features ssr
+  cargo clippy -p room --target wasm32-unknown-unknown --features hydrate --all-targets -- -D warnings
+timed "unit and integration tests" cargo test --workspace --features room/ssr
 timed "release build (server and WASM client)" cargo leptos build --release
 timed "end-to-end tests (Playwright, Chromium)" bash -c 'cd end2end && npx playwright test'
 printf '\nAll checks passed.\n'

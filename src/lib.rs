@@ -8,7 +8,6 @@
 //! - [`core`]: pure room logic (membership, names, chat history, calls, limits), no IO.
 //! - [`media`]: plain data about devices and call links, shared by client and components.
 //! - `server` (ssr only): configuration, the router, the socket loop and room tasks.
-//! - `loadgen` (ssr only): the load generator behind the `room-bench` binary.
 //! - [`app`]: Leptos components for each page, compiled into both builds.
 //! - [`client`]: browser glue (WebSocket, local media, the WebRTC mesh, storage); a no-op
 //!   stand-in on the server build.
@@ -23,9 +22,6 @@ pub mod protocol;
 
 #[cfg(feature = "ssr")]
 pub mod server;
-
-#[cfg(feature = "ssr")]
-pub mod loadgen;
 
 #[cfg(feature = "hydrate")]
 pub mod client;

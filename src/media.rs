@@ -322,7 +322,10 @@ mod tests {
     #[test]
     fn a_failed_link_is_restarted_then_given_up() {
         let mut link = LinkSupervisor::new(2);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Connecting), LinkAction::Nothing);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Connecting),
+            LinkAction::Nothing
+        );
         assert_eq!(link.state(), LinkState::Connecting);
         link.on_connection_state(PeerConnectionState::Connected);
         assert_eq!(link.state(), LinkState::Connected);
@@ -331,14 +334,26 @@ mod tests {
             LinkAction::Nothing
         );
         assert_eq!(link.state(), LinkState::Reconnecting);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::RestartIce
+        );
         // A restart goes back through "connecting" but still shows as reconnecting.
         link.on_connection_state(PeerConnectionState::Connecting);
         assert_eq!(link.state(), LinkState::Reconnecting);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::GiveUp);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::RestartIce
+        );
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::GiveUp
+        );
         assert_eq!(link.state(), LinkState::Failed);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Connected), LinkAction::Nothing);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Connected),
+            LinkAction::Nothing
+        );
         assert_eq!(link.state(), LinkState::Failed);
     }
 
@@ -346,10 +361,19 @@ mod tests {
     fn recovering_earns_a_fresh_set_of_restarts() {
         let mut link = LinkSupervisor::new(1);
         link.on_connection_state(PeerConnectionState::Connected);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::RestartIce
+        );
         link.on_connection_state(PeerConnectionState::Connected);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::RestartIce);
-        assert_eq!(link.on_connection_state(PeerConnectionState::Failed), LinkAction::GiveUp);
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::RestartIce
+        );
+        assert_eq!(
+            link.on_connection_state(PeerConnectionState::Failed),
+            LinkAction::GiveUp
+        );
     }
 
     #[test]

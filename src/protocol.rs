@@ -519,7 +519,10 @@ mod tests {
             (SdpType::Pranswer, "pranswer"),
             (SdpType::Rollback, "rollback"),
         ] {
-            assert_eq!(serde_json::to_string(&sdp_type).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                serde_json::to_string(&sdp_type).unwrap(),
+                format!("\"{name}\"")
+            );
         }
     }
 

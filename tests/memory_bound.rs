@@ -8,13 +8,9 @@ mod support;
 use std::time::Duration;
 
 use room::protocol::{LeaveReason, ServerMsg};
-use support::TestServer;
+use support::{rss_kib, TestServer};
 
 const QUIET: Duration = Duration::from_millis(300);
-
-fn rss_kib() -> u64 {
-    room::loadgen::rss_kib(std::process::id()).expect("RSS from /proc")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_is_dropped_and_memory_stays_bounded() {

@@ -145,8 +145,14 @@ async fn history_survives_a_restart_and_clients_carry_on_without_gaps_or_duplica
         last_seen_by_bob = Some(bob.expect_chat().await.id);
     }
     server.stop().await;
-    assert!(matches!(ann.ending().await, Ending::Closed(close_code::GOING_AWAY, _)));
-    assert!(matches!(bob.ending().await, Ending::Closed(close_code::GOING_AWAY, _)));
+    assert!(matches!(
+        ann.ending().await,
+        Ending::Closed(close_code::GOING_AWAY, _)
+    ));
+    assert!(matches!(
+        bob.ending().await,
+        Ending::Closed(close_code::GOING_AWAY, _)
+    ));
 
     // The same data directory, the same address.
     let server = TestServer::start_in(&data, &[], &addr).await;

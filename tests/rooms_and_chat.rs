@@ -40,7 +40,10 @@ async fn a_different_protocol_version_is_told_and_closed() {
     assert!(message.contains("999"), "{message}");
     assert_eq!(
         client.ending().await,
-        Ending::Closed(close_code::PROTOCOL_ERROR, "protocol version mismatch".into())
+        Ending::Closed(
+            close_code::PROTOCOL_ERROR,
+            "protocol version mismatch".into()
+        )
     );
     server.stop().await;
 }
@@ -170,7 +173,10 @@ async fn oversized_frames_are_refused_and_only_that_connection_closes() {
     assert!(message.contains("16384"), "{message}");
     assert_eq!(
         ann.ending().await,
-        Ending::Closed(close_code::MESSAGE_TOO_BIG, "message too large (limit 16384 bytes)".into())
+        Ending::Closed(
+            close_code::MESSAGE_TOO_BIG,
+            "message too large (limit 16384 bytes)".into()
+        )
     );
 
     match bob.recv().await {

@@ -124,7 +124,8 @@ impl Call {
                         .add_transceiver_with_media_stream_track_and_init(track, &init);
                 }
                 None => {
-                    link.pc.add_transceiver_with_str_and_init(kind.as_str(), &init);
+                    link.pc
+                        .add_transceiver_with_str_and_init(kind.as_str(), &init);
                 }
             }
         }

@@ -8,8 +8,8 @@ use super::names::{display_name, same_name, RoomSlug, MAX_ROOM_CHARS};
 use super::rate::{RateLimit, TokenBucket};
 use super::{Delivery, HistoryNeed, MonoMillis, Now, Outcome, Recipients, Refusal};
 use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState, MessageId,
-    PeerId, PeerInfo, ServerMsg, Signal, REACTIONS,
+    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState, MessageId, PeerId,
+    PeerInfo, ServerMsg, Signal, REACTIONS,
 };
 
 /// The limits one room enforces; the server fills them from its flags, whose defaults come
@@ -756,7 +756,7 @@ mod tests {
         assert_eq!(err.code, ErrorCode::NameTaken);
         assert_eq!(room.member_count(), 1);
         // Once Ann leaves, the name is free again.
-        room.leave(PeerId(1), LeaveReason::Left).deliveries;
+        room.leave(PeerId(1), LeaveReason::Left);
         assert!(enter(&mut room, PeerId(2), "ANN", T0).is_ok());
     }
 
@@ -843,7 +843,7 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         d(room.chat(PeerId(1), "bye".into(), T0)).unwrap();
-        room.leave(PeerId(1), LeaveReason::Left).deliveries;
+        room.leave(PeerId(1), LeaveReason::Left);
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let ServerMsg::Joined { history, .. } = &out[0].msg else {
             panic!("expected joined");
@@ -912,7 +912,10 @@ mod tests {
                 }
             }]
         );
-        assert!(room.leave(PeerId(1), LeaveReason::Left).deliveries.is_empty());
+        assert!(room
+            .leave(PeerId(1), LeaveReason::Left)
+            .deliveries
+            .is_empty());
         assert_eq!(room.member_ids().collect::<Vec<_>>(), [PeerId(2)]);
         assert!(chat_text(&out).is_empty());
     }
@@ -976,7 +979,7 @@ mod tests {
         // Joining again while in the call is not counted twice.
         assert!(d(room.join_call(PeerId(2), MediaState::default())).is_ok());
         // A seat frees up when someone leaves the call or the room.
-        room.leave(PeerId(1), LeaveReason::Left).deliveries;
+        room.leave(PeerId(1), LeaveReason::Left);
         assert!(d(room.join_call(PeerId(3), AV)).is_ok());
     }
 
@@ -1164,8 +1167,18 @@ mod tests {
         // Bob had message 1; 2 and 3 are only in storage: no `joined` yet, a read instead.
         let joined = rejoin(&mut room, PeerId(9), "token-2", Some(1));
         let need = joined.outcome.need_history.expect("a history read");
-        assert_eq!(need, HistoryNeed { peer: PeerId(2), after: MessageId(1) });
-        assert!(joined.outcome.deliveries.iter().all(|d| d.to != Recipients::Only(PeerId(2))));
+        assert_eq!(
+            need,
+            HistoryNeed {
+                peer: PeerId(2),
+                after: MessageId(1)
+            }
+        );
+        assert!(joined
+            .outcome
+            .deliveries
+            .iter()
+            .all(|d| d.to != Recipients::Only(PeerId(2))));
         assert!(room.is_awaiting_history(PeerId(2)));
         // Chat goes on while storage is read; the answer overlaps what the room kept.
         d(room.chat(PeerId(1), "m6".into(), T0)).unwrap();
@@ -1173,7 +1186,10 @@ mod tests {
         let greeted = room.history_loaded(need, stored);
         assert_eq!(greeted.deliveries.len(), 1);
         assert_eq!(greeted.deliveries[0].to, Recipients::Only(PeerId(2)));
-        let ServerMsg::Joined { history, resumed, .. } = &greeted.deliveries[0].msg else {
+        let ServerMsg::Joined {
+            history, resumed, ..
+        } = &greeted.deliveries[0].msg
+        else {
             panic!("expected joined");
         };
         assert!(resumed);
@@ -1217,7 +1233,12 @@ mod tests {
         let out = room.chat(PeerId(1), "hi".into(), now).unwrap();
         assert_eq!(out.persist.len(), 1);
         assert_eq!(out.persist[0].at, now.wall);
-        assert_eq!(out.deliveries[0].msg, ServerMsg::Chat { entry: out.persist[0].clone() });
+        assert_eq!(
+            out.deliveries[0].msg,
+            ServerMsg::Chat {
+                entry: out.persist[0].clone()
+            }
+        );
         // Nothing else asks for storage.
         assert!(room.set_hand(PeerId(1), true).unwrap().persist.is_empty());
     }

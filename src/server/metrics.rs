@@ -81,7 +81,11 @@ impl Metrics {
             connections_total.clone(),
         );
         let rooms_open = Gauge::default();
-        registry.register("rooms_open", "Rooms with a running task", rooms_open.clone());
+        registry.register(
+            "rooms_open",
+            "Rooms with a running task",
+            rooms_open.clone(),
+        );
         let members = Gauge::default();
         registry.register(
             "members",

@@ -3,9 +3,9 @@
 //! reads in a task of their own, and a wake-up at the core's next deadline. The registry finds
 //! or starts those tasks and publishes the list.
 
+use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -383,7 +383,10 @@ impl RoomTask {
 
     /// Drops the member's connection from the fan-out; true if they had one.
     fn forget_outbox(&mut self, peer: PeerId) -> bool {
-        let had = self.outboxes.remove(&peer).or_else(|| self.waiting.remove(&peer));
+        let had = self
+            .outboxes
+            .remove(&peer)
+            .or_else(|| self.waiting.remove(&peer));
         if had.is_some() {
             self.rooms.metrics.members.dec();
         }
@@ -418,7 +421,10 @@ impl RoomTask {
             }
             return;
         }
-        let previous = self.outboxes.remove(&peer).or_else(|| self.waiting.remove(&peer));
+        let previous = self
+            .outboxes
+            .remove(&peer)
+            .or_else(|| self.waiting.remove(&peer));
         if let Some(previous) = previous {
             // Resumed while the old connection still looked alive: that one is finished.
             previous.kick.cancel();

@@ -13,9 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::core::names::RoomSlug;
 use crate::core::room::JoinRequest;
 use crate::core::Refusal;
-use crate::protocol::{
-    close_code, ClientMsg, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION,
-};
+use crate::protocol::{close_code, ClientMsg, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION};
 
 use super::limits::ConnectionPermit;
 use super::rooms::{Outbox, RoomCommand, RoomHandle};
@@ -82,7 +80,10 @@ pub trait Socket:
 }
 
 impl<S> Socket for S where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
 {
 }
 
@@ -570,7 +571,9 @@ mod tests {
         let state = state();
         let mut ann = Peer::connect(&state);
         ann.send(&hello());
-        assert!(matches!(ann.recv().await, ServerMsg::Hello { limits, .. } if limits.max_chat_chars == 2000));
+        assert!(
+            matches!(ann.recv().await, ServerMsg::Hello { limits, .. } if limits.max_chat_chars == 2000)
+        );
         ann.send(&ClientMsg::join("unit", "Ann"));
         assert!(matches!(ann.recv().await, ServerMsg::Joined { name, .. } if name == "Ann"));
         ann.send(&ClientMsg::Chat { text: "hi".into() });

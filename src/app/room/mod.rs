@@ -28,7 +28,6 @@ use self::model::{ChatStream, Roster};
 use super::i18n::{use_i18n, I18n};
 use super::LangSwitch;
 
-
 #[component]
 pub fn RoomPage() -> impl IntoView {
     let params = use_params_map();
@@ -406,7 +405,9 @@ impl MeetingState {
     }
 
     fn on_error(self, code: ErrorCode, message: String) {
-        let message = self.texts().refusal(code, &message, self.limits_or_default());
+        let message = self
+            .texts()
+            .refusal(code, &message, self.limits_or_default());
         match code {
             ErrorCode::CallFull => {
                 self.call.set(CallPhase::Refused(message));
@@ -454,8 +455,7 @@ impl MeetingState {
         let rejoin = self.session.get_value();
         // A dropped connection of a member is retried; a first join that failed, or a
         // version the server does not speak, is not.
-        if phase == Phase::InRoom && rejoin.is_some() && closed.code != close_code::PROTOCOL_ERROR
-        {
+        if phase == Phase::InRoom && rejoin.is_some() && closed.code != close_code::PROTOCOL_ERROR {
             self.socket.set_value(None);
             self.schedule_reconnect();
             return;

@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::core::room::RoomLimits;
-use crate::protocol::{
+use room::core::room::RoomLimits;
+use room::protocol::{
     ChatEntry, ClientMsg, MediaState, MessageId, PeerId, PeerInfo, ServerMsg, UnixMillis,
     PROTOCOL_VERSION,
 };

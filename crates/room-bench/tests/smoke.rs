@@ -1,13 +1,13 @@
 //! A smoke run of the load generator against the real server: a few clients for a second,
 //! every message delivered to every member of its room.
 
-#![cfg(feature = "ssr")]
-
+// The server's integration-test helpers, shared rather than copied.
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
-use room::loadgen::{self, LoadConfig};
+use room_bench::{self as loadgen, LoadConfig};
 use support::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

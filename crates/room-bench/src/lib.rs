@@ -1,4 +1,4 @@
-//! The load generator behind `room-bench` (feature `ssr`): real WebSocket clients speaking
+//! The load generator behind `room-bench`: real WebSocket clients speaking
 //! Room's protocol, spread over rooms, some of them chatting at a fixed rate; it measures
 //! delivery, throughput, latency and the server's memory per connection. Loopback only.
 //!
@@ -21,51 +21,62 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use room::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// What to run.
-#[derive(Clone, Debug)]
+/// What to run: the flags of `room-bench load`, which are also the defaults of
+/// `LoadConfig::default()`, written once.
+#[derive(Clone, Debug, clap::Args)]
 pub struct LoadConfig {
     /// The server's address; must be a loopback address.
+    #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
+    #[arg(long, default_value_t = 100)]
     pub clients: usize,
+    #[arg(long, default_value_t = 1)]
     pub rooms: usize,
     /// How many of the clients send chat; spread evenly over the rooms.
+    #[arg(long, default_value_t = 10)]
     pub senders: usize,
     /// Chat messages per second per sender.
+    #[arg(long, default_value_t = 10)]
     pub rate: u32,
-    /// How long the senders send. In idle mode: how long the connections are held.
+    /// Seconds the senders send; with --idle, seconds the connections are held.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub duration: Duration,
     /// Length of each chat text in characters (at least the stamp).
+    #[arg(long, default_value_t = 64)]
     pub message_chars: usize,
     /// Connections opened at once while connecting.
+    #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
-    /// Hold connections without chatting, to measure memory per idle connection.
+    /// Only hold the connections open (memory per idle connection).
+    #[arg(long)]
     pub idle: bool,
-    /// The server's process id, to read its resident memory from /proc.
+    /// The server's process id, to report its resident memory per connection.
+    #[arg(long)]
     pub server_pid: Option<u32>,
-    /// How long to wait, after the senders stop, for deliveries still in flight.
+    /// Seconds to wait, after the senders stop, for deliveries still in flight.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub drain: Duration,
 }
 
 impl Default for LoadConfig {
     fn default() -> Self {
-        LoadConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            clients: 100,
-            rooms: 1,
-            senders: 10,
-            rate: 10,
-            duration: Duration::from_secs(10),
-            message_chars: 64,
-            connect_concurrency: 64,
-            idle: false,
-            server_pid: None,
-            drain: Duration::from_secs(10),
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: LoadConfig,
         }
+        <Defaults as clap::Parser>::parse_from(["room-bench"]).config
     }
+}
+
+/// A number of seconds, possibly fractional.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    Duration::try_from_secs_f64(value).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// What was measured.
@@ -353,12 +364,7 @@ async fn join(addr: SocketAddr, spec: &ClientSpec) -> Result<Socket, String> {
         ClientMsg::Hello {
             version: PROTOCOL_VERSION,
         },
-        ClientMsg::Join {
-            room: spec.room.clone(),
-            name: spec.name.clone(),
-            resume: None,
-            last_seen: None,
-        },
+        ClientMsg::join(spec.room.clone(), spec.name.clone()),
     ] {
         socket
             .send(Message::Text(msg.to_json().into()))
@@ -499,7 +505,7 @@ fn classify(text: &str) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChatEntry, MessageId, PeerId, UnixMillis};
+    use room::protocol::{ChatEntry, MessageId, PeerId, UnixMillis};
 
     #[test]
     fn chat_frames_are_recognised_with_their_stamp() {
@@ -517,7 +523,7 @@ mod tests {
             Frame::Chat(Some(123_456))
         ));
         assert_eq!(chat_text(7, 64).len(), 64);
-        let error = ServerMsg::error(crate::protocol::ErrorCode::RateLimited, "slow");
+        let error = ServerMsg::error(room::protocol::ErrorCode::RateLimited, "slow");
         assert!(matches!(classify(&error.to_json()), Frame::Error));
     }
 

@@ -1,0 +1,67 @@
+//! `room-bench`: load for a Room server on loopback, or the minimal reference server that
+//! calibrates the tool. See docs/BENCHMARKS.md for the scenarios.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use room_bench::{reference, run, LoadConfig};
+
+#[derive(Parser)]
+#[command(name = "room-bench", about = "Load generator for Room (loopback only)")]
+struct Cli {
+    /// Worker threads of the tool's runtime. The server and the tool share the machine's
+    /// cores; more threads than cores only adds scheduling delay to the measured latency.
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect clients, have some of them chat, and report delivery, rate, latency and memory.
+    Load(LoadConfig),
+    /// Run the minimal reference fan-out server, to measure the tool's own ceiling.
+    Reference {
+        #[arg(long, default_value = "127.0.0.1:3100")]
+        addr: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Load(config) => match runtime.block_on(run(config)) {
+            Ok(report) => {
+                println!("{}", report.render());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("room-bench: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Reference { addr } => {
+            println!("reference fan-out server on ws://{addr}/ws");
+            match runtime.block_on(reference::serve_on(addr)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("room-bench reference: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
