@@ -102,22 +102,24 @@ pub fn random() -> f64 {
     0.5
 }
 
-/// The language a page request asks for: the switcher's cookie, else `Accept-Language`.
+/// The language tag a page request asks for: the switcher's cookie, else `Accept-Language`.
 #[cfg(feature = "ssr")]
-pub fn initial_lang() -> crate::app::i18n::Lang {
+pub fn page_lang() -> Option<String> {
     use axum::http::{header, request::Parts};
     use leptos::prelude::use_context;
-    let Some(parts) = use_context::<Parts>() else {
-        return crate::app::i18n::Lang::default();
-    };
+    let parts = use_context::<Parts>()?;
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    crate::app::i18n::Lang::for_request(header(header::COOKIE), header(header::ACCEPT_LANGUAGE))
+    let lang = crate::app::i18n::Lang::for_request(
+        header(header::COOKIE),
+        header(header::ACCEPT_LANGUAGE),
+    );
+    Some(lang.code().to_string())
 }
 
 /// Without a server (library builds for tools and fuzzing) there is no request to read.
 #[cfg(not(feature = "ssr"))]
-pub fn initial_lang() -> crate::app::i18n::Lang {
-    crate::app::i18n::Lang::default()
+pub fn page_lang() -> Option<String> {
+    None
 }
 
-pub fn remember_lang(_lang: crate::app::i18n::Lang) {}
+pub fn remember_lang(_code: &str, _cookie: &str) {}

@@ -5,6 +5,8 @@
 
 use leptos::prelude::*;
 
+use crate::app::room::model::Notice;
+use crate::app::room::session::{Alert, Ending};
 use crate::media::{LinkState, MediaProblem};
 use crate::protocol::{ErrorCode, LeaveReason, Limits};
 
@@ -186,6 +188,7 @@ pub struct Texts {
     pub rate_limited: &'static str,
     pub text_too_long: fn(usize) -> String,
     pub empty_text: &'static str,
+    pub earlier_hidden: &'static str,
     pub server_busy: &'static str,
 }
 
@@ -204,6 +207,38 @@ impl Texts {
             MediaProblem::PermissionDenied => self.problem_denied.to_string(),
             MediaProblem::NoDevice => self.problem_no_device.to_string(),
             MediaProblem::Unavailable(detail) => (self.problem_unavailable)(detail),
+        }
+    }
+
+    /// A chat notice in this language.
+    pub fn notice(&self, notice: &Notice) -> String {
+        match notice {
+            Notice::YouJoined { room, name } => (self.you_joined)(room, name),
+            Notice::Reconnected => self.reconnected.to_string(),
+            Notice::ReconnectedAfterRestart => self.reconnected_restart.to_string(),
+            Notice::Joined { name } => (self.joined)(name),
+            Notice::Left { name, reason } => (self.left)(name, *reason),
+        }
+    }
+
+    /// The alert shown next to the controls.
+    pub fn alert(&self, alert: &Alert, limits: Limits) -> String {
+        match alert {
+            Alert::Refused(refusal) => self.refusal(refusal.code, &refusal.message, limits),
+            Alert::NotConnected => self.not_connected.to_string(),
+            Alert::ConnectionLost => self.connection_lost.to_string(),
+        }
+    }
+
+    /// Why the meeting ended for this page.
+    pub fn ending(&self, ending: &Ending, limits: Limits) -> String {
+        match ending {
+            Ending::YouLeft => self.you_left.to_string(),
+            Ending::ConnectionLost => self.connection_lost.to_string(),
+            Ending::Disconnected(reason) => (self.disconnected)(reason),
+            Ending::CouldNotRejoin(refusal) => {
+                (self.could_not_rejoin)(&self.refusal(refusal.code, &refusal.message, limits))
+            }
         }
     }
 
@@ -335,6 +370,7 @@ pub static EN: Texts = Texts {
     rate_limited: "Slow down a little: too many messages at once.",
     text_too_long: |n| format!("Messages are at most {n} characters."),
     empty_text: "The message is empty.",
+    earlier_hidden: "Earlier messages are not shown.",
     server_busy: "The server is busy. Try again in a moment.",
 };
 
@@ -442,6 +478,7 @@ pub static KO: Texts = Texts {
     rate_limited: "조금 천천히 보내 주세요. 한 번에 너무 많은 메시지를 보냈습니다.",
     text_too_long: |n| format!("메시지는 {n}자까지 보낼 수 있습니다."),
     empty_text: "메시지가 비어 있습니다.",
+    earlier_hidden: "이전 메시지는 표시되지 않습니다.",
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
 };
 

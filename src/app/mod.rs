@@ -37,7 +37,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let i18n = provide_i18n(client::initial_lang());
+    let lang = client::page_lang()
+        .and_then(|tag| Lang::from_tag(&tag))
+        .unwrap_or_default();
+    let i18n = provide_i18n(lang);
     view! {
         <Html {..} lang=move || i18n.lang.get().code()/>
         <Stylesheet id="leptos" href="/pkg/room.css"/>
@@ -75,7 +78,7 @@ pub fn LangSwitch() -> impl IntoView {
                 on:change=move |ev| {
                     if let Some(lang) = Lang::from_tag(&event_target_value(&ev)) {
                         i18n.lang.set(lang);
-                        client::remember_lang(lang);
+                        client::remember_lang(lang.code(), i18n::LANG_COOKIE);
                     }
                 }
             >

@@ -160,29 +160,26 @@ pub fn random() -> f64 {
     js_sys::Math::random()
 }
 
-/// The language the server rendered the page in (`<html lang>`), so hydration matches.
-pub fn initial_lang() -> crate::app::i18n::Lang {
-    web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-        .and_then(|root| root.get_attribute("lang"))
-        .and_then(|tag| crate::app::i18n::Lang::from_tag(&tag))
-        .unwrap_or_default()
+/// The language tag the server rendered the page in (`<html lang>`), so hydration matches.
+pub fn page_lang() -> Option<String> {
+    web_sys::window()?
+        .document()?
+        .document_element()?
+        .get_attribute("lang")
 }
 
-/// Keeps a language chosen with the switcher for later visits (a cookie the server reads).
-pub fn remember_lang(lang: crate::app::i18n::Lang) {
+/// Keeps a language chosen with the switcher for later visits: `<html lang>` now, and a
+/// cookie named `cookie` that the server reads.
+pub fn remember_lang(code: &str, cookie: &str) {
     let Some(document) = web_sys::window().and_then(|w| w.document()) else {
         return;
     };
     if let Some(root) = document.document_element() {
-        let _ = root.set_attribute("lang", lang.code());
+        let _ = root.set_attribute("lang", code);
     }
     if let Ok(html) = document.dyn_into::<web_sys::HtmlDocument>() {
         let _ = html.set_cookie(&format!(
-            "{}={}; path=/; max-age=31536000; samesite=lax",
-            crate::app::i18n::LANG_COOKIE,
-            lang.code()
+            "{cookie}={code}; path=/; max-age=31536000; samesite=lax"
         ));
     }
 }

@@ -3,26 +3,25 @@
 use leptos::html;
 use leptos::prelude::*;
 
+use std::sync::Arc;
+
 use super::model::ChatLine;
 use super::MeetingState;
+use crate::app::i18n::I18n;
 use crate::client;
-use crate::core::room::RoomLimits;
 
 /// How close to the bottom (in pixels) still counts as "reading the latest".
 const STICK_THRESHOLD: i32 = 48;
 
 #[component]
-pub fn ChatPanel(
-    state: MeetingState,
-    send: impl Fn(String) -> bool + Send + Sync + 'static,
-) -> impl IntoView {
+pub fn ChatPanel(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
     let draft = RwSignal::new(String::new());
     let list = NodeRef::<html::Ol>::new();
     // Whether the reader is at the bottom; new lines only scroll the list when they are, so
     // someone reading older messages is not yanked away.
     let stick = RwSignal::new(true);
-    let unseen = RwSignal::new(0usize);
+    let unseen = RwSignal::new(0u64);
 
     let scroll_to_bottom = move || {
         if let Some(list) = list.get_untracked() {
@@ -32,9 +31,9 @@ pub fn ChatPanel(
         stick.set(true);
     };
 
-    Effect::new(move |seen: Option<usize>| {
+    Effect::new(move |seen: Option<u64>| {
         let seen = seen.unwrap_or(0);
-        let count = state.chat.with(|c| c.lines().len());
+        let count = state.chat_version.get();
         if count > seen {
             if stick.get_untracked() {
                 scroll_to_bottom();
@@ -56,27 +55,27 @@ pub fn ChatPanel(
         }
     };
 
-    let max_chars = move || {
-        state
-            .limits
-            .with(|l| l.unwrap_or(RoomLimits::DEFAULT_ADVERTISED).max_chat_chars)
-            .to_string()
-    };
+    let max_chars = move || state.limits.get().max_chat_chars.to_string();
 
     view! {
         <section class="panel chat" aria-label=move || i18n.t().chat>
             <ol class="chat-lines" node_ref=list on:scroll=on_scroll data-testid="chat">
+                <Show when=move || state.earlier_chat_hidden()>
+                    <li class="notice earlier-hidden" data-testid="earlier-hidden">
+                        {move || i18n.t().earlier_hidden}
+                    </li>
+                </Show>
                 <For
-                    each=move || state.chat.with(|c| c.lines().to_vec())
-                    key=ChatLine::key
+                    each=move || state.chat_lines()
+                    key=|line| line.key()
                     let:line
                 >
-                    <ChatLineView line/>
+                    <ChatLineView line i18n/>
                 </For>
             </ol>
             <Show when=move || { unseen.get() > 0 }>
                 <button class="jump" on:click=move |_| scroll_to_bottom()>
-                    {move || (i18n.t().new_messages)(unseen.get())}
+                    {move || (i18n.t().new_messages)(unseen.get() as usize)}
                 </button>
             </Show>
             <form
@@ -87,7 +86,7 @@ pub fn ChatPanel(
                     if text.trim().is_empty() {
                         return;
                     }
-                    if send(text) {
+                    if state.send_chat(text) {
                         draft.set(String::new());
                         scroll_to_bottom();
                     }
@@ -105,31 +104,34 @@ pub fn ChatPanel(
                 />
                 <button type="submit">{move || i18n.t().send}</button>
             </form>
-            <p class="error" role="alert">{move || state.error.get()}</p>
+            <p class="error" role="alert">{move || state.alert_text()}</p>
         </section>
     }
 }
 
 #[component]
-fn ChatLineView(line: ChatLine) -> impl IntoView {
-    match line {
+fn ChatLineView(line: Arc<ChatLine>, i18n: I18n) -> impl IntoView {
+    match &*line {
         ChatLine::Message { entry, mine } => view! {
-            <li class="message" class:mine=mine data-id=entry.id.0>
+            <li class="message" class:mine=*mine data-id=entry.id.0>
                 <div class="meta">
-                    <span class="author">{entry.name}</span>
+                    <span class="author">{entry.name.clone()}</span>
                     <time>{client::clock_time(entry.at)}</time>
                 </div>
                 // Text nodes, never HTML: a name or message full of markup shows as written.
-                <p class="text">{entry.text}</p>
+                <p class="text">{entry.text.clone()}</p>
             </li>
         }
         .into_any(),
-        ChatLine::Notice { text, at, .. } => view! {
-            <li class="notice">
-                <span>{text}</span>
-                {at.map(|at| view! { <time>{client::clock_time(at)}</time> })}
-            </li>
+        ChatLine::Notice { notice, at, .. } => {
+            let notice = notice.clone();
+            view! {
+                <li class="notice">
+                    <span>{move || i18n.t().notice(&notice)}</span>
+                    {at.map(|at| view! { <time>{client::clock_time(at)}</time> })}
+                </li>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }

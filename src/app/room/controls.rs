@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use super::{CallPhase, Layout, MeetingState};
 use crate::media::DeviceKind;
-use crate::protocol::{ClientMsg, REACTIONS};
+use crate::protocol::REACTIONS;
 
 #[component]
 pub fn Controls(state: MeetingState) -> impl IntoView {
@@ -52,9 +52,7 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                             <button
                                 class="reaction-button"
                                 aria-label=format!("{} {emoji}", i18n.t().react)
-                                on:click=move |_| {
-                                    state.send(&ClientMsg::React { emoji: emoji.to_string() });
-                                }
+                                on:click=move |_| state.react(emoji)
                             >
                                 {emoji}
                             </button>

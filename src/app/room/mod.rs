@@ -6,25 +6,26 @@ pub mod controls;
 pub mod model;
 pub mod people;
 pub mod prejoin;
+pub mod session;
 pub mod shortcuts;
 pub mod tiles;
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::client::{self, Closed, MediaSession, Socket};
-use crate::core::names::{display_name, RoomSlug};
-use crate::core::room::RoomLimits;
+use crate::client::{self, MediaSession, Socket};
+use crate::core::names::RoomSlug;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
-use crate::protocol::{
-    close_code, ClientMsg, ErrorCode, Limits, MediaState, PeerId, ServerMsg, PROTOCOL_VERSION,
-};
+use crate::protocol::{ClientMsg, Limits, MediaState, PeerId};
 
-use self::model::{ChatStream, Roster};
+use self::model::{ChatLine, Roster};
+pub use self::session::{Alert, CallPhase, Phase, ShownReaction};
+use self::session::{CallCommand, Command, Env, Input, Session};
 use super::i18n::{use_i18n, I18n};
 use super::LangSwitch;
 
@@ -48,43 +49,6 @@ pub fn RoomPage() -> impl IntoView {
     }
 }
 
-/// Where the page is in its life.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Choosing a name and checking camera and microphone.
-    Lobby,
-    Joining,
-    InRoom,
-    /// Left on purpose or lost the connection; the text says which.
-    Ended(String),
-}
-
-/// Whether this page takes part in the room's call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallPhase {
-    Off,
-    Joining,
-    In,
-    /// The server said no (the call is full); the text says why. Chat still works.
-    Refused(String),
-}
-
-/// What a dropped connection needs to come back as the same member.
-#[derive(Clone, Debug)]
-struct Rejoin {
-    room: String,
-    name: String,
-    token: Option<String>,
-}
-
-/// Backoff before reconnect attempt `attempt` (1, 2, …): doubling from a quarter second up to
-/// eight seconds, then spread by ±50% (`jitter` in 0..1) so that a restarted server is not hit
-/// by every client in the same instant.
-pub fn reconnect_delay_ms(attempt: u32, jitter: f64) -> u32 {
-    let base = 250f64 * 2f64.powi(attempt.saturating_sub(1).min(5) as i32);
-    (base.min(8000.0) * (0.5 + jitter.clamp(0.0, 1.0))) as u32
-}
-
 /// How the call's tiles are arranged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -94,17 +58,6 @@ pub enum Layout {
     Speaker,
 }
 
-/// A reaction on screen for a few seconds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShownReaction {
-    pub key: u64,
-    pub from: PeerId,
-    pub emoji: String,
-}
-
-/// How long a reaction stays on screen.
-const REACTION_MS: u32 = 4000;
-
 /// The local devices as the page shows them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Devices {
@@ -113,76 +66,175 @@ pub struct Devices {
     pub microphone: Option<String>,
 }
 
-/// The page's reactive state; every field is a cheap handle, so the struct is `Copy`.
+/// The page: the protocol [`Session`] (pure, in one signal, read through memos so each part
+/// re-renders only when it changes), the media state the browser reports, and the socket and
+/// media objects the session's commands act on. Every field is a cheap handle: `Copy`.
 #[derive(Clone, Copy)]
 pub struct MeetingState {
-    pub phase: RwSignal<Phase>,
-    pub call: RwSignal<CallPhase>,
-    pub me: RwSignal<Option<PeerId>>,
-    pub roster: RwSignal<Roster>,
-    pub chat: RwSignal<ChatStream>,
-    /// The last refusal, shown next to the control that caused it.
-    pub error: RwSignal<Option<String>>,
-    pub limits: RwSignal<Option<Limits>>,
+    session: RwSignal<Session>,
+    pub phase: Memo<Phase>,
+    pub call: Memo<CallPhase>,
+    pub me: Memo<Option<PeerId>>,
+    pub roster: Memo<Roster>,
+    pub alert: Memo<Option<Alert>>,
+    pub limits: Memo<Limits>,
     /// What this browser sends (or would send, before joining).
-    pub local: RwSignal<MediaState>,
+    pub local: Memo<MediaState>,
+    /// Reconnect attempts since the connection dropped; 0 while connected.
+    pub reconnecting: Memo<u32>,
+    pub reactions: Memo<Vec<ShownReaction>>,
+    /// Changes whenever a chat line is added (the list itself is capped, so its length stops
+    /// changing in a long meeting).
+    pub chat_version: Memo<u64>,
+    /// The name typed in the pre-join form.
+    pub name: RwSignal<String>,
     pub level: RwSignal<f32>,
     pub devices: RwSignal<Devices>,
     pub problem: RwSignal<Option<MediaProblem>>,
     pub links: RwSignal<HashMap<PeerId, LinkState>>,
     /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
-    /// Reconnect attempts since the connection dropped; 0 while connected.
-    pub reconnecting: RwSignal<u32>,
     /// Who is speaking now, this page included.
     pub speaker: RwSignal<Option<PeerId>>,
     speaker_detector: StoredValue<SpeakerDetector>,
     pub layout: RwSignal<Layout>,
-    pub reactions: RwSignal<Vec<ShownReaction>>,
-    next_reaction: StoredValue<u64>,
     /// Chat and people, folded away on narrow screens.
     pub sidebar_open: RwSignal<bool>,
     pub help_open: RwSignal<bool>,
     pub i18n: I18n,
-    /// The room, name and resume token to come back with after a dropped connection.
-    session: StoredValue<Option<Rejoin>>,
     socket: client::Stored<Option<Socket>>,
     media: client::Stored<Option<MediaSession>>,
 }
 
 impl MeetingState {
     fn new() -> Self {
+        let session = RwSignal::new(Session::default());
         MeetingState {
-            phase: RwSignal::new(Phase::Lobby),
-            call: RwSignal::new(CallPhase::Off),
-            me: RwSignal::new(None),
-            roster: RwSignal::new(Roster::default()),
-            chat: RwSignal::new(ChatStream::default()),
-            error: RwSignal::new(None),
-            limits: RwSignal::new(None),
-            local: RwSignal::new(MediaState::default()),
+            session,
+            phase: Memo::new(move |_| session.with(|s| s.phase.clone())),
+            call: Memo::new(move |_| session.with(|s| s.call.clone())),
+            me: Memo::new(move |_| session.with(|s| s.me)),
+            roster: Memo::new(move |_| session.with(|s| s.roster.clone())),
+            alert: Memo::new(move |_| session.with(|s| s.alert.clone())),
+            limits: Memo::new(move |_| session.with(Session::limits_or_default)),
+            local: Memo::new(move |_| session.with(|s| s.local)),
+            reconnecting: Memo::new(move |_| session.with(|s| s.reconnecting)),
+            reactions: Memo::new(move |_| session.with(|s| s.reactions.clone())),
+            chat_version: Memo::new(move |_| session.with(|s| s.chat.version())),
+            name: RwSignal::new(String::new()),
             level: RwSignal::new(0.0),
             devices: RwSignal::new(Devices::default()),
             problem: RwSignal::new(None),
             links: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
-            reconnecting: RwSignal::new(0),
             speaker: RwSignal::new(None),
             speaker_detector: StoredValue::new(SpeakerDetector::default()),
             layout: RwSignal::new(Layout::Grid),
-            reactions: RwSignal::new(Vec::new()),
-            next_reaction: StoredValue::new(0),
             sidebar_open: RwSignal::new(false),
             help_open: RwSignal::new(false),
             i18n: use_i18n(),
-            session: StoredValue::new(None),
             socket: client::store(None),
             media: client::store(None),
         }
     }
 
-    /// Sends over the room's socket; false when it is not open.
-    pub fn send(self, msg: &ClientMsg) -> bool {
+    /// Feeds one input to the session and carries out what it asks for.
+    pub fn dispatch(self, input: Input) {
+        let env = Env {
+            now: client::now(),
+            jitter: client::random(),
+        };
+        let commands = self
+            .session
+            .try_update(|session| session.step(input, env))
+            .unwrap_or_default();
+        for command in commands {
+            self.perform(command);
+        }
+    }
+
+    fn perform(self, command: Command) {
+        match command {
+            Command::Send(msg) => {
+                self.send(&msg);
+            }
+            Command::Connect(greeting) => {
+                let opened = Socket::connect(
+                    greeting,
+                    move |msg| self.dispatch(Input::Server(msg)),
+                    move |closed| {
+                        self.dispatch(Input::SocketClosed {
+                            code: closed.code,
+                            reason: closed.reason,
+                        })
+                    },
+                );
+                match opened {
+                    Ok(socket) => self.socket.set_value(Some(socket)),
+                    Err(error) => {
+                        leptos::logging::warn!("cannot open the WebSocket: {error}");
+                        self.socket.set_value(None);
+                        self.dispatch(Input::SocketFailed);
+                    }
+                }
+            }
+            Command::CloseSocket => self.socket.set_value(None),
+            Command::ReconnectIn(ms) => {
+                client::after(ms, move || self.dispatch(Input::ReconnectDue))
+            }
+            Command::ForgetReactionIn { key, ms } => {
+                client::after(ms, move || self.dispatch(Input::ReactionDone(key)))
+            }
+            Command::SaveName(name) => {
+                client::save_name(&name);
+                self.name.set(name);
+            }
+            Command::StartMedia => self.start_media(),
+            Command::Call(call) => self.call_command(call),
+        }
+    }
+
+    fn call_command(self, command: CallCommand) {
+        match command {
+            CallCommand::Join {
+                me,
+                ice_servers,
+                peers,
+            } => {
+                let send: Rc<dyn Fn(ClientMsg)> = Rc::new(move |msg| {
+                    self.send(&msg);
+                });
+                self.with_media(|media| media.join_call(me, &ice_servers, &peers, send));
+            }
+            CallCommand::Signal { from, signal } => {
+                self.with_media(|media| media.on_signal(from, signal));
+            }
+            CallCommand::HangUp(peer) => self.forget_link(peer),
+            CallCommand::KeepOnly(keep) => {
+                let stale: Vec<PeerId> = self.links.with_untracked(|links| {
+                    links
+                        .keys()
+                        .copied()
+                        .filter(|id| !keep.contains(id))
+                        .collect()
+                });
+                for peer in stale {
+                    self.forget_link(peer);
+                }
+            }
+            CallCommand::Leave => self.with_media(MediaSession::leave_call),
+            CallCommand::ReleaseDevices => self.with_media(MediaSession::stop),
+            CallCommand::StopMedia => {
+                self.with_media(MediaSession::stop);
+                self.media.set_value(None);
+                self.links.set(HashMap::new());
+            }
+        }
+    }
+
+    /// Sends over the room's socket; false when it is not open. For the call's signaling,
+    /// which the WebRTC glue sends itself.
+    fn send(self, msg: &ClientMsg) -> bool {
         self.socket
             .with_value(|s| s.as_ref().is_some_and(|s| s.send(msg)))
     }
@@ -194,6 +246,30 @@ impl MeetingState {
                 f(media);
             }
         });
+    }
+
+    /// Reads the session without tracking (event handlers, effects that track elsewhere).
+    pub fn with_session<T>(self, f: impl FnOnce(&Session) -> T) -> T {
+        self.session.with_untracked(f)
+    }
+
+    /// The chat's lines, re-read whenever one is added.
+    pub fn chat_lines(self) -> Vec<Arc<ChatLine>> {
+        self.chat_version.track();
+        self.session
+            .with_untracked(|s| s.chat.lines().cloned().collect())
+    }
+
+    /// Whether older chat lines were dropped from the page.
+    pub fn earlier_chat_hidden(self) -> bool {
+        self.chat_version.track();
+        self.session.with_untracked(|s| s.chat.earlier_hidden())
+    }
+
+    /// The alert in the page's language.
+    pub fn alert_text(self) -> Option<String> {
+        let alert = self.alert.get()?;
+        Some(self.i18n.t().alert(&alert, self.limits.get()))
     }
 
     /// Opens camera and microphone for the pre-join preview (once).
@@ -218,14 +294,7 @@ impl MeetingState {
                 microphone,
             }),
             MediaEvent::Problem(problem) => self.problem.set(problem),
-            MediaEvent::Local(media) => {
-                if self.local.get_untracked() != media {
-                    self.local.set(media);
-                    if self.call.get_untracked() == CallPhase::In {
-                        self.send(&ClientMsg::Media { media });
-                    }
-                }
-            }
+            MediaEvent::Local(media) => self.dispatch(Input::LocalMedia(media)),
             MediaEvent::Levels { local, remote } => {
                 self.level.set(local);
                 let mut levels = remote;
@@ -257,192 +326,6 @@ impl MeetingState {
         }
     }
 
-    /// Folds one server message into the page.
-    fn apply(self, msg: ServerMsg) {
-        match msg {
-            ServerMsg::Hello { limits, .. } => self.limits.set(Some(limits)),
-            ServerMsg::Joined {
-                you,
-                peers,
-                history,
-                name,
-                room,
-                resumed,
-                resume_token,
-            } => {
-                let returning = self.reconnecting.get_untracked() > 0;
-                let previous = self.me.get_untracked();
-                self.me.set(Some(you));
-                // Links to members who are gone (or whose ids changed with a restarted server)
-                // are closed; the same member resumed keeps its links.
-                let known: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
-                let stale: Vec<PeerId> = self.links.with_untracked(|l| {
-                    l.keys()
-                        .copied()
-                        .filter(|id| !known.contains(id) || !resumed)
-                        .collect()
-                });
-                for peer in stale {
-                    self.forget_link(peer);
-                }
-                self.roster.set(Roster { peers });
-                self.chat.update(|chat| {
-                    for entry in history {
-                        chat.push_message(entry, Some(you));
-                    }
-                    let t = self.i18n.lang.get_untracked().texts();
-                    let notice = match (returning, resumed) {
-                        (false, _) => (t.you_joined)(&room, &name),
-                        (true, true) => t.reconnected.to_string(),
-                        (true, false) => t.reconnected_restart.to_string(),
-                    };
-                    chat.push_notice(notice, Some(client::now()));
-                });
-                self.session.set_value(Some(Rejoin {
-                    room,
-                    name,
-                    token: Some(resume_token),
-                }));
-                self.reconnecting.set(0);
-                self.error.set(None);
-                self.phase.set(Phase::InRoom);
-                // After a restart the call starts over under the new id.
-                if returning && !resumed && previous != Some(you) {
-                    let was_in_call = matches!(
-                        self.call.get_untracked(),
-                        CallPhase::In | CallPhase::Joining
-                    );
-                    self.with_media(MediaSession::leave_call);
-                    if was_in_call {
-                        self.call.set(CallPhase::Joining);
-                    }
-                }
-                // Asked only now: a refused name must not be followed by a refused call.
-                if self.call.get_untracked() == CallPhase::Joining {
-                    self.send(&ClientMsg::JoinCall {
-                        media: self.local.get_untracked(),
-                    });
-                }
-            }
-            ServerMsg::PeerJoined { peer } => {
-                let notice = (self.texts().joined)(&peer.name);
-                self.roster.update(|r| r.add(peer));
-                self.chat
-                    .update(|c| c.push_notice(notice, Some(client::now())));
-            }
-            ServerMsg::PeerLeft { peer, reason } => {
-                self.forget_link(peer);
-                let mut name = None;
-                self.roster.update(|r| name = r.remove(peer));
-                if let Some(name) = name {
-                    let notice = (self.texts().left)(&name, reason);
-                    self.chat
-                        .update(|c| c.push_notice(notice, Some(client::now())));
-                }
-            }
-            ServerMsg::PeerUpdated { peer } => {
-                if !peer.in_call {
-                    self.forget_link(peer.id);
-                }
-                self.roster.update(|r| r.update(peer));
-            }
-            ServerMsg::CallJoined { peers, ice_servers } => {
-                self.call.set(CallPhase::In);
-                let Some(me) = self.me.get_untracked() else {
-                    return;
-                };
-                let send: Rc<dyn Fn(ClientMsg)> = Rc::new(move |msg| {
-                    self.send(&msg);
-                });
-                self.with_media(|media| media.join_call(me, &ice_servers, &peers, send));
-                // The server recorded what we asked to send when joining; correct it if a
-                // device changed meanwhile.
-                self.send(&ClientMsg::Media {
-                    media: self.local.get_untracked(),
-                });
-            }
-            ServerMsg::Signal { from, signal } => {
-                self.with_media(|media| media.on_signal(from, signal));
-            }
-            ServerMsg::Chat { entry } => {
-                let me = self.me.get_untracked();
-                if Some(entry.from) == me {
-                    self.error.set(None);
-                }
-                self.chat.update(|c| c.push_message(entry, me));
-            }
-            ServerMsg::Reaction { from, emoji } => self.show_reaction(from, emoji),
-            ServerMsg::Rooms { .. } => {}
-            ServerMsg::Error { code, message } => self.on_error(code, message),
-        }
-    }
-
-    fn texts(self) -> &'static super::i18n::Texts {
-        self.i18n.lang.get_untracked().texts()
-    }
-
-    /// The server's limits, or the defaults until its `hello` arrives.
-    pub fn limits_or_default(self) -> Limits {
-        self.limits
-            .get_untracked()
-            .unwrap_or(RoomLimits::DEFAULT_ADVERTISED)
-    }
-
-    fn show_reaction(self, from: PeerId, emoji: String) {
-        let key = self
-            .next_reaction
-            .try_update_value(|k| {
-                *k += 1;
-                *k
-            })
-            .unwrap_or_default();
-        self.reactions
-            .update(|r| r.push(ShownReaction { key, from, emoji }));
-        client::after(REACTION_MS, move || {
-            self.reactions
-                .update(|r| r.retain(|shown| shown.key != key));
-        });
-    }
-
-    fn on_error(self, code: ErrorCode, message: String) {
-        let message = self
-            .texts()
-            .refusal(code, &message, self.limits_or_default());
-        match code {
-            ErrorCode::CallFull => {
-                self.call.set(CallPhase::Refused(message));
-                // Chat-only: release the camera and microphone.
-                self.with_media(MediaSession::stop);
-            }
-            ErrorCode::InvalidName
-            | ErrorCode::NameTaken
-            | ErrorCode::RoomFull
-            | ErrorCode::InvalidRoom
-            | ErrorCode::Unavailable
-            | ErrorCode::TooManyRooms
-                if self.phase.get_untracked() == Phase::Joining =>
-            {
-                self.phase.set(Phase::Lobby);
-                self.call.set(CallPhase::Off);
-                self.error.set(Some(message));
-            }
-            ErrorCode::InvalidName
-            | ErrorCode::NameTaken
-            | ErrorCode::RoomFull
-            | ErrorCode::TooManyRooms
-                if self.reconnecting.get_untracked() > 0 =>
-            {
-                // Came back too late and the room no longer has a place under this name.
-                self.socket.set_value(None);
-                self.end_call();
-                self.reconnecting.set(0);
-                self.phase
-                    .set(Phase::Ended((self.texts().could_not_rejoin)(&message)));
-            }
-            _ => self.error.set(Some(message)),
-        }
-    }
-
     fn forget_link(self, peer: PeerId) {
         self.with_media(|media| media.hang_up(peer));
         self.links.update(|l| {
@@ -450,82 +333,33 @@ impl MeetingState {
         });
     }
 
-    fn on_closed(self, closed: Closed) {
-        let phase = self.phase.get_untracked();
-        let rejoin = self.session.get_value();
-        // A dropped connection of a member is retried; a first join that failed, or a
-        // version the server does not speak, is not.
-        if phase == Phase::InRoom && rejoin.is_some() && closed.code != close_code::PROTOCOL_ERROR {
-            self.socket.set_value(None);
-            self.schedule_reconnect();
-            return;
-        }
-        if matches!(phase, Phase::Joining | Phase::InRoom) {
-            self.end_call();
-            let t = self.texts();
-            let why = match closed.reason.as_str() {
-                "" => t.connection_lost.to_string(),
-                reason => (t.disconnected)(reason),
-            };
-            self.phase.set(Phase::Ended(why));
-        }
+    /// Joins the room under the name in the form; the session checks it first.
+    pub fn join(self, room: String) {
+        self.dispatch(Input::Join {
+            room,
+            name: self.name.get_untracked(),
+        });
     }
 
-    fn schedule_reconnect(self) {
-        let attempt = self.reconnecting.get_untracked() + 1;
-        self.reconnecting.set(attempt);
-        let delay = reconnect_delay_ms(attempt, client::random());
-        client::after(delay, move || self.reconnect());
-    }
-
-    /// Opens a new socket and comes back as the same member if the server still knows the
-    /// token; the history after the newest message shown fills the gap.
-    fn reconnect(self) {
-        if self.phase.get_untracked() != Phase::InRoom {
-            return;
-        }
-        let Some(rejoin) = self.session.get_value() else {
-            return;
-        };
-        let greeting = vec![
-            ClientMsg::Hello {
-                version: PROTOCOL_VERSION,
-            },
-            ClientMsg::Join {
-                room: rejoin.room,
-                name: rejoin.name,
-                resume: rejoin.token,
-                last_seen: self.chat.with_untracked(ChatStream::last_message_id),
-            },
-        ];
-        match Socket::connect(greeting, move |m| self.apply(m), move |c| self.on_closed(c)) {
-            Ok(socket) => self.socket.set_value(Some(socket)),
-            Err(_) => self.schedule_reconnect(),
-        }
-    }
-
-    fn end_call(self) {
-        self.with_media(MediaSession::stop);
-        self.media.set_value(None);
-        self.call.set(CallPhase::Off);
-        self.links.set(HashMap::new());
+    /// Sends a chat message; false (and an alert) when there is no connection.
+    pub fn send_chat(self, text: String) -> bool {
+        let connected = self.with_session(Session::can_send);
+        self.dispatch(Input::Chat(text));
+        connected
     }
 
     /// Leaves the room: closes the socket (the others see us leave at once) and the devices.
     pub fn leave(self) {
-        self.session.set_value(None);
-        self.socket.set_value(None);
-        self.end_call();
-        self.phase.set(Phase::Ended(self.texts().you_left.into()));
+        self.dispatch(Input::Leave);
     }
 
     /// Asks for a seat in the call again after it was full.
     pub fn retry_call(self) {
-        self.start_media();
-        self.call.set(CallPhase::Joining);
-        self.send(&ClientMsg::JoinCall {
-            media: self.local.get_untracked(),
-        });
+        self.dispatch(Input::RetryCall);
+    }
+
+    pub fn react(self, emoji: &str) {
+        self.dispatch(Input::React(emoji.to_string()));
     }
 
     pub fn toggle_mic(self) {
@@ -547,105 +381,38 @@ impl MeetingState {
     }
 
     pub fn my_hand_raised(self) -> bool {
-        let me = self.me.get();
-        self.roster.with(|r| {
-            me.and_then(|me| r.get(me))
-                .is_some_and(|p| p.hand.is_some())
-        })
+        self.roster.track();
+        self.session.with_untracked(Session::my_hand_raised)
     }
 
     pub fn toggle_hand(self) {
-        let raised = !self.my_hand_raised();
-        self.send(&ClientMsg::Hand { raised });
+        self.dispatch(Input::ToggleHand);
     }
 
     /// Members in the call other than this page, in join order.
     pub fn others_in_call(self) -> Vec<PeerId> {
-        let me = self.me.get();
-        self.roster.with(|r| {
-            r.peers
-                .iter()
-                .filter(|p| p.in_call && Some(p.id) != me)
-                .map(|p| p.id)
-                .collect()
-        })
+        self.roster.track();
+        self.me.track();
+        self.session.with_untracked(Session::others_in_call)
     }
 }
 
 #[component]
 fn Meeting(slug: RoomSlug) -> impl IntoView {
     let state = MeetingState::new();
-    let name = RwSignal::new(String::new());
     let room = slug.to_string();
 
     // Only the browser knows the name used last time, and has a camera.
     Effect::new(move |_| {
         if let Some(saved) = client::saved_name() {
-            name.set(saved);
+            state.name.set(saved);
         }
         state.start_media();
     });
 
     let join = {
         let room = room.clone();
-        move || {
-            let max_chars = state.limits_or_default().max_name_chars;
-            let chosen = match display_name(&name.get_untracked(), max_chars) {
-                Ok(chosen) => chosen,
-                Err(refusal) => {
-                    let text = state.texts().refusal(
-                        refusal.code,
-                        &refusal.message,
-                        state.limits_or_default(),
-                    );
-                    state.error.set(Some(text));
-                    return;
-                }
-            };
-            client::save_name(&chosen);
-            name.set(chosen.clone());
-            state.error.set(None);
-            state.phase.set(Phase::Joining);
-            state.call.set(CallPhase::Joining);
-            state.start_media();
-            let join = ClientMsg::Join {
-                room: room.clone(),
-                name: chosen,
-                resume: None,
-                last_seen: None,
-            };
-            // A socket that is still open after a refused name is reused.
-            if state.send(&join) {
-                return;
-            }
-            state.chat.set(ChatStream::default());
-            let greeting = vec![
-                ClientMsg::Hello {
-                    version: PROTOCOL_VERSION,
-                },
-                join,
-            ];
-            match Socket::connect(
-                greeting,
-                move |m| state.apply(m),
-                move |c| state.on_closed(c),
-            ) {
-                Ok(opened) => state.socket.set_value(Some(opened)),
-                Err(error) => {
-                    leptos::logging::warn!("cannot open the WebSocket: {error}");
-                    state.error.set(Some(state.texts().connection_lost.into()));
-                    state.phase.set(Phase::Lobby);
-                }
-            }
-        }
-    };
-
-    let send_chat = move |text: String| {
-        let sent = state.send(&ClientMsg::Chat { text });
-        if !sent {
-            state.error.set(Some(state.texts().not_connected.into()));
-        }
-        sent
+        move || state.join(room.clone())
     };
     let i18n = state.i18n;
     shortcuts::install(state);
@@ -672,7 +439,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             </header>
             {move || match state.phase.get() {
                 Phase::Lobby | Phase::Joining => {
-                    view! { <prejoin::PreJoin name state join=join.clone()/> }.into_any()
+                    view! { <prejoin::PreJoin state join=join.clone()/> }.into_any()
                 }
                 Phase::InRoom => {
                     view! {
@@ -685,7 +452,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                             </section>
                             <aside class="sidebar">
                                 <people::PeoplePanel state/>
-                                <chat::ChatPanel state send=send_chat/>
+                                <chat::ChatPanel state/>
                             </aside>
                         </div>
                     }
@@ -693,6 +460,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                 }
                 Phase::Ended(why) => {
                     let join = join.clone();
+                    let why = i18n.t().ending(&why, state.limits.get_untracked());
                     view! {
                         <section class="card narrow ended">
                             <p class="ended-reason">{why}</p>
@@ -716,28 +484,18 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
 #[component]
 fn CallNotice(state: MeetingState) -> impl IntoView {
     move || match state.call.get() {
-        CallPhase::Refused(why) => Some(view! {
+        CallPhase::Refused(refusal) => Some(view! {
             <div class="call-notice" role="status" data-testid="call-refused">
-                <span>{why}</span>
+                <span>
+                    {move || {
+                        state.i18n.t().refusal(refusal.code, &refusal.message, state.limits.get())
+                    }}
+                </span>
                 <button on:click=move |_| state.retry_call()>
                     {move || state.i18n.t().try_again}
                 </button>
             </div>
         }),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reconnect_delay_ms;
-
-    #[test]
-    fn reconnect_backoff_doubles_up_to_a_cap_and_spreads_out() {
-        let middle: Vec<u32> = (1..=8).map(|a| reconnect_delay_ms(a, 0.5)).collect();
-        assert_eq!(middle, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(reconnect_delay_ms(1, 0.0), 125);
-        assert_eq!(reconnect_delay_ms(1, 1.0), 375);
-        assert_eq!(reconnect_delay_ms(30, 1.0), 12000);
     }
 }

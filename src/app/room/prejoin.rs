@@ -10,11 +10,11 @@ use crate::media::DeviceKind;
 
 #[component]
 pub fn PreJoin(
-    name: RwSignal<String>,
     state: MeetingState,
     join: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let i18n = state.i18n;
+    let name = state.name;
     let joining = move || state.phase.get() == Phase::Joining;
     let preview = NodeRef::<html::Video>::new();
     // (Re)attach whenever the local tracks change, e.g. after a device switch.
@@ -93,7 +93,7 @@ pub fn PreJoin(
                     type="text"
                     required
                     autocomplete="name"
-                    maxlength=move || state.limits_or_default().max_name_chars.to_string()
+                    maxlength=move || state.limits.get().max_name_chars.to_string()
                     placeholder=move || i18n.t().name_placeholder
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
@@ -101,7 +101,7 @@ pub fn PreJoin(
                 <button type="submit" class="primary big" disabled=joining>
                     {join_label}
                 </button>
-                <p class="error" role="alert">{move || state.error.get()}</p>
+                <p class="error" role="alert">{move || state.alert_text()}</p>
             </form>
         </section>
     }

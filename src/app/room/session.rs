@@ -1,0 +1,949 @@
+//! The meeting page's protocol state machine, pure: server messages, socket events, timers and
+//! the person's actions go in; the new state and commands (send this, open a socket, reconnect
+//! in N ms, tell the call glue to dial or hang up) come out. No browser types, no clock, no
+//! randomness (the time and a jitter value are inputs), so it is unit-tested like the room
+//! core. `MeetingState` (mod.rs) feeds it and carries out its commands.
+
+use crate::core::names::display_name;
+use crate::core::room::RoomLimits;
+use crate::core::Refusal;
+use crate::protocol::{
+    close_code, ClientMsg, ErrorCode, IceServer, Limits, MediaState, PeerId, ServerMsg, Signal,
+    UnixMillis, PROTOCOL_VERSION,
+};
+
+use super::model::{ChatStream, Notice, Roster};
+
+/// How long a reaction stays on screen.
+pub const REACTION_MS: u32 = 4000;
+
+/// Where the page is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Choosing a name and checking camera and microphone.
+    Lobby,
+    Joining,
+    InRoom,
+    Ended(Ending),
+}
+
+/// Why the meeting ended for this page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    YouLeft,
+    ConnectionLost,
+    /// The server closed the connection and said why.
+    Disconnected(String),
+    /// Came back too late: the room no longer has a place under this name.
+    CouldNotRejoin(Refusal),
+}
+
+/// Whether this page takes part in the room's call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallPhase {
+    Off,
+    Joining,
+    In,
+    /// The server said no (the call is full). Chat still works.
+    Refused(Refusal),
+}
+
+/// The problem shown next to the controls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alert {
+    Refused(Refusal),
+    /// A message could not be sent: there is no connection right now.
+    NotConnected,
+    ConnectionLost,
+}
+
+/// A reaction on screen for a few seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownReaction {
+    pub key: u64,
+    pub from: PeerId,
+    pub emoji: String,
+}
+
+/// What a dropped connection needs to come back as the same member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rejoin {
+    room: String,
+    name: String,
+    token: Option<String>,
+}
+
+/// Everything that can happen to the session.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Server(ServerMsg),
+    /// The socket closed (or never opened) with this close code and reason.
+    SocketClosed {
+        code: u16,
+        reason: String,
+    },
+    /// A socket could not even be created.
+    SocketFailed,
+    /// The reconnect delay asked for earlier has passed.
+    ReconnectDue,
+    /// A reaction's time on screen is over.
+    ReactionDone(u64),
+    /// The person pressed join (or rejoin) with this name.
+    Join {
+        room: String,
+        name: String,
+    },
+    Leave,
+    Chat(String),
+    RetryCall,
+    ToggleHand,
+    /// Show everyone this reaction.
+    React(String),
+    /// What this browser sends changed (a device toggled or switched).
+    LocalMedia(MediaState),
+}
+
+/// What the page must do for the session.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Send(ClientMsg),
+    /// Open a new socket (dropping any old one) and send these first.
+    Connect(Vec<ClientMsg>),
+    /// Drop the socket; a deliberate close, so the others see this member leave at once.
+    CloseSocket,
+    /// Feed [`Input::ReconnectDue`] after this many milliseconds.
+    ReconnectIn(u32),
+    /// Feed [`Input::ReactionDone`] with this key after this many milliseconds.
+    ForgetReactionIn {
+        key: u64,
+        ms: u32,
+    },
+    /// Remember the display name for the next visit.
+    SaveName(String),
+    /// Open camera and microphone (if not open yet).
+    StartMedia,
+    Call(CallCommand),
+}
+
+/// Commands for the WebRTC glue.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallCommand {
+    /// Start the call: connect to each of `peers`.
+    Join {
+        me: PeerId,
+        ice_servers: Vec<IceServer>,
+        peers: Vec<PeerId>,
+    },
+    Signal {
+        from: PeerId,
+        signal: Signal,
+    },
+    /// Close the link to this member.
+    HangUp(PeerId),
+    /// Close every link except to these members.
+    KeepOnly(Vec<PeerId>),
+    /// Leave the call but keep the devices (the call starts over).
+    Leave,
+    /// Stop camera and microphone but keep the page's media (the call was full).
+    ReleaseDevices,
+    /// Leave the call and release camera and microphone.
+    StopMedia,
+}
+
+/// What the session needs from outside for one step.
+#[derive(Clone, Copy, Debug)]
+pub struct Env {
+    pub now: UnixMillis,
+    /// A random number in 0..1, to spread reconnects.
+    pub jitter: f64,
+}
+
+/// The page's protocol state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub phase: Phase,
+    pub call: CallPhase,
+    pub me: Option<PeerId>,
+    pub roster: Roster,
+    pub chat: ChatStream,
+    pub alert: Option<Alert>,
+    pub limits: Option<Limits>,
+    /// What this browser sends (or would send, before joining).
+    pub local: MediaState,
+    /// Reconnect attempts since the connection dropped; 0 while connected.
+    pub reconnecting: u32,
+    pub reactions: Vec<ShownReaction>,
+    rejoin: Option<Rejoin>,
+    /// A socket is open and the server greeted it: sends will go out.
+    greeted: bool,
+    next_reaction: u64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            phase: Phase::Lobby,
+            call: CallPhase::Off,
+            me: None,
+            roster: Roster::default(),
+            chat: ChatStream::default(),
+            alert: None,
+            limits: None,
+            local: MediaState::default(),
+            reconnecting: 0,
+            reactions: Vec::new(),
+            rejoin: None,
+            greeted: false,
+            next_reaction: 0,
+        }
+    }
+}
+
+/// Backoff before reconnect attempt `attempt` (1, 2, …): doubling from a quarter second up to
+/// eight seconds, then spread by ±50% (`jitter` in 0..1) so that a restarted server is not hit
+/// by every client in the same instant.
+pub fn reconnect_delay_ms(attempt: u32, jitter: f64) -> u32 {
+    let base = 250f64 * 2f64.powi(attempt.saturating_sub(1).min(5) as i32);
+    (base.min(8000.0) * (0.5 + jitter.clamp(0.0, 1.0))) as u32
+}
+
+impl Session {
+    /// The server's limits, or the defaults until its `hello` arrives.
+    pub fn limits_or_default(&self) -> Limits {
+        self.limits.unwrap_or(RoomLimits::DEFAULT_ADVERTISED)
+    }
+
+    /// Whether a message sent now would reach the server.
+    pub fn can_send(&self) -> bool {
+        self.greeted
+    }
+
+    pub fn my_hand_raised(&self) -> bool {
+        self.me
+            .and_then(|me| self.roster.get(me))
+            .is_some_and(|p| p.hand.is_some())
+    }
+
+    /// Members in the call other than this page, in join order.
+    pub fn others_in_call(&self) -> Vec<PeerId> {
+        self.roster
+            .peers
+            .iter()
+            .filter(|p| p.in_call && Some(p.id) != self.me)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Applies one input; returns what the page must do, in order.
+    pub fn step(&mut self, input: Input, env: Env) -> Vec<Command> {
+        let mut out = Vec::new();
+        match input {
+            Input::Server(msg) => self.on_server(msg, env, &mut out),
+            Input::SocketClosed { code, reason } => self.on_closed(code, reason, env, &mut out),
+            Input::SocketFailed if self.phase == Phase::Joining => {
+                self.phase = Phase::Lobby;
+                self.call = CallPhase::Off;
+                self.alert = Some(Alert::ConnectionLost);
+            }
+            Input::SocketFailed => self.on_closed(0, String::new(), env, &mut out),
+            Input::ReconnectDue => self.reconnect(&mut out),
+            Input::ReactionDone(key) => self.reactions.retain(|r| r.key != key),
+            Input::Join { room, name } => self.join(room, name, &mut out),
+            Input::Leave => {
+                self.rejoin = None;
+                self.greeted = false;
+                out.push(Command::CloseSocket);
+                self.end_call(&mut out);
+                self.phase = Phase::Ended(Ending::YouLeft);
+            }
+            Input::Chat(text) => {
+                if self.greeted {
+                    out.push(Command::Send(ClientMsg::Chat { text }));
+                } else {
+                    self.alert = Some(Alert::NotConnected);
+                }
+            }
+            Input::RetryCall => {
+                out.push(Command::StartMedia);
+                self.call = CallPhase::Joining;
+                out.push(Command::Send(ClientMsg::JoinCall { media: self.local }));
+            }
+            Input::ToggleHand => out.push(Command::Send(ClientMsg::Hand {
+                raised: !self.my_hand_raised(),
+            })),
+            Input::React(emoji) => out.push(Command::Send(ClientMsg::React { emoji })),
+            Input::LocalMedia(media) => {
+                if self.local != media {
+                    self.local = media;
+                    if self.call == CallPhase::In {
+                        out.push(Command::Send(ClientMsg::Media { media }));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn join(&mut self, room: String, name: String, out: &mut Vec<Command>) {
+        let chosen = match display_name(&name, self.limits_or_default().max_name_chars) {
+            Ok(chosen) => chosen,
+            Err(refusal) => {
+                self.alert = Some(Alert::Refused(refusal));
+                return;
+            }
+        };
+        out.push(Command::SaveName(chosen.clone()));
+        self.alert = None;
+        self.phase = Phase::Joining;
+        self.call = CallPhase::Joining;
+        out.push(Command::StartMedia);
+        let join = ClientMsg::join(room, chosen);
+        // A socket that is still open after a refused name is reused.
+        if self.greeted {
+            out.push(Command::Send(join));
+            return;
+        }
+        self.chat = ChatStream::default();
+        out.push(Command::Connect(vec![hello(), join]));
+    }
+
+    fn on_server(&mut self, msg: ServerMsg, env: Env, out: &mut Vec<Command>) {
+        match msg {
+            ServerMsg::Hello { limits, .. } => {
+                self.greeted = true;
+                self.limits = Some(limits);
+            }
+            ServerMsg::Joined {
+                you,
+                peers,
+                history,
+                name,
+                room,
+                resumed,
+                resume_token,
+            } => {
+                let returning = self.reconnecting > 0;
+                let previous = self.me;
+                self.me = Some(you);
+                // Links to members who are gone (or whose ids changed with a restarted server)
+                // are closed; the same member resumed keeps its links.
+                let keep = if resumed {
+                    peers.iter().map(|p| p.id).collect()
+                } else {
+                    Vec::new()
+                };
+                out.push(Command::Call(CallCommand::KeepOnly(keep)));
+                self.roster = Roster { peers };
+                for entry in history {
+                    self.chat.push_message(entry, Some(you));
+                }
+                let notice = match (returning, resumed) {
+                    (false, _) => Notice::YouJoined {
+                        room: room.clone(),
+                        name: name.clone(),
+                    },
+                    (true, true) => Notice::Reconnected,
+                    (true, false) => Notice::ReconnectedAfterRestart,
+                };
+                self.chat.push_notice(notice, Some(env.now));
+                self.rejoin = Some(Rejoin {
+                    room,
+                    name,
+                    token: Some(resume_token),
+                });
+                self.reconnecting = 0;
+                self.alert = None;
+                self.phase = Phase::InRoom;
+                // After a restart the call starts over under the new id.
+                if returning && !resumed && previous != Some(you) {
+                    let was_in_call = matches!(self.call, CallPhase::In | CallPhase::Joining);
+                    out.push(Command::Call(CallCommand::Leave));
+                    if was_in_call {
+                        self.call = CallPhase::Joining;
+                    }
+                }
+                // Asked only now: a refused name must not be followed by a refused call.
+                if self.call == CallPhase::Joining {
+                    out.push(Command::Send(ClientMsg::JoinCall { media: self.local }));
+                }
+            }
+            ServerMsg::PeerJoined { peer } => {
+                let notice = Notice::Joined {
+                    name: peer.name.clone(),
+                };
+                self.roster.add(peer);
+                self.chat.push_notice(notice, Some(env.now));
+            }
+            ServerMsg::PeerLeft { peer, reason } => {
+                out.push(Command::Call(CallCommand::HangUp(peer)));
+                if let Some(name) = self.roster.remove(peer) {
+                    self.chat
+                        .push_notice(Notice::Left { name, reason }, Some(env.now));
+                }
+            }
+            ServerMsg::PeerUpdated { peer } => {
+                if !peer.in_call {
+                    out.push(Command::Call(CallCommand::HangUp(peer.id)));
+                }
+                self.roster.update(peer);
+            }
+            ServerMsg::CallJoined { peers, ice_servers } => {
+                self.call = CallPhase::In;
+                let Some(me) = self.me else {
+                    return;
+                };
+                out.push(Command::Call(CallCommand::Join {
+                    me,
+                    ice_servers,
+                    peers,
+                }));
+                // The server recorded what we asked to send when joining; correct it if a
+                // device changed meanwhile.
+                out.push(Command::Send(ClientMsg::Media { media: self.local }));
+            }
+            ServerMsg::Signal { from, signal } => {
+                out.push(Command::Call(CallCommand::Signal { from, signal }));
+            }
+            ServerMsg::Chat { entry } => {
+                if Some(entry.from) == self.me {
+                    self.alert = None;
+                }
+                self.chat.push_message(entry, self.me);
+            }
+            ServerMsg::Reaction { from, emoji } => {
+                self.next_reaction += 1;
+                let key = self.next_reaction;
+                self.reactions.push(ShownReaction { key, from, emoji });
+                out.push(Command::ForgetReactionIn {
+                    key,
+                    ms: REACTION_MS,
+                });
+            }
+            ServerMsg::Rooms { .. } => {}
+            ServerMsg::Error { code, message } => {
+                self.on_error(Refusal::new(code, message), out);
+            }
+        }
+    }
+
+    fn on_error(&mut self, refusal: Refusal, out: &mut Vec<Command>) {
+        let ends_a_join = matches!(
+            refusal.code,
+            ErrorCode::InvalidName
+                | ErrorCode::NameTaken
+                | ErrorCode::RoomFull
+                | ErrorCode::InvalidRoom
+                | ErrorCode::Unavailable
+                | ErrorCode::TooManyRooms
+        );
+        let ends_a_rejoin = matches!(
+            refusal.code,
+            ErrorCode::InvalidName
+                | ErrorCode::NameTaken
+                | ErrorCode::RoomFull
+                | ErrorCode::TooManyRooms
+        );
+        if refusal.code == ErrorCode::CallFull {
+            self.call = CallPhase::Refused(refusal);
+            // Chat-only: release the camera and microphone.
+            out.push(Command::Call(CallCommand::ReleaseDevices));
+        } else if ends_a_join && self.phase == Phase::Joining {
+            self.phase = Phase::Lobby;
+            self.call = CallPhase::Off;
+            self.alert = Some(Alert::Refused(refusal));
+        } else if ends_a_rejoin && self.reconnecting > 0 {
+            self.greeted = false;
+            out.push(Command::CloseSocket);
+            self.end_call(out);
+            self.reconnecting = 0;
+            self.phase = Phase::Ended(Ending::CouldNotRejoin(refusal));
+        } else {
+            self.alert = Some(Alert::Refused(refusal));
+        }
+    }
+
+    fn on_closed(&mut self, code: u16, reason: String, env: Env, out: &mut Vec<Command>) {
+        self.greeted = false;
+        // A dropped connection of a member is retried; a first join that failed, or a
+        // version the server does not speak, is not.
+        if self.phase == Phase::InRoom
+            && self.rejoin.is_some()
+            && code != close_code::PROTOCOL_ERROR
+        {
+            out.push(Command::CloseSocket);
+            self.reconnecting += 1;
+            out.push(Command::ReconnectIn(reconnect_delay_ms(
+                self.reconnecting,
+                env.jitter,
+            )));
+            return;
+        }
+        if matches!(self.phase, Phase::Joining | Phase::InRoom) {
+            self.end_call(out);
+            self.phase = Phase::Ended(if reason.is_empty() {
+                Ending::ConnectionLost
+            } else {
+                Ending::Disconnected(reason)
+            });
+        }
+    }
+
+    /// Opens a new socket and comes back as the same member if the server still knows the
+    /// token; the history after the newest message held fills the gap.
+    fn reconnect(&mut self, out: &mut Vec<Command>) {
+        if self.phase != Phase::InRoom {
+            return;
+        }
+        let Some(rejoin) = self.rejoin.clone() else {
+            return;
+        };
+        out.push(Command::Connect(vec![
+            hello(),
+            ClientMsg::Join {
+                room: rejoin.room,
+                name: rejoin.name,
+                resume: rejoin.token,
+                last_seen: self.chat.last_message_id(),
+            },
+        ]));
+    }
+
+    fn end_call(&mut self, out: &mut Vec<Command>) {
+        out.push(Command::Call(CallCommand::StopMedia));
+        self.call = CallPhase::Off;
+    }
+}
+
+fn hello() -> ClientMsg {
+    ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::room::model::ChatLine;
+    use crate::protocol::{ChatEntry, LeaveReason, MessageId, PeerInfo};
+
+    const ENV: Env = Env {
+        now: UnixMillis(1_000),
+        jitter: 0.5,
+    };
+
+    fn peer(id: u64, name: &str) -> PeerInfo {
+        PeerInfo {
+            id: PeerId(id),
+            name: name.into(),
+            in_call: false,
+            media: MediaState::default(),
+            away: false,
+            hand: None,
+        }
+    }
+
+    fn entry(id: u64, from: u64) -> ChatEntry {
+        ChatEntry {
+            id: MessageId(id),
+            from: PeerId(from),
+            name: format!("p{from}"),
+            at: UnixMillis(0),
+            text: format!("m{id}"),
+        }
+    }
+
+    fn joined(you: u64, resumed: bool, history: Vec<ChatEntry>) -> Input {
+        Input::Server(ServerMsg::Joined {
+            you: PeerId(you),
+            room: "standup".into(),
+            name: "Ann".into(),
+            peers: vec![peer(you, "Ann"), peer(2, "Bob")],
+            history,
+            resumed,
+            resume_token: format!("token-{you}"),
+        })
+    }
+
+    fn hello_from_server() -> Input {
+        Input::Server(ServerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            limits: RoomLimits::DEFAULT_ADVERTISED,
+        })
+    }
+
+    /// A session that joined "standup" as Ann (peer 1) and is in the call.
+    fn in_room() -> Session {
+        let mut session = Session::default();
+        session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "Ann".into(),
+            },
+            ENV,
+        );
+        session.step(hello_from_server(), ENV);
+        session.step(joined(1, false, vec![entry(1, 2)]), ENV);
+        session.step(
+            Input::Server(ServerMsg::CallJoined {
+                peers: vec![PeerId(2)],
+                ice_servers: Vec::new(),
+            }),
+            ENV,
+        );
+        session
+    }
+
+    fn message_ids(session: &Session) -> Vec<u64> {
+        session
+            .chat
+            .lines()
+            .filter_map(|l| match &**l {
+                ChatLine::Message { entry, .. } => Some(entry.id.0),
+                ChatLine::Notice { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn joining_connects_with_hello_then_join_and_asks_for_the_call_once_joined() {
+        let mut session = Session::default();
+        let out = session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "  Ann ".into(),
+            },
+            ENV,
+        );
+        assert_eq!(session.phase, Phase::Joining);
+        assert!(out.contains(&Command::SaveName("Ann".into())));
+        assert!(out.contains(&Command::Connect(vec![
+            hello(),
+            ClientMsg::join("standup", "Ann")
+        ])));
+        session.step(hello_from_server(), ENV);
+        let out = session.step(joined(1, false, Vec::new()), ENV);
+        assert_eq!(session.phase, Phase::InRoom);
+        assert!(out.contains(&Command::Send(ClientMsg::JoinCall {
+            media: MediaState::default()
+        })));
+        assert!(session.can_send());
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_before_anything_is_sent() {
+        let mut session = Session::default();
+        let out = session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "   ".into(),
+            },
+            ENV,
+        );
+        assert!(out.is_empty());
+        assert_eq!(session.phase, Phase::Lobby);
+        assert!(
+            matches!(&session.alert, Some(Alert::Refused(r)) if r.code == ErrorCode::InvalidName)
+        );
+    }
+
+    #[test]
+    fn a_taken_name_returns_to_the_lobby_and_the_next_try_reuses_the_socket() {
+        let mut session = Session::default();
+        session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "Ann".into(),
+            },
+            ENV,
+        );
+        session.step(hello_from_server(), ENV);
+        session.step(
+            Input::Server(ServerMsg::error(ErrorCode::NameTaken, "taken")),
+            ENV,
+        );
+        assert_eq!(session.phase, Phase::Lobby);
+        assert_eq!(session.call, CallPhase::Off);
+        let out = session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "Ann B".into(),
+            },
+            ENV,
+        );
+        assert!(out.contains(&Command::Send(ClientMsg::join("standup", "Ann B"))));
+        assert!(!out.iter().any(|c| matches!(c, Command::Connect(_))));
+    }
+
+    #[test]
+    fn a_dropped_connection_backs_off_then_resumes_with_the_token_and_last_seen() {
+        let mut session = in_room();
+        session.step(Input::Server(ServerMsg::Chat { entry: entry(2, 2) }), ENV);
+        let out = session.step(
+            Input::SocketClosed {
+                code: 1006,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        assert_eq!(out, [Command::CloseSocket, Command::ReconnectIn(250)]);
+        assert_eq!(session.reconnecting, 1);
+        assert_eq!(session.phase, Phase::InRoom);
+        // The first attempt fails; the next waits twice as long.
+        session.step(Input::ReconnectDue, ENV);
+        let out = session.step(Input::SocketFailed, ENV);
+        assert_eq!(out, [Command::CloseSocket, Command::ReconnectIn(500)]);
+        let out = session.step(Input::ReconnectDue, ENV);
+        assert_eq!(
+            out,
+            [Command::Connect(vec![
+                hello(),
+                ClientMsg::Join {
+                    room: "standup".into(),
+                    name: "Ann".into(),
+                    resume: Some("token-1".into()),
+                    last_seen: Some(MessageId(2)),
+                }
+            ])]
+        );
+        // Resumed: the replay overlaps what was shown; nothing is shown twice, links stay.
+        session.step(hello_from_server(), ENV);
+        let out = session.step(joined(1, true, vec![entry(2, 2), entry(3, 2)]), ENV);
+        assert_eq!(message_ids(&session), [1, 2, 3]);
+        assert_eq!(session.reconnecting, 0);
+        assert!(out.contains(&Command::Call(CallCommand::KeepOnly(vec![
+            PeerId(1),
+            PeerId(2)
+        ]))));
+        assert!(!out.contains(&Command::Call(CallCommand::Leave)));
+        assert_eq!(session.call, CallPhase::In);
+        assert!(matches!(
+            session.chat.lines().last().map(|l| (**l).clone()),
+            Some(ChatLine::Notice {
+                notice: Notice::Reconnected,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn after_a_restart_the_page_rejoins_as_new_and_starts_the_call_over() {
+        let mut session = in_room();
+        session.step(
+            Input::SocketClosed {
+                code: close_code::GOING_AWAY,
+                reason: "server shutting down".into(),
+            },
+            ENV,
+        );
+        session.step(Input::ReconnectDue, ENV);
+        session.step(hello_from_server(), ENV);
+        // The restarted server no longer knows the token: a new id, not resumed.
+        let out = session.step(joined(7, false, Vec::new()), ENV);
+        assert_eq!(session.me, Some(PeerId(7)));
+        assert!(out.contains(&Command::Call(CallCommand::KeepOnly(Vec::new()))));
+        assert!(out.contains(&Command::Call(CallCommand::Leave)));
+        assert!(out.contains(&Command::Send(ClientMsg::JoinCall {
+            media: MediaState::default()
+        })));
+        assert_eq!(session.call, CallPhase::Joining);
+        let out = session.step(
+            Input::Server(ServerMsg::CallJoined {
+                peers: vec![PeerId(2)],
+                ice_servers: Vec::new(),
+            }),
+            ENV,
+        );
+        assert!(out.contains(&Command::Call(CallCommand::Join {
+            me: PeerId(7),
+            ice_servers: Vec::new(),
+            peers: vec![PeerId(2)]
+        })));
+    }
+
+    #[test]
+    fn a_gap_in_the_ids_makes_the_next_resume_ask_from_before_it() {
+        let mut session = in_room();
+        session.step(Input::Server(ServerMsg::Chat { entry: entry(2, 2) }), ENV);
+        session.step(Input::Server(ServerMsg::Chat { entry: entry(5, 2) }), ENV);
+        session.step(
+            Input::SocketClosed {
+                code: 1006,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        let out = session.step(Input::ReconnectDue, ENV);
+        let Command::Connect(greeting) = &out[0] else {
+            panic!("expected a connect, got {out:?}");
+        };
+        assert!(matches!(
+            &greeting[1],
+            ClientMsg::Join {
+                last_seen: Some(MessageId(2)),
+                ..
+            }
+        ));
+        session.step(hello_from_server(), ENV);
+        session.step(
+            joined(1, true, vec![entry(3, 2), entry(4, 2), entry(5, 2)]),
+            ENV,
+        );
+        assert_eq!(message_ids(&session), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn coming_back_too_late_under_a_taken_name_ends_the_meeting() {
+        let mut session = in_room();
+        session.step(
+            Input::SocketClosed {
+                code: 1006,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        session.step(Input::ReconnectDue, ENV);
+        let out = session.step(
+            Input::Server(ServerMsg::error(ErrorCode::NameTaken, "taken")),
+            ENV,
+        );
+        assert!(out.contains(&Command::CloseSocket));
+        assert!(out.contains(&Command::Call(CallCommand::StopMedia)));
+        assert!(matches!(
+            session.phase,
+            Phase::Ended(Ending::CouldNotRejoin(_))
+        ));
+    }
+
+    #[test]
+    fn a_protocol_error_close_is_not_retried() {
+        let mut session = in_room();
+        let out = session.step(
+            Input::SocketClosed {
+                code: close_code::PROTOCOL_ERROR,
+                reason: "protocol version mismatch".into(),
+            },
+            ENV,
+        );
+        assert!(!out.iter().any(|c| matches!(c, Command::ReconnectIn(_))));
+        assert_eq!(
+            session.phase,
+            Phase::Ended(Ending::Disconnected("protocol version mismatch".into()))
+        );
+    }
+
+    #[test]
+    fn a_full_call_releases_the_devices_and_chat_goes_on() {
+        let mut session = Session::default();
+        session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "Ann".into(),
+            },
+            ENV,
+        );
+        session.step(hello_from_server(), ENV);
+        session.step(joined(1, false, Vec::new()), ENV);
+        let out = session.step(
+            Input::Server(ServerMsg::error(ErrorCode::CallFull, "full")),
+            ENV,
+        );
+        assert!(matches!(session.call, CallPhase::Refused(_)));
+        assert_eq!(out, [Command::Call(CallCommand::ReleaseDevices)]);
+        let out = session.step(Input::Chat("hi".into()), ENV);
+        assert_eq!(out, [Command::Send(ClientMsg::Chat { text: "hi".into() })]);
+    }
+
+    #[test]
+    fn chat_without_a_connection_says_so_instead_of_sending() {
+        let mut session = in_room();
+        session.step(
+            Input::SocketClosed {
+                code: 1006,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        assert!(session.step(Input::Chat("hi".into()), ENV).is_empty());
+        assert_eq!(session.alert, Some(Alert::NotConnected));
+    }
+
+    #[test]
+    fn members_leaving_the_call_or_room_are_hung_up_and_noted() {
+        let mut session = in_room();
+        let out = session.step(
+            Input::Server(ServerMsg::PeerLeft {
+                peer: PeerId(2),
+                reason: LeaveReason::Left,
+            }),
+            ENV,
+        );
+        assert_eq!(out, [Command::Call(CallCommand::HangUp(PeerId(2)))]);
+        assert!(session.roster.get(PeerId(2)).is_none());
+        assert!(matches!(
+            session.chat.lines().last().map(|l| (**l).clone()),
+            Some(ChatLine::Notice {
+                notice: Notice::Left { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reactions_show_then_go_and_media_changes_are_sent_in_a_call() {
+        let mut session = in_room();
+        let out = session.step(
+            Input::Server(ServerMsg::Reaction {
+                from: PeerId(2),
+                emoji: "👍".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(
+            out,
+            [Command::ForgetReactionIn {
+                key: 1,
+                ms: REACTION_MS
+            }]
+        );
+        assert_eq!(session.reactions.len(), 1);
+        session.step(Input::ReactionDone(1), ENV);
+        assert!(session.reactions.is_empty());
+        let muted = MediaState {
+            mic: false,
+            camera: true,
+            screen: false,
+        };
+        let out = session.step(Input::LocalMedia(muted), ENV);
+        assert_eq!(out, [Command::Send(ClientMsg::Media { media: muted })]);
+        assert!(session.step(Input::LocalMedia(muted), ENV).is_empty());
+    }
+
+    #[test]
+    fn leaving_closes_the_socket_and_releases_the_devices() {
+        let mut session = in_room();
+        let out = session.step(Input::Leave, ENV);
+        assert_eq!(
+            out,
+            [Command::CloseSocket, Command::Call(CallCommand::StopMedia)]
+        );
+        assert_eq!(session.phase, Phase::Ended(Ending::YouLeft));
+        // A close after leaving does not bring the page back.
+        let out = session.step(
+            Input::SocketClosed {
+                code: 1000,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_up_to_a_cap_and_spreads_out() {
+        let middle: Vec<u32> = (1..=8).map(|a| reconnect_delay_ms(a, 0.5)).collect();
+        assert_eq!(middle, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(reconnect_delay_ms(1, 0.0), 125);
+        assert_eq!(reconnect_delay_ms(1, 1.0), 375);
+        assert_eq!(reconnect_delay_ms(30, 1.0), 12000);
+    }
+}
