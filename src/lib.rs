@@ -4,13 +4,22 @@
 //! pages) and the browser client (feature `hydrate`, WASM that takes over those pages).
 //!
 //! # Layout
-//! - [`protocol`]: the typed messages both sides exchange over the WebSocket.
-//! - [`core`]: pure room logic (membership, names, chat history, calls, limits), no IO.
-//! - [`media`]: plain data about devices and call links, shared by client and components.
-//! - `server` (ssr only): configuration, the router, the socket loop and room tasks.
-//! - [`app`]: Leptos components for each page, compiled into both builds.
-//! - [`client`]: browser glue (WebSocket, local media, the WebRTC mesh, storage); a no-op
-//!   stand-in on the server build.
+//! - [`protocol`]: the typed messages both sides exchange over the WebSocket, with the error
+//!   codes, `SdpType` and the close codes.
+//! - [`core`]: pure room logic (membership, names, chat history, calls, limits), no IO and no
+//!   clock. Every input returns an [`core::Outcome`] (what to deliver, what to store, which
+//!   stored history to read, when to wake the room next) that the server carries out.
+//!   [`core::room::RoomLimits::DEFAULT`] is the one home of the defaults.
+//! - [`media`]: plain data about devices, tracks and call links, shared by client and components.
+//! - `server` (ssr only): configuration, the router, the socket loop (generic over the socket, so
+//!   it is unit-tested without TCP), one task per room carrying out the core's outcomes, metrics.
+//! - [`app`]: Leptos components for each page, compiled into both builds. The meeting page's
+//!   protocol state machine is [`app::room::session::Session`], pure and unit-tested: server
+//!   messages, socket events, timers and clicks in; state and commands out.
+//! - [`client`]: browser glue (WebSocket, timers and storage through gloo, local media, the
+//!   WebRTC mesh); a no-op stand-in on the server build.
+//!
+//! The load tools live in their own workspace member, `crates/room-bench`.
 
 // Leptos views are nested generic types; the meeting page's tree is deeper than the default.
 #![recursion_limit = "256"]

@@ -266,6 +266,7 @@ pub fn is_polite(me: PeerId, other: PeerId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use PeerConnectionState as State;
 
     fn feed(
         detector: &mut SpeakerDetector,
@@ -323,35 +324,32 @@ mod tests {
     fn a_failed_link_is_restarted_then_given_up() {
         let mut link = LinkSupervisor::new(2);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Connecting),
+            link.on_connection_state(State::Connecting),
             LinkAction::Nothing
         );
         assert_eq!(link.state(), LinkState::Connecting);
-        link.on_connection_state(PeerConnectionState::Connected);
+        link.on_connection_state(State::Connected);
         assert_eq!(link.state(), LinkState::Connected);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Disconnected),
+            link.on_connection_state(State::Disconnected),
             LinkAction::Nothing
         );
         assert_eq!(link.state(), LinkState::Reconnecting);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
+            link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
         // A restart goes back through "connecting" but still shows as reconnecting.
-        link.on_connection_state(PeerConnectionState::Connecting);
+        link.on_connection_state(State::Connecting);
         assert_eq!(link.state(), LinkState::Reconnecting);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
+            link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
-        assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
-            LinkAction::GiveUp
-        );
+        assert_eq!(link.on_connection_state(State::Failed), LinkAction::GiveUp);
         assert_eq!(link.state(), LinkState::Failed);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Connected),
+            link.on_connection_state(State::Connected),
             LinkAction::Nothing
         );
         assert_eq!(link.state(), LinkState::Failed);
@@ -360,20 +358,17 @@ mod tests {
     #[test]
     fn recovering_earns_a_fresh_set_of_restarts() {
         let mut link = LinkSupervisor::new(1);
-        link.on_connection_state(PeerConnectionState::Connected);
+        link.on_connection_state(State::Connected);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
+            link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
-        link.on_connection_state(PeerConnectionState::Connected);
+        link.on_connection_state(State::Connected);
         assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
+            link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
-        assert_eq!(
-            link.on_connection_state(PeerConnectionState::Failed),
-            LinkAction::GiveUp
-        );
+        assert_eq!(link.on_connection_state(State::Failed), LinkAction::GiveUp);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    AnalyserNode, AudioContext, AudioContextState, HtmlMediaElement, MediaDeviceInfo,
-    MediaDeviceKind, MediaStream, MediaStreamAudioSourceNode, MediaStreamConstraints,
-    MediaStreamTrack,
+    AnalyserNode, AudioContext, AudioContextState, ConstrainDomStringParameters, DomException,
+    HtmlMediaElement, MediaDeviceInfo, MediaDeviceKind, MediaStream, MediaStreamAudioSourceNode,
+    MediaStreamConstraints, MediaStreamTrack, MediaTrackConstraints,
 };
 
 use crate::media::{DeviceInfo, DeviceKind, MediaProblem};
@@ -20,15 +20,16 @@ pub enum Want {
 }
 
 impl Want {
+    /// `false`, `true` or `{deviceId: {exact: id}}`, as `getUserMedia` takes it.
     fn constraint(&self) -> JsValue {
         match self {
             Want::Off => JsValue::FALSE,
             Want::Any => JsValue::TRUE,
             Want::Device(id) => {
-                let exact = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&exact, &"exact".into(), &id.into());
-                let constraint = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&constraint, &"deviceId".into(), &exact);
+                let exact = ConstrainDomStringParameters::new();
+                exact.set_exact_str(id);
+                let constraint = MediaTrackConstraints::new();
+                constraint.set_device_id_constrain_dom_string_parameters(&exact);
                 constraint.into()
             }
         }
@@ -41,16 +42,12 @@ fn media_devices() -> Result<web_sys::MediaDevices, MediaProblem> {
         .ok_or(MediaProblem::NoDevice)
 }
 
+/// Media errors are `DOMException`s (`NotAllowedError`, `NotFoundError`, …).
 fn problem_from(error: JsValue) -> MediaProblem {
-    let name = js_sys::Reflect::get(&error, &"name".into())
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default();
-    let message = js_sys::Reflect::get(&error, &"message".into())
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default();
-    MediaProblem::from_error_name(&name, &message)
+    match error.dyn_ref::<DomException>() {
+        Some(exception) => MediaProblem::from_error_name(&exception.name(), &exception.message()),
+        None => MediaProblem::from_error_name("", &format!("{error:?}")),
+    }
 }
 
 /// `getUserMedia` for the wanted audio and video; both `Off` opens nothing.

@@ -18,16 +18,21 @@ pub fn store<T: 'static>(value: T) -> Stored<T> {
     StoredValue::new_local(value)
 }
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use wasm_bindgen::closure::Closure;
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::{select, Either};
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
+use gloo_storage::Storage;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use wasm_bindgen_futures::spawn_local;
 
 use crate::protocol::{ClientMsg, ServerMsg, UnixMillis};
 
 const NAME_KEY: &str = "room.display_name";
+
+/// What a browser reports when a socket dies without a close frame.
+const ABNORMAL_CLOSURE: u16 = 1006;
 
 /// How a socket ended, for the page to explain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,76 +41,78 @@ pub struct Closed {
     pub reason: String,
 }
 
-struct Handlers {
-    _open: Closure<dyn FnMut()>,
-    _message: Closure<dyn FnMut(MessageEvent)>,
-    _close: Closure<dyn FnMut(CloseEvent)>,
-}
-
-/// A WebSocket to `/ws` speaking the typed protocol. Closes itself when dropped.
+/// A WebSocket to `/ws` speaking the typed protocol (over `gloo-net`). Dropping it closes the
+/// socket without reporting the close: the page asked for it.
 pub struct Socket {
-    ws: WebSocket,
-    _handlers: Handlers,
+    outgoing: mpsc::UnboundedSender<String>,
+    /// Dropped with the socket: the reader then stops and drops its half, and gloo closes
+    /// the connection once both halves are gone.
+    _stop: oneshot::Sender<()>,
 }
 
 impl Socket {
-    /// Opens the socket; `greeting` is sent as soon as it opens (hello first), so callers
-    /// never see a half-open state.
+    /// Opens the socket; `greeting` goes out as soon as it opens (hello first), and so does
+    /// anything sent before that, in order.
     pub fn connect(
         greeting: Vec<ClientMsg>,
         on_message: impl Fn(ServerMsg) + 'static,
         on_close: impl Fn(Closed) + 'static,
     ) -> Result<Socket, String> {
         let url = socket_url().ok_or("no window location")?;
-        let ws = WebSocket::new(&url).map_err(|e| format!("{e:?}"))?;
-        let opened = ws.clone();
-        let greeting = Rc::new(RefCell::new(Some(greeting)));
-        let open = Closure::<dyn FnMut()>::new(move || {
-            for msg in greeting.borrow_mut().take().unwrap_or_default() {
-                let _ = opened.send_with_str(&msg.to_json());
+        let socket = WebSocket::open(&url).map_err(|e| e.to_string())?;
+        let (mut sink, mut stream) = socket.split();
+        let (outgoing, mut queue) = mpsc::unbounded::<String>();
+        for msg in greeting {
+            let _ = outgoing.unbounded_send(msg.to_json());
+        }
+        // gloo's sink waits for the socket to open before it takes the first frame.
+        spawn_local(async move {
+            while let Some(text) = queue.next().await {
+                if sink.send(Message::Text(text)).await.is_err() {
+                    break;
+                }
             }
         });
-        let message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else {
-                return;
-            };
-            match serde_json::from_str::<ServerMsg>(&text) {
-                Ok(msg) => on_message(msg),
-                Err(error) => leptos::logging::warn!("unreadable server message: {error}"),
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        spawn_local(async move {
+            loop {
+                let event = match select(&mut stopped, stream.next()).await {
+                    Either::Left(_) => return,
+                    Either::Right((event, _)) => event,
+                };
+                match event {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMsg>(&text)
+                    {
+                        Ok(msg) => on_message(msg),
+                        Err(error) => leptos::logging::warn!("unreadable server message: {error}"),
+                    },
+                    Some(Ok(Message::Bytes(_))) => {}
+                    Some(Err(WebSocketError::ConnectionClose(event))) => {
+                        return on_close(Closed {
+                            code: event.code,
+                            reason: event.reason,
+                        });
+                    }
+                    // An error event is followed by the close event that explains it.
+                    Some(Err(_)) => {}
+                    None => {
+                        return on_close(Closed {
+                            code: ABNORMAL_CLOSURE,
+                            reason: String::new(),
+                        });
+                    }
+                }
             }
         });
-        let close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            on_close(Closed {
-                code: event.code(),
-                reason: event.reason(),
-            })
-        });
-        ws.set_onopen(Some(open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(close.as_ref().unchecked_ref()));
         Ok(Socket {
-            ws,
-            _handlers: Handlers {
-                _open: open,
-                _message: message,
-                _close: close,
-            },
+            outgoing,
+            _stop: stop,
         })
     }
 
-    /// Sends now if the socket is open; `false` otherwise.
+    /// Queues `msg`; false once the socket is gone.
     pub fn send(&self, msg: &ClientMsg) -> bool {
-        self.ws.ready_state() == WebSocket::OPEN && self.ws.send_with_str(&msg.to_json()).is_ok()
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        // Detach first: the handlers are freed with this struct and must not run afterwards.
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close();
+        self.outgoing.unbounded_send(msg.to_json()).is_ok()
     }
 }
 
@@ -119,19 +126,13 @@ fn socket_url() -> Option<String> {
     Some(format!("{scheme}://{}/ws", location.host().ok()?))
 }
 
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
 /// The display name this browser used last.
 pub fn saved_name() -> Option<String> {
-    local_storage()?.get_item(NAME_KEY).ok()?
+    gloo_storage::LocalStorage::get(NAME_KEY).ok()
 }
 
 pub fn save_name(name: &str) {
-    if let Some(storage) = local_storage() {
-        let _ = storage.set_item(NAME_KEY, name);
-    }
+    let _ = gloo_storage::LocalStorage::set(NAME_KEY, name);
 }
 
 /// `HH:MM` in the browser's time zone.
@@ -147,12 +148,7 @@ pub fn now() -> UnixMillis {
 
 /// Runs `f` once after `ms` milliseconds.
 pub fn after(ms: u32, f: impl FnOnce() + 'static) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let callback = Closure::once_into_js(f);
-    let _ = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), ms as i32);
+    gloo_timers::callback::Timeout::new(ms, f).forget();
 }
 
 /// A random number in 0..1.

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use gloo_timers::callback::Interval;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -19,7 +20,7 @@ use super::media::{
 };
 
 /// How often microphone levels are read (the pre-join meter, the active speaker).
-const METER_INTERVAL_MS: i32 = 100;
+const METER_INTERVAL_MS: u32 = 100;
 
 struct Inner {
     events: Rc<dyn Fn(MediaEvent)>,
@@ -38,8 +39,8 @@ struct Inner {
     remote_meters: RefCell<Vec<(PeerId, LevelMeter)>>,
     screen: RefCell<Option<MediaStreamTrack>>,
     screen_ended: RefCell<Option<Closure<dyn FnMut()>>>,
-    meter_timer: Cell<Option<i32>>,
-    meter_tick: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// Reads the meters every `METER_INTERVAL_MS`; dropping it stops them.
+    meter_interval: RefCell<Option<Interval>>,
     call: RefCell<Option<Call>>,
 }
 
@@ -54,9 +55,7 @@ impl Drop for Inner {
         if let Some(context) = self.audio_context.borrow_mut().take() {
             let _ = context.close();
         }
-        if let (Some(window), Some(timer)) = (web_sys::window(), self.meter_timer.take()) {
-            window.clear_interval_with_handle(timer);
-        }
+        self.meter_interval.borrow_mut().take();
     }
 }
 
@@ -82,8 +81,7 @@ impl MediaSession {
                 remote_meters: RefCell::new(Vec::new()),
                 screen: RefCell::new(None),
                 screen_ended: RefCell::new(None),
-                meter_timer: Cell::new(None),
-                meter_tick: RefCell::new(None),
+                meter_interval: RefCell::new(None),
                 call: RefCell::new(None),
             }),
         }
@@ -287,25 +285,16 @@ impl MediaSession {
     }
 
     fn run_meter(&self) {
-        if self.inner.meter_timer.get().is_some() {
+        if self.inner.meter_interval.borrow().is_some() {
             return;
         }
-        let Some(window) = web_sys::window() else {
-            return;
-        };
         let session = Rc::downgrade(&self.inner);
-        let tick = Closure::<dyn FnMut()>::new(move || {
+        let interval = Interval::new(METER_INTERVAL_MS, move || {
             if let Some(inner) = session.upgrade() {
                 MediaSession { inner }.measure();
             }
         });
-        if let Ok(timer) = window.set_interval_with_callback_and_timeout_and_arguments_0(
-            tick.as_ref().unchecked_ref(),
-            METER_INTERVAL_MS,
-        ) {
-            self.inner.meter_timer.set(Some(timer));
-            *self.inner.meter_tick.borrow_mut() = Some(tick);
-        }
+        *self.inner.meter_interval.borrow_mut() = Some(interval);
     }
 
     /// Reads every meter once: ours, and one per call member's received audio (meters are
@@ -446,9 +435,6 @@ impl MediaSession {
         self.leave_call();
         self.set_track(TrackKind::Audio, None);
         self.set_track(TrackKind::Video, None);
-        if let (Some(window), Some(timer)) = (web_sys::window(), self.inner.meter_timer.take()) {
-            window.clear_interval_with_handle(timer);
-        }
-        self.inner.meter_tick.borrow_mut().take();
+        self.inner.meter_interval.borrow_mut().take();
     }
 }

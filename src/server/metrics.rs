@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
@@ -68,72 +68,71 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("room");
+        let mut add = |name: &str, help: &str, metric: &(dyn Registrable)| {
+            metric.register_in(&mut registry, name, help)
+        };
         let connections_open = Gauge::default();
-        registry.register(
+        add(
             "connections_open",
             "WebSocket connections currently open",
-            connections_open.clone(),
+            &connections_open,
         );
         let connections_total = Counter::default();
-        registry.register(
+        add(
             "connections",
             "WebSocket connections accepted since start",
-            connections_total.clone(),
+            &connections_total,
         );
         let rooms_open = Gauge::default();
-        registry.register(
-            "rooms_open",
-            "Rooms with a running task",
-            rooms_open.clone(),
-        );
+        add("rooms_open", "Rooms with a running task", &rooms_open);
         let members = Gauge::default();
-        registry.register(
+        add(
             "members",
             "Connections that are members of a room",
-            members.clone(),
+            &members,
         );
         let bytes_in = Counter::default();
-        registry.register(
+        add(
             "received_bytes",
             "Bytes of client messages received",
-            bytes_in.clone(),
+            &bytes_in,
         );
         let bytes_out = Counter::default();
-        registry.register(
+        add(
             "sent_bytes",
             "Bytes of server messages queued for sending",
-            bytes_out.clone(),
+            &bytes_out,
         );
         let slow_disconnects = Counter::default();
-        registry.register(
+        add(
             "slow_disconnects",
             "Connections dropped because their send queue was full",
-            slow_disconnects.clone(),
+            &slow_disconnects,
         );
         let received = Family::<ByType, Counter>::default();
-        registry.register(
+        add(
             "messages_received",
             "Client messages received, by type",
-            received.clone(),
+            &received,
         );
         let sent = Family::<ByType, Counter>::default();
-        registry.register(
+        add(
             "messages_sent",
             "Server messages queued for sending (one per recipient), by type",
-            sent.clone(),
+            &sent,
         );
         let refused = Family::<ByCode, Counter>::default();
-        registry.register(
+        add(
             "errors",
             "Requests refused with an error, by code",
-            refused.clone(),
+            &refused,
         );
         // 10 µs to about 1.3 s.
         let fan_out_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 18));
-        registry.register(
+        add(
             "fan_out_seconds",
             "From a room request's arrival to its messages queued for every recipient",
-            fan_out_seconds.clone(),
+            &fan_out_seconds,
         );
         Metrics {
             registry,
@@ -176,6 +175,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A metric registered by a handle that shares its value (prometheus-client's metrics are
+/// cheap clones over shared atomics), so one local both counts and is exported.
+trait Registrable {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str);
+}
+
+impl<M: Metric + Clone> Registrable for M {
+    fn register_in(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.clone());
     }
 }
 

@@ -36,7 +36,8 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
         let count = state.chat_version.get();
         if count > seen {
             if stick.get_untracked() {
-                scroll_to_bottom();
+                // After the list has drawn the new lines, or the bottom is not the bottom.
+                request_animation_frame(scroll_to_bottom);
             } else {
                 unseen.update(|n| *n += count - seen);
             }

@@ -218,19 +218,22 @@ impl Roster {
     }
 }
 
+/// Chat message `id` from peer `from`, for tests of the page's model and session.
+#[cfg(test)]
+pub(crate) fn test_entry(id: u64, from: u64) -> ChatEntry {
+    ChatEntry {
+        id: MessageId(id),
+        from: PeerId(from),
+        name: format!("p{from}"),
+        at: UnixMillis(0),
+        text: format!("m{id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_entry as entry;
     use super::*;
-
-    pub(crate) fn entry(id: u64, from: u64) -> ChatEntry {
-        ChatEntry {
-            id: MessageId(id),
-            from: PeerId(from),
-            name: format!("p{from}"),
-            at: UnixMillis(0),
-            text: format!("m{id}"),
-        }
-    }
 
     fn ids(stream: &ChatStream) -> Vec<u64> {
         stream

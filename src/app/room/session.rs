@@ -523,7 +523,7 @@ fn hello() -> ClientMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::room::model::ChatLine;
+    use crate::app::room::model::{test_entry as entry, ChatLine};
     use crate::protocol::{ChatEntry, LeaveReason, MessageId, PeerInfo};
 
     const ENV: Env = Env {
@@ -539,16 +539,6 @@ mod tests {
             media: MediaState::default(),
             away: false,
             hand: None,
-        }
-    }
-
-    fn entry(id: u64, from: u64) -> ChatEntry {
-        ChatEntry {
-            id: MessageId(id),
-            from: PeerId(from),
-            name: format!("p{from}"),
-            at: UnixMillis(0),
-            text: format!("m{id}"),
         }
     }
 
@@ -571,8 +561,8 @@ mod tests {
         })
     }
 
-    /// A session that joined "standup" as Ann (peer 1) and is in the call.
-    fn in_room() -> Session {
+    /// A session that joined "standup" as Ann (peer 1), not yet in the call.
+    fn joined_room() -> Session {
         let mut session = Session::default();
         session.step(
             Input::Join {
@@ -583,6 +573,12 @@ mod tests {
         );
         session.step(hello_from_server(), ENV);
         session.step(joined(1, false, vec![entry(1, 2)]), ENV);
+        session
+    }
+
+    /// A session that joined "standup" as Ann (peer 1) and is in the call.
+    fn in_room() -> Session {
+        let mut session = joined_room();
         session.step(
             Input::Server(ServerMsg::CallJoined {
                 peers: vec![PeerId(2)],
@@ -833,16 +829,7 @@ mod tests {
 
     #[test]
     fn a_full_call_releases_the_devices_and_chat_goes_on() {
-        let mut session = Session::default();
-        session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "Ann".into(),
-            },
-            ENV,
-        );
-        session.step(hello_from_server(), ENV);
-        session.step(joined(1, false, Vec::new()), ENV);
+        let mut session = joined_room();
         let out = session.step(
             Input::Server(ServerMsg::error(ErrorCode::CallFull, "full")),
             ENV,
