@@ -1,7 +1,7 @@
 //! What the meeting page shows, as plain data: the participant list and the chat stream with
 //! join/leave notices. The session applies server messages here; components render the result.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::protocol::{ChatEntry, LeaveReason, MessageId, PeerId, PeerInfo, UnixMillis};
@@ -74,8 +74,9 @@ impl ChatLine {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChatStream {
     lines: VecDeque<Arc<ChatLine>>,
-    /// Ids of the messages in `lines`.
-    shown: HashSet<MessageId>,
+    /// Ids of the messages in `lines`, ascending: a sorted set, searched by bisection (the
+    /// lines hold them in the same order).
+    shown: VecDeque<MessageId>,
     /// Messages up to this id were dropped for the cap; older arrivals are not shown again.
     dropped_up_to: Option<MessageId>,
     /// The newest id up to which every message has arrived (since the first one this page
@@ -113,7 +114,7 @@ impl ChatStream {
     /// ones) or older than what the cap dropped.
     pub fn push_message(&mut self, entry: ChatEntry, me: Option<PeerId>) {
         let id = entry.id;
-        if self.shown.contains(&id) || self.dropped_up_to.is_some_and(|d| id <= d) {
+        if self.is_shown(id) || self.dropped_up_to.is_some_and(|d| id <= d) {
             return;
         }
         let mine = Some(entry.from) == me;
@@ -131,10 +132,15 @@ impl ChatStream {
         };
         self.lines
             .insert(position, Arc::new(ChatLine::Message { entry, mine }));
-        self.shown.insert(id);
+        let at = self.shown.partition_point(|other| *other < id);
+        self.shown.insert(at, id);
         self.version += 1;
         self.advance_contiguous(id);
         self.enforce_cap();
+    }
+
+    fn is_shown(&self, id: MessageId) -> bool {
+        self.shown.binary_search(&id).is_ok()
     }
 
     fn advance_contiguous(&mut self, id: MessageId) {
@@ -146,7 +152,7 @@ impl ChatStream {
             return;
         }
         up_to = id;
-        while self.shown.contains(&MessageId(up_to.0 + 1)) {
+        while self.is_shown(MessageId(up_to.0 + 1)) {
             up_to = MessageId(up_to.0 + 1);
         }
         self.contiguous_up_to = Some(up_to);
@@ -156,7 +162,8 @@ impl ChatStream {
         while self.lines.len() > MAX_CHAT_LINES {
             if let Some(dropped) = self.lines.pop_front() {
                 if let Some(id) = dropped.message_id() {
-                    self.shown.remove(&id);
+                    // The oldest line holds the smallest id.
+                    self.shown.pop_front();
                     self.dropped_up_to = Some(self.dropped_up_to.map_or(id, |d| d.max(id)));
                 }
             }
