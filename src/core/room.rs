@@ -140,6 +140,9 @@ pub struct Room {
     limits: RoomLimits,
     ice_servers: Vec<IceServer>,
     members: Vec<Member>,
+    /// How many members are away, so a room where nobody is (nearly always) finds its next
+    /// deadline without looking at every member on every request.
+    away_members: usize,
     history: VecDeque<ChatEntry>,
     next_message_id: u64,
     next_hand: u64,
@@ -153,6 +156,7 @@ impl Room {
             history: VecDeque::with_capacity(limits.history_len.min(1024)),
             limits,
             members: Vec::new(),
+            away_members: 0,
             next_message_id: 1,
             next_hand: 1,
         }
@@ -238,6 +242,9 @@ impl Room {
 
     /// When the first away member's grace period runs out.
     pub fn next_deadline(&self) -> Option<MonoMillis> {
+        if self.away_members == 0 {
+            return None;
+        }
         self.members
             .iter()
             .filter_map(|m| m.away_since)
@@ -383,7 +390,9 @@ impl Room {
     /// The member at `index` is back on a new connection, under the same id.
     fn resume(&mut self, index: usize, last_seen: Option<MessageId>) -> Joined {
         let member = &mut self.members[index];
-        member.away_since = None;
+        if member.away_since.take().is_some() {
+            self.away_members -= 1;
+        }
         member.greeting = None;
         let peer = member.id;
         let back = member.info();
@@ -411,6 +420,7 @@ impl Room {
             return self.finish(Outcome::default());
         }
         member.away_since = Some(now.mono);
+        self.away_members += 1;
         let outcome = Outcome::deliver(
             Recipients::EveryoneBut(peer),
             ServerMsg::PeerUpdated {
@@ -442,7 +452,9 @@ impl Room {
         let Some(index) = self.members.iter().position(|m| m.id == peer) else {
             return self.finish(Outcome::default());
         };
-        self.members.remove(index);
+        if self.members.remove(index).away_since.is_some() {
+            self.away_members -= 1;
+        }
         let outcome = Outcome::deliver(Recipients::Everyone, ServerMsg::PeerLeft { peer, reason });
         self.finish(outcome)
     }

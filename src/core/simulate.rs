@@ -250,6 +250,9 @@ impl Simulation {
         if outcome.next_deadline != self.room.next_deadline() {
             return fail("the outcome's deadline is not the room's");
         }
+        if self.room.next_deadline().is_some() != peers.iter().any(|p| p.away) {
+            return fail("a deadline without anyone away, or someone away without one");
+        }
         if self
             .room
             .next_deadline()

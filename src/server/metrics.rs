@@ -68,7 +68,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("room");
-        let mut add = |name: &str, help: &str, metric: &(dyn Registrable)| {
+        let mut add = |name: &str, help: &str, metric: &dyn Registrable| {
             metric.register_in(&mut registry, name, help)
         };
         let connections_open = Gauge::default();
