@@ -19,10 +19,10 @@ pub fn store<T: 'static>(value: T) -> Stored<T> {
 }
 
 use futures_channel::{mpsc, oneshot};
-use futures_util::future::{select, Either};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::{poll_fn, select, Either};
+use futures_util::{Sink, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
-use gloo_net::websocket::{Message, WebSocketError};
+use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_storage::Storage;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -45,9 +45,16 @@ pub struct Closed {
 /// socket without reporting the close: the page asked for it.
 pub struct Socket {
     outgoing: mpsc::UnboundedSender<String>,
-    /// Dropped with the socket: the reader then stops and drops its half, and gloo closes
-    /// the connection once both halves are gone.
+    /// Dropped with the socket: the task that owns the connection then stops, and gloo
+    /// closes the connection as it is dropped.
     _stop: oneshot::Sender<()>,
+}
+
+/// What woke the socket's task.
+enum Wake {
+    Stop,
+    Send(String),
+    Receive(Option<Result<Message, WebSocketError>>),
 }
 
 impl Socket {
@@ -59,43 +66,49 @@ impl Socket {
         on_close: impl Fn(Closed) + 'static,
     ) -> Result<Socket, String> {
         let url = socket_url().ok_or("no window location")?;
-        let socket = WebSocket::open(&url).map_err(|e| e.to_string())?;
-        let (mut sink, mut stream) = socket.split();
+        // One task owns the connection, so it can look at its state before every send.
+        let mut socket = Box::pin(WebSocket::open(&url).map_err(|e| e.to_string())?);
         let (outgoing, mut queue) = mpsc::unbounded::<String>();
         for msg in greeting {
             let _ = outgoing.unbounded_send(msg.to_json());
         }
-        // gloo's sink waits for the socket to open before it takes the first frame.
-        spawn_local(async move {
-            while let Some(text) = queue.next().await {
-                if sink.send(Message::Text(text)).await.is_err() {
-                    break;
-                }
-            }
-        });
         let (stop, mut stopped) = oneshot::channel::<()>();
         spawn_local(async move {
             loop {
-                let event = match select(&mut stopped, stream.next()).await {
-                    Either::Left(_) => return,
-                    Either::Right((event, _)) => event,
+                let wake = match select(&mut stopped, select(queue.next(), socket.next())).await {
+                    Either::Left(_) | Either::Right((Either::Left((None, _)), _)) => Wake::Stop,
+                    Either::Right((Either::Left((Some(text), _)), _)) => Wake::Send(text),
+                    Either::Right((Either::Right((event, _)), _)) => Wake::Receive(event),
                 };
-                match event {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMsg>(&text)
-                    {
-                        Ok(msg) => on_message(msg),
-                        Err(error) => leptos::logging::warn!("unreadable server message: {error}"),
-                    },
-                    Some(Ok(Message::Bytes(_))) => {}
-                    Some(Err(WebSocketError::ConnectionClose(event))) => {
+                match wake {
+                    Wake::Stop => return,
+                    Wake::Send(text) => {
+                        // Waits while the socket is still connecting; wakes on open or error.
+                        let _ = poll_fn(|cx| socket.as_mut().poll_ready(cx)).await;
+                        // Sending on a closing socket only makes the browser log an error;
+                        // the close that follows brings the page back.
+                        if matches!(socket.state(), State::Open) {
+                            let _ = socket.as_mut().start_send(Message::Text(text));
+                        }
+                    }
+                    Wake::Receive(Some(Ok(Message::Text(text)))) => {
+                        match serde_json::from_str::<ServerMsg>(&text) {
+                            Ok(msg) => on_message(msg),
+                            Err(error) => {
+                                leptos::logging::warn!("unreadable server message: {error}")
+                            }
+                        }
+                    }
+                    Wake::Receive(Some(Ok(Message::Bytes(_)))) => {}
+                    Wake::Receive(Some(Err(WebSocketError::ConnectionClose(event)))) => {
                         return on_close(Closed {
                             code: event.code,
                             reason: event.reason,
                         });
                     }
                     // An error event is followed by the close event that explains it.
-                    Some(Err(_)) => {}
-                    None => {
+                    Wake::Receive(Some(Err(_))) => {}
+                    Wake::Receive(None) => {
                         return on_close(Closed {
                             code: ABNORMAL_CLOSURE,
                             reason: String::new(),

@@ -181,7 +181,7 @@ impl Rooms {
             waiting: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
-            commands: handle.commands.clone(),
+            commands: handle.commands.downgrade(),
             deadline: None,
         };
         self.tasks.spawn(task.run(inbox));
@@ -269,8 +269,9 @@ struct RoomTask {
     waiting: HashMap<PeerId, Outbox>,
     rooms: Arc<Rooms>,
     generation: u64,
-    /// This room's own inbox, for the tasks that read history to answer through.
-    commands: mpsc::Sender<RoomCommand>,
+    /// This room's own inbox, for the tasks that read history to answer through. Weak, so
+    /// the room does not keep its own inbox open.
+    commands: mpsc::WeakSender<RoomCommand>,
     /// When the core next needs the time (an away member's grace period ends).
     deadline: Option<MonoMillis>,
 }
@@ -456,9 +457,11 @@ impl RoomTask {
     /// Reads stored history in a task of its own, so the room goes on serving everyone else;
     /// the answer comes back through the room's inbox.
     fn read_history(&self, need: HistoryNeed) {
+        let Some(inbox) = self.commands.upgrade() else {
+            return;
+        };
         let store = self.rooms.store.clone();
         let slug = self.room.slug().to_string();
-        let inbox = self.commands.clone();
         self.rooms.tasks.spawn(async move {
             let entries = store.after(&slug, need.after, MAX_REPLAY).await;
             // A room that closed meanwhile has nobody left to greet.

@@ -561,17 +561,32 @@ mod tests {
         })
     }
 
+    /// The connection broke without a close frame.
+    fn dropped() -> Input {
+        Input::SocketClosed {
+            code: 1006,
+            reason: String::new(),
+        }
+    }
+
+    fn join_as(name: &str) -> Input {
+        Input::Join {
+            room: "standup".into(),
+            name: name.into(),
+        }
+    }
+
+    /// A session that asked to join "standup" as Ann and was greeted by the server.
+    fn greeted() -> Session {
+        let mut session = Session::default();
+        session.step(join_as("Ann"), ENV);
+        session.step(hello_from_server(), ENV);
+        session
+    }
+
     /// A session that joined "standup" as Ann (peer 1), not yet in the call.
     fn joined_room() -> Session {
-        let mut session = Session::default();
-        session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "Ann".into(),
-            },
-            ENV,
-        );
-        session.step(hello_from_server(), ENV);
+        let mut session = greeted();
         session.step(joined(1, false, vec![entry(1, 2)]), ENV);
         session
     }
@@ -603,13 +618,7 @@ mod tests {
     #[test]
     fn joining_connects_with_hello_then_join_and_asks_for_the_call_once_joined() {
         let mut session = Session::default();
-        let out = session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "  Ann ".into(),
-            },
-            ENV,
-        );
+        let out = session.step(join_as("  Ann "), ENV);
         assert_eq!(session.phase, Phase::Joining);
         assert!(out.contains(&Command::SaveName("Ann".into())));
         assert!(out.contains(&Command::Connect(vec![
@@ -628,13 +637,7 @@ mod tests {
     #[test]
     fn a_bad_name_is_refused_before_anything_is_sent() {
         let mut session = Session::default();
-        let out = session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "   ".into(),
-            },
-            ENV,
-        );
+        let out = session.step(join_as("   "), ENV);
         assert!(out.is_empty());
         assert_eq!(session.phase, Phase::Lobby);
         assert!(
@@ -644,28 +647,14 @@ mod tests {
 
     #[test]
     fn a_taken_name_returns_to_the_lobby_and_the_next_try_reuses_the_socket() {
-        let mut session = Session::default();
-        session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "Ann".into(),
-            },
-            ENV,
-        );
-        session.step(hello_from_server(), ENV);
+        let mut session = greeted();
         session.step(
             Input::Server(ServerMsg::error(ErrorCode::NameTaken, "taken")),
             ENV,
         );
         assert_eq!(session.phase, Phase::Lobby);
         assert_eq!(session.call, CallPhase::Off);
-        let out = session.step(
-            Input::Join {
-                room: "standup".into(),
-                name: "Ann B".into(),
-            },
-            ENV,
-        );
+        let out = session.step(join_as("Ann B"), ENV);
         assert!(out.contains(&Command::Send(ClientMsg::join("standup", "Ann B"))));
         assert!(!out.iter().any(|c| matches!(c, Command::Connect(_))));
     }
@@ -674,13 +663,7 @@ mod tests {
     fn a_dropped_connection_backs_off_then_resumes_with_the_token_and_last_seen() {
         let mut session = in_room();
         session.step(Input::Server(ServerMsg::Chat { entry: entry(2, 2) }), ENV);
-        let out = session.step(
-            Input::SocketClosed {
-                code: 1006,
-                reason: String::new(),
-            },
-            ENV,
-        );
+        let out = session.step(dropped(), ENV);
         assert_eq!(out, [Command::CloseSocket, Command::ReconnectIn(250)]);
         assert_eq!(session.reconnecting, 1);
         assert_eq!(session.phase, Phase::InRoom);
@@ -761,13 +744,7 @@ mod tests {
         let mut session = in_room();
         session.step(Input::Server(ServerMsg::Chat { entry: entry(2, 2) }), ENV);
         session.step(Input::Server(ServerMsg::Chat { entry: entry(5, 2) }), ENV);
-        session.step(
-            Input::SocketClosed {
-                code: 1006,
-                reason: String::new(),
-            },
-            ENV,
-        );
+        session.step(dropped(), ENV);
         let out = session.step(Input::ReconnectDue, ENV);
         let Command::Connect(greeting) = &out[0] else {
             panic!("expected a connect, got {out:?}");
@@ -790,13 +767,7 @@ mod tests {
     #[test]
     fn coming_back_too_late_under_a_taken_name_ends_the_meeting() {
         let mut session = in_room();
-        session.step(
-            Input::SocketClosed {
-                code: 1006,
-                reason: String::new(),
-            },
-            ENV,
-        );
+        session.step(dropped(), ENV);
         session.step(Input::ReconnectDue, ENV);
         let out = session.step(
             Input::Server(ServerMsg::error(ErrorCode::NameTaken, "taken")),
@@ -843,13 +814,7 @@ mod tests {
     #[test]
     fn chat_without_a_connection_says_so_instead_of_sending() {
         let mut session = in_room();
-        session.step(
-            Input::SocketClosed {
-                code: 1006,
-                reason: String::new(),
-            },
-            ENV,
-        );
+        session.step(dropped(), ENV);
         assert!(session.step(Input::Chat("hi".into()), ENV).is_empty());
         assert_eq!(session.alert, Some(Alert::NotConnected));
     }
