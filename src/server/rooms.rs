@@ -3,9 +3,10 @@
 //! reads in a task of their own, and a wake-up at the core's next deadline. The registry finds
 //! or starts those tasks and publishes the list.
 
-use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
