@@ -351,3 +351,75 @@ async fn hands_reactions_and_screen_sharing_reach_everyone() {
     assert_eq!(peer.id, ann_joined.you);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_state_changes_reaches_the_others_only_within_the_budget() {
+    // Default budget: 20 at once, 10 per second, for hand, media and call changes together.
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("flood-state", "Ann").await;
+    let (mut bob, _) = server.joined("flood-state", "Bob").await;
+    ann.drain(QUIET).await;
+    let started = std::time::Instant::now();
+    for i in 0..1000 {
+        ann.send(&ClientMsg::Hand { raised: i % 2 == 0 }).await;
+    }
+    let to_ann = ann.collect(QUIET).await;
+    let to_bob = bob.collect(QUIET).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let updates = to_bob
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .count();
+    let refused = to_ann
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                }
+            )
+        })
+        .count();
+    // Bob hears the burst and the refill, not a thousand updates.
+    assert!(updates >= 20, "{updates} updates");
+    assert!(
+        (updates as f64) <= 20.0 + 10.0 * seconds + 1.0,
+        "{updates} updates in {seconds:.2} s"
+    );
+    assert_eq!(refused + updates, 1000);
+    // Ann can still chat; the room is not wedged.
+    ann.chat("still here").await;
+    assert_eq!(bob.expect_chat().await.text, "still here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn asking_to_join_the_call_again_is_not_broadcast_again() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("call-twice", "Ann").await;
+    let (mut bob, _) = server.joined("call-twice", "Bob").await;
+    ann.drain(QUIET).await;
+    join_call(&mut ann, AV).await;
+    assert!(expect_updated(&mut bob).await.in_call);
+    // The same request again: Ann gets her answer, Bob hears nothing.
+    ann.send(&ClientMsg::JoinCall { media: AV }).await;
+    assert!(matches!(ann.recv().await, ServerMsg::CallJoined { .. }));
+    ann.expect_silence(QUIET).await;
+    bob.expect_silence(QUIET).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watching_the_room_list_twice_on_one_connection_is_refused() {
+    let server = TestServer::start(&[]).await;
+    let mut watcher = server.client().await;
+    watcher.hello().await;
+    watcher.send(&ClientMsg::WatchRooms).await;
+    assert!(matches!(watcher.recv().await, ServerMsg::Rooms { .. }));
+    watcher.send(&ClientMsg::WatchRooms).await;
+    watcher.expect_error(ErrorCode::BadMessage).await;
+    watcher.expect_silence(QUIET).await;
+    server.stop().await;
+}

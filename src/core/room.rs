@@ -31,6 +31,9 @@ pub struct RoomLimits {
     pub signal: RateLimit,
     /// Reactions per member.
     pub reaction: RateLimit,
+    /// State changes per member (hand, media, joining or leaving the call): each is
+    /// broadcast to the whole room, so a flood of them is a flood for everyone.
+    pub state: RateLimit,
     /// How long a member whose connection dropped keeps their place.
     pub resume_grace_ms: u64,
 }
@@ -46,6 +49,7 @@ impl RoomLimits {
         chat: RateLimit::new(10, 5),
         signal: RateLimit::new(200, 50),
         reaction: RateLimit::new(5, 1),
+        state: RateLimit::new(20, 10),
         resume_grace_ms: 30_000,
     };
 }
@@ -91,6 +95,7 @@ struct Member {
     chat_budget: TokenBucket,
     signal_budget: TokenBucket,
     reaction_budget: TokenBucket,
+    state_budget: TokenBucket,
     in_call: bool,
     media: MediaState,
     /// Proof of identity for resuming after a dropped connection.
@@ -302,6 +307,7 @@ impl Room {
             chat_budget: TokenBucket::new(limits.chat, now.mono),
             signal_budget: TokenBucket::new(limits.signal, now.mono),
             reaction_budget: TokenBucket::new(limits.reaction, now.mono),
+            state_budget: TokenBucket::new(limits.state, now.mono),
             in_call: false,
             media: MediaState::default(),
             resume_token,
@@ -464,11 +470,11 @@ impl Room {
     pub fn request(&mut self, peer: PeerId, msg: ClientMsg, now: Now) -> Result<Outcome, Refusal> {
         let outcome = match msg {
             ClientMsg::Chat { text } => self.chat(peer, text, now),
-            ClientMsg::JoinCall { media } => self.join_call(peer, media),
-            ClientMsg::LeaveCall => self.leave_call(peer),
-            ClientMsg::Media { media } => self.set_media(peer, media),
+            ClientMsg::JoinCall { media } => self.join_call(peer, media, now),
+            ClientMsg::LeaveCall => self.leave_call(peer, now),
+            ClientMsg::Media { media } => self.set_media(peer, media, now),
             ClientMsg::Signal { to, signal } => self.signal(peer, to, signal, now),
-            ClientMsg::Hand { raised } => self.set_hand(peer, raised),
+            ClientMsg::Hand { raised } => self.set_hand(peer, raised, now),
             ClientMsg::React { emoji } => self.react(peer, emoji, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
@@ -482,10 +488,18 @@ impl Room {
 
     /// Puts `peer` into the call. The newcomer learns whom to connect to; everyone sees the
     /// change in the participant list.
-    pub fn join_call(&mut self, peer: PeerId, media: MediaState) -> Result<Outcome, Refusal> {
+    /// Asking again while in the call only repeats the answer to the asker; the others hear
+    /// of it only if the media state changed.
+    pub fn join_call(
+        &mut self,
+        peer: PeerId,
+        media: MediaState,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
         let max = self.limits.max_call_members;
         let call_size = self.call_size();
-        let member = self.member_mut(peer)?;
+        let member = self.state_change(peer, now)?;
+        let changed = !member.in_call || member.media != media;
         if member.in_call {
             member.media = media;
         } else if call_size >= max {
@@ -504,27 +518,41 @@ impl Room {
             .filter(|m| m.in_call && m.id != peer)
             .map(|m| m.id)
             .collect();
+        let mut deliveries = vec![Delivery {
+            to: Recipients::Only(peer),
+            msg: ServerMsg::CallJoined {
+                peers: others_in_call,
+                ice_servers: self.ice_servers.clone(),
+            },
+        }];
+        if changed {
+            deliveries.push(Delivery {
+                to: Recipients::Everyone,
+                msg: ServerMsg::PeerUpdated { peer: updated },
+            });
+        }
         Ok(Outcome {
-            deliveries: vec![
-                Delivery {
-                    to: Recipients::Only(peer),
-                    msg: ServerMsg::CallJoined {
-                        peers: others_in_call,
-                        ice_servers: self.ice_servers.clone(),
-                    },
-                },
-                Delivery {
-                    to: Recipients::Everyone,
-                    msg: ServerMsg::PeerUpdated { peer: updated },
-                },
-            ],
+            deliveries,
             ..Outcome::default()
         })
     }
 
-    /// Takes `peer` out of the call; they stay in the room.
-    pub fn leave_call(&mut self, peer: PeerId) -> Result<Outcome, Refusal> {
+    /// The member, if they may change their state now (one budget for hand, media and call
+    /// changes, no-ops included: each costs the server work even when nobody hears of it).
+    fn state_change(&mut self, peer: PeerId, now: Now) -> Result<&mut Member, Refusal> {
         let member = self.member_mut(peer)?;
+        if !member.state_budget.try_take(now.mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many changes of hand, camera, microphone or call; slow down",
+            ));
+        }
+        Ok(member)
+    }
+
+    /// Takes `peer` out of the call; they stay in the room.
+    pub fn leave_call(&mut self, peer: PeerId, now: Now) -> Result<Outcome, Refusal> {
+        let member = self.state_change(peer, now)?;
         if !member.in_call {
             return Ok(Outcome::default());
         }
@@ -538,8 +566,13 @@ impl Room {
     }
 
     /// Records that `peer` switched their microphone or camera.
-    pub fn set_media(&mut self, peer: PeerId, media: MediaState) -> Result<Outcome, Refusal> {
-        let member = self.member_mut(peer)?;
+    pub fn set_media(
+        &mut self,
+        peer: PeerId,
+        media: MediaState,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        let member = self.state_change(peer, now)?;
         if !member.in_call {
             return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
         }
@@ -555,9 +588,9 @@ impl Room {
     }
 
     /// Raises (joining the end of the line) or lowers `peer`'s hand.
-    pub fn set_hand(&mut self, peer: PeerId, raised: bool) -> Result<Outcome, Refusal> {
+    pub fn set_hand(&mut self, peer: PeerId, raised: bool, now: Now) -> Result<Outcome, Refusal> {
         let next_hand = self.next_hand;
-        let member = self.member_mut(peer)?;
+        let member = self.state_change(peer, now)?;
         if member.hand.is_some() == raised {
             return Ok(Outcome::default());
         }
@@ -951,8 +984,8 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        d(room.join_call(PeerId(1), AV)).unwrap();
-        let out = d(room.join_call(PeerId(2), MediaState::default())).unwrap();
+        d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        let out = d(room.join_call(PeerId(2), MediaState::default(), T0)).unwrap();
         assert_eq!(
             out[0],
             Delivery {
@@ -982,17 +1015,17 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        d(room.join_call(PeerId(1), AV)).unwrap();
-        d(room.join_call(PeerId(2), AV)).unwrap();
-        let refusal = d(room.join_call(PeerId(3), AV)).unwrap_err();
+        d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        d(room.join_call(PeerId(2), AV, T0)).unwrap();
+        let refusal = d(room.join_call(PeerId(3), AV, T0)).unwrap_err();
         assert_eq!(refusal.code, ErrorCode::CallFull);
         assert!(refusal.message.contains("still chat"));
         assert!(d(room.chat(PeerId(3), "let me in".into(), T0)).is_ok());
         // Joining again while in the call is not counted twice.
-        assert!(d(room.join_call(PeerId(2), MediaState::default())).is_ok());
+        assert!(d(room.join_call(PeerId(2), MediaState::default(), T0)).is_ok());
         // A seat frees up when someone leaves the call or the room.
         room.leave(PeerId(1), LeaveReason::Left);
-        assert!(d(room.join_call(PeerId(3), AV)).is_ok());
+        assert!(d(room.join_call(PeerId(3), AV, T0)).is_ok());
     }
 
     #[test]
@@ -1001,8 +1034,8 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        d(room.join_call(PeerId(1), AV)).unwrap();
-        d(room.join_call(PeerId(2), AV)).unwrap();
+        d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        d(room.join_call(PeerId(2), AV, T0)).unwrap();
         let out = d(room.signal(PeerId(1), PeerId(2), offer(), T0)).unwrap();
         assert_eq!(
             out,
@@ -1046,8 +1079,8 @@ mod tests {
         });
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        d(room.join_call(PeerId(1), AV)).unwrap();
-        d(room.join_call(PeerId(2), AV)).unwrap();
+        d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        d(room.join_call(PeerId(2), AV, T0)).unwrap();
         let ok = (0..5)
             .filter(|_| d(room.signal(PeerId(1), PeerId(2), offer(), T0)).is_ok())
             .count();
@@ -1059,27 +1092,27 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         assert_eq!(
-            d(room.set_media(PeerId(1), AV)).unwrap_err().code,
+            d(room.set_media(PeerId(1), AV, T0)).unwrap_err().code,
             ErrorCode::NotInCall
         );
-        d(room.join_call(PeerId(1), AV)).unwrap();
+        d(room.join_call(PeerId(1), AV, T0)).unwrap();
         let muted = MediaState {
             mic: false,
             camera: true,
             screen: false,
         };
-        let out = d(room.set_media(PeerId(1), muted)).unwrap();
+        let out = d(room.set_media(PeerId(1), muted, T0)).unwrap();
         let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
             panic!("expected peer_updated");
         };
         assert_eq!(peer.media, muted);
-        assert!(d(room.set_media(PeerId(1), muted)).unwrap().is_empty());
-        let out = d(room.leave_call(PeerId(1))).unwrap();
+        assert!(d(room.set_media(PeerId(1), muted, T0)).unwrap().is_empty());
+        let out = d(room.leave_call(PeerId(1), T0)).unwrap();
         let ServerMsg::PeerUpdated { peer } = &out[0].msg else {
             panic!("expected peer_updated");
         };
         assert!(!peer.in_call);
-        assert!(d(room.leave_call(PeerId(1))).unwrap().is_empty());
+        assert!(d(room.leave_call(PeerId(1), T0)).unwrap().is_empty());
     }
 
     fn rejoin(room: &mut Room, peer: PeerId, token: &str, last_seen: Option<u64>) -> Joined {
@@ -1235,6 +1268,33 @@ mod tests {
     }
 
     #[test]
+    fn state_changes_share_one_budget_and_repeats_tell_no_one() {
+        let mut room = room_with(RoomLimits {
+            state: RateLimit::new(3, 1),
+            ..RoomLimits::default()
+        });
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        let first = d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        assert_eq!(first.len(), 2);
+        // Asking again with the same media answers Ann alone; nobody else hears of it.
+        let again = d(room.join_call(PeerId(1), AV, T0)).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].to, Recipients::Only(PeerId(1)));
+        assert!(d(room.set_hand(PeerId(1), false, T0)).unwrap().is_empty());
+        // Three changes spent the burst; the fourth kind of change is refused too.
+        assert_eq!(
+            d(room.set_media(PeerId(1), MediaState::default(), T0))
+                .unwrap_err()
+                .code,
+            ErrorCode::RateLimited
+        );
+        // Bob has his own budget, and Ann's refills with time.
+        assert!(d(room.set_hand(PeerId(2), true, T0)).is_ok());
+        assert!(d(room.set_hand(PeerId(1), true, T0.later(1000))).is_ok());
+    }
+
+    #[test]
     fn chat_asks_to_be_stored_and_stamps_the_wall_clock() {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
@@ -1252,7 +1312,11 @@ mod tests {
             }
         );
         // Nothing else asks for storage.
-        assert!(room.set_hand(PeerId(1), true).unwrap().persist.is_empty());
+        assert!(room
+            .set_hand(PeerId(1), true, T0)
+            .unwrap()
+            .persist
+            .is_empty());
     }
 
     #[test]
@@ -1304,14 +1368,14 @@ mod tests {
         for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
             enter(&mut room, PeerId(id), name, T0).unwrap();
         }
-        d(room.set_hand(PeerId(2), true)).unwrap();
-        let out = d(room.set_hand(PeerId(1), true)).unwrap();
+        d(room.set_hand(PeerId(2), true, T0)).unwrap();
+        let out = d(room.set_hand(PeerId(1), true, T0)).unwrap();
         assert_eq!(out[0].to, Recipients::Everyone);
-        assert!(d(room.set_hand(PeerId(1), true)).unwrap().is_empty());
+        assert!(d(room.set_hand(PeerId(1), true, T0)).unwrap().is_empty());
         let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
         assert_eq!(order, ["Bob", "Ann"]);
-        d(room.set_hand(PeerId(2), false)).unwrap();
-        d(room.set_hand(PeerId(2), true)).unwrap();
+        d(room.set_hand(PeerId(2), false, T0)).unwrap();
+        d(room.set_hand(PeerId(2), true, T0)).unwrap();
         let order: Vec<String> = hands(&room).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             order,

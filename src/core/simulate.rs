@@ -92,6 +92,7 @@ impl Simulation {
             chat: RateLimit::new(3, 2),
             signal: RateLimit::new(4, 2),
             reaction: RateLimit::new(2, 1),
+            state: RateLimit::new(4, 2),
             resume_grace_ms: GRACE_MS,
         };
         let slug = RoomSlug::parse("sim").expect("valid slug");

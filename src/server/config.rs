@@ -68,6 +68,15 @@ pub struct Config {
     #[arg(long, env = "ROOM_REACTION_PER_SECOND", default_value_t = RoomLimits::DEFAULT.reaction.per_second)]
     pub reaction_per_second: u32,
 
+    /// State changes (hand, microphone, camera, screen, joining or leaving the call) a member
+    /// may send in a burst; each is broadcast to the whole room.
+    #[arg(long, env = "ROOM_STATE_BURST", default_value_t = RoomLimits::DEFAULT.state.burst)]
+    pub state_burst: u32,
+
+    /// State changes per second a member may send on average.
+    #[arg(long, env = "ROOM_STATE_PER_SECOND", default_value_t = RoomLimits::DEFAULT.state.per_second)]
+    pub state_per_second: u32,
+
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     #[arg(long, env = "ROOM_PEER_QUEUE", default_value_t = 1024)]
     pub peer_queue: usize,
@@ -157,6 +166,7 @@ impl Config {
             chat: RateLimit::new(self.chat_burst, self.chat_per_second),
             signal: RateLimit::new(self.signal_burst, self.signal_per_second),
             reaction: RateLimit::new(self.reaction_burst, self.reaction_per_second),
+            state: RateLimit::new(self.state_burst, self.state_per_second),
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
         }
     }

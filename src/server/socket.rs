@@ -282,6 +282,10 @@ impl<S: Socket> Connection<S> {
                 };
                 self.join(&room, request).await
             }
+            ClientMsg::WatchRooms if self.room_list.is_some() => self.refuse(Refusal::new(
+                ErrorCode::BadMessage,
+                "this connection already watches the room list",
+            )),
             ClientMsg::WatchRooms => {
                 let mut list = self.state.rooms.watch_list();
                 // Send the current list right away, then every change.

@@ -255,6 +255,17 @@ impl Client {
         }
     }
 
+    /// Every protocol message that arrives until nothing has for `quiet`.
+    pub async fn collect(&mut self, quiet: Duration) -> Vec<ServerMsg> {
+        let mut messages = Vec::new();
+        while let Ok(Some(frame)) = tokio::time::timeout(quiet, self.ws.next()).await {
+            if let Ok(Message::Text(text)) = frame {
+                messages.push(serde_json::from_str(&text).expect("a server message"));
+            }
+        }
+        messages
+    }
+
     /// Reads and discards whatever arrives until nothing has for `quiet`.
     pub async fn drain(&mut self, quiet: Duration) {
         while let Ok(Some(frame)) = tokio::time::timeout(quiet, self.ws.next()).await {
