@@ -17,6 +17,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The client broke the protocol (e.g. another protocol version); do not retry as is.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The client sent a text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// The client did not read its messages in time.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// The client sent a message larger than the server accepts.

@@ -422,3 +422,84 @@ async fn metrics_count_connections_rooms_messages_errors_and_bytes() {
     assert!(metrics.contains("room_members 0"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_refusal_does_not_echo_a_huge_bad_frame_back() {
+    let server = TestServer::start(&[]).await;
+    let mut client = server.client().await;
+    client.hello().await;
+    let huge_type = "x".repeat(10_000);
+    client
+        .send_raw(&format!(r#"{{"type":"{huge_type}"}}"#))
+        .await;
+    let message = client.expect_error(ErrorCode::BadMessage).await;
+    assert!(
+        message.chars().count() < 250,
+        "{} chars echoed",
+        message.len()
+    );
+    assert!(
+        message.starts_with("could not read that message"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_largest_last_seen_is_harmless() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("last-seen-max", "Ann").await;
+    ann.chat("hi").await;
+    ann.expect_chat().await;
+    let mut bob = server.client().await;
+    bob.hello().await;
+    let joined = bob
+        .rejoin(
+            "last-seen-max",
+            "Bob",
+            None,
+            Some(room::protocol::MessageId(u64::MAX)),
+        )
+        .await;
+    assert!(
+        matches!(&joined, ServerMsg::Joined { history, .. } if history.is_empty()),
+        "{joined:?}"
+    );
+    // The room is still alive for everyone.
+    ann.chat("still here").await;
+    let said = ann
+        .recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+        .await;
+    assert!(matches!(said, ServerMsg::Chat { entry } if entry.text == "still here"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_that_breaks_the_protocol_closes_with_a_reason_and_leaves_at_once() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = server.joined("broken-frames", "Ann").await;
+    let (mut mallory, joined) = server.joined("broken-frames", "Mallory").await;
+    ann.drain(Duration::from_millis(200)).await;
+    mallory.send_invalid_utf8().await;
+    assert_eq!(
+        mallory.ending().await,
+        Ending::Closed(close_code::INVALID_DATA, "text frames must be UTF-8".into())
+    );
+    // Ann sees Mallory leave now, not "reconnecting" for the resume grace period.
+    let left = ann
+        .recv_until(|m| {
+            matches!(
+                m,
+                ServerMsg::PeerLeft { .. } | ServerMsg::PeerUpdated { .. }
+            )
+        })
+        .await;
+    assert_eq!(
+        left,
+        ServerMsg::PeerLeft {
+            peer: joined.you,
+            reason: LeaveReason::Left
+        }
+    );
+    server.stop().await;
+}

@@ -26,6 +26,10 @@ const WRITE_BATCH: usize = 64;
 /// How long a closing handshake may take before the connection is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// serde's errors quote the offending input (an unknown `type`, say); a refusal quotes at
+/// most this much of it, so a hostile frame is not echoed back whole.
+const MAX_ERROR_ECHO_CHARS: usize = 160;
+
 /// How often a join is retried when the room task it found was closing at that moment.
 const JOIN_ATTEMPTS: usize = 3;
 
@@ -40,6 +44,10 @@ enum Ending {
     TooSlow,
     TooLarge,
     VersionMismatch,
+    /// The client broke the WebSocket protocol (a malformed frame).
+    ProtocolViolation,
+    /// A text frame that is not UTF-8.
+    InvalidText,
     /// Nothing heard, not even a pong, for the idle timeout: the network is gone.
     Silent,
 }
@@ -65,6 +73,14 @@ impl Ending {
                 "protocol version mismatch".to_string(),
             ),
             Ending::Silent => (close_code::GOING_AWAY, "no answer to pings".to_string()),
+            Ending::ProtocolViolation => (
+                close_code::PROTOCOL_ERROR,
+                "malformed WebSocket frame".to_string(),
+            ),
+            Ending::InvalidText => (
+                close_code::INVALID_DATA,
+                "text frames must be UTF-8".to_string(),
+            ),
         };
         Some(CloseFrame {
             code,
@@ -229,10 +245,32 @@ impl<S: Socket> Connection<S> {
     }
 
     fn read_failed(&mut self, error: axum::Error) -> Ending {
-        let too_large = error
-            .into_inner()
-            .downcast_ref::<tungstenite::Error>()
-            .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+        let error = error.into_inner();
+        let kind = error.downcast_ref::<tungstenite::Error>();
+        // A connection cut without a close frame shows up as a protocol error too; that one
+        // is a lost network, which may come back and resume.
+        let cut = matches!(
+            kind,
+            Some(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            ))
+        );
+        if !cut
+            && matches!(
+                kind,
+                Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_))
+            )
+        {
+            // A broken frame is not a broken network: no resume, the member leaves now, and
+            // the client hears why.
+            tracing::info!(peer = %self.peer, %error, "closing a connection that broke the WebSocket protocol");
+            return if matches!(kind, Some(tungstenite::Error::Utf8(_))) {
+                Ending::InvalidText
+            } else {
+                Ending::ProtocolViolation
+            };
+        }
+        let too_large = matches!(kind, Some(tungstenite::Error::Capacity(_)));
         if too_large {
             self.refuse(Refusal::new(
                 ErrorCode::TooLarge,
@@ -252,6 +290,7 @@ impl<S: Socket> Connection<S> {
         let msg = match serde_json::from_str::<ClientMsg>(text) {
             Ok(msg) => msg,
             Err(error) => {
+                let error = truncated(&error.to_string(), MAX_ERROR_ECHO_CHARS);
                 tracing::debug!(peer = %self.peer, %error, "undecodable message");
                 self.refuse(Refusal::new(
                     ErrorCode::BadMessage,
@@ -435,6 +474,14 @@ impl<S: Socket> Connection<S> {
             socket.send(Message::Close(Some(frame))).await
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+    }
+}
+
+/// `text` cut to at most `max` characters, marked with an ellipsis when cut.
+fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }
 

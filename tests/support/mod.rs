@@ -255,6 +255,14 @@ impl Client {
         }
     }
 
+    /// A text frame whose payload is not UTF-8, which no honest client can send.
+    pub async fn send_invalid_utf8(&mut self) {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let frame = Frame::message(vec![0xff, 0xfe, 0xfd], OpCode::Data(Data::Text), true);
+        let _ = self.ws.send(Message::Frame(frame)).await;
+    }
+
     /// Every protocol message that arrives until nothing has for `quiet`.
     pub async fn collect(&mut self, quiet: Duration) -> Vec<ServerMsg> {
         let mut messages = Vec::new();
