@@ -264,3 +264,55 @@ async fn the_room_limit_refuses_new_rooms_but_not_existing_ones() {
     assert_eq!(joined.peers.len(), 2);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_delivered_during_a_shutdown_is_stored() {
+    let data_dir = fresh_data_dir();
+    let server = TestServer::start_in(
+        &data_dir,
+        &["--chat-burst", "1000000", "--chat-per-second", "1000000"],
+        "127.0.0.1:0",
+    )
+    .await;
+    let (mut ann, _) = server.joined("burst-at-shutdown", "Ann").await;
+    let (mut bob, _) = server.joined("burst-at-shutdown", "Bob").await;
+    ann.drain(QUIET).await;
+    // Ann chats as fast as she can while the server is told to stop.
+    let sender = tokio::spawn(async move {
+        for i in 0..5000 {
+            ann.chat(&format!("m{i}")).await;
+        }
+        ann
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop().await;
+    // What `run` left on disk when it returned, read at once from the file as a restarted server
+    // would (not through the store's queue, which commits before it reads).
+    let db = rusqlite::Connection::open(data_dir.join("room.sqlite3")).unwrap();
+    let mut query = db
+        .prepare("SELECT id FROM messages WHERE room = 'burst-at-shutdown'")
+        .unwrap();
+    let stored: std::collections::HashSet<MessageId> = query
+        .query_map([], |row| row.get::<_, i64>(0))
+        .unwrap()
+        .map(|id| MessageId(id.unwrap() as u64))
+        .collect();
+    let delivered: Vec<MessageId> = bob
+        .collect(QUIET)
+        .await
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat { entry } => Some(entry.id),
+            _ => None,
+        })
+        .collect();
+    let _ = sender.await;
+    assert!(!delivered.is_empty());
+    let missing: Vec<_> = delivered.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} delivered messages not stored",
+        missing.len(),
+        delivered.len()
+    );
+}

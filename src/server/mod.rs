@@ -152,14 +152,15 @@ pub async fn run(
     })
     .await?;
     state.tasks.close();
-    // Everything said before the shutdown is on disk before the process exits.
-    state.store.sync().await;
     if tokio::time::timeout(DRAIN_TIMEOUT, state.tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("some connections did not close in time");
     }
+    // Only now: rooms deliver (and hand to the store) what they still had queued while their
+    // connections close, and all of it must be on disk before the process exits.
+    state.store.sync().await;
     Ok(())
 }
 
