@@ -383,8 +383,8 @@ impl RoomTask {
             .is_some_and(|current| current.frames.same_channel(outbox))
     }
 
-    /// Drops the member's connection from the fan-out; true if they had one.
-    fn forget_outbox(&mut self, peer: PeerId) -> bool {
+    /// Drops the member's connection from the fan-out, if they had one.
+    fn forget_outbox(&mut self, peer: PeerId) {
         let had = self
             .outboxes
             .remove(&peer)
@@ -392,7 +392,6 @@ impl RoomTask {
         if had.is_some() {
             self.rooms.metrics.members.dec();
         }
-        had.is_some()
     }
 
     fn join(
