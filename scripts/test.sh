@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh browser
 
+# A clean CI run gains nothing from incremental caches and they cost gigabytes of disk.
+if [[ -n "${CI:-}" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+printf 'disk before the build: %s free\n' "$(df -h --output=avail . | tail -1 | tr -d ' ')"
+
 timed() {
   local name=$1
   shift
@@ -22,4 +28,6 @@ timed "clippy (client, hydrate on wasm32)" \
 timed "unit and integration tests" cargo test --workspace --features room/ssr
 timed "release build (server and WASM client)" cargo leptos build --release
 timed "end-to-end tests (Playwright, Chromium)" bash -c 'cd end2end && npx playwright test'
+printf 'disk after the build: %s free, target/ holds %s\n' \
+  "$(df -h --output=avail . | tail -1 | tr -d ' ')" "$(du -sh target | cut -f1)"
 printf '\nAll checks passed.\n'

@@ -111,6 +111,7 @@ export const test = base.extend<Fixtures>({
     const server = await startServer();
     await use(server);
     await server.stop();
+    fs.rmSync(server.dataDir, { recursive: true, force: true });
   },
   consoleErrors: async ({}, use) => {
     const errors: string[] = [];

@@ -52,7 +52,24 @@ pub fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
-pub fn fresh_data_dir() -> PathBuf {
+/// A data directory of a test's own, deleted when dropped (even when the test panics), so
+/// runs do not pile up SQLite files in /tmp.
+pub struct DataDir(PathBuf);
+
+impl std::ops::Deref for DataDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn fresh_data_dir() -> DataDir {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "room-test-{}-{}",
@@ -60,7 +77,7 @@ pub fn fresh_data_dir() -> PathBuf {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    DataDir(dir)
 }
 
 /// Long enough for a loaded CI machine, short enough that a hang fails fast.
@@ -71,13 +88,18 @@ pub struct TestServer {
     pub state: AppState,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    /// Set when the server made its own data directory; removed with it.
+    _own_data_dir: Option<DataDir>,
 }
 
 impl TestServer {
     /// Starts a server with the given extra flags, e.g. `["--max-room-members", "2"]`, and
     /// a data directory of its own.
     pub async fn start(flags: &[&str]) -> TestServer {
-        Self::start_in(&fresh_data_dir(), flags, "127.0.0.1:0").await
+        let data_dir = fresh_data_dir();
+        let mut server = Self::start_in(&data_dir, flags, "127.0.0.1:0").await;
+        server._own_data_dir = Some(data_dir);
+        server
     }
 
     /// Starts a server on `addr` keeping its chat history in `data_dir`.
@@ -101,6 +123,7 @@ impl TestServer {
             state,
             stop,
             task,
+            _own_data_dir: None,
         }
     }
 
