@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use room::server::{config::Config, run, shutdown_signal, site, AppState};
+use room::server::{config::Config, http, run, shutdown_signal, site, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = config.addr.unwrap_or(leptos.site_addr);
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match http::bind(addr) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!("cannot listen on {addr}: {error}");

@@ -9,7 +9,8 @@ use std::fmt;
 
 /// Bumped whenever a change would make an older client misunderstand the server.
 /// 2: `invalid_text` split into `empty_text` and `text_too_long`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: history in pages: `joined.more_history`, `load_history` and `history_page`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -84,6 +85,9 @@ pub enum ClientMsg {
     Hand { raised: bool },
     /// A short emoji reaction shown to everyone (one of `REACTIONS`).
     React { emoji: String },
+    /// The page of chat history just older than `before` (the oldest message the client
+    /// shows). Answered by `history_page`.
+    LoadHistory { before: MessageId },
 }
 
 /// The reactions a client may send.
@@ -102,8 +106,12 @@ pub enum ServerMsg {
         name: String,
         /// Everyone in the room, the new member included, in the order they joined.
         peers: Vec<PeerInfo>,
-        /// Chat messages oldest first: those after `last_seen`, or the room's most recent.
+        /// Chat messages oldest first: the newest of those after `last_seen` (or of the
+        /// room's history) that fit in the server's replay budget.
         history: Vec<ChatEntry>,
+        /// True when older messages (after `last_seen`, if given) were left out; ask for them
+        /// with `load_history`.
+        more_history: bool,
         /// True when an earlier connection's identity was resumed.
         resumed: bool,
         /// Present this in `join` after a disconnection to resume.
@@ -129,6 +137,9 @@ pub enum ServerMsg {
     Signal { from: PeerId, signal: Signal },
     /// Someone reacted; show it briefly.
     Reaction { from: PeerId, emoji: String },
+    /// Answer to `load_history`: messages oldest first, all older than its `before`, and
+    /// whether even older ones remain.
+    HistoryPage { entries: Vec<ChatEntry>, more: bool },
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
     Error { code: ErrorCode, message: String },
@@ -363,6 +374,7 @@ impl ClientMsg {
         "signal",
         "hand",
         "react",
+        "load_history",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -377,6 +389,7 @@ impl ClientMsg {
             ClientMsg::Signal { .. } => 7,
             ClientMsg::Hand { .. } => 8,
             ClientMsg::React { .. } => 9,
+            ClientMsg::LoadHistory { .. } => 10,
         }
     }
 
@@ -399,6 +412,7 @@ impl ServerMsg {
         "peer_updated",
         "signal",
         "reaction",
+        "history_page",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -414,6 +428,7 @@ impl ServerMsg {
             ServerMsg::PeerUpdated { .. } => 8,
             ServerMsg::Signal { .. } => 9,
             ServerMsg::Reaction { .. } => 10,
+            ServerMsg::HistoryPage { .. } => 11,
         }
     }
 
@@ -505,6 +520,9 @@ mod tests {
             },
             ClientMsg::Hand { raised: true },
             ClientMsg::React { emoji: "x".into() },
+            ClientMsg::LoadHistory {
+                before: MessageId(7),
+            },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -628,8 +646,13 @@ mod tests {
                     hand: None,
                 }],
                 history: vec![entry.clone()],
+                more_history: true,
                 resumed: false,
                 resume_token: "t".into(),
+            },
+            ServerMsg::HistoryPage {
+                entries: vec![entry.clone()],
+                more: false,
             },
             ServerMsg::Chat { entry },
             ServerMsg::Rooms {

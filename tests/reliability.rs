@@ -188,7 +188,6 @@ async fn history_survives_a_restart_and_clients_carry_on_without_gaps_or_duplica
         bob.expect_chat_msg().await
     );
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ enum FuzzOp {
     Wait { ms: u16 },
     Expire,
     LoadHistory,
+    LoadOlder { peer: u8, before: u8 },
 }
 
 impl From<FuzzOp> for Op {
@@ -46,6 +47,7 @@ impl From<FuzzOp> for Op {
             FuzzOp::Wait { ms } => Op::Wait { ms: u32::from(ms) * 8 },
             FuzzOp::Expire => Op::Expire,
             FuzzOp::LoadHistory => Op::LoadHistory,
+            FuzzOp::LoadOlder { peer, before } => Op::LoadOlder { peer: p(peer), before: u64::from(before) },
         }
     }
 }

@@ -189,6 +189,7 @@ pub struct Texts {
     pub text_too_long: fn(usize) -> String,
     pub empty_text: &'static str,
     pub earlier_hidden: &'static str,
+    pub load_earlier: &'static str,
     pub server_busy: &'static str,
 }
 
@@ -371,6 +372,7 @@ pub static EN: Texts = Texts {
     text_too_long: |n| format!("Messages are at most {n} characters."),
     empty_text: "The message is empty.",
     earlier_hidden: "Earlier messages are not shown.",
+    load_earlier: "Show earlier messages",
     server_busy: "The server is busy. Try again in a moment.",
 };
 
@@ -479,6 +481,7 @@ pub static KO: Texts = Texts {
     text_too_long: |n| format!("메시지는 {n}자까지 보낼 수 있습니다."),
     empty_text: "메시지가 비어 있습니다.",
     earlier_hidden: "이전 메시지는 표시되지 않습니다.",
+    load_earlier: "이전 메시지 보기",
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
 };
 

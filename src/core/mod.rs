@@ -100,14 +100,22 @@ pub struct Delivery {
     pub msg: ServerMsg,
 }
 
-/// A joining member's history reaches back further than the room keeps in memory: the
-/// transport reads messages after `after` from storage (outside the room's task) and hands
-/// them to [`room::Room::history_loaded`]. Until then the member receives nothing, so the
-/// `joined` message still comes first.
+/// Stored chat a member is waiting for: the transport reads the newest messages with ids in
+/// `after < id < before`, at most `limit` of them and no more than needed to pass `max_bytes`
+/// of text, from storage (outside the room's task) and hands them to
+/// [`room::Room::history_loaded`].
+///
+/// Two members wait like this: one joining whose history reaches back further than the room
+/// keeps in memory (`before` is `None`; until the read is done they receive nothing, so
+/// `joined` still comes first), and one asking for an older page (`load_history`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryNeed {
     pub peer: PeerId,
     pub after: MessageId,
+    pub before: Option<MessageId>,
+    pub limit: usize,
+    /// The replay budget: messages beyond it would be read only to be dropped.
+    pub max_bytes: usize,
 }
 
 /// Everything one input to a room asks the transport to do, in the style of str0m's

@@ -34,9 +34,19 @@ pub struct RoomLimits {
     /// State changes per member (hand, media, joining or leaving the call): each is
     /// broadcast to the whole room, so a flood of them is a flood for everyone.
     pub state: RateLimit,
+    /// Pages of older history per member: each is a storage read.
+    pub history: RateLimit,
     /// How long a member whose connection dropped keeps their place.
     pub resume_grace_ms: u64,
+    /// The most chat history, in bytes of JSON, one `joined` or `history_page` carries; the
+    /// client pages back for the rest. Bounds what one 90-byte `join` can make the server
+    /// build and hold for a client that may never read it.
+    pub max_replay_bytes: usize,
 }
+
+/// Messages read from storage for one replay or page at most; the byte budget usually stops
+/// earlier.
+pub const HISTORY_READ_LIMIT: usize = 200;
 
 impl RoomLimits {
     /// The one place the defaults are written down.
@@ -50,7 +60,9 @@ impl RoomLimits {
         signal: RateLimit::new(200, 50),
         reaction: RateLimit::new(5, 1),
         state: RateLimit::new(20, 10),
+        history: RateLimit::new(5, 2),
         resume_grace_ms: 30_000,
+        max_replay_bytes: 64 * 1024,
     };
 }
 
@@ -96,6 +108,7 @@ struct Member {
     signal_budget: TokenBucket,
     reaction_budget: TokenBucket,
     state_budget: TokenBucket,
+    history_budget: TokenBucket,
     in_call: bool,
     media: MediaState,
     /// Proof of identity for resuming after a dropped connection.
@@ -308,6 +321,7 @@ impl Room {
             signal_budget: TokenBucket::new(limits.signal, now.mono),
             reaction_budget: TokenBucket::new(limits.reaction, now.mono),
             state_budget: TokenBucket::new(limits.state, now.mono),
+            history_budget: TokenBucket::new(limits.history, now.mono),
             in_call: false,
             media: MediaState::default(),
             resume_token,
@@ -331,46 +345,110 @@ impl Room {
 
     /// The `joined` message for `peer` now, or a request for the stored history it needs.
     fn greet(&mut self, peer: PeerId, last_seen: Option<MessageId>, resumed: bool) -> Outcome {
+        let after = last_seen.unwrap_or(MessageId(0));
         if let Some(history) = self.history_after(last_seen) {
+            let (history, more) = self.replay(history, after);
             return Outcome::deliver(
                 Recipients::Only(peer),
-                self.joined_msg(peer, history, resumed),
+                self.joined_msg(peer, history, more, resumed),
             );
         }
-        // The kept window only falls short when there is a `last_seen` to reach back to.
-        let after = last_seen.unwrap_or(MessageId(0));
         if let Ok(member) = self.member_mut(peer) {
             member.greeting = Some(PendingGreeting { after, resumed });
         }
         Outcome {
-            need_history: Some(HistoryNeed { peer, after }),
+            need_history: Some(HistoryNeed {
+                peer,
+                after,
+                before: None,
+                limit: HISTORY_READ_LIMIT,
+                max_bytes: self.limits.max_replay_bytes,
+            }),
             ..Outcome::default()
         }
     }
 
-    /// The stored messages after a waiting member's `last_seen` have been read: send their
-    /// `joined`, with those and whatever the room has kept since, each once and in order.
-    /// Stale answers (the member left, or asked again from another point) do nothing.
+    /// The newest of `entries` (oldest first, all after `after`) that fit in the replay
+    /// budget, and whether messages after `after` remain that the client does not get now.
+    fn replay(&self, entries: Vec<ChatEntry>, after: MessageId) -> (Vec<ChatEntry>, bool) {
+        let mut budget = self.limits.max_replay_bytes;
+        let mut keep = 0;
+        for entry in entries.iter().rev().take(HISTORY_READ_LIMIT) {
+            let size = serde_json::to_string(entry).map_or(usize::MAX, |json| json.len() + 1);
+            // At least one message, however long, so paging always makes progress.
+            if size > budget && keep > 0 {
+                break;
+            }
+            budget = budget.saturating_sub(size);
+            keep += 1;
+        }
+        let dropped = entries.len() - keep;
+        let kept: Vec<ChatEntry> = entries.into_iter().skip(dropped).collect();
+        let more = kept
+            .first()
+            .is_some_and(|first| first.id.0 > after.0.saturating_add(1));
+        (kept, more)
+    }
+
+    /// The stored messages a member waited for have been read (`stored`, oldest first): send
+    /// the `joined` or `history_page` they were for, with those and whatever the room has kept
+    /// in the same range, each once and in order. Stale answers (the member left, or asked
+    /// again from another point) do nothing.
     pub fn history_loaded(&mut self, need: HistoryNeed, stored: Vec<ChatEntry>) -> Outcome {
         let Some(member) = self.members.iter_mut().find(|m| m.id == need.peer) else {
             return self.finish(Outcome::default());
         };
-        let Some(greeting) = member.greeting.filter(|g| g.after == need.after) else {
-            return self.finish(Outcome::default());
+        let greeting = match need.before {
+            Some(_) => None,
+            None => match member.greeting.filter(|g| g.after == need.after) {
+                Some(greeting) => Some(greeting),
+                None => return self.finish(Outcome::default()),
+            },
         };
-        member.greeting = None;
+        if greeting.is_some() {
+            member.greeting = None;
+        }
+        let before = need.before.unwrap_or(MessageId(u64::MAX));
         let merged: BTreeMap<MessageId, ChatEntry> = stored
             .into_iter()
             .chain(self.history.iter().cloned())
-            .filter(|e| e.id > greeting.after)
+            .filter(|e| e.id > need.after && e.id < before)
             .map(|e| (e.id, e))
             .collect();
-        let history = merged.into_values().collect();
-        let outcome = Outcome::deliver(
-            Recipients::Only(need.peer),
-            self.joined_msg(need.peer, history, greeting.resumed),
-        );
+        let (entries, more) = self.replay(merged.into_values().collect(), need.after);
+        let msg = match greeting {
+            Some(greeting) => self.joined_msg(need.peer, entries, more, greeting.resumed),
+            None => ServerMsg::HistoryPage { entries, more },
+        };
+        let outcome = Outcome::deliver(Recipients::Only(need.peer), msg);
         self.finish(outcome)
+    }
+
+    /// `load_history`: the page of messages just older than `before`, read from storage.
+    fn load_history(
+        &mut self,
+        peer: PeerId,
+        before: MessageId,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        let max_bytes = self.limits.max_replay_bytes;
+        let member = self.member_mut(peer)?;
+        if !member.history_budget.try_take(now.mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many requests for older messages; wait a moment",
+            ));
+        }
+        Ok(Outcome {
+            need_history: Some(HistoryNeed {
+                peer,
+                after: MessageId(0),
+                before: Some(before),
+                limit: HISTORY_READ_LIMIT,
+                max_bytes,
+            }),
+            ..Outcome::default()
+        })
     }
 
     /// Whether `peer` joined and still waits for its `joined` message (stored history).
@@ -380,7 +458,13 @@ impl Room {
             .any(|m| m.id == peer && m.greeting.is_some())
     }
 
-    fn joined_msg(&self, peer: PeerId, history: Vec<ChatEntry>, resumed: bool) -> ServerMsg {
+    fn joined_msg(
+        &self,
+        peer: PeerId,
+        history: Vec<ChatEntry>,
+        more_history: bool,
+        resumed: bool,
+    ) -> ServerMsg {
         let member = self.members.iter().find(|m| m.id == peer);
         ServerMsg::Joined {
             you: peer,
@@ -388,6 +472,7 @@ impl Room {
             name: member.map(|m| m.name.clone()).unwrap_or_default(),
             peers: self.peers(),
             history,
+            more_history,
             resumed,
             resume_token: member.map(|m| m.resume_token.clone()).unwrap_or_default(),
         }
@@ -476,6 +561,7 @@ impl Room {
             ClientMsg::Signal { to, signal } => self.signal(peer, to, signal, now),
             ClientMsg::Hand { raised } => self.set_hand(peer, raised, now),
             ClientMsg::React { emoji } => self.react(peer, emoji, now),
+            ClientMsg::LoadHistory { before } => self.load_history(peer, before, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -1216,7 +1302,10 @@ mod tests {
             need,
             HistoryNeed {
                 peer: PeerId(2),
-                after: MessageId(1)
+                after: MessageId(1),
+                before: None,
+                limit: HISTORY_READ_LIMIT,
+                max_bytes: RoomLimits::DEFAULT.max_replay_bytes,
             }
         );
         assert!(joined
@@ -1406,5 +1495,109 @@ mod tests {
             .filter(|_| d(room.react(PeerId(1), "🎉".into(), T0)).is_ok())
             .count();
         assert_eq!(accepted, 4, "a burst of five, one already used");
+    }
+
+    #[test]
+    fn a_join_replays_the_newest_messages_that_fit_the_budget_and_says_more_remain() {
+        let text = "x".repeat(1000);
+        let one = serde_json::to_string(&entry(10, &text)).unwrap().len() + 1;
+        let mut room = room_with(RoomLimits {
+            history_len: 50,
+            max_replay_bytes: 3 * one + 10,
+            ..RoomLimits::default()
+        });
+        let stored: Vec<ChatEntry> = (1..=20).map(|id| entry(id, &text)).collect();
+        room.restore(stored, Some(MessageId(20)));
+        let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        let ServerMsg::Joined {
+            history,
+            more_history,
+            ..
+        } = &out[0].msg
+        else {
+            panic!("expected joined, got {:?}", out[0].msg);
+        };
+        let ids: Vec<u64> = history.iter().map(|e| e.id.0).collect();
+        assert_eq!(ids, [18, 19, 20]);
+        assert!(more_history);
+    }
+
+    #[test]
+    fn a_single_message_larger_than_the_budget_is_still_sent_and_short_history_is_complete() {
+        let mut room = room_with(RoomLimits {
+            max_replay_bytes: 10,
+            ..RoomLimits::default()
+        });
+        room.restore(
+            vec![entry(1, "long enough to pass ten bytes")],
+            Some(MessageId(1)),
+        );
+        let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        let ServerMsg::Joined {
+            history,
+            more_history,
+            ..
+        } = &out[0].msg
+        else {
+            panic!("expected joined");
+        };
+        assert_eq!(history.len(), 1);
+        assert!(!more_history);
+    }
+
+    #[test]
+    fn older_pages_come_from_storage_merged_with_memory_within_the_budget() {
+        let text = "y".repeat(500);
+        let one = serde_json::to_string(&entry(10, &text)).unwrap().len() + 1;
+        let mut room = room_with(RoomLimits {
+            history_len: 4,
+            max_replay_bytes: 4 * one,
+            history: RateLimit::new(2, 1),
+            ..RoomLimits::default()
+        });
+        let all: Vec<ChatEntry> = (1..=12).map(|id| entry(id, &text)).collect();
+        room.restore(all.clone(), Some(MessageId(12)));
+        enter(&mut room, PeerId(2), "Bob", T0).unwrap();
+        let outcome = room
+            .request(
+                PeerId(2),
+                ClientMsg::LoadHistory {
+                    before: MessageId(10),
+                },
+                T0,
+            )
+            .unwrap();
+        assert!(outcome.deliveries.is_empty());
+        let need = outcome.need_history.expect("a storage read");
+        assert_eq!(
+            need,
+            HistoryNeed {
+                peer: PeerId(2),
+                after: MessageId(0),
+                before: Some(MessageId(10)),
+                limit: HISTORY_READ_LIMIT,
+                max_bytes: 4 * one,
+            }
+        );
+        // Storage lags: it has 1..=8 only; the room's memory adds 9.
+        let stored = all[..8].to_vec();
+        let page = room.history_loaded(need, stored);
+        assert_eq!(page.deliveries[0].to, Recipients::Only(PeerId(2)));
+        let ServerMsg::HistoryPage { entries, more } = &page.deliveries[0].msg else {
+            panic!("expected a page, got {:?}", page.deliveries[0].msg);
+        };
+        let ids: Vec<u64> = entries.iter().map(|e| e.id.0).collect();
+        assert_eq!(ids, [6, 7, 8, 9]);
+        assert!(more);
+        // The budget is two pages at once; the third is refused.
+        let again = ClientMsg::LoadHistory {
+            before: MessageId(6),
+        };
+        room.request(PeerId(2), again.clone(), T0).unwrap();
+        let refused = room.request(PeerId(2), again.clone(), T0).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        // Only members may page.
+        let stranger = room.request(PeerId(7), again, T0).unwrap_err();
+        assert_eq!(stranger.code, ErrorCode::NotJoined);
     }
 }

@@ -62,6 +62,11 @@ pub enum Op {
     Expire,
     /// Storage answers the oldest pending history read (if any).
     LoadHistory,
+    /// A member asks for the page of chat older than `before`.
+    LoadOlder {
+        peer: u8,
+        before: u64,
+    },
 }
 
 /// Grace period of the simulated room.
@@ -93,7 +98,10 @@ impl Simulation {
             signal: RateLimit::new(4, 2),
             reaction: RateLimit::new(2, 1),
             state: RateLimit::new(4, 2),
+            history: RateLimit::new(2, 1),
             resume_grace_ms: GRACE_MS,
+            // About three short messages: replays and pages are cut often.
+            max_replay_bytes: 300,
         };
         let slug = RoomSlug::parse("sim").expect("valid slug");
         Simulation {
@@ -160,12 +168,22 @@ impl Simulation {
                     return Ok(());
                 }
                 let need = self.pending_reads.remove(0);
-                let stored = self
+                let in_range = self
                     .stored
                     .iter()
-                    .filter(|e| e.id > need.after)
+                    .filter(|e| e.id > need.after && need.before.is_none_or(|b| e.id < b));
+                let mut bytes = 0;
+                let mut stored: Vec<ChatEntry> = in_range
+                    .rev()
+                    .take(need.limit)
+                    .take_while(|e| {
+                        let within = bytes <= need.max_bytes;
+                        bytes += e.text.len() + e.name.len();
+                        within
+                    })
                     .cloned()
                     .collect();
+                stored.reverse();
                 self.room.history_loaded(need, stored)
             }
             request => {
@@ -194,6 +212,12 @@ impl Simulation {
                     ),
                     Op::Hand { peer, raised } => (peer, ClientMsg::Hand { raised }),
                     Op::React { peer, emoji } => (peer, ClientMsg::React { emoji }),
+                    Op::LoadOlder { peer, before } => (
+                        peer,
+                        ClientMsg::LoadHistory {
+                            before: MessageId(before),
+                        },
+                    ),
                     Op::Signal { from, to } => (
                         from,
                         ClientMsg::Signal {
@@ -262,7 +286,11 @@ impl Simulation {
             return fail("a deadline already due after the room was woken");
         }
         if let Some(need) = outcome.need_history {
-            if !self.room.is_awaiting_history(need.peer) {
+            let waiting = match need.before {
+                None => self.room.is_awaiting_history(need.peer),
+                Some(_) => self.room.is_member(need.peer),
+            };
+            if !waiting {
                 return fail("a history read for a member not waiting for one");
             }
             self.pending_reads.push(need);
@@ -287,6 +315,17 @@ impl Simulation {
                 }
                 if history.windows(2).any(|w| w[0].id >= w[1].id) {
                     return fail("joined history out of order or repeated");
+                }
+                if !within_replay_budget(history, self.limits.max_replay_bytes) {
+                    return fail("joined history over the replay budget");
+                }
+            }
+            if let ServerMsg::HistoryPage { entries, .. } = &delivery.msg {
+                if entries.windows(2).any(|w| w[0].id >= w[1].id) {
+                    return fail("history page out of order or repeated");
+                }
+                if !within_replay_budget(entries, self.limits.max_replay_bytes) {
+                    return fail("history page over the replay budget");
                 }
             }
             if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to {
@@ -315,6 +354,15 @@ impl Simulation {
         }
         Ok(())
     }
+}
+
+/// One message of any size, or several that fit in `budget` bytes of JSON together.
+fn within_replay_budget(entries: &[ChatEntry], budget: usize) -> bool {
+    let bytes: usize = entries
+        .iter()
+        .map(|e| serde_json::to_string(e).map_or(0, |json| json.len() + 1))
+        .sum();
+    entries.len() <= 1 || bytes <= budget
 }
 
 impl Default for Simulation {
@@ -363,13 +411,14 @@ mod tests {
             (peer.clone(), peer.clone()).prop_map(|(from, to)| Op::Signal { from, to }),
             (peer.clone(), any::<bool>()).prop_map(|(peer, raised)| Op::Hand { peer, raised }),
             (
-                peer,
+                peer.clone(),
                 prop_oneof![Just("👍".to_string()), Just("x".to_string())]
             )
                 .prop_map(|(peer, emoji)| Op::React { peer, emoji }),
             (0u32..40_000).prop_map(|ms| Op::Wait { ms }),
             Just(Op::Expire),
             Just(Op::LoadHistory),
+            (peer, 0u64..20).prop_map(|(peer, before)| Op::LoadOlder { peer, before }),
         ]
     }
 

@@ -77,6 +77,19 @@ pub struct Config {
     #[arg(long, env = "ROOM_STATE_PER_SECOND", default_value_t = RoomLimits::DEFAULT.state.per_second)]
     pub state_per_second: u32,
 
+    /// Pages of older chat history (`load_history`) one member may ask for at once.
+    #[arg(long, env = "ROOM_HISTORY_BURST", default_value_t = RoomLimits::DEFAULT.history.burst)]
+    pub history_burst: u32,
+
+    /// Pages of older chat history one member may ask for per second, sustained.
+    #[arg(long, env = "ROOM_HISTORY_PER_SECOND", default_value_t = RoomLimits::DEFAULT.history.per_second)]
+    pub history_per_second: u32,
+
+    /// Bytes of chat history (as JSON) one `joined` or `history_page` carries at most; the
+    /// client asks for older pages.
+    #[arg(long, env = "ROOM_MAX_REPLAY_BYTES", default_value_t = RoomLimits::DEFAULT.max_replay_bytes)]
+    pub max_replay_bytes: usize,
+
     /// Messages queued for one connection before it counts as too slow and is disconnected.
     #[arg(long, env = "ROOM_PEER_QUEUE", default_value_t = 1024)]
     pub peer_queue: usize,
@@ -146,6 +159,41 @@ pub struct Config {
     /// its network, and the others should see it leave.
     #[arg(long, env = "ROOM_IDLE_TIMEOUT_MS", default_value_t = 10000)]
     pub idle_timeout_ms: u64,
+
+    /// The address people type to reach Room when it runs behind a reverse proxy, e.g.
+    /// `https://meet.example.com`. Its origin may open WebSockets and its host name is served.
+    #[arg(long, env = "ROOM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// More origins (scheme://host[:port], comma-separated) whose pages may open WebSockets,
+    /// beyond the page's own address and `--public-url`.
+    #[arg(long, env = "ROOM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Sites allowed to show Room in a frame, as a CSP `frame-ancestors` source list (e.g.
+    /// `https://intranet.example`); `'none'` refuses every frame.
+    #[arg(long, env = "ROOM_FRAME_ANCESTORS", default_value = "'none'")]
+    pub frame_ancestors: String,
+
+    /// Seconds a client may take to send a request's headers, and the longest an idle
+    /// keep-alive HTTP connection stays open.
+    #[arg(long, env = "ROOM_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Open HTTP connections (pages and assets; WebSockets count under
+    /// `--max-connections-per-ip` once upgraded) from one address.
+    #[arg(long, env = "ROOM_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_http_connections_per_ip: usize,
+
+    /// Milliseconds a WebSocket write may wait on a client that does not read before the
+    /// connection is closed as too slow.
+    #[arg(long, env = "ROOM_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
+
+    /// Seconds shutdown waits for connections to close; then they are dropped and the chat
+    /// store is flushed anyway.
+    #[arg(long, env = "ROOM_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Config {
@@ -167,6 +215,8 @@ impl Config {
             signal: RateLimit::new(self.signal_burst, self.signal_per_second),
             reaction: RateLimit::new(self.reaction_burst, self.reaction_per_second),
             state: RateLimit::new(self.state_burst, self.state_per_second),
+            history: RateLimit::new(self.history_burst, self.history_per_second),
+            max_replay_bytes: self.max_replay_bytes,
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
         }
     }

@@ -21,6 +21,8 @@ pub enum StartError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("invalid --public-url or --allowed-origins: {0}")]
+    InvalidOrigin(String),
     #[error("cannot start the chat store's thread: {0}")]
     StoreThread(std::io::Error),
 }

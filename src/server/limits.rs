@@ -1,5 +1,6 @@
-//! Connection limits: in total and per client IP address, so that one client cannot take
-//! every connection the server has.
+//! Connection limits: in total and per client address, so that one client cannot take
+//! every connection the server has. An IPv6 client owns a whole /64 (and can pick any address
+//! in it), so IPv6 addresses count per /64.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,6 +39,7 @@ impl ConnectionLimits {
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let ip = address_group(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.total >= self.max_total {
             return Err(Refusal::new(
@@ -84,6 +86,18 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// The address a limit counts against: IPv4 as is (also when written as IPv4-mapped IPv6),
+/// IPv6 by its /64 network.
+fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +122,17 @@ mod tests {
             .contains("3 connections"));
         drop(first);
         assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let limits = ConnectionLimits::new(10, 2);
+        let _a = limits.admit("2001:db8::1".parse().unwrap()).unwrap();
+        let _b = limits.admit("2001:db8::ffff:2".parse().unwrap()).unwrap();
+        assert!(limits.admit("2001:db8::3:3".parse().unwrap()).is_err());
+        assert!(limits.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        let _c = limits.admit("10.0.0.1".parse().unwrap()).unwrap();
+        let _d = limits.admit("::ffff:10.0.0.1".parse().unwrap()).unwrap();
+        assert!(limits.admit("10.0.0.1".parse().unwrap()).is_err());
     }
 }

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub slow_disconnects: Counter,
+    pub forbidden_requests: Counter,
+    pub refused_tcp_connections: Counter,
     /// Indexed by `ClientMsg::kind_index`.
     messages_in: Vec<Counter>,
     /// Indexed by `ServerMsg::kind_index`.
@@ -109,6 +111,18 @@ impl Metrics {
             "Connections dropped because their send queue was full",
             &slow_disconnects,
         );
+        let forbidden_requests = Counter::default();
+        add(
+            "forbidden_requests",
+            "Requests refused with 403: a host not served, or a WebSocket from a foreign origin",
+            &forbidden_requests,
+        );
+        let refused_tcp_connections = Counter::default();
+        add(
+            "refused_tcp_connections",
+            "TCP connections closed at once: over --max-http-connections-per-ip",
+            &refused_tcp_connections,
+        );
         let received = Family::<ByType, Counter>::default();
         add(
             "messages_received",
@@ -143,6 +157,8 @@ impl Metrics {
             bytes_in,
             bytes_out,
             slow_disconnects,
+            forbidden_requests,
+            refused_tcp_connections,
             messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
             messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
             errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),

@@ -3,8 +3,11 @@
 
 pub mod config;
 pub mod error;
+pub mod headers;
+pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod rooms;
 pub mod site;
 pub mod socket;
@@ -16,11 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, FromRef, Query, State, WebSocketUpgrade};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, FromRef, Query, Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -38,11 +41,9 @@ use self::config::Config;
 use self::error::StartError;
 use self::limits::ConnectionLimits;
 use self::metrics::Metrics;
+use self::origin::OriginPolicy;
 use self::rooms::{RoomSettings, Rooms};
 use self::store::ChatStore;
-
-/// How long `run` waits, after the listener stops, for connections to say goodbye.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a request handler or connection needs; cheap to clone.
 #[derive(Clone)]
@@ -53,6 +54,8 @@ pub struct AppState {
     pub store: ChatStore,
     pub metrics: Arc<Metrics>,
     pub connections: Arc<ConnectionLimits>,
+    /// Which hosts are served and which pages may open a WebSocket.
+    pub origins: Arc<OriginPolicy>,
     /// Cancelled once when the server begins shutting down; every connection watches it.
     pub shutdown: CancellationToken,
     /// Connections and room tasks, so shutdown can wait for their close frames.
@@ -63,6 +66,8 @@ pub struct AppState {
 impl AppState {
     /// Opens the chat store under `--data-dir` (creating it on first start).
     pub fn new(config: Config, leptos: LeptosOptions) -> Result<Self, StartError> {
+        let origins = OriginPolicy::new(config.public_url.as_deref(), &config.allowed_origins)
+            .map_err(StartError::InvalidOrigin)?;
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
         let store = ChatStore::open(&config.data_dir, config.retention())?;
@@ -85,6 +90,7 @@ impl AppState {
                 config.max_connections,
                 config.max_connections_per_ip,
             ),
+            origins: Arc::new(origins),
             leptos,
             config: Arc::new(config),
             metrics,
@@ -112,51 +118,43 @@ impl FromRef<AppState> for LeptosOptions {
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let leptos = state.leptos.clone();
+    let frame_ancestors = headers::FrameAncestors(state.config.frame_ancestors.clone());
     Router::new()
         .route("/ws", get(websocket))
         .route("/new", post(new_room))
         .route("/join", get(join_room))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes(&state, routes, move || shell(leptos.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || leptos::prelude::provide_context(frame_ancestors.clone()),
+            move || shell(leptos.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` resolves, then closes every WebSocket with a close
-/// frame and waits (briefly) for connections to finish.
+/// Serves on `listener` (bind it with [`http::bind`]) until `shutdown` resolves, then closes
+/// every WebSocket with a close frame, waits up to `--shutdown-timeout-secs` for connections
+/// and rooms to finish, and flushes the chat store whatever happened.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let token = state.shutdown.clone();
     let router = app(state.clone());
-    // Chat and signaling are small messages that must go out now, not when Nagle's algorithm
-    // has waited for an acknowledgement (which costs tens of milliseconds per message).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = token.cancelled() => {}
-        }
-        token.cancel();
-    })
-    .await?;
+    let connections = http::serve(listener, router, &state, shutdown).await;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(state.config.shutdown_timeout_secs);
     state.tasks.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, state.tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close in time");
+    let (http_done, rooms_done) = tokio::join!(
+        connections.drain(deadline),
+        tokio::time::timeout_at(deadline, state.tasks.wait()),
+    );
+    if !http_done || rooms_done.is_err() {
+        tracing::warn!("some connections did not close in time; dropping them");
     }
     // Only now: rooms deliver (and hand to the store) what they still had queued while their
     // connections close, and all of it must be on disk before the process exits.
@@ -227,11 +225,38 @@ pub(crate) fn unix_now() -> UnixMillis {
     UnixMillis(since_epoch.as_millis() as u64)
 }
 
+/// Refuses requests for host names this server does not serve (DNS rebinding), and puts the
+/// security headers on every response.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST);
+    let host = host.and_then(|value| value.to_str().ok());
+    let mut response = match state.origins.check_host(host) {
+        Ok(()) => next.run(request).await,
+        Err(forbidden) => refuse_forbidden(&state, forbidden),
+    };
+    headers::add_common(response.headers_mut(), &state.config.frame_ancestors);
+    response
+}
+
+fn refuse_forbidden(state: &AppState, forbidden: origin::Forbidden) -> Response {
+    state.metrics.forbidden_requests.inc();
+    tracing::info!(reason = %forbidden, "refusing a request");
+    (StatusCode::FORBIDDEN, forbidden.to_string()).into_response()
+}
+
 async fn websocket(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     State(state): State<AppState>,
 ) -> Response {
+    let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Err(forbidden) = state
+        .origins
+        .check_websocket(header(header::HOST), header(header::ORIGIN))
+    {
+        return refuse_forbidden(&state, forbidden);
+    }
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }

@@ -21,9 +21,6 @@ use super::metrics::Metrics;
 use super::store::ChatStore;
 use super::{unix_now, Clock};
 
-/// Missed messages replayed to a reconnecting client at most.
-const MAX_REPLAY: usize = 1000;
-
 /// Commands a room task accepts. Bounded, so a flood from one connection waits on its own
 /// reader instead of growing the room's queue.
 const ROOM_QUEUE: usize = 4096;
@@ -463,7 +460,9 @@ impl RoomTask {
         let store = self.rooms.store.clone();
         let slug = self.room.slug().to_string();
         self.rooms.tasks.spawn(async move {
-            let entries = store.after(&slug, need.after, MAX_REPLAY).await;
+            let entries = store
+                .between(&slug, need.after, need.before, need.limit, need.max_bytes)
+                .await;
             // A room that closed meanwhile has nobody left to greet.
             let _ = inbox
                 .send(RoomCommand::HistoryLoaded { need, entries })

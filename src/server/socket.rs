@@ -222,8 +222,11 @@ impl<S: Socket> Connection<S> {
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once. A write that
-    /// blocks on a client that stopped reading still yields to a kick or shutdown.
+    /// blocks on a client that stopped reading ends at the write deadline (the connection is
+    /// too slow), or earlier on a kick or shutdown: while it waits, this connection neither
+    /// reads nor notices silence, and what it was writing stays in memory.
     async fn write_batch(&mut self, first: Message) -> Option<Ending> {
+        let deadline = Duration::from_millis(self.state.config.write_timeout_ms.max(1));
         let socket = &mut self.socket;
         let frames = &mut self.frames;
         let write = async {
@@ -235,7 +238,14 @@ impl<S: Socket> Connection<S> {
             socket.flush().await
         };
         tokio::select! {
-            result = write => result.err().map(|_| Ending::ConnectionLost),
+            result = tokio::time::timeout(deadline, write) => match result {
+                Ok(written) => written.err().map(|_| Ending::ConnectionLost),
+                Err(_) => {
+                    self.state.metrics.slow_disconnects.inc();
+                    tracing::info!(peer = %self.peer, "closing a connection whose write timed out");
+                    Some(Ending::TooSlow)
+                }
+            },
             _ = self.outbox.kick.cancelled() => Some(if self.state.shutdown.is_cancelled() {
                 Ending::ServerShutdown
             } else {

@@ -59,10 +59,12 @@ enum Request {
         limit: usize,
         reply: oneshot::Sender<StoredHistory>,
     },
-    After {
+    Between {
         room: String,
         after: MessageId,
+        before: Option<MessageId>,
         limit: usize,
+        max_bytes: usize,
         reply: oneshot::Sender<Vec<ChatEntry>>,
     },
     Sync {
@@ -126,13 +128,24 @@ impl ChatStore {
         answer.await.unwrap_or_default()
     }
 
-    /// Up to `limit` messages of `room` after `after`, oldest first.
-    pub async fn after(&self, room: &str, after: MessageId, limit: usize) -> Vec<ChatEntry> {
+    /// The newest messages of `room` with `after < id < before` (no upper bound when `before`
+    /// is `None`), oldest first: at most `limit`, and no more than it takes for their text to
+    /// pass `max_bytes` (so a read for a budgeted replay holds little more than the budget).
+    pub async fn between(
+        &self,
+        room: &str,
+        after: MessageId,
+        before: Option<MessageId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Vec<ChatEntry> {
         let (reply, answer) = oneshot::channel();
-        self.ask(Request::After {
+        self.ask(Request::Between {
             room: room.to_string(),
             after,
+            before,
             limit,
+            max_bytes,
             reply,
         })
         .await;
@@ -284,13 +297,16 @@ impl Writer {
                 });
                 let _ = reply.send(history);
             }
-            Request::After {
+            Request::Between {
                 room,
                 after,
+                before,
                 limit,
+                max_bytes,
                 reply,
             } => {
-                let entries = self.after(&room, after, limit).unwrap_or_else(|error| {
+                let read = self.between(&room, after, before, limit, max_bytes);
+                let entries = read.unwrap_or_else(|error| {
                     tracing::error!(%error, room, "reading chat history failed");
                     Vec::new()
                 });
@@ -327,20 +343,32 @@ impl Writer {
         })
     }
 
-    fn after(
+    fn between(
         &self,
         room: &str,
         after: MessageId,
+        before: Option<MessageId>,
         limit: usize,
+        max_bytes: usize,
     ) -> rusqlite::Result<Vec<ChatEntry>> {
         let mut select = self.connection.prepare_cached(
             "SELECT id, sender, name, at, text FROM messages WHERE room = ?1 AND id > ?2
-             ORDER BY id LIMIT ?3",
+             AND id < ?3 ORDER BY id DESC LIMIT ?4",
         )?;
-        let entries = select
-            .query_map(params![room, after.0 as i64, limit as i64], entry_from_row)?
-            .collect();
-        entries
+        let before = before.map_or(i64::MAX, |id| id.0.min(i64::MAX as u64) as i64);
+        let after = after.0.min(i64::MAX as u64) as i64;
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for entry in select.query_map(params![room, after, before, limit as i64], entry_from_row)? {
+            if bytes > max_bytes {
+                break;
+            }
+            let entry = entry?;
+            bytes += entry.text.len() + entry.name.len();
+            entries.push(entry);
+        }
+        entries.reverse();
+        Ok(entries)
     }
 
     fn prune(&mut self, now: UnixMillis) {
@@ -430,13 +458,18 @@ mod tests {
         }
         let store = ChatStore::open(&dir, KEEP_ALL).unwrap();
         assert_eq!(store.recent("a", 100).await.entries.len(), 5);
-        let after: Vec<u64> = store
-            .after("a", MessageId(2), 2)
-            .await
-            .iter()
-            .map(|e| e.id.0)
-            .collect();
-        assert_eq!(after, [3, 4]);
+        let ids = |entries: Vec<ChatEntry>| entries.iter().map(|e| e.id.0).collect::<Vec<_>>();
+        let newest_after = store.between("a", MessageId(2), None, 2, 1000).await;
+        assert_eq!(ids(newest_after), [4, 5]);
+        let page = store
+            .between("a", MessageId(0), Some(MessageId(4)), 2, 1000)
+            .await;
+        assert_eq!(ids(page), [2, 3]);
+        // Reading stops once the text passes the byte budget: "Ann" + "m5" is 5 bytes.
+        let budgeted = store.between("a", MessageId(0), None, 100, 6).await;
+        assert_eq!(ids(budgeted), [4, 5]);
+        let beyond = store.between("a", MessageId(u64::MAX), None, 2, 1000).await;
+        assert!(beyond.is_empty());
         assert_eq!(store.recent("nowhere", 10).await, StoredHistory::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }

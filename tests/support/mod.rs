@@ -14,7 +14,7 @@ use room::protocol::{
 };
 use room::server::{config::Config, run, site, AppState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -110,7 +110,7 @@ impl TestServer {
             .chain(flags.iter().copied());
         let config = Config::parse_from(args);
         let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
-        let listener = TcpListener::bind(addr).await.unwrap();
+        let listener = room::server::http::bind(addr.parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(config, leptos).expect("the server starts");
         let stop = CancellationToken::new();
@@ -150,11 +150,16 @@ impl TestServer {
 
     /// A plain HTTP/1.1 GET or POST; returns the status line, headers and body as text.
     pub async fn http(&self, method: &str, path: &str) -> String {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let request = format!(
+        self.raw_http(&format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
-        );
+        ))
+        .await
+    }
+
+    /// Sends `request` as written and returns everything the server answers until it closes.
+    pub async fn raw_http(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = Vec::new();
         tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
@@ -171,7 +176,30 @@ pub struct Joined {
     pub you: PeerId,
     pub peers: Vec<PeerInfo>,
     pub history: Vec<ChatEntry>,
+    pub more_history: bool,
     pub resume_token: String,
+}
+
+/// A WebSocket upgrade request for `addr` with the `Origin` of Room's own page, as a browser
+/// would send it, plus any extra headers.
+pub fn upgrade_request(
+    addr: SocketAddr,
+    origin: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    request
+}
+
+fn websocket_request(
+    addr: SocketAddr,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    upgrade_request(addr, Some(&format!("http://{addr}")))
 }
 
 pub struct Client {
@@ -187,7 +215,7 @@ pub enum Ending {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        let (ws, _) = tokio_tungstenite::connect_async(websocket_request(addr))
             .await
             .expect("websocket connects");
         Client { ws }
@@ -361,12 +389,14 @@ impl Client {
                 you,
                 peers,
                 history,
+                more_history,
                 resume_token,
                 ..
             } => Joined {
                 you,
                 peers,
                 history,
+                more_history,
                 resume_token,
             },
             other => panic!("expected joined, got {other:?}"),

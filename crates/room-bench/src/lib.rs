@@ -353,11 +353,27 @@ struct ClientSpec {
     message_chars: usize,
 }
 
+/// The upgrade request a browser on Room's own page would send: Room refuses WebSockets
+/// whose `Origin` is not its own.
+pub fn websocket_request(
+    addr: SocketAddr,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("a ws:// URL is a valid request");
+    let origin = format!("http://{addr}")
+        .parse()
+        .expect("an address is a valid header value");
+    request.headers_mut().insert("origin", origin);
+    request
+}
+
 async fn join(addr: SocketAddr, spec: &ClientSpec) -> Result<Socket, String> {
     // A small read buffer: tungstenite zero-fills all of it before every read.
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/ws"), Some(config), true)
+        tokio_tungstenite::connect_async_with_config(websocket_request(addr), Some(config), true)
             .await
             .map_err(|e| e.to_string())?;
     for msg in [

@@ -114,6 +114,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     name: display,
                     peers: Vec::new(),
                     history: Vec::new(),
+                    more_history: false,
                     resumed: false,
                     resume_token: String::new(),
                 };

@@ -61,6 +61,17 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
     view! {
         <section class="panel chat" aria-label=move || i18n.t().chat>
             <ol class="chat-lines" node_ref=list on:scroll=on_scroll data-testid="chat">
+                <Show when=move || state.can_load_earlier()>
+                    <li class="notice load-earlier">
+                        <button
+                            class="link"
+                            data-testid="load-earlier"
+                            on:click=move |_| state.load_earlier()
+                        >
+                            {move || i18n.t().load_earlier}
+                        </button>
+                    </li>
+                </Show>
                 <Show when=move || state.earlier_chat_hidden()>
                     <li class="notice earlier-hidden" data-testid="earlier-hidden">
                         {move || i18n.t().earlier_hidden}

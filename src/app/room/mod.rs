@@ -266,6 +266,15 @@ impl MeetingState {
         self.session.with_untracked(|s| s.chat.earlier_hidden())
     }
 
+    /// Whether the server has older chat this page can ask for now.
+    pub fn can_load_earlier(self) -> bool {
+        self.session.with(Session::can_load_earlier)
+    }
+
+    pub fn load_earlier(self) {
+        self.dispatch(Input::LoadEarlier);
+    }
+
     /// The alert in the page's language.
     pub fn alert_text(self) -> Option<String> {
         let alert = self.alert.get()?;

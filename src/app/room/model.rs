@@ -170,6 +170,16 @@ impl ChatStream {
         }
     }
 
+    /// The oldest message shown: where a page of older history ends.
+    pub fn oldest_message_id(&self) -> Option<MessageId> {
+        self.shown.front().copied()
+    }
+
+    /// Whether older messages may be added without the cap dropping them again at once.
+    pub fn has_room_for_older(&self) -> bool {
+        self.dropped_up_to.is_none() && self.lines.len() < MAX_CHAT_LINES
+    }
+
     /// The message id to ask the server to replay after: the newest one before any gap.
     pub fn last_message_id(&self) -> Option<MessageId> {
         self.contiguous_up_to

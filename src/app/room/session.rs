@@ -95,6 +95,8 @@ pub enum Input {
     },
     Leave,
     Chat(String),
+    /// Show the page of chat just older than the oldest line shown.
+    LoadEarlier,
     RetryCall,
     ToggleHand,
     /// Show everyone this reaction.
@@ -173,6 +175,10 @@ pub struct Session {
     /// Reconnect attempts since the connection dropped; 0 while connected.
     pub reconnecting: u32,
     pub reactions: Vec<ShownReaction>,
+    /// The server has older chat than the page shows.
+    pub more_history: bool,
+    /// A `load_history` is on its way.
+    pub loading_history: bool,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
@@ -192,6 +198,8 @@ impl Default for Session {
             local: MediaState::default(),
             reconnecting: 0,
             reactions: Vec::new(),
+            more_history: false,
+            loading_history: false,
             rejoin: None,
             greeted: false,
             next_reaction: 0,
@@ -263,6 +271,16 @@ impl Session {
                     self.alert = Some(Alert::NotConnected);
                 }
             }
+            Input::LoadEarlier => {
+                if let Some(before) = self
+                    .chat
+                    .oldest_message_id()
+                    .filter(|_| self.can_load_earlier())
+                {
+                    self.loading_history = true;
+                    out.push(Command::Send(ClientMsg::LoadHistory { before }));
+                }
+            }
             Input::RetryCall => {
                 out.push(Command::StartMedia);
                 self.call = CallPhase::Joining;
@@ -282,6 +300,16 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Whether "load earlier messages" can do anything now.
+    pub fn can_load_earlier(&self) -> bool {
+        self.greeted
+            && self.phase == Phase::InRoom
+            && self.more_history
+            && !self.loading_history
+            && self.chat.has_room_for_older()
+            && self.chat.oldest_message_id().is_some()
     }
 
     fn join(&mut self, room: String, name: String, out: &mut Vec<Command>) {
@@ -317,6 +345,7 @@ impl Session {
                 you,
                 peers,
                 history,
+                more_history,
                 name,
                 room,
                 resumed,
@@ -334,6 +363,20 @@ impl Session {
                 };
                 out.push(Command::Call(CallCommand::KeepOnly(keep)));
                 self.roster = Roster { peers };
+                // The replay was cut to fit the server's budget: what it left out between the
+                // lines shown and the replay would be a hole, so start over from the replay
+                // and let the person page back.
+                let seen = self.chat.last_message_id();
+                let hole = more_history
+                    && history
+                        .first()
+                        .zip(seen)
+                        .is_some_and(|(first, seen)| first.id.0 > seen.0 + 1);
+                if hole {
+                    self.chat = ChatStream::default();
+                }
+                self.more_history = more_history || (self.more_history && !hole);
+                self.loading_history = false;
                 for entry in history {
                     self.chat.push_message(entry, Some(you));
                 }
@@ -366,6 +409,13 @@ impl Session {
                 if self.call == CallPhase::Joining {
                     out.push(Command::Send(ClientMsg::JoinCall { media: self.local }));
                 }
+            }
+            ServerMsg::HistoryPage { entries, more } => {
+                for entry in entries {
+                    self.chat.push_message(entry, self.me);
+                }
+                self.more_history = more;
+                self.loading_history = false;
             }
             ServerMsg::PeerJoined { peer } => {
                 let notice = Notice::Joined {
@@ -549,8 +599,36 @@ mod tests {
             name: "Ann".into(),
             peers: vec![peer(you, "Ann"), peer(2, "Bob")],
             history,
+            more_history: false,
             resumed,
             resume_token: format!("token-{you}"),
+        })
+    }
+
+    /// `joined` whose replay was cut to the server's budget.
+    fn joined_with_more(you: u64, resumed: bool, history: Vec<ChatEntry>) -> Input {
+        let Input::Server(ServerMsg::Joined {
+            you,
+            room,
+            name,
+            peers,
+            history,
+            resumed,
+            resume_token,
+            ..
+        }) = joined(you, resumed, history)
+        else {
+            unreachable!()
+        };
+        Input::Server(ServerMsg::Joined {
+            you,
+            room,
+            name,
+            peers,
+            history,
+            more_history: true,
+            resumed,
+            resume_token,
         })
     }
 
@@ -897,5 +975,59 @@ mod tests {
         assert_eq!(reconnect_delay_ms(1, 0.0), 125);
         assert_eq!(reconnect_delay_ms(1, 1.0), 375);
         assert_eq!(reconnect_delay_ms(30, 1.0), 12000);
+    }
+
+    #[test]
+    fn earlier_messages_are_asked_for_once_and_shown_before_the_rest() {
+        let mut session = greeted();
+        session.step(
+            joined_with_more(1, false, vec![entry(8, 2), entry(9, 2)]),
+            ENV,
+        );
+        assert!(session.can_load_earlier());
+        let out = session.step(Input::LoadEarlier, ENV);
+        assert_eq!(
+            out,
+            [Command::Send(ClientMsg::LoadHistory {
+                before: MessageId(8)
+            })]
+        );
+        // A second click while the page is on its way asks for nothing.
+        assert!(session.step(Input::LoadEarlier, ENV).is_empty());
+        session.step(
+            Input::Server(ServerMsg::HistoryPage {
+                entries: vec![entry(6, 2), entry(7, 2)],
+                more: false,
+            }),
+            ENV,
+        );
+        assert_eq!(message_ids(&session), [6, 7, 8, 9]);
+        assert!(!session.can_load_earlier());
+        assert!(session.step(Input::LoadEarlier, ENV).is_empty());
+        // Live messages still go last, and resume after the newest.
+        session.step(
+            Input::Server(ServerMsg::Chat {
+                entry: entry(10, 2),
+            }),
+            ENV,
+        );
+        assert_eq!(message_ids(&session), [6, 7, 8, 9, 10]);
+        assert_eq!(session.chat.last_message_id(), Some(MessageId(10)));
+    }
+
+    #[test]
+    fn a_cut_replay_after_a_long_absence_starts_the_chat_over_instead_of_leaving_a_hole() {
+        let mut session = in_room();
+        session.step(dropped(), ENV);
+        session.step(Input::ReconnectDue, ENV);
+        session.step(hello_from_server(), ENV);
+        // Ann had message 1; the server sends 50 and 51 and says more are missing between.
+        session.step(
+            joined_with_more(1, true, vec![entry(50, 2), entry(51, 2)]),
+            ENV,
+        );
+        assert_eq!(message_ids(&session), [50, 51]);
+        assert!(session.can_load_earlier());
+        assert_eq!(session.chat.last_message_id(), Some(MessageId(51)));
     }
 }
