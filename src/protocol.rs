@@ -307,6 +307,8 @@ pub enum ErrorCode {
     InvalidReaction,
     /// The server is over a global limit or shutting down; try again later.
     Unavailable,
+    /// This server does not allow that (e.g. its room list is not public).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -332,6 +334,7 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::InvalidReaction,
         ErrorCode::Unavailable,
+        ErrorCode::Forbidden,
     ];
 
     /// The code as it appears on the wire.
@@ -357,6 +360,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::InvalidReaction => "invalid_reaction",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }

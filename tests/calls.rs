@@ -413,7 +413,7 @@ async fn asking_to_join_the_call_again_is_not_broadcast_again() {
 
 #[tokio::test]
 async fn watching_the_room_list_twice_on_one_connection_is_refused() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--public-room-list"]).await;
     let mut watcher = server.client().await;
     watcher.hello().await;
     watcher.send(&ClientMsg::WatchRooms).await;

@@ -301,7 +301,7 @@ async fn markup_in_names_and_messages_is_carried_verbatim() {
 
 #[tokio::test]
 async fn watchers_see_the_room_list_change_and_empty_rooms_disappear() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--public-room-list"]).await;
     let mut watcher = server.client().await;
     watcher.hello().await;
     watcher.send(&ClientMsg::WatchRooms).await;

@@ -357,3 +357,66 @@ async fn pages_carry_a_nonce_policy_and_every_response_the_security_headers() {
     assert!(metrics.contains("x-content-type-options: nosniff"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn new_meetings_get_unguessable_names_and_nobody_lists_rooms_by_default() {
+    let server = TestServer::start(&[]).await;
+    let mut slugs = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let created = server.http("POST", "/new").await;
+        let slug = created
+            .lines()
+            .find_map(|l| l.strip_prefix("location: /r/"))
+            .expect("a room path")
+            .to_string();
+        // Two words, then four groups of four base-32 characters: 80 random bits.
+        let parts: Vec<&str> = slug.split('-').collect();
+        assert_eq!(parts.len(), 6, "{slug}");
+        for group in &parts[2..] {
+            assert_eq!(group.len(), 4, "{slug}");
+            assert!(group
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+        }
+        slugs.insert(parts[2..].join("-"));
+    }
+    assert_eq!(slugs.len(), 20);
+
+    // Busy rooms are neither in the home page nor on the socket.
+    let (_ann, _) = server.joined("private-standup", "Ann").await;
+    let home = server.http("GET", "/").await;
+    assert!(!home.contains("private-standup"), "{home}");
+    let mut watcher = server.client().await;
+    watcher.hello().await;
+    watcher.send(&ClientMsg::WatchRooms).await;
+    watcher.expect_error(ErrorCode::Forbidden).await;
+    let listed = server
+        .raw_http(&format!(
+            "POST /api/list_rooms HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            server.addr
+        ))
+        .await;
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.ends_with("null"), "{listed}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_open_rooms_without_end_but_can_always_join_open_ones() {
+    let server =
+        TestServer::start(&["--new-rooms-burst", "3", "--new-rooms-per-second", "1"]).await;
+    let (_ann, _) = server.joined("open-room", "Ann").await;
+    for room in ["guess-1", "guess-2"] {
+        let (_client, _) = server.joined(room, "Eve").await;
+    }
+    let mut eve = server.client().await;
+    eve.hello().await;
+    eve.send(&support::join_msg("guess-3", "Eve")).await;
+    let refusal = eve.expect_error(ErrorCode::RateLimited).await;
+    assert!(refusal.contains("opened many rooms"), "{refusal}");
+    // A room that is already open takes anyone, however many they opened.
+    eve.send(&support::join_msg("open-room", "Eve")).await;
+    eve.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await;
+    server.stop().await;
+}

@@ -72,35 +72,49 @@ test('a taken name is refused with a clear message and another one works', async
   await expect(page.getByTestId('participant-count')).toHaveText('2 people');
 });
 
-test('the home page lists rooms live as they fill and empty', async ({ server, newContext, consoleErrors }) => {
+test('the home page lists rooms live as they fill and empty', async ({ newContext, consoleErrors }) => {
+  // Listing is opt-in: a list tells everyone which meetings exist.
+  const server = await startServer(['--public-room-list']);
+  try {
+    const home = await openPage(await newContext(), server.url, consoleErrors);
+    await expect(home.getByText('No meetings right now')).toBeVisible();
+
+    const annContext = await newContext();
+    const ann = await joinRoom(annContext, server, 'design-review', 'Ann', consoleErrors);
+    const entry = home.locator('.room-list li[data-room="design-review"]');
+    await expect(entry).toContainText('1 person');
+
+    const bobContext = await newContext();
+    await joinRoom(bobContext, server, 'design-review', 'Bob', consoleErrors);
+    await expect(entry).toContainText('2 people');
+
+    await bobContext.close();
+    await expect(entry).toContainText('1 person');
+    await ann.getByRole('button', { name: 'Leave' }).click();
+    await expect(entry).toHaveCount(0);
+    await expect(home.getByText('No meetings right now')).toBeVisible();
+
+    // A room that is in use when the page loads is already in the server-rendered HTML.
+    await joinRoom(await newContext(), server, 'standup', 'Cat', consoleErrors);
+    const html = await (await fetch(server.url)).text();
+    expect(html).toContain('data-room="standup"');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('without --public-room-list the home page shows no rooms', async ({ server, newContext, consoleErrors }) => {
+  await joinRoom(await newContext(), server, 'private-standup', 'Ann', consoleErrors);
   const home = await openPage(await newContext(), server.url, consoleErrors);
-  await expect(home.getByText('No meetings right now')).toBeVisible();
-
-  const annContext = await newContext();
-  const ann = await joinRoom(annContext, server, 'design-review', 'Ann', consoleErrors);
-  const entry = home.locator('.room-list li[data-room="design-review"]');
-  await expect(entry).toContainText('1 person');
-
-  const bobContext = await newContext();
-  await joinRoom(bobContext, server, 'design-review', 'Bob', consoleErrors);
-  await expect(entry).toContainText('2 people');
-
-  await bobContext.close();
-  await expect(entry).toContainText('1 person');
-  await ann.getByRole('button', { name: 'Leave' }).click();
-  await expect(entry).toHaveCount(0);
-  await expect(home.getByText('No meetings right now')).toBeVisible();
-
-  // A room that is in use when the page loads is already in the server-rendered HTML.
-  await joinRoom(await newContext(), server, 'standup', 'Cat', consoleErrors);
-  const html = await (await fetch(server.url)).text();
-  expect(html).toContain('data-room="standup"');
+  await expect(home.getByRole('button', { name: 'Start a new meeting' })).toBeVisible();
+  await expect(home.locator('.rooms')).toHaveCount(0);
+  expect(await home.content()).not.toContain('private-standup');
 });
 
 test('creating and joining rooms from the home page', async ({ server, newContext, consoleErrors }) => {
   const home = await openPage(await newContext(), server.url, consoleErrors);
   await home.getByRole('button', { name: 'Start a new meeting' }).click();
-  await expect(home).toHaveURL(/\/r\/[a-z]+-[a-z]+-\d{2}$/);
+  await expect(home).toHaveURL(/\/r\/[a-z]+-[a-z]+(-[0-9a-z]{4}){4}$/);
   await expect(home.getByLabel('Your name')).toBeVisible();
 
   await home.goto(server.url);

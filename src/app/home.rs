@@ -8,11 +8,12 @@ use super::LangSwitch;
 use crate::client::Socket;
 use crate::protocol::{ClientMsg, RoomSummary, ServerMsg, PROTOCOL_VERSION};
 
-/// The rooms in use, for the first render; the page then follows changes over a WebSocket.
-#[server]
-pub async fn list_rooms() -> Result<Vec<RoomSummary>, ServerFnError> {
+/// The rooms in use, for the first render (`None` when the server keeps its list private);
+/// the page then follows changes over a WebSocket.
+#[server(endpoint = "list_rooms")]
+pub async fn list_rooms() -> Result<Option<Vec<RoomSummary>>, ServerFnError> {
     let state = expect_context::<crate::server::AppState>();
-    Ok(state.rooms.summary())
+    Ok(state.config.public_room_list.then(|| state.rooms.summary()))
 }
 
 #[component]
@@ -62,7 +63,12 @@ fn RoomsInUse() -> impl IntoView {
     let initial = Resource::new(|| (), |_| list_rooms());
     let live = RwSignal::new(None::<Vec<RoomSummary>>);
     let socket = crate::client::store(None::<Socket>);
+    // Follow the list only where the server publishes one.
     Effect::new(move |_| {
+        let public = matches!(initial.get(), Some(Ok(Some(_))));
+        if !public || socket.with_value(Option::is_some) {
+            return;
+        }
         let connected = Socket::connect(
             vec![
                 ClientMsg::Hello {
@@ -81,16 +87,18 @@ fn RoomsInUse() -> impl IntoView {
     });
     let i18n = use_i18n();
     view! {
-        <section class="card rooms" aria-labelledby="rooms-heading">
-            <h2 id="rooms-heading">{move || i18n.t().rooms_in_use}</h2>
-            <Transition fallback=move || view! { <p class="muted">{move || i18n.t().loading}</p> }>
-                {move || Suspend::new(async move {
-                    let first = initial.await.unwrap_or_default();
-                    let rooms = move || live.get().unwrap_or_else(|| first.clone());
-                    view! { <RoomList rooms=Signal::derive(rooms)/> }
-                })}
-            </Transition>
-        </section>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let first = initial.await.ok().flatten()?;
+                let rooms = move || live.get().unwrap_or_else(|| first.clone());
+                Some(view! {
+                    <section class="card rooms" aria-labelledby="rooms-heading">
+                        <h2 id="rooms-heading">{move || i18n.t().rooms_in_use}</h2>
+                        <RoomList rooms=Signal::derive(rooms)/>
+                    </section>
+                })
+            })}
+        </Transition>
     }
 }
 

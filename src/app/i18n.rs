@@ -97,7 +97,6 @@ pub struct Texts {
     pub join: &'static str,
     pub invalid_room_typed: &'static str,
     pub rooms_in_use: &'static str,
-    pub loading: &'static str,
     pub no_rooms: &'static str,
     pub people_count: fn(usize) -> String,
     pub page_not_found: &'static str,
@@ -190,6 +189,7 @@ pub struct Texts {
     pub empty_text: &'static str,
     pub earlier_hidden: &'static str,
     pub load_earlier: &'static str,
+    pub who_can_read: &'static str,
     pub server_busy: &'static str,
 }
 
@@ -270,7 +270,6 @@ pub static EN: Texts = Texts {
     join: "Join",
     invalid_room_typed: "Room names need at least one letter or digit (a–z, 0–9).",
     rooms_in_use: "Rooms in use",
-    loading: "Loading…",
     no_rooms: "No meetings right now. Start one!",
     people_count: |n| {
         if n == 1 {
@@ -373,6 +372,7 @@ pub static EN: Texts = Texts {
     empty_text: "The message is empty.",
     earlier_hidden: "Earlier messages are not shown.",
     load_earlier: "Show earlier messages",
+    who_can_read: "Anyone with this room's link can join it and read its chat, earlier meetings' messages included. Share the link only with the people you meet.",
     server_busy: "The server is busy. Try again in a moment.",
 };
 
@@ -384,7 +384,6 @@ pub static KO: Texts = Texts {
     join: "참여",
     invalid_room_typed: "회의 이름에는 영문자나 숫자(a–z, 0–9)가 하나 이상 있어야 합니다.",
     rooms_in_use: "진행 중인 회의",
-    loading: "불러오는 중…",
     no_rooms: "지금은 진행 중인 회의가 없습니다. 새로 시작해 보세요!",
     people_count: |n| format!("{n}명"),
     page_not_found: "페이지를 찾을 수 없습니다",
@@ -482,6 +481,7 @@ pub static KO: Texts = Texts {
     empty_text: "메시지가 비어 있습니다.",
     earlier_hidden: "이전 메시지는 표시되지 않습니다.",
     load_earlier: "이전 메시지 보기",
+    who_can_read: "이 방의 링크가 있는 사람은 누구나 들어와 이전 회의의 메시지를 포함한 채팅을 읽을 수 있습니다. 함께 회의할 사람에게만 링크를 공유하세요.",
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
 };
 

@@ -83,13 +83,25 @@ const ANIMALS: [&str; 32] = [
     "wombat", "yak",
 ];
 
-/// A short readable slug such as `brave-otter-42`, built from three random numbers so the
-/// caller chooses the randomness source (and tests can fix it).
-pub fn readable_slug(random: [u32; 3]) -> RoomSlug {
-    let adjective = ADJECTIVES[random[0] as usize % ADJECTIVES.len()];
-    let animal = ANIMALS[random[1] as usize % ANIMALS.len()];
-    let number = 10 + random[2] % 90;
-    RoomSlug(format!("{adjective}-{animal}-{number}"))
+/// Letters of the unguessable part: digits and lower-case letters without `i`, `l`, `o`
+/// and `u`, which are read and typed wrongly (Crockford's base 32).
+const SECRET_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A readable slug with an unguessable part, such as `brave-otter-7fk2-9xq4-m3cd-h8rt`: two
+/// words people can say, then 80 random bits in four groups, so nobody can find a meeting by
+/// trying names. The caller chooses the randomness source (and tests can fix it).
+pub fn readable_slug(words: [u32; 2], secret: u128) -> RoomSlug {
+    let adjective = ADJECTIVES[words[0] as usize % ADJECTIVES.len()];
+    let animal = ANIMALS[words[1] as usize % ANIMALS.len()];
+    let mut slug = format!("{adjective}-{animal}");
+    for group in 0..4 {
+        slug.push('-');
+        for position in 0..4 {
+            let shift = (group * 4 + position) * 5;
+            slug.push(SECRET_ALPHABET[(secret >> shift) as usize & 31] as char);
+        }
+    }
+    RoomSlug(slug)
 }
 
 /// Checks and tidies a display name: surrounding whitespace is dropped, inner runs of
@@ -171,13 +183,14 @@ mod tests {
 
     #[test]
     fn generated_slugs_are_valid_and_vary_with_the_input() {
-        let a = readable_slug([0, 0, 0]);
-        let b = readable_slug([6, 18, 32]);
-        assert_eq!(a.as_str(), "amber-badger-10");
-        assert_eq!(b.as_str(), "cosmic-otter-42");
+        let a = readable_slug([0, 0], 0);
+        let b = readable_slug([6, 18], 0x1f | (1 << 75));
+        assert_eq!(a.as_str(), "amber-badger-0000-0000-0000-0000");
+        assert_eq!(b.as_str(), "cosmic-otter-z000-0000-0000-0001");
         for r in [u32::MAX, 12345, 999_999] {
-            let slug = readable_slug([r, r / 3, r / 7]);
+            let slug = readable_slug([r, r / 3], u128::MAX / u128::from(r));
             assert_eq!(RoomSlug::parse(slug.as_str()).unwrap(), slug);
+            assert!(slug.as_str().len() <= MAX_ROOM_CHARS);
         }
     }
 

@@ -1,4 +1,8 @@
-//! A token bucket rate limiter whose clock is an argument, so tests need no sleeping.
+//! Token bucket rate limiters whose clock is an argument, so tests need no sleeping: one per
+//! member, and one per key (a client address) in a bounded table.
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::MonoMillis;
 
@@ -57,6 +61,59 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Whether the bucket has refilled completely by `now`: its owner has been quiet long
+    /// enough that forgetting it loses nothing.
+    pub fn is_full(&self, now: MonoMillis) -> bool {
+        let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
+        let refill = elapsed_ms.saturating_mul(u64::from(self.per_second));
+        self.milli_tokens.saturating_add(refill) >= u64::from(self.capacity) * 1000
+    }
+}
+
+/// One bucket per key, for limits that follow a client address rather than a member. The
+/// table holds at most `max_keys`; when full it forgets the keys whose buckets refilled, and
+/// if every key is still busy a new key is refused (the table must not grow without bound
+/// under a flood of addresses).
+#[derive(Debug)]
+pub struct KeyedBuckets<K> {
+    limit: RateLimit,
+    max_keys: usize,
+    buckets: HashMap<K, TokenBucket>,
+}
+
+impl<K: Hash + Eq> KeyedBuckets<K> {
+    pub fn new(limit: RateLimit, max_keys: usize) -> Self {
+        KeyedBuckets {
+            limit,
+            max_keys,
+            buckets: HashMap::new(),
+        }
+    }
+
+    pub fn try_take(&mut self, key: K, now: MonoMillis) -> bool {
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_keys {
+            self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            if self.buckets.len() >= self.max_keys {
+                return false;
+            }
+        }
+        let limit = self.limit;
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(limit, now))
+            .try_take(now)
+    }
+
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +147,20 @@ mod tests {
         assert!(!bucket.try_take(MonoMillis(5_000)));
         assert!(!bucket.try_take(MonoMillis(5_999)));
         assert!(bucket.try_take(MonoMillis(6_000)));
+    }
+
+    #[test]
+    fn keyed_buckets_limit_each_key_and_forget_quiet_ones_when_full() {
+        let mut keyed = KeyedBuckets::new(RateLimit::new(2, 1), 2);
+        let t0 = MonoMillis(0);
+        assert!(keyed.try_take("a", t0) && keyed.try_take("a", t0));
+        assert!(!keyed.try_take("a", t0));
+        assert!(keyed.try_take("b", t0));
+        // Full of busy keys: a third is refused rather than growing the table.
+        assert!(!keyed.try_take("c", t0));
+        assert_eq!(keyed.len(), 2);
+        // Two seconds later both refilled and are forgotten to make room.
+        assert!(keyed.try_take("c", MonoMillis(2_000)));
+        assert_eq!(keyed.len(), 1);
     }
 }

@@ -147,6 +147,20 @@ pub struct Config {
     #[arg(long, env = "ROOM_MAX_CONNECTIONS_PER_IP", default_value_t = 200)]
     pub max_connections_per_ip: usize,
 
+    /// List the rooms in use on the home page (and to `watch_rooms`). Off by default: a list
+    /// tells everyone which meetings exist and lets them walk in.
+    #[arg(long, env = "ROOM_PUBLIC_ROOM_LIST")]
+    pub public_room_list: bool,
+
+    /// Rooms one address may open (join while nobody is in them) at once, after a quiet
+    /// spell; then `--new-rooms-per-second`. Slows down anyone trying room names.
+    #[arg(long, env = "ROOM_NEW_ROOMS_BURST", default_value_t = 20)]
+    pub new_rooms_burst: u32,
+
+    /// Rooms one address may open per second, sustained.
+    #[arg(long, env = "ROOM_NEW_ROOMS_PER_SECOND", default_value_t = 1)]
+    pub new_rooms_per_second: u32,
+
     /// Rooms that may exist at once; joining an existing room always works.
     #[arg(long, env = "ROOM_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,

@@ -69,6 +69,13 @@ impl ConnectionLimits {
     }
 }
 
+impl ConnectionPermit {
+    /// The address this connection counts against (an IPv6 client's /64).
+    pub fn address(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut open = self

@@ -75,6 +75,10 @@ impl AppState {
             limits: config.room_limits(),
             ice_servers: config.ice_servers(),
             max_rooms: config.max_rooms,
+            new_rooms: crate::core::rate::RateLimit::new(
+                config.new_rooms_burst,
+                config.new_rooms_per_second,
+            ),
         };
         let clock = Clock::new();
         Ok(AppState {
@@ -283,8 +287,18 @@ async fn websocket(
         })
 }
 
-async fn new_room(State(state): State<AppState>) -> Redirect {
-    Redirect::to(&format!("/r/{}", state.rooms.fresh_slug()))
+async fn new_room(State(state): State<AppState>) -> Response {
+    match state.rooms.fresh_slug() {
+        Ok(slug) => Redirect::to(&format!("/r/{slug}")).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "no randomness for a meeting name");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot make an unguessable meeting name right now; try again",
+            )
+                .into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]

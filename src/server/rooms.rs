@@ -4,6 +4,7 @@
 //! or starts those tasks and publishes the list.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
@@ -13,13 +14,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
+use crate::core::rate::{KeyedBuckets, RateLimit};
 use crate::core::room::{JoinRequest, Room, RoomLimits};
 use crate::core::{Delivery, HistoryNeed, MonoMillis, Outcome, Recipients, Refusal};
 use crate::protocol::{ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
 
 use super::metrics::Metrics;
 use super::store::ChatStore;
-use super::{unix_now, Clock};
+use super::Clock;
 
 /// Commands a room task accepts. Bounded, so a flood from one connection waits on its own
 /// reader instead of growing the room's queue.
@@ -93,6 +95,8 @@ struct Registry {
     running: HashMap<RoomSlug, RoomHandle>,
     directory: Directory,
     next_generation: u64,
+    /// Room openings per client address.
+    openers: KeyedBuckets<IpAddr>,
 }
 
 /// All rooms of this server.
@@ -113,7 +117,13 @@ pub struct RoomSettings {
     pub limits: RoomLimits,
     pub ice_servers: Vec<IceServer>,
     pub max_rooms: usize,
+    /// Rooms one client address may open.
+    pub new_rooms: RateLimit,
 }
+
+/// Client addresses whose room openings are remembered at most; when all of them are busy,
+/// new addresses cannot open rooms until some are quiet (joining open rooms still works).
+const MAX_TRACKED_OPENERS: usize = 100_000;
 
 impl Rooms {
     pub fn new(
@@ -129,6 +139,7 @@ impl Rooms {
                 running: HashMap::new(),
                 directory: Directory::default(),
                 next_generation: 0,
+                openers: KeyedBuckets::new(settings.new_rooms, MAX_TRACKED_OPENERS),
             }),
             list: watch::channel(empty).0,
             settings,
@@ -145,11 +156,22 @@ impl Rooms {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The task of `slug`, started if the room is not running and the server may run another.
-    pub fn handle(self: &Arc<Self>, slug: &RoomSlug) -> Result<RoomHandle, Refusal> {
+    /// The task of `slug`, started if the room is not running, the server may run another
+    /// and `opener` (a client address) has not opened too many lately.
+    pub fn handle(
+        self: &Arc<Self>,
+        slug: &RoomSlug,
+        opener: IpAddr,
+    ) -> Result<RoomHandle, Refusal> {
         let mut registry = self.registry();
         if let Some(handle) = registry.running.get(slug) {
             return Ok(handle.clone());
+        }
+        if !registry.openers.try_take(opener, self.clock.now().mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "your address has opened many rooms just now; wait a little and try again",
+            ));
         }
         if registry.running.len() >= self.settings.max_rooms {
             return Err(Refusal::new(
@@ -196,14 +218,19 @@ impl Rooms {
         self.list.subscribe()
     }
 
-    /// A readable slug that no running room uses.
-    pub fn fresh_slug(&self) -> RoomSlug {
-        loop {
-            let slug = readable_slug([random_u32(), random_u32(), random_u32()]);
-            if !self.registry().running.contains_key(&slug) {
-                return slug;
-            }
-        }
+    /// A readable slug with an unguessable part; without OS randomness there is none, since
+    /// a guessable name would expose the meeting.
+    pub fn fresh_slug(&self) -> Result<RoomSlug, getrandom::Error> {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes)?;
+        let word =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let mut secret = [0u8; 16];
+        secret.copy_from_slice(&bytes[8..]);
+        Ok(readable_slug(
+            [word(0), word(4)],
+            u128::from_le_bytes(secret),
+        ))
     }
 
     /// The home page's list as it is now.
@@ -250,12 +277,6 @@ fn resume_token() -> String {
         return String::new();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_u32() -> u32 {
-    // Slugs only need to be hard to collide with, not secret; fall back to the clock if the
-    // OS cannot provide randomness.
-    getrandom::u32().unwrap_or_else(|_| (unix_now().0 as u32).wrapping_mul(2_654_435_761))
 }
 
 struct RoomTask {

@@ -113,6 +113,8 @@ struct Connection<S> {
     room: Option<RoomHandle>,
     room_list: Option<watch::Receiver<Utf8Bytes>>,
     last_heard: Instant,
+    /// The client's address as the limits count it.
+    address: std::net::IpAddr,
 }
 
 /// Answers a connection over a limit with the typed error and a close frame.
@@ -133,8 +135,8 @@ pub async fn turn_away(mut socket: impl Socket, state: &AppState, refusal: Refus
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
 }
 
-/// Runs one upgraded connection to its end; `_permit` holds its place under the limits.
-pub async fn serve(socket: impl Socket, state: AppState, _permit: ConnectionPermit) {
+/// Runs one upgraded connection to its end; `permit` holds its place under the limits until then.
+pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermit) {
     let metrics = state.metrics.clone();
     metrics.connections_open.inc();
     metrics.connections_total.inc();
@@ -152,6 +154,7 @@ pub async fn serve(socket: impl Socket, state: AppState, _permit: ConnectionPerm
         room: None,
         room_list: None,
         last_heard: Instant::now(),
+        address: permit.address(),
     };
     let ending = connection.run().await;
     tracing::debug!(peer = %connection.peer, ?ending, "connection ended");
@@ -331,6 +334,12 @@ impl<S: Socket> Connection<S> {
                 };
                 self.join(&room, request).await
             }
+            ClientMsg::WatchRooms if !self.state.config.public_room_list => {
+                self.refuse(Refusal::new(
+                    ErrorCode::Forbidden,
+                    "this server does not list its rooms (--public-room-list is off)",
+                ))
+            }
             ClientMsg::WatchRooms if self.room_list.is_some() => self.refuse(Refusal::new(
                 ErrorCode::BadMessage,
                 "this connection already watches the room list",
@@ -389,7 +398,7 @@ impl<S: Socket> Connection<S> {
             Err(refusal) => return self.refuse(refusal),
         };
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = match self.state.rooms.handle(&slug) {
+            let handle = match self.state.rooms.handle(&slug, self.address) {
                 Ok(handle) => handle,
                 Err(refusal) => return self.refuse(refusal),
             };

@@ -102,6 +102,9 @@ pub fn PreJoin(
                     {join_label}
                 </button>
                 <p class="error" role="alert">{move || state.alert_text()}</p>
+                <p class="muted who-can-read" data-testid="who-can-read">
+                    {move || i18n.t().who_can_read}
+                </p>
             </form>
         </section>
     }
