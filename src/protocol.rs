@@ -26,6 +26,9 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Over a limit (connections, rooms); try again later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The same member resumed on another connection (another tab, or a reconnect the
+    /// server saw before this connection's loss); this one is finished, do not reconnect.
+    pub const SIGNED_IN_ELSEWHERE: u16 = 4000;
 }
 
 /// A connection's identity inside the server; assigned by the server, never reused while it runs.
@@ -309,6 +312,9 @@ pub enum ErrorCode {
     Unavailable,
     /// This server does not allow that (e.g. its room list is not public).
     Forbidden,
+    /// A resume token for a member who is still connected from another address; try again
+    /// once that connection is gone (the server notices within its idle timeout).
+    SessionInUse,
 }
 
 impl ErrorCode {
@@ -335,6 +341,7 @@ impl ErrorCode {
         ErrorCode::InvalidReaction,
         ErrorCode::Unavailable,
         ErrorCode::Forbidden,
+        ErrorCode::SessionInUse,
     ];
 
     /// The code as it appears on the wire.
@@ -361,6 +368,7 @@ impl ErrorCode {
             ErrorCode::InvalidReaction => "invalid_reaction",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::SessionInUse => "session_in_use",
         }
     }
 }

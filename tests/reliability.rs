@@ -117,11 +117,14 @@ async fn a_resumed_connection_replaces_an_old_one_that_looked_alive() {
         .rejoin("takeover", "Bob", Some(bob_joined.resume_token), None)
         .await;
     assert!(matches!(joined, ServerMsg::Joined { resumed: true, .. }));
-    // The old connection is closed; its end does not take Bob out of the room.
-    assert!(matches!(
+    // The old connection is closed and told why; its end does not take Bob out of the room.
+    assert_eq!(
         old.ending().await,
-        Ending::Closed(..) | Ending::Dropped
-    ));
+        Ending::Closed(
+            close_code::SIGNED_IN_ELSEWHERE,
+            "signed in elsewhere".into()
+        )
+    );
     ann.chat("still there, Bob?").await;
     assert_eq!(new.expect_chat().await.text, "still there, Bob?");
     ann.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))

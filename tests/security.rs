@@ -420,3 +420,79 @@ async fn one_address_cannot_open_rooms_without_end_but_can_always_join_open_ones
         .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_copied_resume_token_cannot_take_over_a_live_member_and_each_resume_changes_it() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = server.joined("tokens", "Ann").await;
+    let first_token = ann_joined.resume_token;
+
+    // Mallory, at another address, holds Ann's token while Ann is connected.
+    let mut mallory = support::Client::connect_from(server.addr, "127.0.0.2").await;
+    mallory.hello().await;
+    let refused = mallory
+        .rejoin("tokens", "Ann", Some(first_token.clone()), None)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerMsg::Error {
+                code: ErrorCode::SessionInUse,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    ann.chat("still mine").await;
+    assert_eq!(ann.expect_chat().await.text, "still mine");
+
+    // Ann's own page reconnects (same address) before the server noticed: it takes over,
+    // the old connection hears why, and the token changes.
+    let mut ann_again = server.client().await;
+    ann_again.hello().await;
+    let ServerMsg::Joined {
+        resumed,
+        resume_token: second_token,
+        ..
+    } = ann_again
+        .rejoin("tokens", "Ann", Some(first_token.clone()), None)
+        .await
+    else {
+        panic!("expected joined");
+    };
+    assert!(resumed);
+    assert_ne!(second_token, first_token);
+    assert_eq!(
+        ann.ending().await,
+        support::Ending::Closed(
+            room::protocol::close_code::SIGNED_IN_ELSEWHERE,
+            "signed in elsewhere".into()
+        )
+    );
+
+    // Ann's network drops: she is away. The old token is worth nothing now (a plain join
+    // under her name, which she still holds); the current one resumes from anywhere.
+    ann_again.vanish();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stale = mallory
+        .rejoin("tokens", "Ann", Some(first_token), None)
+        .await;
+    assert!(
+        matches!(
+            stale,
+            ServerMsg::Error {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    let moved = mallory
+        .rejoin("tokens", "Ann", Some(second_token), None)
+        .await;
+    assert!(
+        matches!(moved, ServerMsg::Joined { resumed: true, .. }),
+        "{moved:?}"
+    );
+    server.stop().await;
+}

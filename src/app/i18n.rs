@@ -157,6 +157,7 @@ pub struct Texts {
     pub home: &'static str,
     pub you_left: &'static str,
     pub connection_lost: &'static str,
+    pub signed_in_elsewhere: &'static str,
     pub disconnected: fn(&str) -> String,
     pub could_not_rejoin: fn(&str) -> String,
     // Chat.
@@ -236,6 +237,7 @@ impl Texts {
         match ending {
             Ending::YouLeft => self.you_left.to_string(),
             Ending::ConnectionLost => self.connection_lost.to_string(),
+            Ending::SignedInElsewhere => self.signed_in_elsewhere.to_string(),
             Ending::Disconnected(reason) => (self.disconnected)(reason),
             Ending::CouldNotRejoin(refusal) => {
                 (self.could_not_rejoin)(&self.refusal(refusal.code, &refusal.message, limits))
@@ -339,6 +341,7 @@ pub static EN: Texts = Texts {
     home: "Home",
     you_left: "You left the meeting.",
     connection_lost: "The connection to the server was lost.",
+    signed_in_elsewhere: "You continued this meeting in another tab or window.",
     disconnected: |reason| format!("Disconnected: {reason}."),
     could_not_rejoin: |why| format!("Could not rejoin after reconnecting: {why}"),
     chat: "Chat",
@@ -448,6 +451,7 @@ pub static KO: Texts = Texts {
     home: "홈",
     you_left: "회의에서 나갔습니다.",
     connection_lost: "서버와의 연결이 끊어졌습니다.",
+    signed_in_elsewhere: "다른 탭이나 창에서 이 회의를 이어가고 있습니다.",
     disconnected: |reason| format!("연결이 끊어졌습니다: {reason}."),
     could_not_rejoin: |why| format!("다시 연결한 뒤 참여하지 못했습니다: {why}"),
     chat: "채팅",

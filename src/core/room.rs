@@ -3,6 +3,7 @@
 //! and when the room next needs the time.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 
 use super::names::{display_name, same_name, RoomSlug, MAX_ROOM_CHARS};
 use super::rate::{RateLimit, TokenBucket};
@@ -111,8 +112,10 @@ struct Member {
     history_budget: TokenBucket,
     in_call: bool,
     media: MediaState,
-    /// Proof of identity for resuming after a dropped connection.
+    /// Proof of identity for resuming after a dropped connection; a new one on every resume.
     resume_token: String,
+    /// Where the member's current connection comes from.
+    address: Option<IpAddr>,
     /// When the connection dropped, if it did; the member is kept for the grace period.
     away_since: Option<MonoMillis>,
     /// The raised hand's place in line.
@@ -141,6 +144,9 @@ pub struct JoinRequest {
     pub resume: Option<String>,
     /// The newest message the client already has.
     pub last_seen: Option<MessageId>,
+    /// Where the connection comes from (as the server's limits count it): a resume token
+    /// takes over a member who still looks connected only from the same address.
+    pub address: Option<IpAddr>,
 }
 
 /// A successful join: who the connection now is, and what to do about it.
@@ -294,7 +300,18 @@ impl Room {
         }
         if let Some(token) = request.resume.as_deref().filter(|t| !t.is_empty()) {
             if let Some(index) = self.members.iter().position(|m| m.resume_token == token) {
-                return Ok(self.resume(index, request.last_seen));
+                let member = &self.members[index];
+                // A member who still looks connected is taken over only from the same
+                // address (a reconnect the server has not noticed the need for yet): a token
+                // copied elsewhere must not throw a live person out of their meeting.
+                let live = member.away_since.is_none();
+                if live && member.address != request.address {
+                    return Err(Refusal::new(
+                        ErrorCode::SessionInUse,
+                        "you are still connected from another place; trying again once that connection is gone",
+                    ));
+                }
+                return Ok(self.resume(index, request, resume_token));
             }
         }
         let name = display_name(&request.name, self.limits.max_name_chars)?;
@@ -325,6 +342,7 @@ impl Room {
             in_call: false,
             media: MediaState::default(),
             resume_token,
+            address: request.address,
             away_since: None,
             hand: None,
             greeting: None,
@@ -478,9 +496,13 @@ impl Room {
         }
     }
 
-    /// The member at `index` is back on a new connection, under the same id.
-    fn resume(&mut self, index: usize, last_seen: Option<MessageId>) -> Joined {
+    /// The member at `index` is back on a new connection, under the same id and with a new
+    /// token (the old one, seen by whoever held it, resumes nothing any more).
+    fn resume(&mut self, index: usize, request: JoinRequest, new_token: String) -> Joined {
+        let last_seen = request.last_seen;
         let member = &mut self.members[index];
+        member.resume_token = new_token;
+        member.address = request.address;
         if member.away_since.take().is_some() {
             self.away_members -= 1;
         }
@@ -1206,6 +1228,7 @@ mod tests {
             name: "ignored when resuming".into(),
             resume: Some(token.to_string()),
             last_seen: last_seen.map(MessageId),
+            address: None,
         };
         room.join(peer, request, format!("token-{}", peer.0), T0)
             .unwrap()
@@ -1271,6 +1294,7 @@ mod tests {
             name: "Bob".into(),
             resume: Some("token-2".into()),
             last_seen: None,
+            address: None,
         };
         let joined = room.join(PeerId(8), request, "token-8".into(), T0).unwrap();
         assert_eq!(joined.peer, PeerId(8));
@@ -1296,7 +1320,8 @@ mod tests {
         assert_eq!(history_of(&joined), ["m4", "m5"]);
         room.disconnect(PeerId(2), T0);
         // Bob had message 1; 2 and 3 are only in storage: no `joined` yet, a read instead.
-        let joined = rejoin(&mut room, PeerId(9), "token-2", Some(1));
+        // (Each resume hands out a new token: the first one made it "token-9".)
+        let joined = rejoin(&mut room, PeerId(9), "token-9", Some(1));
         let need = joined.outcome.need_history.expect("a history read");
         assert_eq!(
             need,
@@ -1599,5 +1624,50 @@ mod tests {
         // Only members may page.
         let stranger = room.request(PeerId(7), again, T0).unwrap_err();
         assert_eq!(stranger.code, ErrorCode::NotJoined);
+    }
+
+    fn join_from(
+        room: &mut Room,
+        connection: u64,
+        token: &str,
+        address: &str,
+    ) -> Result<Joined, Refusal> {
+        let request = JoinRequest {
+            name: "Ann".into(),
+            resume: Some(token.to_string()),
+            last_seen: None,
+            address: Some(address.parse().unwrap()),
+        };
+        room.join(
+            PeerId(connection),
+            request,
+            format!("token-{connection}"),
+            T0,
+        )
+    }
+
+    #[test]
+    fn a_token_resumes_an_away_member_once_and_a_live_one_only_from_the_same_address() {
+        let mut room = room();
+        let first = join_from(&mut room, 1, "", "10.0.0.1").unwrap();
+        assert!(!first.resumed);
+        // Ann is connected: her token, used from elsewhere, takes nothing over.
+        let stolen = join_from(&mut room, 2, "token-1", "10.9.9.9").unwrap_err();
+        assert_eq!(stolen.code, ErrorCode::SessionInUse);
+        assert!(room.is_member(PeerId(1)));
+        // From her own address (her page reconnecting before the server noticed the drop)
+        // it resumes, and the token changes.
+        let again = join_from(&mut room, 3, "token-1", "10.0.0.1").unwrap();
+        assert!(again.resumed && again.peer == PeerId(1));
+        let ServerMsg::Joined { resume_token, .. } = &again.outcome.deliveries[0].msg else {
+            panic!("expected joined");
+        };
+        assert_eq!(resume_token, "token-3");
+        // Once she is away, the current token resumes from anywhere; the old one is dead.
+        room.disconnect(PeerId(1), T0);
+        let old = join_from(&mut room, 4, "token-1", "10.0.0.7").unwrap_err();
+        assert_eq!(old.code, ErrorCode::NameTaken);
+        let moved = join_from(&mut room, 5, "token-3", "10.0.0.7").unwrap();
+        assert!(moved.resumed && moved.peer == PeerId(1));
     }
 }

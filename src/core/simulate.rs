@@ -140,6 +140,7 @@ impl Simulation {
                     name,
                     resume: resume_of.map(Self::token),
                     last_seen: last_seen.map(MessageId),
+                    address: None,
                 };
                 match self
                     .room

@@ -34,6 +34,9 @@ pub struct Outbox {
     pub frames: mpsc::Sender<Utf8Bytes>,
     /// Cancelled by the room when the connection cannot keep up; the connection then closes.
     pub kick: CancellationToken,
+    /// Cancelled when the member resumed on a newer connection; this one then closes with
+    /// "signed in elsewhere" instead of "too slow".
+    pub replaced: CancellationToken,
 }
 
 impl Outbox {
@@ -446,7 +449,7 @@ impl RoomTask {
             .or_else(|| self.waiting.remove(&peer));
         if let Some(previous) = previous {
             // Resumed while the old connection still looked alive: that one is finished.
-            previous.kick.cancel();
+            previous.replaced.cancel();
         } else {
             self.rooms.metrics.members.inc();
         }

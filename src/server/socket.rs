@@ -9,6 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::core::names::RoomSlug;
 use crate::core::room::JoinRequest;
@@ -50,6 +51,8 @@ enum Ending {
     InvalidText,
     /// Nothing heard, not even a pong, for the idle timeout: the network is gone.
     Silent,
+    /// The member resumed on a newer connection; it goes on there.
+    Replaced,
 }
 
 impl Ending {
@@ -73,6 +76,10 @@ impl Ending {
                 "protocol version mismatch".to_string(),
             ),
             Ending::Silent => (close_code::GOING_AWAY, "no answer to pings".to_string()),
+            Ending::Replaced => (
+                close_code::SIGNED_IN_ELSEWHERE,
+                "signed in elsewhere".to_string(),
+            ),
             Ending::ProtocolViolation => (
                 close_code::PROTOCOL_ERROR,
                 "malformed WebSocket frame".to_string(),
@@ -146,6 +153,7 @@ pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermi
         outbox: Outbox {
             frames: frames_tx,
             kick: state.shutdown.child_token(),
+            replaced: CancellationToken::new(),
         },
         socket,
         state,
@@ -178,6 +186,7 @@ impl<S: Socket> Connection<S> {
                         Ending::TooSlow
                     };
                 }
+                _ = self.outbox.replaced.cancelled() => return Ending::Replaced,
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() >= idle_timeout {
                         tracing::info!(peer = %self.peer, "closing a connection that stopped answering pings");
@@ -331,6 +340,7 @@ impl<S: Socket> Connection<S> {
                     name,
                     resume,
                     last_seen,
+                    address: Some(self.address),
                 };
                 self.join(&room, request).await
             }

@@ -221,6 +221,21 @@ impl Client {
         Client { ws }
     }
 
+    /// A client whose connection comes from `local`, another loopback address: to the
+    /// server, another person's address.
+    pub async fn connect_from(addr: SocketAddr, local: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(local.parse().unwrap(), 0))
+            .unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (ws, _) =
+            tokio_tungstenite::client_async(websocket_request(addr), MaybeTlsStream::Plain(stream))
+                .await
+                .expect("websocket connects");
+        Client { ws }
+    }
+
     pub async fn send(&mut self, msg: &ClientMsg) {
         self.send_raw(&msg.to_json()).await;
     }

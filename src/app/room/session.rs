@@ -36,6 +36,8 @@ pub enum Ending {
     Disconnected(String),
     /// Came back too late: the room no longer has a place under this name.
     CouldNotRejoin(Refusal),
+    /// This member went on in another tab or window.
+    SignedInElsewhere,
 }
 
 /// Whether this page takes part in the room's call.
@@ -471,12 +473,12 @@ impl Session {
             }
             ServerMsg::Rooms { .. } => {}
             ServerMsg::Error { code, message } => {
-                self.on_error(Refusal::new(code, message), out);
+                self.on_error(Refusal::new(code, message), env, out);
             }
         }
     }
 
-    fn on_error(&mut self, refusal: Refusal, out: &mut Vec<Command>) {
+    fn on_error(&mut self, refusal: Refusal, env: Env, out: &mut Vec<Command>) {
         let ends_a_join = matches!(
             refusal.code,
             ErrorCode::InvalidName
@@ -493,6 +495,11 @@ impl Session {
                 | ErrorCode::RoomFull
                 | ErrorCode::TooManyRooms
         );
+        // Passing conditions: the old connection is not gone yet, the server is busy.
+        let retries_a_rejoin = matches!(
+            refusal.code,
+            ErrorCode::SessionInUse | ErrorCode::Unavailable | ErrorCode::RateLimited
+        );
         if refusal.code == ErrorCode::CallFull {
             self.call = CallPhase::Refused(refusal);
             // Chat-only: release the camera and microphone.
@@ -501,6 +508,14 @@ impl Session {
             self.phase = Phase::Lobby;
             self.call = CallPhase::Off;
             self.alert = Some(Alert::Refused(refusal));
+        } else if retries_a_rejoin && self.reconnecting > 0 {
+            self.greeted = false;
+            out.push(Command::CloseSocket);
+            self.reconnecting += 1;
+            out.push(Command::ReconnectIn(reconnect_delay_ms(
+                self.reconnecting,
+                env.jitter,
+            )));
         } else if ends_a_rejoin && self.reconnecting > 0 {
             self.greeted = false;
             out.push(Command::CloseSocket);
@@ -514,6 +529,14 @@ impl Session {
 
     fn on_closed(&mut self, code: u16, reason: String, env: Env, out: &mut Vec<Command>) {
         self.greeted = false;
+        if code == close_code::SIGNED_IN_ELSEWHERE && self.phase == Phase::InRoom {
+            // Reconnecting would take the meeting back from the other tab, and so on.
+            self.rejoin = None;
+            self.reconnecting = 0;
+            self.end_call(out);
+            self.phase = Phase::Ended(Ending::SignedInElsewhere);
+            return;
+        }
         // A dropped connection of a member is retried; a first join that failed, or a
         // version the server does not speak, is not.
         if self.phase == Phase::InRoom
@@ -1029,5 +1052,37 @@ mod tests {
         assert_eq!(message_ids(&session), [50, 51]);
         assert!(session.can_load_earlier());
         assert_eq!(session.chat.last_message_id(), Some(MessageId(51)));
+    }
+
+    #[test]
+    fn a_rejoin_refused_for_a_passing_reason_is_retried_and_signed_in_elsewhere_ends_it() {
+        let mut session = in_room();
+        session.step(dropped(), ENV);
+        session.step(Input::ReconnectDue, ENV);
+        session.step(hello_from_server(), ENV);
+        // The server has not noticed the old connection's loss yet.
+        let out = session.step(
+            Input::Server(ServerMsg::Error {
+                code: ErrorCode::SessionInUse,
+                message: "still connected".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(out, [Command::CloseSocket, Command::ReconnectIn(500)]);
+        assert_eq!(session.phase, Phase::InRoom);
+        session.step(Input::ReconnectDue, ENV);
+        session.step(hello_from_server(), ENV);
+        session.step(joined(1, true, Vec::new()), ENV);
+        assert_eq!(session.reconnecting, 0);
+        // Another tab took this member over: this page stops, and does not take it back.
+        let out = session.step(
+            Input::SocketClosed {
+                code: close_code::SIGNED_IN_ELSEWHERE,
+                reason: "signed in elsewhere".into(),
+            },
+            ENV,
+        );
+        assert!(!out.iter().any(|c| matches!(c, Command::ReconnectIn(_))));
+        assert_eq!(session.phase, Phase::Ended(Ending::SignedInElsewhere));
     }
 }
