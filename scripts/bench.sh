@@ -2,7 +2,7 @@
 # Runs every load scenario of docs/BENCHMARKS.md against fresh release servers on loopback and
 # prints the results. Not part of the test suite (benchmarks are not timed tests).
 #   scripts/bench.sh            all scenarios (about 3 minutes)
-#   scripts/bench.sh fanout     one group: fanout, rooms, idle, pages or reference
+#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages or reference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -46,7 +46,7 @@ load() {
 # The chat rate limit (10 burst, 5/s), the room cap (100) and the per-address connection
 # limit (200) protect real rooms; these scenarios raise them on purpose, since 50-100 messages
 # a second per sender, from thousands of clients on one address, is the load being measured.
-PER_IP=(--max-connections-per-ip 20000)
+PER_IP=(--max-connections-per-ip 20000 --max-http-connections-per-ip 20000 --new-rooms-burst 20000)
 RAISED=(--max-room-members 1000 --chat-burst 200 --chat-per-second 200 "${PER_IP[@]}")
 
 group=${1:-all}
@@ -71,6 +71,15 @@ if [ "$group" = all ] || [ "$group" = idle ]; then
   start_server "${PER_IP[@]}"
   load --clients 10000 --rooms 100 --idle --duration 5
   stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = storm ]; then
+  step "restart storm: 10,000 clients connect and join 100 rooms all at once"
+  for run in 1 2 3; do
+    start_server "${PER_IP[@]}"
+    load --clients 10000 --rooms 100 --idle --duration 1 --connect-concurrency 10000
+    stop_server
+  done
 fi
 
 if [ "$group" = all ] || [ "$group" = pages ]; then

@@ -318,3 +318,73 @@ async fn every_message_delivered_during_a_shutdown_is_stored() {
         delivered.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_clients_reconnecting_after_a_restart_are_all_back_with_nothing_lost() {
+    const ROOMS: usize = 10;
+    const PER_ROOM: usize = 20;
+    let flags = ["--max-connections-per-ip", "1000"];
+    let data = fresh_data_dir();
+    let server = TestServer::start_in(&data, &flags, "127.0.0.1:0").await;
+    let addr = server.addr.to_string();
+    let mut clients = Vec::new();
+    for room in 0..ROOMS {
+        for person in 0..PER_ROOM {
+            let (client, _) = server
+                .joined(&format!("storm-{room}"), &format!("p{person}"))
+                .await;
+            clients.push(client);
+        }
+    }
+    // Three messages per room; every member read the first before the restart.
+    let mut first_ids = Vec::new();
+    for room in 0..ROOMS {
+        let speaker = &mut clients[room * PER_ROOM];
+        for text in ["one", "two", "three"] {
+            speaker.chat(&format!("{room} {text}")).await;
+        }
+        let first = speaker
+            .recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+            .await;
+        let ServerMsg::Chat { entry } = first else {
+            unreachable!()
+        };
+        first_ids.push(entry.id);
+    }
+    server.stop().await;
+
+    let server = TestServer::start_in(&data, &flags, &addr).await;
+    let started = std::time::Instant::now();
+    let rejoins = (0..ROOMS * PER_ROOM).map(|i| {
+        let (room, person) = (i / PER_ROOM, i % PER_ROOM);
+        let last_seen = first_ids[room];
+        let addr = server.addr;
+        async move {
+            let mut client = Client::connect(addr).await;
+            client.hello().await;
+            let joined = client
+                .rejoin(
+                    &format!("storm-{room}"),
+                    &format!("p{person}"),
+                    None,
+                    Some(last_seen),
+                )
+                .await;
+            (room, joined, client)
+        }
+    });
+    let back = futures_util::future::join_all(rejoins).await;
+    let took = started.elapsed();
+    for (room, joined, _client) in &back {
+        let ServerMsg::Joined { history, .. } = joined else {
+            panic!("a client could not rejoin: {joined:?}");
+        };
+        assert_eq!(
+            texts(history),
+            [format!("{room} two"), format!("{room} three")]
+        );
+    }
+    eprintln!("200 clients were back in {took:?} after the restart");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    server.stop().await;
+}

@@ -130,9 +130,13 @@ pub fn display_name(raw: &str, max_chars: usize) -> Result<String, Refusal> {
 
 /// Names are unique per room without regard to case, so "ann" cannot pose as "Ann".
 pub fn same_name(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
+    name_key(a) == name_key(b)
+}
+
+/// What two names must share to count as the same: computed once per member, so checking a
+/// newcomer's name against a full room compares bytes instead of folding every name again.
+pub fn name_key(name: &str) -> String {
+    name.chars().flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]

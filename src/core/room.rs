@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
-use super::names::{display_name, same_name, RoomSlug, MAX_ROOM_CHARS};
+use super::names::{display_name, name_key, RoomSlug, MAX_ROOM_CHARS};
 use super::rate::{RateLimit, TokenBucket};
 use super::{Delivery, HistoryNeed, MonoMillis, Now, Outcome, Recipients, Refusal};
 use crate::protocol::{
@@ -105,6 +105,8 @@ struct PendingGreeting {
 struct Member {
     id: PeerId,
     name: String,
+    /// `name` folded for comparison ([`name_key`]).
+    name_key: String,
     chat_budget: TokenBucket,
     signal_budget: TokenBucket,
     reaction_budget: TokenBucket,
@@ -315,7 +317,8 @@ impl Room {
             }
         }
         let name = display_name(&request.name, self.limits.max_name_chars)?;
-        if self.members.iter().any(|m| same_name(&m.name, &name)) {
+        let key = name_key(&name);
+        if self.members.iter().any(|m| m.name_key == key) {
             return Err(Refusal::new(
                 ErrorCode::NameTaken,
                 format!("someone in this room is already called {name:?}; pick another name"),
@@ -334,6 +337,7 @@ impl Room {
         let member = Member {
             id: peer,
             name,
+            name_key: key,
             chat_budget: TokenBucket::new(limits.chat, now.mono),
             signal_budget: TokenBucket::new(limits.signal, now.mono),
             reaction_budget: TokenBucket::new(limits.reaction, now.mono),

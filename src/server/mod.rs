@@ -79,6 +79,7 @@ impl AppState {
                 config.new_rooms_burst,
                 config.new_rooms_per_second,
             ),
+            public_list: config.public_room_list,
         };
         let clock = Clock::new();
         Ok(AppState {

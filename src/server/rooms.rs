@@ -122,6 +122,8 @@ pub struct RoomSettings {
     pub max_rooms: usize,
     /// Rooms one client address may open.
     pub new_rooms: RateLimit,
+    /// Whether the list of rooms in use is published (`--public-room-list`).
+    pub public_list: bool,
 }
 
 /// Client addresses whose room openings are remembered at most; when all of them are busy,
@@ -243,7 +245,9 @@ impl Rooms {
 
     fn publish_count(&self, slug: &RoomSlug, count: usize) {
         let mut registry = self.registry();
-        if registry.directory.set_participants(slug, count) {
+        // Sorting and encoding the list on every join and leave cost a tenth of the CPU in a
+        // reconnect storm; nobody reads it unless it is public.
+        if registry.directory.set_participants(slug, count) && self.settings.public_list {
             let encoded = encode_list(&registry.directory);
             drop(registry);
             self.list.send_replace(encoded);
