@@ -50,6 +50,8 @@ pub struct Metrics {
     pub slow_disconnects: Counter,
     pub forbidden_requests: Counter,
     pub refused_tcp_connections: Counter,
+    /// Shared with the chat store, which counts into them.
+    pub store: super::store::StoreCounters,
     /// Indexed by `ClientMsg::kind_index`.
     messages_in: Vec<Counter>,
     /// Indexed by `ServerMsg::kind_index`.
@@ -123,6 +125,17 @@ impl Metrics {
             "TCP connections closed at once: over --max-http-connections-per-ip",
             &refused_tcp_connections,
         );
+        let store = super::store::StoreCounters::default();
+        add(
+            "store_failures",
+            "Chat store commits that failed (the messages are kept and retried)",
+            &store.failures,
+        );
+        add(
+            "store_dropped_messages",
+            "Chat messages delivered but never stored: too much was waiting for storage",
+            &store.dropped,
+        );
         let received = Family::<ByType, Counter>::default();
         add(
             "messages_received",
@@ -159,6 +172,7 @@ impl Metrics {
             slow_disconnects,
             forbidden_requests,
             refused_tcp_connections,
+            store,
             messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
             messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
             errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),

@@ -70,7 +70,7 @@ impl AppState {
             .map_err(StartError::InvalidOrigin)?;
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
-        let store = ChatStore::open(&config.data_dir, config.retention())?;
+        let store = ChatStore::open(&config.data_dir, config.retention(), metrics.store.clone())?;
         let settings = RoomSettings {
             limits: config.room_limits(),
             ice_servers: config.ice_servers(),

@@ -306,11 +306,22 @@ impl RoomTask {
     async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
         let slug = self.room.slug().to_string();
         // The one read inside the task: the room has no members to keep waiting yet.
-        let stored = self
+        let stored = match self
             .rooms
             .store
             .recent(&slug, self.room.limits().history_len)
-            .await;
+            .await
+        {
+            Ok(stored) => stored,
+            Err(error) => {
+                // Starting empty would show no history and number messages from 1 again,
+                // so ids already seen would be reused. The joins waiting here get a dropped
+                // reply, retry, and are told the room is unavailable.
+                tracing::error!(room = %slug, %error, "cannot open the room");
+                self.rooms.retire(self.room.slug(), self.generation);
+                return;
+            }
+        };
         self.room.restore(stored.entries, stored.last_id);
         tracing::debug!(room = %slug, next_id = ?self.room.next_message_id(), "room opened");
         loop {

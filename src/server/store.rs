@@ -9,8 +9,12 @@
 //! go through the same queue, so they always see every write queued before them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
@@ -26,8 +30,15 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_messages.sql")
 const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// Messages committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
-/// Requests queued for the writer; beyond this, new messages are delivered but not stored.
+/// Requests queued for the writer at most.
 const QUEUE: usize = 65_536;
+/// Bytes of chat text waiting for the writer (queued, or kept for a retry while storage
+/// fails) at most; beyond this, new messages are delivered but not stored, and counted.
+const MAX_WAITING_BYTES: usize = 32 * 1024 * 1024;
+/// The first retry of a failed commit waits this long; each next one twice as long.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Retries wait at most this long, so storage that recovers is used again soon.
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
 /// How often old messages are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -57,7 +68,7 @@ enum Request {
     Recent {
         room: String,
         limit: usize,
-        reply: oneshot::Sender<StoredHistory>,
+        reply: oneshot::Sender<Result<StoredHistory, ReadError>>,
     },
     Between {
         room: String,
@@ -70,21 +81,46 @@ enum Request {
     Sync {
         reply: oneshot::Sender<()>,
     },
+    LimitPages {
+        pages: u64,
+        reply: oneshot::Sender<()>,
+    },
     RunRetention {
         now: UnixMillis,
         reply: oneshot::Sender<()>,
     },
 }
 
+/// What the store counts for `/metrics`; the counters are shared with the registry.
+#[derive(Clone, Debug, Default)]
+pub struct StoreCounters {
+    /// Commits that failed (each is retried).
+    pub failures: Counter,
+    /// Messages delivered but never stored: the waiting bytes were over their bound.
+    pub dropped: Counter,
+}
+
+/// Why stored history could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading chat history failed: {0}")]
+pub struct ReadError(String);
+
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct ChatStore {
     requests: SyncSender<Request>,
+    /// Bytes of chat text handed to the writer and not yet committed.
+    waiting_bytes: Arc<AtomicUsize>,
+    counters: StoreCounters,
 }
 
 impl ChatStore {
     /// Opens (creating if needed) `data_dir/room.sqlite3`, migrates it and starts the writer.
-    pub fn open(data_dir: &Path, retention: Retention) -> Result<ChatStore, StartError> {
+    pub fn open(
+        data_dir: &Path,
+        retention: Retention,
+        counters: StoreCounters,
+    ) -> Result<ChatStore, StartError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::CreateDataDir {
             path: data_dir.to_owned(),
             source,
@@ -93,31 +129,62 @@ impl ChatStore {
         let connection =
             open_connection(&path).map_err(|source| StartError::OpenStore { path, source })?;
         let (requests, inbox) = mpsc::sync_channel(QUEUE);
+        let waiting_bytes = Arc::new(AtomicUsize::new(0));
+        let writer = Writer::new(
+            connection,
+            retention,
+            waiting_bytes.clone(),
+            counters.clone(),
+        );
         std::thread::Builder::new()
             .name("room-store".into())
-            .spawn(move || Writer::new(connection, retention).run(inbox))
+            .spawn(move || writer.run(inbox))
             .map_err(StartError::StoreThread)?;
-        Ok(ChatStore { requests })
+        Ok(ChatStore {
+            requests,
+            waiting_bytes,
+            counters,
+        })
     }
 
-    /// Queues a message for storage without waiting. Returns false when the queue is full
-    /// (the disk cannot keep up): the message was delivered but will not be stored.
+    /// Queues a message for storage without waiting. Returns false when too much already
+    /// waits (the disk cannot keep up, or storage fails): the message was delivered but will
+    /// not be stored, and `room_store_dropped_messages_total` counts it.
     pub fn append(&self, room: &str, entry: ChatEntry) -> bool {
-        match self.requests.try_send(Request::Append {
-            room: room.to_string(),
-            entry,
-        }) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!(room, "chat store queue full; a message was not stored");
-                false
+        let size = entry_bytes(&entry);
+        let waiting = self.waiting_bytes.fetch_add(size, Ordering::Relaxed);
+        let sent = waiting + size <= MAX_WAITING_BYTES
+            && self
+                .requests
+                .try_send(Request::Append {
+                    room: room.to_string(),
+                    entry,
+                })
+                .is_ok();
+        if !sent {
+            self.waiting_bytes.fetch_sub(size, Ordering::Relaxed);
+            if self.counters.dropped.inc() == 0 {
+                tracing::warn!(
+                    room,
+                    "chat storage is behind; messages are delivered but not stored"
+                );
             }
-            Err(TrySendError::Disconnected(_)) => false,
         }
+        sent
     }
 
-    /// The newest `limit` messages of `room` and its last id.
-    pub async fn recent(&self, room: &str, limit: usize) -> StoredHistory {
+    /// Limits the database to `pages` pages of storage (SQLite's `max_page_count`), as a full
+    /// disk would: for tests of what happens then, and of the recovery when space returns.
+    pub async fn limit_pages(&self, pages: u64) {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Request::LimitPages { pages, reply }).await;
+        let _ = answer.await;
+    }
+
+    /// The newest `limit` messages of `room` and its last id. An error, not an empty
+    /// history, when they cannot be read: a room that started empty would number its
+    /// messages from 1 again.
+    pub async fn recent(&self, room: &str, limit: usize) -> Result<StoredHistory, ReadError> {
         let (reply, answer) = oneshot::channel();
         self.ask(Request::Recent {
             room: room.to_string(),
@@ -125,7 +192,9 @@ impl ChatStore {
             reply,
         })
         .await;
-        answer.await.unwrap_or_default()
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ReadError("the chat store has stopped".into())))
     }
 
     /// The newest messages of `room` with `after < id < before` (no upper bound when `before`
@@ -197,20 +266,55 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The bytes a message counts for against [`MAX_WAITING_BYTES`].
+fn entry_bytes(entry: &ChatEntry) -> usize {
+    entry.text.len() + entry.name.len() + 64
+}
+
 struct Writer {
     connection: Connection,
     retention: Retention,
     pending: Vec<(String, ChatEntry)>,
     last_retention: Instant,
+    waiting_bytes: Arc<AtomicUsize>,
+    counters: StoreCounters,
+    /// While commits fail: when to try again, and how long the wait after that is.
+    retry: Option<(Instant, Duration)>,
+    /// Failed commits in the current incident, for the recovery log line.
+    failures_in_incident: u64,
 }
 
 impl Writer {
-    fn new(connection: Connection, retention: Retention) -> Self {
+    fn new(
+        connection: Connection,
+        retention: Retention,
+        waiting_bytes: Arc<AtomicUsize>,
+        counters: StoreCounters,
+    ) -> Self {
         Writer {
             connection,
             retention,
             pending: Vec::new(),
             last_retention: Instant::now(),
+            waiting_bytes,
+            counters,
+            retry: None,
+            failures_in_incident: 0,
+        }
+    }
+
+    /// Makes the next commit try at once, keeping the backoff's current step.
+    fn retry_now(&mut self) {
+        if let Some((_, wait)) = self.retry {
+            self.retry = Some((Instant::now(), wait));
+        }
+    }
+
+    /// How long to wait for more requests before committing what is pending.
+    fn commit_wait(&self) -> Duration {
+        match self.retry {
+            Some((at, _)) => at.saturating_duration_since(Instant::now()),
+            None => COMMIT_WINDOW,
         }
     }
 
@@ -222,7 +326,7 @@ impl Writer {
                     Err(_) => break,
                 }
             } else {
-                match inbox.recv_timeout(COMMIT_WINDOW) {
+                match inbox.recv_timeout(self.commit_wait()) {
                     Ok(request) => request,
                     Err(RecvTimeoutError::Timeout) => {
                         self.commit();
@@ -234,12 +338,16 @@ impl Writer {
             match request {
                 Request::Append { room, entry } => {
                     self.pending.push((room, entry));
-                    if self.pending.len() >= MAX_BATCH {
+                    if self.pending.len() >= MAX_BATCH && self.retry.is_none() {
                         self.commit();
                     }
                 }
                 other => {
-                    // Everything queued before a read is visible to it.
+                    // Everything queued before a read is visible to it; a sync (shutdown)
+                    // tries once more even while waiting out a failure.
+                    if matches!(other, Request::Sync { .. }) {
+                        self.retry_now();
+                    }
                     self.commit();
                     self.answer(other);
                 }
@@ -249,24 +357,57 @@ impl Writer {
                 self.prune(crate::server::unix_now());
             }
         }
+        self.retry_now();
         self.commit();
     }
 
+    /// Commits what is pending. A failure keeps the batch for a retry with backoff (the
+    /// disk may be full for a while); the log says so once per incident, and again when
+    /// storing works again.
     fn commit(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.pending);
-        if let Err(error) = self.insert(&batch) {
-            tracing::error!(%error, messages = batch.len(), "storing chat messages failed");
+        if self.retry.is_some_and(|(at, _)| Instant::now() < at) {
+            return;
+        }
+        match Self::insert(&mut self.connection, &self.pending) {
+            Ok(()) => {
+                let stored: usize = self.pending.iter().map(|(_, e)| entry_bytes(e)).sum();
+                self.waiting_bytes.fetch_sub(stored, Ordering::Relaxed);
+                if self.failures_in_incident > 0 {
+                    tracing::info!(
+                        failed_commits = self.failures_in_incident,
+                        messages = self.pending.len(),
+                        "storing chat works again; the messages kept meanwhile are stored"
+                    );
+                }
+                self.pending.clear();
+                self.retry = None;
+                self.failures_in_incident = 0;
+            }
+            Err(error) => {
+                self.counters.failures.inc();
+                self.failures_in_incident += 1;
+                if self.failures_in_incident == 1 {
+                    tracing::error!(%error, messages = self.pending.len(),
+                        "storing chat messages failed; keeping them and retrying");
+                } else {
+                    tracing::debug!(%error, "storing chat messages failed again");
+                }
+                let wait = self
+                    .retry
+                    .map_or(FIRST_RETRY, |(_, wait)| (wait * 2).min(LONGEST_RETRY));
+                self.retry = Some((Instant::now() + wait, wait));
+            }
         }
     }
 
-    fn insert(&mut self, batch: &[(String, ChatEntry)]) -> rusqlite::Result<()> {
-        let transaction = self.connection.transaction()?;
+    fn insert(connection: &mut Connection, batch: &[(String, ChatEntry)]) -> rusqlite::Result<()> {
+        let transaction = connection.transaction()?;
         {
             let mut insert = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO messages (room, id, sender, name, at, text)
+                "INSERT INTO messages (room, id, sender, name, at, text)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             let mut last = transaction.prepare_cached(
@@ -291,9 +432,9 @@ impl Writer {
     fn answer(&mut self, request: Request) {
         match request {
             Request::Recent { room, limit, reply } => {
-                let history = self.recent(&room, limit).unwrap_or_else(|error| {
+                let history = self.recent(&room, limit).map_err(|error| {
                     tracing::error!(%error, room, "reading chat history failed");
-                    StoredHistory::default()
+                    ReadError(error.to_string())
                 });
                 let _ = reply.send(history);
             }
@@ -313,6 +454,16 @@ impl Writer {
                 let _ = reply.send(entries);
             }
             Request::Sync { reply } => {
+                let _ = reply.send(());
+            }
+            Request::LimitPages { pages, reply } => {
+                if let Err(error) = self.connection.pragma_update(
+                    None,
+                    "max_page_count",
+                    pages.min(i64::MAX as u64) as i64,
+                ) {
+                    tracing::warn!(%error, "cannot limit the database size");
+                }
                 let _ = reply.send(());
             }
             Request::RunRetention { now, reply } => {
@@ -445,19 +596,19 @@ mod tests {
     async fn messages_survive_reopening_and_reads_see_queued_writes() {
         let dir = temp_dir("reopen");
         {
-            let store = ChatStore::open(&dir, KEEP_ALL).unwrap();
+            let store = ChatStore::open(&dir, KEEP_ALL, StoreCounters::default()).unwrap();
             for id in 1..=5 {
                 assert!(store.append("a", entry(id, 0)));
             }
             store.append("b", entry(1, 0));
             // No sync: the read must still see the five queued messages.
-            let recent = store.recent("a", 3).await;
+            let recent = store.recent("a", 3).await.unwrap();
             let ids: Vec<u64> = recent.entries.iter().map(|e| e.id.0).collect();
             assert_eq!(ids, [3, 4, 5]);
             assert_eq!(recent.last_id, Some(MessageId(5)));
         }
-        let store = ChatStore::open(&dir, KEEP_ALL).unwrap();
-        assert_eq!(store.recent("a", 100).await.entries.len(), 5);
+        let store = ChatStore::open(&dir, KEEP_ALL, StoreCounters::default()).unwrap();
+        assert_eq!(store.recent("a", 100).await.unwrap().entries.len(), 5);
         let ids = |entries: Vec<ChatEntry>| entries.iter().map(|e| e.id.0).collect::<Vec<_>>();
         let newest_after = store.between("a", MessageId(2), None, 2, 1000).await;
         assert_eq!(ids(newest_after), [4, 5]);
@@ -470,7 +621,10 @@ mod tests {
         assert_eq!(ids(budgeted), [4, 5]);
         let beyond = store.between("a", MessageId(u64::MAX), None, 2, 1000).await;
         assert!(beyond.is_empty());
-        assert_eq!(store.recent("nowhere", 10).await, StoredHistory::default());
+        assert_eq!(
+            store.recent("nowhere", 10).await.unwrap(),
+            StoredHistory::default()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -484,6 +638,7 @@ mod tests {
                 per_room: 3,
                 max_age_days: 7,
             },
+            StoreCounters::default(),
         )
         .unwrap();
         for id in 1..=5 {
@@ -495,15 +650,16 @@ mod tests {
         let a: Vec<u64> = store
             .recent("a", 10)
             .await
+            .unwrap()
             .entries
             .iter()
             .map(|e| e.id.0)
             .collect();
         assert_eq!(a, [3, 4, 5]);
-        let b = store.recent("b", 10).await;
+        let b = store.recent("b", 10).await.unwrap();
         assert_eq!(b.entries.len(), 1);
         store.run_retention(UnixMillis(200 * day)).await;
-        let b = store.recent("b", 10).await;
+        let b = store.recent("b", 10).await.unwrap();
         assert!(b.entries.is_empty());
         assert_eq!(b.last_id, Some(MessageId(2)));
         std::fs::remove_dir_all(&dir).unwrap();
