@@ -496,3 +496,26 @@ async fn a_copied_resume_token_cannot_take_over_a_live_member_and_each_resume_ch
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn look_alike_and_invisible_names_cannot_pose_as_a_member() {
+    let server = TestServer::start(&[]).await;
+    let (_ann, _) = server.joined("names", "Ann").await;
+    let mut eve = server.client().await;
+    eve.hello().await;
+    for (name, code) in [
+        ("\u{0410}nn", ErrorCode::NameTaken),
+        ("ＡＮＮ", ErrorCode::NameTaken),
+        ("Ann\u{200B}", ErrorCode::InvalidName),
+        ("\u{202E}nnA", ErrorCode::InvalidName),
+        ("\u{3164}", ErrorCode::InvalidName),
+    ] {
+        eve.send(&support::join_msg("names", name)).await;
+        eve.expect_error(code).await;
+    }
+    // A real other name, in another script, is fine.
+    eve.send(&support::join_msg("names", "안나")).await;
+    eve.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await;
+    server.stop().await;
+}

@@ -104,15 +104,57 @@ pub fn readable_slug(words: [u32; 2], secret: u128) -> RoomSlug {
     RoomSlug(slug)
 }
 
-/// Checks and tidies a display name: surrounding whitespace is dropped, inner runs of
-/// whitespace become one space, and control characters are refused rather than stripped so
-/// that the person sees why their name changed.
+/// Accents stacked on one letter at most: enough for any language, not for "Zalgo" text that
+/// spills over the lines around it.
+pub const MAX_STACKED_MARKS: usize = 3;
+
+/// The server's check of a display name: Unicode compatibility normalisation (NFKC, so
+/// `émile` typed precomposed or decomposed, or in full-width letters, is one name), then
+/// [`tidy_name`].
 pub fn display_name(raw: &str, max_chars: usize) -> Result<String, Refusal> {
+    use unicode_normalization::UnicodeNormalization;
+    let normalized: String = raw.nfkc().collect();
+    tidy_name(&normalized, max_chars)
+}
+
+/// Checks and tidies a display name without Unicode tables (the browser's check before
+/// sending): surrounding whitespace is dropped, inner runs of whitespace become one space;
+/// control, invisible and direction-changing characters and stacks of accents are refused
+/// rather than stripped, so that the person sees why.
+pub fn tidy_name(raw: &str, max_chars: usize) -> Result<String, Refusal> {
     if raw.chars().any(char::is_control) {
         return Err(Refusal::new(
             ErrorCode::InvalidName,
             "names cannot contain control characters",
         ));
+    }
+    let chars: Vec<char> = raw.chars().collect();
+    for (index, &c) in chars.iter().enumerate() {
+        let before = index.checked_sub(1).map(|i| chars[i]);
+        let after = chars.get(index + 1).copied();
+        if is_hidden(c, before, after) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                format!(
+                    "names cannot contain invisible or direction-changing characters (U+{:04X})",
+                    c as u32
+                ),
+            ));
+        }
+    }
+    let mut stacked = 0;
+    for &c in &chars {
+        stacked = if is_combining_accent(c) {
+            stacked + 1
+        } else {
+            0
+        };
+        if stacked > MAX_STACKED_MARKS {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                format!("at most {MAX_STACKED_MARKS} accents on one letter"),
+            ));
+        }
     }
     let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     let chars = name.chars().count();
@@ -128,15 +170,68 @@ pub fn display_name(raw: &str, max_chars: usize) -> Result<String, Refusal> {
     Ok(name)
 }
 
-/// Names are unique per room without regard to case, so "ann" cannot pose as "Ann".
+/// Names are unique per room without regard to case or look-alike letters, so neither "ann"
+/// nor "Аnn" (with a Cyrillic А) can pose as "Ann".
 pub fn same_name(a: &str, b: &str) -> bool {
     name_key(a) == name_key(b)
 }
 
-/// What two names must share to count as the same: computed once per member, so checking a
-/// newcomer's name against a full room compares bytes instead of folding every name again.
+/// What two names must share to count as the same: their confusables skeleton (Unicode
+/// TR39: look-alike characters mapped to one), lower-cased. Computed once per member, so
+/// checking a newcomer against a full room compares bytes.
 pub fn name_key(name: &str) -> String {
-    name.chars().flat_map(char::to_lowercase).collect()
+    unicode_security::confusable_detection::skeleton(name)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Characters that show nothing or reorder what follows: zero-width and format characters,
+/// fillers that render as blanks, bidirectional controls. The joiners that emoji sequences
+/// and some scripts need are allowed where they join: ZWJ between emoji, ZWNJ after a letter
+/// of a script that uses it, a variation selector after an emoji.
+fn is_hidden(c: char, before: Option<char>, after: Option<char>) -> bool {
+    match c {
+        '\u{200D}' => !(before.is_some_and(is_emoji) && after.is_some_and(is_emoji)),
+        '\u{200C}' => !before.is_some_and(uses_zwnj),
+        '\u{FE00}'..='\u{FE0F}' => !before.is_some_and(is_emoji),
+        '\u{200B}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{00AD}'
+        | '\u{034F}'
+        | '\u{061C}'
+        | '\u{115F}'
+        | '\u{1160}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{180E}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{2800}'
+        | '\u{3164}'
+        | '\u{FEFF}'
+        | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}' => true,
+        _ => false,
+    }
+}
+
+fn is_emoji(c: char) -> bool {
+    matches!(c, '\u{2600}'..='\u{27BF}' | '\u{2B00}'..='\u{2BFF}' | '\u{1F000}'..='\u{1FAFF}')
+}
+
+/// Arabic, Persian and the Indic scripts write ZWNJ inside words.
+fn uses_zwnj(c: char) -> bool {
+    matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{0900}'..='\u{0DFF}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+}
+
+/// The general-purpose combining accents, the ones "Zalgo" text stacks.
+fn is_combining_accent(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
 }
 
 #[cfg(test)]
@@ -218,5 +313,56 @@ mod tests {
     fn name_comparison_ignores_case() {
         assert!(same_name("Ann", "aNN"));
         assert!(!same_name("Ann", "Anna"));
+    }
+
+    #[test]
+    fn invisible_reordering_and_stacked_characters_are_refused() {
+        let refused = |raw: &str| display_name(raw, 32).unwrap_err().code == ErrorCode::InvalidName;
+        for raw in [
+            "\u{200B}",
+            "\u{3164}",
+            "\u{2800}",
+            "Ann\u{200B}",
+            "An\u{00AD}n",
+            "\u{FEFF}Ann",
+            "\u{202E}nnA",
+            "Ann\u{2066}",
+            "A\u{200D}nn",
+        ] {
+            assert!(refused(raw), "{raw:?} was accepted");
+        }
+        let zalgo = format!("A{}nn", "\u{0301}".repeat(31));
+        assert!(refused(&zalgo));
+        assert!(display_name("A\u{0301}\u{0302}\u{0303}nn", 32).is_ok());
+    }
+
+    #[test]
+    fn names_in_every_script_and_emoji_still_work() {
+        for raw in [
+            "김민수",
+            "محمد",
+            "می\u{200C}خواهم",
+            "👨\u{200D}👩\u{200D}👧 family",
+            "❤\u{FE0F} Ann",
+            "Zoë",
+            "Łukasz",
+        ] {
+            assert!(display_name(raw, 32).is_ok(), "{raw:?} was refused");
+        }
+    }
+
+    #[test]
+    fn look_alike_and_differently_encoded_names_count_as_the_same() {
+        // NFC and NFD "émile" become one spelling.
+        let composed = display_name("\u{00E9}mile", 32).unwrap();
+        let decomposed = display_name("e\u{0301}mile", 32).unwrap();
+        assert_eq!(composed, decomposed);
+        // Full-width letters are folded by NFKC.
+        assert_eq!(display_name("Ａｎｎ", 32).unwrap(), "Ann");
+        // A Cyrillic А beside a Latin A, and case.
+        assert!(same_name("\u{0410}nn", "Ann"));
+        assert!(same_name("ANN", "ann"));
+        assert!(!same_name("Ann", "Anna"));
+        assert!(!same_name("김민수", "김민지"));
     }
 }

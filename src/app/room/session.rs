@@ -4,7 +4,7 @@
 //! randomness (the time and a jitter value are inputs), so it is unit-tested like the room
 //! core. `MeetingState` (mod.rs) feeds it and carries out its commands.
 
-use crate::core::names::display_name;
+use crate::core::names::tidy_name;
 use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
@@ -315,7 +315,7 @@ impl Session {
     }
 
     fn join(&mut self, room: String, name: String, out: &mut Vec<Command>) {
-        let chosen = match display_name(&name, self.limits_or_default().max_name_chars) {
+        let chosen = match tidy_name(&name, self.limits_or_default().max_name_chars) {
             Ok(chosen) => chosen,
             Err(refusal) => {
                 self.alert = Some(Alert::Refused(refusal));
