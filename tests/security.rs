@@ -519,3 +519,48 @@ async fn look_alike_and_invisible_names_cannot_pose_as_a_member() {
         .await;
     server.stop().await;
 }
+
+/// A WebSocket from `local` carrying `X-Forwarded-For: forwarded`, as a reverse proxy at
+/// `local` would open it.
+async fn websocket_via(server: &TestServer, local: &str, forwarded: &str) -> support::Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(local.parse().unwrap(), 0))
+        .unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let mut request = upgrade_request(server.addr, Some(&format!("http://{}", server.addr)));
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", forwarded.parse().unwrap());
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    support::Client::from_stream(ws)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limits_count_the_forwarded_client_and_nobody_else_can_claim_one(
+) {
+    let server = TestServer::start(&[
+        "--trusted-proxies",
+        "127.0.0.2",
+        "--max-connections-per-ip",
+        "1",
+    ])
+    .await;
+    // Through the proxy: two clients, one connection each, both in.
+    let mut first = websocket_via(&server, "127.0.0.2", "203.0.113.7").await;
+    let mut second = websocket_via(&server, "127.0.0.2", "203.0.113.8").await;
+    first.hello().await;
+    second.hello().await;
+    // The same client a second time is over its limit.
+    let mut again = websocket_via(&server, "127.0.0.2", "203.0.113.7").await;
+    again.expect_error(ErrorCode::TooManyConnections).await;
+    // Not a proxy: the header is ignored, and 127.0.0.1 counts as itself.
+    let mut direct = websocket_via(&server, "127.0.0.1", "198.51.100.1").await;
+    direct.hello().await;
+    let mut spoofed = websocket_via(&server, "127.0.0.1", "198.51.100.2").await;
+    spoofed.expect_error(ErrorCode::TooManyConnections).await;
+    server.stop().await;
+}

@@ -1526,6 +1526,19 @@ mod tests {
         assert_eq!(accepted, 4, "a burst of five, one already used");
     }
 
+    /// The ids in the first delivery's `joined` history, and its `more_history`.
+    fn replayed(out: &[Delivery]) -> (Vec<u64>, bool) {
+        let ServerMsg::Joined {
+            history,
+            more_history,
+            ..
+        } = &out[0].msg
+        else {
+            panic!("expected joined, got {:?}", out[0].msg);
+        };
+        (history.iter().map(|e| e.id.0).collect(), *more_history)
+    }
+
     #[test]
     fn a_join_replays_the_newest_messages_that_fit_the_budget_and_says_more_remain() {
         let text = "x".repeat(1000);
@@ -1538,17 +1551,7 @@ mod tests {
         let stored: Vec<ChatEntry> = (1..=20).map(|id| entry(id, &text)).collect();
         room.restore(stored, Some(MessageId(20)));
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        let ServerMsg::Joined {
-            history,
-            more_history,
-            ..
-        } = &out[0].msg
-        else {
-            panic!("expected joined, got {:?}", out[0].msg);
-        };
-        let ids: Vec<u64> = history.iter().map(|e| e.id.0).collect();
-        assert_eq!(ids, [18, 19, 20]);
-        assert!(more_history);
+        assert_eq!(replayed(&out), (vec![18, 19, 20], true));
     }
 
     #[test]
@@ -1562,16 +1565,7 @@ mod tests {
             Some(MessageId(1)),
         );
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        let ServerMsg::Joined {
-            history,
-            more_history,
-            ..
-        } = &out[0].msg
-        else {
-            panic!("expected joined");
-        };
-        assert_eq!(history.len(), 1);
-        assert!(!more_history);
+        assert_eq!(replayed(&out), (vec![1], false));
     }
 
     #[test]

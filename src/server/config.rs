@@ -184,6 +184,12 @@ pub struct Config {
     #[arg(long, env = "ROOM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Reverse proxies (addresses or ranges, comma-separated, e.g. `10.0.0.0/8,::1`) whose
+    /// `Forwarded`/`X-Forwarded-For` headers name the client; the per-address limits then
+    /// count that client. From anyone else these headers are ignored.
+    #[arg(long, env = "ROOM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<super::proxy::Cidr>,
+
     /// Sites allowed to show Room in a frame, as a CSP `frame-ancestors` source list (e.g.
     /// `https://intranet.example`); `'none'` refuses every frame.
     #[arg(long, env = "ROOM_FRAME_ANCESTORS", default_value = "'none'")]

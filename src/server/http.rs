@@ -96,10 +96,18 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = per_address.admit(remote.ip()) else {
-            state.metrics.refused_tcp_connections.inc();
-            tracing::debug!(%remote, "refusing a connection over the per-address limit");
-            continue;
+        // A trusted proxy carries many clients' connections: it is not capped as one client.
+        let permit = if super::proxy::is_trusted(remote.ip(), &config.trusted_proxies) {
+            None
+        } else {
+            match per_address.admit(remote.ip()) {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    state.metrics.refused_tcp_connections.inc();
+                    tracing::debug!(%remote, "refusing a connection over the per-address limit");
+                    continue;
+                }
+            }
         };
         let router = router.clone();
         // The client's address, for the handlers that limit by it.

@@ -8,6 +8,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod origin;
+pub mod proxy;
 pub mod rooms;
 pub mod site;
 pub mod socket;
@@ -265,7 +266,9 @@ async fn websocket(
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    let permit = state.connections.admit(client.ip());
+    // Behind a trusted proxy, the limits count the client it names, not the proxy.
+    let client = proxy::client_address(client.ip(), &headers, &state.config.trusted_proxies);
+    let permit = state.connections.admit(client);
     let limit = state.config.max_frame_bytes;
     let tasks = state.tasks.clone();
     ws.max_message_size(limit)

@@ -236,6 +236,11 @@ impl Client {
         Client { ws }
     }
 
+    /// Wraps a WebSocket a test opened itself (with its own headers or local address).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { ws }
+    }
+
     pub async fn send(&mut self, msg: &ClientMsg) {
         self.send_raw(&msg.to_json()).await;
     }
