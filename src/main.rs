@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use room::server::{config::Config, http, run, shutdown_signal, site, AppState};
+use room::server::{config::Config, http, run, shutdown_signal, site, spawn_metrics, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -43,6 +43,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics_addr) = state.config.metrics_addr.0 {
+        // Metrics are optional: a busy port costs them, not the meeting server.
+        match tokio::net::TcpListener::bind(metrics_addr).await {
+            Ok(metrics) => {
+                let local = metrics.local_addr().unwrap_or(metrics_addr);
+                tracing::info!("metrics on http://{local}/metrics");
+                spawn_metrics(metrics, state.clone());
+            }
+            Err(error) => tracing::warn!("cannot serve metrics on {metrics_addr}: {error}"),
+        }
+    }
     match run(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

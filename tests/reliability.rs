@@ -406,7 +406,7 @@ async fn chat_goes_on_while_storage_fails_and_everything_is_stored_when_space_re
         assert_eq!(ann.expect_chat().await.text, text, "chat goes on");
     }
     let failures = || async {
-        let metrics = server.http("GET", "/metrics").await;
+        let metrics = server.metrics().await;
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("room_store_failures_total "))

@@ -373,7 +373,7 @@ async fn http_routes_create_and_normalize_rooms_and_render_pages() {
     assert!(room_page.contains("team-standup"));
     assert!(room_page.contains("Your name"));
 
-    let metrics = server.http("GET", "/metrics").await;
+    let metrics = server.metrics().await;
     assert!(metrics.contains("room_connections_open 0"), "{metrics}");
     server.stop().await;
 }
@@ -390,7 +390,7 @@ async fn metrics_count_connections_rooms_messages_errors_and_bytes() {
     ann.send_raw("nonsense").await;
     ann.expect_error(ErrorCode::BadMessage).await;
 
-    let metrics = server.http("GET", "/metrics").await;
+    let metrics = server.metrics().await;
     let value = |series: &str| -> f64 {
         metrics
             .lines()
@@ -416,7 +416,7 @@ async fn metrics_count_connections_rooms_messages_errors_and_bytes() {
     ann.close().await;
     bob.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = server.http("GET", "/metrics").await;
+    let metrics = server.metrics().await;
     assert!(metrics.contains("room_connections_open 0"), "{metrics}");
     assert!(metrics.contains("room_rooms_open 0"), "{metrics}");
     assert!(metrics.contains("room_members 0"), "{metrics}");

@@ -45,7 +45,7 @@ async fn only_the_sites_own_pages_may_open_a_websocket() {
             "origin {foreign:?}"
         );
     }
-    let metrics = server.http("GET", "/metrics").await;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("room_forbidden_requests_total 4"),
         "{metrics}"
@@ -139,7 +139,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_http_connections() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let health = server.http("GET", "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let metrics = server.http("GET", "/metrics").await;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("room_refused_tcp_connections_total 1"),
         "{metrics}"
@@ -352,9 +352,20 @@ async fn pages_carry_a_nonce_policy_and_every_response_the_security_headers() {
     // Another page, another nonce.
     let again = server.http("GET", "/").await;
     assert!(!again.contains(&format!("'nonce-{nonce}'")));
-    // Not only pages: the WASM, the metrics, a refusal.
-    let metrics = server.http("GET", "/metrics").await.to_ascii_lowercase();
-    assert!(metrics.contains("x-content-type-options: nosniff"));
+    // Not only pages: the health check too.
+    let health = server.http("GET", "/healthz").await.to_ascii_lowercase();
+    assert!(health.contains("x-content-type-options: nosniff"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_not_to_the_public() {
+    let server = TestServer::start(&[]).await;
+    let public = server.http("GET", "/metrics").await;
+    assert!(!public.contains("room_connections"), "{public}");
+    let private = server.metrics().await;
+    assert!(private.starts_with("HTTP/1.1 200"), "{private}");
+    assert!(private.contains("room_connections_open"), "{private}");
     server.stop().await;
 }
 

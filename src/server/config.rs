@@ -184,6 +184,11 @@ pub struct Config {
     #[arg(long, env = "ROOM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Where `/metrics` is served: a listener of its own, on loopback by default, so traffic
+    /// figures are not public. `off` serves no metrics.
+    #[arg(long, env = "ROOM_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: MetricsAddr,
+
     /// Reverse proxies (addresses or ranges, comma-separated, e.g. `10.0.0.0/8,::1`) whose
     /// `Forwarded`/`X-Forwarded-For` headers name the client; the per-address limits then
     /// count that client. From anyone else these headers are ignored.
@@ -214,6 +219,24 @@ pub struct Config {
     /// store is flushed anyway.
     #[arg(long, env = "ROOM_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,
+}
+
+/// `--metrics-addr`: an address to listen on, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(MetricsAddr(None));
+        }
+        text.trim()
+            .parse()
+            .map(|addr| MetricsAddr(Some(addr)))
+            .map_err(|_| format!("{text:?} is not host:port or off"))
+    }
 }
 
 impl Config {

@@ -129,7 +129,6 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .route("/new", post(new_room))
         .route("/join", get(join_room))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(
             &state,
@@ -140,6 +139,27 @@ pub fn app(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// `/metrics` alone, for the listener of `--metrics-addr`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves `/metrics` on `listener` until the server shuts down; a task of its own.
+pub fn spawn_metrics(listener: TcpListener, state: AppState) {
+    let stop = state.shutdown.clone();
+    let router = metrics_app(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the metrics listener failed");
+        }
+    });
 }
 
 /// Serves on `listener` (bind it with [`http::bind`]) until `shutdown` resolves, then closes

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use room::protocol::{
     ChatEntry, ClientMsg, ErrorCode, PeerId, PeerInfo, ServerMsg, PROTOCOL_VERSION,
 };
-use room::server::{config::Config, run, site, AppState};
+use room::server::{config::Config, run, site, spawn_metrics, AppState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -85,6 +85,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     pub state: AppState,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
@@ -113,6 +115,10 @@ impl TestServer {
         let listener = room::server::http::bind(addr.parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(config, leptos).expect("the server starts");
+        // Metrics have a loopback listener of their own, as `--metrics-addr` gives them.
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        spawn_metrics(metrics, state.clone());
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(run(listener, state.clone(), async move {
@@ -120,6 +126,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            metrics_addr,
             state,
             stop,
             task,
@@ -157,9 +164,22 @@ impl TestServer {
         .await
     }
 
+    /// The `/metrics` text, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.metrics_addr
+        );
+        Self::exchange(self.metrics_addr, &request).await
+    }
+
     /// Sends `request` as written and returns everything the server answers until it closes.
     pub async fn raw_http(&self, request: &str) -> String {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        Self::exchange(self.addr, request).await
+    }
+
+    async fn exchange(addr: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = Vec::new();
         tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
