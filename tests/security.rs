@@ -575,3 +575,56 @@ async fn behind_a_trusted_proxy_the_limits_count_the_forwarded_client_and_nobody
     spoofed.expect_error(ErrorCode::TooManyConnections).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_from_a_client_that_reads_is_refused_not_disconnected() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start(&[]).await;
+    let (_ann, _) = server.joined("flood", "Ann").await;
+    let (ws, _) = tokio_tungstenite::connect_async(upgrade_request(
+        server.addr,
+        Some(&format!("http://{}", server.addr)),
+    ))
+    .await
+    .unwrap();
+    let (mut sink, mut stream) = ws.split();
+    // Reads everything at full speed, counting refusals, until the connection ends.
+    let reader = tokio::spawn(async move {
+        let mut refused = 0;
+        while let Some(Ok(frame)) = stream.next().await {
+            match frame {
+                Message::Text(text) if text.contains("\"rate_limited\"") => refused += 1,
+                Message::Close(close) => return (refused, close.map(|c| u16::from(c.code))),
+                _ => {}
+            }
+        }
+        (refused, None)
+    });
+    let hello = ClientMsg::Hello {
+        version: room::protocol::PROTOCOL_VERSION,
+    };
+    sink.send(Message::Text(hello.to_json().into()))
+        .await
+        .unwrap();
+    let join = support::join_msg("flood", "Bob").to_json();
+    sink.send(Message::Text(join.into())).await.unwrap();
+    let chat = ClientMsg::Chat {
+        text: "spam".into(),
+    }
+    .to_json();
+    for _ in 0..20_000 {
+        sink.feed(Message::Text(chat.clone().into())).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Still connected: a goodbye now is answered, not preceded by a kick.
+    sink.send(Message::Close(None)).await.unwrap();
+    let (refused, close) = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(refused > 10_000, "{refused} refusals");
+    assert_ne!(close, Some(room::protocol::close_code::POLICY_VIOLATION));
+    server.stop().await;
+}
