@@ -455,3 +455,40 @@ async fn a_room_whose_history_cannot_be_read_is_unavailable_rather_than_empty() 
     bob.expect_error(ErrorCode::Unavailable).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_crash_new_messages_never_reuse_the_ids_of_unstored_ones() {
+    let data_dir = fresh_data_dir();
+    let server = TestServer::start_in(&data_dir, &[], "127.0.0.1:0").await;
+    let addr = server.addr.to_string();
+    let (mut ann, _) = server.joined("crashy", "Ann").await;
+    ann.chat("stored").await;
+    let stored = ann.expect_chat().await.id;
+    server.stop().await;
+
+    // A clean restart numbers on.
+    let server = TestServer::start_in(&data_dir, &[], &addr).await;
+    let (mut ann, _) = server.joined("crashy", "Ann").await;
+    ann.chat("after a clean restart").await;
+    let next = ann.expect_chat().await.id;
+    assert_eq!(next.0, stored.0 + 1);
+    server.stop().await;
+
+    // The process was killed instead (the mark a running server leaves is still there):
+    // whatever it delivered in its last moments may be missing from storage, so new
+    // messages are numbered past a gap instead of reusing those ids.
+    let db = rusqlite::Connection::open(data_dir.join("room.sqlite3")).unwrap();
+    db.execute(
+        "UPDATE server_state SET value = 0 WHERE key = 'clean_shutdown'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let server = TestServer::start_in(&data_dir, &[], &addr).await;
+    let (mut ann, joined) = server.joined("crashy", "Ann").await;
+    assert_eq!(texts(&joined.history), ["stored", "after a clean restart"]);
+    ann.chat("after a crash").await;
+    let after_crash = ann.expect_chat().await.id;
+    assert!(after_crash.0 > next.0 + 1_000, "{after_crash:?}");
+    server.stop().await;
+}

@@ -189,12 +189,15 @@ impl Room {
     }
 
     /// A room whose earlier messages were stored: `recent` (oldest first) is kept for late
-    /// joiners and numbering continues after `last_id`.
-    pub fn restore(&mut self, recent: Vec<ChatEntry>, last_id: Option<MessageId>) {
+    /// joiners and numbering continues after `last_id`, past `gap` unused ids. The gap is for
+    /// restarts after a crash: messages delivered but not yet stored then took ids after
+    /// `last_id`, which clients hold, so those ids must never name other messages.
+    pub fn restore(&mut self, recent: Vec<ChatEntry>, last_id: Option<MessageId>, gap: u64) {
         let skip = recent.len().saturating_sub(self.limits.history_len);
         self.history = recent.into_iter().skip(skip).collect();
         let newest = self.history.back().map(|e| e.id.0);
-        self.next_message_id = last_id.map(|id| id.0).max(newest).map_or(1, |id| id + 1);
+        let last = last_id.map(|id| id.0).max(newest).unwrap_or(0);
+        self.next_message_id = last.saturating_add(gap).saturating_add(1);
     }
 
     /// The id the next chat message will get.
@@ -1366,7 +1369,7 @@ mod tests {
     #[test]
     fn a_history_read_for_a_connection_that_dropped_is_ignored() {
         let mut room = room();
-        room.restore((200..=202).map(|i| entry(i, "old")).collect(), None);
+        room.restore((200..=202).map(|i| entry(i, "old")).collect(), None, 0);
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         room.disconnect(PeerId(1), T0);
         let joined = rejoin(&mut room, PeerId(4), "token-1", Some(100));
@@ -1452,7 +1455,7 @@ mod tests {
                 text: format!("old {i}"),
             })
             .collect();
-        room.restore(stored, Some(MessageId(3)));
+        room.restore(stored, Some(MessageId(3)), 0);
         assert_eq!(room.next_message_id(), MessageId(4));
         let joined = room
             .join(
@@ -1549,7 +1552,7 @@ mod tests {
             ..RoomLimits::default()
         });
         let stored: Vec<ChatEntry> = (1..=20).map(|id| entry(id, &text)).collect();
-        room.restore(stored, Some(MessageId(20)));
+        room.restore(stored, Some(MessageId(20)), 0);
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         assert_eq!(replayed(&out), (vec![18, 19, 20], true));
     }
@@ -1563,6 +1566,7 @@ mod tests {
         room.restore(
             vec![entry(1, "long enough to pass ten bytes")],
             Some(MessageId(1)),
+            0,
         );
         let out = enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         assert_eq!(replayed(&out), (vec![1], false));
@@ -1579,7 +1583,7 @@ mod tests {
             ..RoomLimits::default()
         });
         let all: Vec<ChatEntry> = (1..=12).map(|id| entry(id, &text)).collect();
-        room.restore(all.clone(), Some(MessageId(12)));
+        room.restore(all.clone(), Some(MessageId(12)), 0);
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
         let outcome = room
             .request(
@@ -1667,5 +1671,18 @@ mod tests {
         assert_eq!(old.code, ErrorCode::NameTaken);
         let moved = join_from(&mut room, 5, "token-3", "10.0.0.7").unwrap();
         assert!(moved.resumed && moved.peer == PeerId(1));
+    }
+
+    #[test]
+    fn after_a_crash_numbering_skips_the_ids_that_may_have_been_delivered_unstored() {
+        let mut room = room();
+        room.restore(vec![entry(7, "stored")], Some(MessageId(7)), 1_000);
+        assert_eq!(room.next_message_id(), MessageId(1_008));
+        // A room with nothing stored may still have delivered ids 1, 2, … before the crash.
+        let mut empty = room_with(RoomLimits::default());
+        empty.restore(Vec::new(), None, 1_000);
+        assert_eq!(empty.next_message_id(), MessageId(1_001));
+        empty.restore(Vec::new(), None, 0);
+        assert_eq!(empty.next_message_id(), MessageId(1));
     }
 }

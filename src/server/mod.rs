@@ -184,7 +184,7 @@ pub async fn run(
     }
     // Only now: rooms deliver (and hand to the store) what they still had queued while their
     // connections close, and all of it must be on disk before the process exits.
-    state.store.sync().await;
+    state.store.close_cleanly().await;
     Ok(())
 }
 

@@ -126,6 +126,11 @@ pub struct RoomSettings {
     pub public_list: bool,
 }
 
+/// Ids left unused after a crash: more than can be delivered and not yet stored (the store
+/// keeps at most 32 MiB of waiting messages of at least 64 bytes each), and small enough that
+/// ids stay exact in JavaScript for billions of crashes.
+const CRASH_ID_GAP: u64 = 1_000_000;
+
 /// Client addresses whose room openings are remembered at most; when all of them are busy,
 /// new addresses cannot open rooms until some are quiet (joining open rooms still works).
 const MAX_TRACKED_OPENERS: usize = 100_000;
@@ -322,7 +327,12 @@ impl RoomTask {
                 return;
             }
         };
-        self.room.restore(stored.entries, stored.last_id);
+        let gap = if self.rooms.store.crashed() {
+            CRASH_ID_GAP
+        } else {
+            0
+        };
+        self.room.restore(stored.entries, stored.last_id, gap);
         tracing::debug!(room = %slug, next_id = ?self.room.next_message_id(), "room opened");
         loop {
             let deadline = self.deadline.map(|at| self.rooms.clock.instant(at));

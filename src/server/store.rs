@@ -24,7 +24,10 @@ use crate::protocol::{ChatEntry, MessageId, PeerId, UnixMillis};
 use super::error::StartError;
 
 /// Migrations in order; `PRAGMA user_version` records how many were applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_messages.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_messages.sql"),
+    include_str!("../../migrations/0002_shutdown.sql"),
+];
 
 /// How long the writer waits for more messages before committing a batch.
 const COMMIT_WINDOW: Duration = Duration::from_millis(20);
@@ -81,6 +84,9 @@ enum Request {
     Sync {
         reply: oneshot::Sender<()>,
     },
+    CloseCleanly {
+        reply: oneshot::Sender<()>,
+    },
     LimitPages {
         pages: u64,
         reply: oneshot::Sender<()>,
@@ -112,6 +118,8 @@ pub struct ChatStore {
     /// Bytes of chat text handed to the writer and not yet committed.
     waiting_bytes: Arc<AtomicUsize>,
     counters: StoreCounters,
+    /// The server did not stop cleanly last time: stored history may lack the last moments.
+    crashed: bool,
 }
 
 impl ChatStore {
@@ -126,8 +134,17 @@ impl ChatStore {
             source,
         })?;
         let path = data_dir.join("room.sqlite3");
-        let connection =
-            open_connection(&path).map_err(|source| StartError::OpenStore { path, source })?;
+        let opened = open_connection(&path).and_then(|connection| {
+            let crashed = !take_clean_shutdown(&connection)?;
+            Ok((connection, crashed))
+        });
+        let (connection, crashed) =
+            opened.map_err(|source| StartError::OpenStore { path, source })?;
+        if crashed {
+            tracing::warn!(
+                "the server did not stop cleanly last time; new messages are numbered past a gap"
+            );
+        }
         let (requests, inbox) = mpsc::sync_channel(QUEUE);
         let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let writer = Writer::new(
@@ -144,7 +161,20 @@ impl ChatStore {
             requests,
             waiting_bytes,
             counters,
+            crashed,
         })
+    }
+
+    /// Whether the server crashed (or was killed) last time instead of shutting down.
+    pub fn crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// Commits everything queued and records a clean shutdown: the last call before exit.
+    pub async fn close_cleanly(&self) {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Request::CloseCleanly { reply }).await;
+        let _ = answer.await;
     }
 
     /// Queues a message for storage without waiting. Returns false when too much already
@@ -253,6 +283,21 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
+/// Reads whether the last run shut down cleanly and marks this one as running (not clean)
+/// until [`ChatStore::close_cleanly`].
+fn take_clean_shutdown(connection: &Connection) -> rusqlite::Result<bool> {
+    let clean: i64 = connection.query_row(
+        "SELECT value FROM server_state WHERE key = 'clean_shutdown'",
+        [],
+        |row| row.get(0),
+    )?;
+    connection.execute(
+        "UPDATE server_state SET value = 0 WHERE key = 'clean_shutdown'",
+        [],
+    )?;
+    Ok(clean == 1)
+}
+
 /// Applies the migrations not yet recorded in `user_version`, each in its own transaction.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let applied: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -345,7 +390,7 @@ impl Writer {
                 other => {
                     // Everything queued before a read is visible to it; a sync (shutdown)
                     // tries once more even while waiting out a failure.
-                    if matches!(other, Request::Sync { .. }) {
+                    if matches!(other, Request::Sync { .. } | Request::CloseCleanly { .. }) {
                         self.retry_now();
                     }
                     self.commit();
@@ -454,6 +499,19 @@ impl Writer {
                 let _ = reply.send(entries);
             }
             Request::Sync { reply } => {
+                let _ = reply.send(());
+            }
+            Request::CloseCleanly { reply } => {
+                // Clean only if nothing is left unstored.
+                if self.pending.is_empty() {
+                    let marked = self.connection.execute(
+                        "UPDATE server_state SET value = 1 WHERE key = 'clean_shutdown'",
+                        [],
+                    );
+                    if let Err(error) = marked {
+                        tracing::warn!(%error, "cannot record the clean shutdown");
+                    }
+                }
                 let _ = reply.send(());
             }
             Request::LimitPages { pages, reply } => {
