@@ -1,5 +1,6 @@
 // Takes the README's screenshots from a running server: node screenshots.js [URL] [OUT_DIR]
-// Not part of the test suite; run it after UI changes against a release build. Emoji and
+// Not part of the test suite; run it after UI changes against a release build started with
+// --public-room-list (the home page shot shows the list). Emoji and
 // Korean text need fonts (Debian: fonts-noto-color-emoji fonts-noto-cjk).
 const { chromium } = require('playwright');
 const path = require('node:path');
