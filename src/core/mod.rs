@@ -100,10 +100,8 @@ pub struct Delivery {
     pub msg: ServerMsg,
 }
 
-/// Stored chat a member is waiting for: the transport reads the newest messages with ids in
-/// `after < id < before`, at most `limit` of them and no more than needed to pass `max_bytes`
-/// of text, from storage (outside the room's task) and hands them to
-/// [`room::Room::history_loaded`].
+/// Stored chat a member is waiting for: the transport reads the messages of `range` from
+/// storage (outside the room's task) and hands them to [`room::Room::history_loaded`].
 ///
 /// Two members wait like this: one joining whose history reaches back further than the room
 /// keeps in memory (`before` is `None`; until the read is done they receive nothing, so
@@ -111,10 +109,17 @@ pub struct Delivery {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryNeed {
     pub peer: PeerId,
+    pub range: HistoryRange,
+}
+
+/// Which stored messages to read: the newest with ids in `after < id < before` (no upper
+/// bound when `before` is `None`), at most `limit` of them, and no more than it takes for
+/// their text to pass `max_bytes` (the replay budget: more would be read only to be dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryRange {
     pub after: MessageId,
     pub before: Option<MessageId>,
     pub limit: usize,
-    /// The replay budget: messages beyond it would be read only to be dropped.
     pub max_bytes: usize,
 }
 

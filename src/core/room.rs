@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::names::{display_name, name_key, RoomSlug, MAX_ROOM_CHARS};
 use super::rate::{RateLimit, TokenBucket};
-use super::{Delivery, HistoryNeed, MonoMillis, Now, Outcome, Recipients, Refusal};
+use super::{Delivery, HistoryNeed, HistoryRange, MonoMillis, Now, Outcome, Recipients, Refusal};
 use crate::protocol::{
     ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState, MessageId, PeerId,
     PeerInfo, ServerMsg, Signal, REACTIONS,
@@ -48,6 +48,26 @@ pub struct RoomLimits {
 /// Messages read from storage for one replay or page at most; the byte budget usually stops
 /// earlier.
 pub const HISTORY_READ_LIMIT: usize = 200;
+
+/// What one message counts against `max_replay_bytes`: its JSON and a separator, counted
+/// without building the string.
+pub fn replay_size(entry: &ChatEntry) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, entry) {
+        Ok(()) => counter.0 + 1,
+        Err(_) => usize::MAX,
+    }
+}
 
 impl RoomLimits {
     /// The one place the defaults are written down.
@@ -384,12 +404,19 @@ impl Room {
         Outcome {
             need_history: Some(HistoryNeed {
                 peer,
-                after,
-                before: None,
-                limit: HISTORY_READ_LIMIT,
-                max_bytes: self.limits.max_replay_bytes,
+                range: self.history_range(after, None),
             }),
             ..Outcome::default()
+        }
+    }
+
+    /// The stored messages to read for a replay or page, within the replay budget.
+    fn history_range(&self, after: MessageId, before: Option<MessageId>) -> HistoryRange {
+        HistoryRange {
+            after,
+            before,
+            limit: HISTORY_READ_LIMIT,
+            max_bytes: self.limits.max_replay_bytes,
         }
     }
 
@@ -399,7 +426,7 @@ impl Room {
         let mut budget = self.limits.max_replay_bytes;
         let mut keep = 0;
         for entry in entries.iter().rev().take(HISTORY_READ_LIMIT) {
-            let size = serde_json::to_string(entry).map_or(usize::MAX, |json| json.len() + 1);
+            let size = replay_size(entry);
             // At least one message, however long, so paging always makes progress.
             if size > budget && keep > 0 {
                 break;
@@ -423,24 +450,23 @@ impl Room {
         let Some(member) = self.members.iter_mut().find(|m| m.id == need.peer) else {
             return self.finish(Outcome::default());
         };
-        let greeting = match need.before {
+        let range = need.range;
+        // A page needs no bookkeeping; a greeting must still be the one this read was for.
+        let greeting = match range.before {
             Some(_) => None,
-            None => match member.greeting.filter(|g| g.after == need.after) {
+            None => match member.greeting.take_if(|g| g.after == range.after) {
                 Some(greeting) => Some(greeting),
                 None => return self.finish(Outcome::default()),
             },
         };
-        if greeting.is_some() {
-            member.greeting = None;
-        }
-        let before = need.before.unwrap_or(MessageId(u64::MAX));
+        let before = range.before.unwrap_or(MessageId(u64::MAX));
         let merged: BTreeMap<MessageId, ChatEntry> = stored
             .into_iter()
             .chain(self.history.iter().cloned())
-            .filter(|e| e.id > need.after && e.id < before)
+            .filter(|e| e.id > range.after && e.id < before)
             .map(|e| (e.id, e))
             .collect();
-        let (entries, more) = self.replay(merged.into_values().collect(), need.after);
+        let (entries, more) = self.replay(merged.into_values().collect(), range.after);
         let msg = match greeting {
             Some(greeting) => self.joined_msg(need.peer, entries, more, greeting.resumed),
             None => ServerMsg::HistoryPage { entries, more },
@@ -456,7 +482,7 @@ impl Room {
         before: MessageId,
         now: Now,
     ) -> Result<Outcome, Refusal> {
-        let max_bytes = self.limits.max_replay_bytes;
+        let range = self.history_range(MessageId(0), Some(before));
         let member = self.member_mut(peer)?;
         if !member.history_budget.try_take(now.mono) {
             return Err(Refusal::new(
@@ -465,13 +491,7 @@ impl Room {
             ));
         }
         Ok(Outcome {
-            need_history: Some(HistoryNeed {
-                peer,
-                after: MessageId(0),
-                before: Some(before),
-                limit: HISTORY_READ_LIMIT,
-                max_bytes,
-            }),
+            need_history: Some(HistoryNeed { peer, range }),
             ..Outcome::default()
         })
     }
@@ -1334,10 +1354,12 @@ mod tests {
             need,
             HistoryNeed {
                 peer: PeerId(2),
-                after: MessageId(1),
-                before: None,
-                limit: HISTORY_READ_LIMIT,
-                max_bytes: RoomLimits::DEFAULT.max_replay_bytes,
+                range: HistoryRange {
+                    after: MessageId(1),
+                    before: None,
+                    limit: HISTORY_READ_LIMIT,
+                    max_bytes: RoomLimits::DEFAULT.max_replay_bytes,
+                },
             }
         );
         assert!(joined
@@ -1600,10 +1622,12 @@ mod tests {
             need,
             HistoryNeed {
                 peer: PeerId(2),
-                after: MessageId(0),
-                before: Some(MessageId(10)),
-                limit: HISTORY_READ_LIMIT,
-                max_bytes: 4 * one,
+                range: HistoryRange {
+                    after: MessageId(0),
+                    before: Some(MessageId(10)),
+                    limit: HISTORY_READ_LIMIT,
+                    max_bytes: 4 * one,
+                },
             }
         );
         // Storage lags: it has 1..=8 only; the room's memory adds 9.

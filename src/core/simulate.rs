@@ -169,16 +169,17 @@ impl Simulation {
                     return Ok(());
                 }
                 let need = self.pending_reads.remove(0);
+                let range = need.range;
                 let in_range = self
                     .stored
                     .iter()
-                    .filter(|e| e.id > need.after && need.before.is_none_or(|b| e.id < b));
+                    .filter(|e| e.id > range.after && range.before.is_none_or(|b| e.id < b));
                 let mut bytes = 0;
                 let mut stored: Vec<ChatEntry> = in_range
                     .rev()
-                    .take(need.limit)
+                    .take(range.limit)
                     .take_while(|e| {
-                        let within = bytes <= need.max_bytes;
+                        let within = bytes <= range.max_bytes;
                         bytes += e.text.len() + e.name.len();
                         within
                     })
@@ -287,7 +288,7 @@ impl Simulation {
             return fail("a deadline already due after the room was woken");
         }
         if let Some(need) = outcome.need_history {
-            let waiting = match need.before {
+            let waiting = match need.range.before {
                 None => self.room.is_awaiting_history(need.peer),
                 Some(_) => self.room.is_member(need.peer),
             };

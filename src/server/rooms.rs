@@ -231,16 +231,9 @@ impl Rooms {
     /// A readable slug with an unguessable part; without OS randomness there is none, since
     /// a guessable name would expose the meeting.
     pub fn fresh_slug(&self) -> Result<RoomSlug, getrandom::Error> {
-        let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes)?;
-        let word =
-            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        let mut secret = [0u8; 16];
-        secret.copy_from_slice(&bytes[8..]);
-        Ok(readable_slug(
-            [word(0), word(4)],
-            u128::from_le_bytes(secret),
-        ))
+        let words = [getrandom::u32()?, getrandom::u32()?];
+        let secret = (u128::from(getrandom::u64()?) << 64) | u128::from(getrandom::u64()?);
+        Ok(readable_slug(words, secret))
     }
 
     /// The home page's list as it is now.
@@ -509,9 +502,7 @@ impl RoomTask {
         let store = self.rooms.store.clone();
         let slug = self.room.slug().to_string();
         self.rooms.tasks.spawn(async move {
-            let entries = store
-                .between(&slug, need.after, need.before, need.limit, need.max_bytes)
-                .await;
+            let entries = store.between(&slug, need.range).await;
             // A room that closed meanwhile has nobody left to greet.
             let _ = inbox
                 .send(RoomCommand::HistoryLoaded { need, entries })

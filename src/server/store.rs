@@ -19,6 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use crate::core::HistoryRange;
 use crate::protocol::{ChatEntry, MessageId, PeerId, UnixMillis};
 
 use super::error::StartError;
@@ -75,10 +76,7 @@ enum Request {
     },
     Between {
         room: String,
-        after: MessageId,
-        before: Option<MessageId>,
-        limit: usize,
-        max_bytes: usize,
+        range: HistoryRange,
         reply: oneshot::Sender<Vec<ChatEntry>>,
     },
     Sync {
@@ -227,24 +225,13 @@ impl ChatStore {
             .unwrap_or_else(|_| Err(ReadError("the chat store has stopped".into())))
     }
 
-    /// The newest messages of `room` with `after < id < before` (no upper bound when `before`
-    /// is `None`), oldest first: at most `limit`, and no more than it takes for their text to
-    /// pass `max_bytes` (so a read for a budgeted replay holds little more than the budget).
-    pub async fn between(
-        &self,
-        room: &str,
-        after: MessageId,
-        before: Option<MessageId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Vec<ChatEntry> {
+    /// The messages of `room` in `range`, oldest first (so a read for a budgeted replay holds
+    /// little more than the budget).
+    pub async fn between(&self, room: &str, range: HistoryRange) -> Vec<ChatEntry> {
         let (reply, answer) = oneshot::channel();
         self.ask(Request::Between {
             room: room.to_string(),
-            after,
-            before,
-            limit,
-            max_bytes,
+            range,
             reply,
         })
         .await;
@@ -383,7 +370,7 @@ impl Writer {
             match request {
                 Request::Append { room, entry } => {
                     self.pending.push((room, entry));
-                    if self.pending.len() >= MAX_BATCH && self.retry.is_none() {
+                    if self.pending.len() >= MAX_BATCH {
                         self.commit();
                     }
                 }
@@ -483,15 +470,8 @@ impl Writer {
                 });
                 let _ = reply.send(history);
             }
-            Request::Between {
-                room,
-                after,
-                before,
-                limit,
-                max_bytes,
-                reply,
-            } => {
-                let read = self.between(&room, after, before, limit, max_bytes);
+            Request::Between { room, range, reply } => {
+                let read = self.between(&room, range);
                 let entries = read.unwrap_or_else(|error| {
                     tracing::error!(%error, room, "reading chat history failed");
                     Vec::new()
@@ -552,20 +532,16 @@ impl Writer {
         })
     }
 
-    fn between(
-        &self,
-        room: &str,
-        after: MessageId,
-        before: Option<MessageId>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> rusqlite::Result<Vec<ChatEntry>> {
+    fn between(&self, room: &str, range: HistoryRange) -> rusqlite::Result<Vec<ChatEntry>> {
         let mut select = self.connection.prepare_cached(
             "SELECT id, sender, name, at, text FROM messages WHERE room = ?1 AND id > ?2
              AND id < ?3 ORDER BY id DESC LIMIT ?4",
         )?;
-        let before = before.map_or(i64::MAX, |id| id.0.min(i64::MAX as u64) as i64);
-        let after = after.0.min(i64::MAX as u64) as i64;
+        let before = range
+            .before
+            .map_or(i64::MAX, |id| id.0.min(i64::MAX as u64) as i64);
+        let after = range.after.0.min(i64::MAX as u64) as i64;
+        let (limit, max_bytes) = (range.limit, range.max_bytes);
         let mut entries = Vec::new();
         let mut bytes = 0;
         for entry in select.query_map(params![room, after, before, limit as i64], entry_from_row)? {
@@ -645,6 +621,15 @@ mod tests {
         }
     }
 
+    fn range(after: u64, before: Option<u64>, limit: usize, max_bytes: usize) -> HistoryRange {
+        HistoryRange {
+            after: MessageId(after),
+            before: before.map(MessageId),
+            limit,
+            max_bytes,
+        }
+    }
+
     const KEEP_ALL: Retention = Retention {
         per_room: 0,
         max_age_days: 0,
@@ -668,16 +653,14 @@ mod tests {
         let store = ChatStore::open(&dir, KEEP_ALL, StoreCounters::default()).unwrap();
         assert_eq!(store.recent("a", 100).await.unwrap().entries.len(), 5);
         let ids = |entries: Vec<ChatEntry>| entries.iter().map(|e| e.id.0).collect::<Vec<_>>();
-        let newest_after = store.between("a", MessageId(2), None, 2, 1000).await;
+        let newest_after = store.between("a", range(2, None, 2, 1000)).await;
         assert_eq!(ids(newest_after), [4, 5]);
-        let page = store
-            .between("a", MessageId(0), Some(MessageId(4)), 2, 1000)
-            .await;
+        let page = store.between("a", range(0, Some(4), 2, 1000)).await;
         assert_eq!(ids(page), [2, 3]);
         // Reading stops once the text passes the byte budget: "Ann" + "m5" is 5 bytes.
-        let budgeted = store.between("a", MessageId(0), None, 100, 6).await;
+        let budgeted = store.between("a", range(0, None, 100, 6)).await;
         assert_eq!(ids(budgeted), [4, 5]);
-        let beyond = store.between("a", MessageId(u64::MAX), None, 2, 1000).await;
+        let beyond = store.between("a", range(u64::MAX, None, 2, 1000)).await;
         assert!(beyond.is_empty());
         assert_eq!(
             store.recent("nowhere", 10).await.unwrap(),

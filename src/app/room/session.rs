@@ -510,12 +510,7 @@ impl Session {
             self.alert = Some(Alert::Refused(refusal));
         } else if retries_a_rejoin && self.reconnecting > 0 {
             self.greeted = false;
-            out.push(Command::CloseSocket);
-            self.reconnecting += 1;
-            out.push(Command::ReconnectIn(reconnect_delay_ms(
-                self.reconnecting,
-                env.jitter,
-            )));
+            self.retry_later(env, out);
         } else if ends_a_rejoin && self.reconnecting > 0 {
             self.greeted = false;
             out.push(Command::CloseSocket);
@@ -543,12 +538,7 @@ impl Session {
             && self.rejoin.is_some()
             && code != close_code::PROTOCOL_ERROR
         {
-            out.push(Command::CloseSocket);
-            self.reconnecting += 1;
-            out.push(Command::ReconnectIn(reconnect_delay_ms(
-                self.reconnecting,
-                env.jitter,
-            )));
+            self.retry_later(env, out);
             return;
         }
         if matches!(self.phase, Phase::Joining | Phase::InRoom) {
@@ -559,6 +549,16 @@ impl Session {
                 Ending::Disconnected(reason)
             });
         }
+    }
+
+    /// Closes the socket and asks for the next reconnect attempt after the backoff.
+    fn retry_later(&mut self, env: Env, out: &mut Vec<Command>) {
+        out.push(Command::CloseSocket);
+        self.reconnecting += 1;
+        out.push(Command::ReconnectIn(reconnect_delay_ms(
+            self.reconnecting,
+            env.jitter,
+        )));
     }
 
     /// Opens a new socket and comes back as the same member if the server still knows the
@@ -630,29 +630,11 @@ mod tests {
 
     /// `joined` whose replay was cut to the server's budget.
     fn joined_with_more(you: u64, resumed: bool, history: Vec<ChatEntry>) -> Input {
-        let Input::Server(ServerMsg::Joined {
-            you,
-            room,
-            name,
-            peers,
-            history,
-            resumed,
-            resume_token,
-            ..
-        }) = joined(you, resumed, history)
-        else {
-            unreachable!()
-        };
-        Input::Server(ServerMsg::Joined {
-            you,
-            room,
-            name,
-            peers,
-            history,
-            more_history: true,
-            resumed,
-            resume_token,
-        })
+        let mut input = joined(you, resumed, history);
+        if let Input::Server(ServerMsg::Joined { more_history, .. }) = &mut input {
+            *more_history = true;
+        }
+        input
     }
 
     fn hello_from_server() -> Input {
