@@ -6,6 +6,9 @@ use clap::Parser;
 use room::server::{config::Config, http, run, shutdown_signal, site, spawn_metrics, AppState};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

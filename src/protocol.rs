@@ -10,7 +10,7 @@ use std::fmt;
 /// Bumped whenever a change would make an older client misunderstand the server.
 /// 2: `invalid_text` split into `empty_text` and `text_too_long`.
 /// 3: history in pages: `joined.more_history`, `load_history` and `history_page`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -120,8 +120,10 @@ pub enum ServerMsg {
         /// Present this in `join` after a disconnection to resume.
         resume_token: String,
     },
-    /// Someone else entered the room.
-    PeerJoined { peer: PeerInfo },
+    /// Others entered the room, in the order they joined. Arrivals that reach the server
+    /// together (everyone reconnecting after a restart, a class arriving at once) come in one
+    /// message instead of one each.
+    PeersJoined { peers: Vec<PeerInfo> },
     /// Someone left the room.
     PeerLeft { peer: PeerId, reason: LeaveReason },
     /// A chat message, the sender's own included.
@@ -415,7 +417,7 @@ impl ServerMsg {
     pub const KINDS: &'static [&'static str] = &[
         "hello",
         "joined",
-        "peer_joined",
+        "peers_joined",
         "peer_left",
         "chat",
         "rooms",
@@ -431,7 +433,7 @@ impl ServerMsg {
         match self {
             ServerMsg::Hello { .. } => 0,
             ServerMsg::Joined { .. } => 1,
-            ServerMsg::PeerJoined { .. } => 2,
+            ServerMsg::PeersJoined { .. } => 2,
             ServerMsg::PeerLeft { .. } => 3,
             ServerMsg::Chat { .. } => 4,
             ServerMsg::Rooms { .. } => 5,
@@ -710,7 +712,7 @@ mod tests {
             },
         ];
         let kinds: std::collections::HashSet<&str> = messages.iter().map(ServerMsg::kind).collect();
-        // Every kind but `peer_joined` and `peer_left` is round-tripped below; their tags are
+        // Every kind but `peers_joined` and `peer_left` is round-tripped below; their tags are
         // checked here.
         assert_eq!(kinds.len() + 2, ServerMsg::KINDS.len());
         let left = ServerMsg::PeerLeft {
@@ -718,15 +720,15 @@ mod tests {
             reason: LeaveReason::Left,
         };
         assert_eq!(left.kind(), tag_of(&left));
-        let joined = ServerMsg::PeerJoined {
-            peer: PeerInfo {
+        let joined = ServerMsg::PeersJoined {
+            peers: vec![PeerInfo {
                 id: PeerId(1),
                 name: "n".into(),
                 in_call: false,
                 media: MediaState::default(),
                 away: false,
                 hand: None,
-            },
+            }],
         };
         assert_eq!(joined.kind(), tag_of(&joined));
         for msg in messages {

@@ -101,7 +101,7 @@ async fn after_the_grace_period_the_member_has_left_and_comes_back_as_new() {
     };
     assert!(!resumed);
     assert_ne!(you, bob_joined.you);
-    assert!(matches!(ann.recv().await, ServerMsg::PeerJoined { peer } if peer.id == you));
+    assert!(matches!(ann.recv().await, ServerMsg::PeersJoined { peers } if peers[0].id == you));
     server.stop().await;
 }
 

@@ -70,11 +70,12 @@ async fn chat_reaches_everyone_in_the_room_and_nobody_outside_it() {
     let names: Vec<_> = bob_joined.peers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Ann", "Bob"]);
     match ann.recv().await {
-        ServerMsg::PeerJoined { peer } => {
-            assert_eq!(peer.name, "Bob");
-            assert_eq!(peer.id, bob_joined.you);
+        ServerMsg::PeersJoined { peers } => {
+            assert_eq!(peers.len(), 1);
+            assert_eq!(peers[0].name, "Bob");
+            assert_eq!(peers[0].id, bob_joined.you);
         }
-        other => panic!("expected peer_joined, got {other:?}"),
+        other => panic!("expected peers_joined, got {other:?}"),
     }
 
     ann.chat("hello Bob").await;
@@ -118,7 +119,7 @@ async fn the_others_hear_when_someone_leaves() {
     let server = TestServer::start(&[]).await;
     let (mut ann, _) = server.joined("leaving", "Ann").await;
     let (bob, bob_joined) = server.joined("leaving", "Bob").await;
-    ann.recv_until(|m| matches!(m, ServerMsg::PeerJoined { .. }))
+    ann.recv_until(|m| matches!(m, ServerMsg::PeersJoined { .. }))
         .await;
     bob.close().await;
     assert_eq!(

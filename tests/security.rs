@@ -204,7 +204,7 @@ async fn a_member_who_never_reads_is_closed_when_a_write_times_out() {
     bob.hello().await;
     bob.send(&support::join_msg("stuck", "Bob")).await;
     let start = Instant::now();
-    ann.recv_until(|m| matches!(m, ServerMsg::PeerJoined { .. }))
+    ann.recv_until(|m| matches!(m, ServerMsg::PeersJoined { .. }))
         .await;
     ann.recv_until(|m| matches!(m, ServerMsg::PeerLeft { .. }))
         .await;

@@ -22,6 +22,7 @@ enum FuzzOp {
     Expire,
     LoadHistory,
     LoadOlder { peer: u8, before: u8 },
+    Announce,
 }
 
 impl From<FuzzOp> for Op {
@@ -48,6 +49,7 @@ impl From<FuzzOp> for Op {
             FuzzOp::Expire => Op::Expire,
             FuzzOp::LoadHistory => Op::LoadHistory,
             FuzzOp::LoadOlder { peer, before } => Op::LoadOlder { peer: p(peer), before: u64::from(before) },
+            FuzzOp::Announce => Op::Announce,
         }
     }
 }

@@ -76,19 +76,22 @@ impl Refusal {
 }
 
 /// Who a message is for, among the members of one room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipients {
     Only(PeerId),
     Everyone,
     EveryoneBut(PeerId),
+    /// Everyone but a few: the members who arrived in one batch, when the others hear of them.
+    EveryoneButAll(Vec<PeerId>),
 }
 
 impl Recipients {
-    pub fn includes(self, peer: PeerId) -> bool {
+    pub fn includes(&self, peer: PeerId) -> bool {
         match self {
-            Recipients::Only(only) => only == peer,
+            Recipients::Only(only) => *only == peer,
             Recipients::Everyone => true,
-            Recipients::EveryoneBut(excluded) => excluded != peer,
+            Recipients::EveryoneBut(excluded) => *excluded != peer,
+            Recipients::EveryoneButAll(excluded) => !excluded.contains(&peer),
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct RoomLimits {
     /// client pages back for the rest. Bounds what one 90-byte `join` can make the server
     /// build and hold for a client that may never read it.
     pub max_replay_bytes: usize,
+    /// Arrivals are announced at once, then at most once per this many ms: a lone join is
+    /// heard of immediately, and a crowd joining together (everyone reconnecting after a
+    /// restart) is announced in a few `peers_joined` instead of one per newcomer per member.
+    pub announce_interval_ms: u64,
 }
 
 /// Messages read from storage for one replay or page at most; the byte budget usually stops
@@ -84,6 +88,7 @@ impl RoomLimits {
         history: RateLimit::new(5, 2),
         resume_grace_ms: 30_000,
         max_replay_bytes: 64 * 1024,
+        announce_interval_ms: 100,
     };
 }
 
@@ -192,6 +197,12 @@ pub struct Room {
     history: VecDeque<ChatEntry>,
     next_message_id: u64,
     next_hand: u64,
+    /// Newcomers the others have not heard of yet, in join order, waiting for the next
+    /// announcement (`announce_interval_ms` after the last one). Every input other than a
+    /// join announces them first, so nobody hears of anything out of order.
+    unannounced: Vec<PeerId>,
+    /// When arrivals were last announced on time (not forced by another input).
+    last_announcement: Option<MonoMillis>,
 }
 
 impl Room {
@@ -205,6 +216,8 @@ impl Room {
             away_members: 0,
             next_message_id: 1,
             next_hand: 1,
+            unannounced: Vec::new(),
+            last_announcement: None,
         }
     }
 
@@ -289,16 +302,48 @@ impl Room {
         self.history.iter()
     }
 
-    /// When the first away member's grace period runs out.
+    /// When the next announcement of arrivals is due, or the first away member's grace
+    /// period runs out, whichever is sooner.
     pub fn next_deadline(&self) -> Option<MonoMillis> {
+        let announcement = self.announcement_due();
         if self.away_members == 0 {
-            return None;
+            return announcement;
         }
-        self.members
+        let expiry = self
+            .members
             .iter()
             .filter_map(|m| m.away_since)
             .min()
-            .map(|since| since.plus(self.limits.resume_grace_ms))
+            .map(|since| since.plus(self.limits.resume_grace_ms));
+        match (announcement, expiry) {
+            (Some(a), Some(e)) => Some(a.min(e)),
+            (a, e) => a.or(e),
+        }
+    }
+
+    /// Whether some arrivals have not been announced yet.
+    pub fn has_unannounced_arrivals(&self) -> bool {
+        !self.unannounced.is_empty()
+    }
+
+    fn announcement_due(&self) -> Option<MonoMillis> {
+        if self.unannounced.is_empty() {
+            return None;
+        }
+        Some(self.last_announcement.map_or(MonoMillis(0), |last| {
+            last.plus(self.limits.announce_interval_ms)
+        }))
+    }
+
+    /// Announces pending arrivals if their time has come.
+    fn announce_if_due(&mut self, now: MonoMillis) -> Outcome {
+        match self.announcement_due() {
+            Some(due) if due <= now => {
+                self.last_announcement = Some(now);
+                self.announce_pending()
+            }
+            _ => Outcome::default(),
+        }
     }
 
     /// Stamps `outcome` with the room's current deadline.
@@ -336,7 +381,10 @@ impl Room {
                         "you are still connected from another place; trying again once that connection is gone",
                     ));
                 }
-                return Ok(self.resume(index, request, resume_token));
+                let announced = self.announce_pending();
+                let mut joined = self.resume(index, request, resume_token);
+                joined.outcome = self.finish(announced.then(joined.outcome));
+                return Ok(joined);
             }
         }
         let name = display_name(&request.name, self.limits.max_name_chars)?;
@@ -374,18 +422,65 @@ impl Room {
             hand: None,
             greeting: None,
         };
-        let newcomer = member.info();
         self.members.push(member);
+        self.unannounced.push(peer);
         let greeting = self.greet(peer, request.last_seen, false);
-        let outcome = greeting.then(Outcome::deliver(
-            Recipients::EveryoneBut(peer),
-            ServerMsg::PeerJoined { peer: newcomer },
-        ));
+        let announced = self.announce_if_due(now.mono);
         Ok(Joined {
             peer,
             resumed: false,
-            outcome: self.finish(outcome),
+            outcome: self.finish(greeting.then(announced)),
         })
+    }
+
+    /// Announces pending arrivals now, whatever the time; what any input but a join does
+    /// first.
+    #[cfg(any(test, feature = "simulate"))]
+    pub fn announce_arrivals(&mut self) -> Outcome {
+        let outcome = self.announce_pending();
+        self.finish(outcome)
+    }
+
+    /// Tells everyone of the newcomers they have not heard of yet, in one message each: the
+    /// members who were there before get all of them, each newcomer those who came after it
+    /// (the earlier ones were in its `joined`).
+    fn announce_pending(&mut self) -> Outcome {
+        if self.unannounced.is_empty() {
+            return Outcome::default();
+        }
+        let arrivals = std::mem::take(&mut self.unannounced);
+        let infos: Vec<PeerInfo> = arrivals
+            .iter()
+            .filter_map(|&id| self.members.iter().find(|m| m.id == id))
+            .map(Member::info)
+            .collect();
+        let mut deliveries = Vec::with_capacity(infos.len());
+        if self.members.len() > infos.len() {
+            deliveries.push(Delivery {
+                to: match arrivals.as_slice() {
+                    [only] => Recipients::EveryoneBut(*only),
+                    _ => Recipients::EveryoneButAll(arrivals),
+                },
+                msg: ServerMsg::PeersJoined {
+                    peers: infos.clone(),
+                },
+            });
+        }
+        for (index, newcomer) in infos.iter().enumerate() {
+            let later = &infos[index + 1..];
+            if !later.is_empty() {
+                deliveries.push(Delivery {
+                    to: Recipients::Only(newcomer.id),
+                    msg: ServerMsg::PeersJoined {
+                        peers: later.to_vec(),
+                    },
+                });
+            }
+        }
+        Outcome {
+            deliveries,
+            ..Outcome::default()
+        }
     }
 
     /// The `joined` message for `peer` now, or a request for the stored history it needs.
@@ -447,6 +542,12 @@ impl Room {
     /// in the same range, each once and in order. Stale answers (the member left, or asked
     /// again from another point) do nothing.
     pub fn history_loaded(&mut self, need: HistoryNeed, stored: Vec<ChatEntry>) -> Outcome {
+        let announced = self.announce_pending();
+        let outcome = self.history_loaded_announced(need, stored);
+        self.finish(announced.then(outcome))
+    }
+
+    fn history_loaded_announced(&mut self, need: HistoryNeed, stored: Vec<ChatEntry>) -> Outcome {
         let Some(member) = self.members.iter_mut().find(|m| m.id == need.peer) else {
             return self.finish(Outcome::default());
         };
@@ -551,6 +652,12 @@ impl Room {
     /// The member's connection dropped without a goodbye: keep them for the grace period,
     /// shown as away, instead of telling everyone they left.
     pub fn disconnect(&mut self, peer: PeerId, now: Now) -> Outcome {
+        let announced = self.announce_pending();
+        let outcome = self.mark_away(peer, now);
+        self.finish(announced.then(outcome))
+    }
+
+    fn mark_away(&mut self, peer: PeerId, now: Now) -> Outcome {
         let Some(member) = self.members.iter_mut().find(|m| m.id == peer) else {
             return self.finish(Outcome::default());
         };
@@ -572,6 +679,7 @@ impl Room {
 
     /// Time passed: members away for the whole grace period leave for good.
     pub fn tick(&mut self, now: Now) -> Outcome {
+        let announced = self.announce_if_due(now.mono);
         let grace = self.limits.resume_grace_ms;
         let expired: Vec<PeerId> = self
             .members
@@ -579,23 +687,35 @@ impl Room {
             .filter(|m| m.away_since.is_some_and(|t| now.mono.since(t) >= grace))
             .map(|m| m.id)
             .collect();
-        let outcome = expired
-            .into_iter()
-            .fold(Outcome::default(), |outcome, peer| {
-                outcome.then(self.leave(peer, LeaveReason::Left))
-            });
+        let outcome = expired.into_iter().fold(announced, |outcome, peer| {
+            outcome.then(self.leave(peer, LeaveReason::Left))
+        });
         self.finish(outcome)
     }
 
-    /// Removes `peer`; the others hear why. Leaving twice is harmless and tells no one.
+    /// Removes `peer`; the others hear why. Leaving twice is harmless and tells no one, and
+    /// so is leaving before anyone heard of the arrival: the newest arrival, not announced yet
+    /// (anyone who came after it saw it in their `joined`, so then the others hear as usual).
     pub fn leave(&mut self, peer: PeerId, reason: LeaveReason) -> Outcome {
+        let unheard_of = self.unannounced.last() == Some(&peer);
+        if unheard_of {
+            self.unannounced.pop();
+        }
+        let announced = self.announce_pending();
         let Some(index) = self.members.iter().position(|m| m.id == peer) else {
-            return self.finish(Outcome::default());
+            return self.finish(announced);
         };
         if self.members.remove(index).away_since.is_some() {
             self.away_members -= 1;
         }
-        let outcome = Outcome::deliver(Recipients::Everyone, ServerMsg::PeerLeft { peer, reason });
+        let outcome = if unheard_of {
+            announced
+        } else {
+            announced.then(Outcome::deliver(
+                Recipients::Everyone,
+                ServerMsg::PeerLeft { peer, reason },
+            ))
+        };
         self.finish(outcome)
     }
 
@@ -618,7 +738,10 @@ impl Room {
                 ))
             }
         }?;
-        Ok(self.finish(outcome))
+        // A refused request leaves pending arrivals for the next input; only the refused
+        // member hears of the refusal, so nothing reaches anyone out of order.
+        let announced = self.announce_pending();
+        Ok(self.finish(announced.then(outcome)))
     }
 
     /// Puts `peer` into the call. The newcomer learns whom to connect to; everyone sees the
@@ -863,8 +986,9 @@ mod tests {
             name: name.to_string(),
             ..JoinRequest::default()
         };
-        room.join(peer, request, format!("token-{}", peer.0), now)
-            .map(|joined| joined.outcome.deliveries)
+        let joined = room.join(peer, request, format!("token-{}", peer.0), now)?;
+        // A lone join, as the transport handles it: announced as soon as it is done.
+        Ok(joined.outcome.then(room.announce_arrivals()).deliveries)
     }
 
     /// The deliveries of a request's outcome.
@@ -915,15 +1039,147 @@ mod tests {
         assert_eq!(out[1].to, Recipients::EveryoneBut(PeerId(2)));
         assert_eq!(
             out[1].msg,
-            ServerMsg::PeerJoined {
-                peer: PeerInfo {
+            ServerMsg::PeersJoined {
+                peers: vec![PeerInfo {
                     id: PeerId(2),
                     name: "Bob".into(),
                     in_call: false,
                     media: MediaState::default(),
                     away: false,
                     hand: None,
-                }
+                }]
+            }
+        );
+    }
+
+    fn arrived(delivery: &Delivery) -> Vec<&str> {
+        match &delivery.msg {
+            ServerMsg::PeersJoined { peers } => peers.iter().map(|p| p.name.as_str()).collect(),
+            other => panic!("expected peers_joined, got {other:?}"),
+        }
+    }
+
+    /// A join right after an announcement (the room's first one is at `T0`), so it waits.
+    fn join_unannounced(room: &mut Room, peer: PeerId, name: &str) -> Vec<Delivery> {
+        join_at(room, peer, name, T0)
+    }
+
+    #[test]
+    fn joins_handled_together_are_announced_once_each_to_whoever_had_not_heard() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        // Three arrive in one batch: each is greeted at once with everyone so far…
+        for (id, name) in [(2, "Bob"), (3, "Cy"), (4, "Di")] {
+            let out = join_unannounced(&mut room, PeerId(id), name);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].to, Recipients::Only(PeerId(id)));
+        }
+        // …and the announcement tells Ann of all three in one message, and each newcomer of
+        // those who came after it (the earlier ones were in its `joined`).
+        let out = room.announce_arrivals().deliveries;
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[0].to,
+            Recipients::EveryoneButAll(vec![PeerId(2), PeerId(3), PeerId(4)])
+        );
+        assert!(out[0].to.includes(PeerId(1)) && !out[0].to.includes(PeerId(3)));
+        assert_eq!(arrived(&out[0]), ["Bob", "Cy", "Di"]);
+        assert_eq!(out[1].to, Recipients::Only(PeerId(2)));
+        assert_eq!(arrived(&out[1]), ["Cy", "Di"]);
+        assert_eq!(out[2].to, Recipients::Only(PeerId(3)));
+        assert_eq!(arrived(&out[2]), ["Di"]);
+        // Announced once: nothing is left for the next input.
+        assert!(room.announce_arrivals().deliveries.is_empty());
+    }
+
+    #[test]
+    fn a_lone_arrival_is_announced_at_once_and_a_crowd_at_most_every_interval() {
+        let mut room = room();
+        let interval = RoomLimits::DEFAULT.announce_interval_ms;
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        let at = |ms| T0.later(ms);
+        // Bob comes after a quiet spell: everyone hears at once.
+        let out = join_at(&mut room, PeerId(2), "Bob", at(interval));
+        assert_eq!(arrived(&out[1]), ["Bob"]);
+        assert_eq!(room.next_deadline(), None);
+        // Cy and Di follow within the interval: they wait for the next announcement, which
+        // is the room's next deadline.
+        assert_eq!(
+            join_at(&mut room, PeerId(3), "Cy", at(interval + 10)).len(),
+            1
+        );
+        assert_eq!(
+            join_at(&mut room, PeerId(4), "Di", at(interval + 20)).len(),
+            1
+        );
+        assert_eq!(room.next_deadline(), Some(at(2 * interval).mono));
+        assert!(room.tick(at(2 * interval - 1)).deliveries.is_empty());
+        let out = room.tick(at(2 * interval)).deliveries;
+        assert_eq!(arrived(&out[0]), ["Cy", "Di"]);
+        assert_eq!(arrived(&out[1]), ["Di"]);
+        assert_eq!(room.next_deadline(), None);
+    }
+
+    fn join_at(room: &mut Room, peer: PeerId, name: &str, now: Now) -> Vec<Delivery> {
+        let request = JoinRequest {
+            name: name.to_string(),
+            ..JoinRequest::default()
+        };
+        room.join(peer, request, format!("token-{}", peer.0), now)
+            .unwrap()
+            .outcome
+            .deliveries
+    }
+
+    #[test]
+    fn any_other_input_announces_pending_arrivals_before_its_own_messages() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        join_unannounced(&mut room, PeerId(2), "Bob");
+        let out = d(room.request(
+            PeerId(1),
+            ClientMsg::Chat {
+                text: "hello".into(),
+            },
+            T0,
+        ))
+        .unwrap();
+        assert_eq!(out[0].to, Recipients::EveryoneBut(PeerId(2)));
+        assert_eq!(arrived(&out[0]), ["Bob"]);
+        assert_eq!(chat_text(&out[1..]), ["hello"]);
+
+        // A refused request leaves them for the next input, which announces them first.
+        join_unannounced(&mut room, PeerId(3), "Cy");
+        let refused = room.request(PeerId(1), ClientMsg::WatchRooms, T0);
+        assert!(refused.is_err());
+        let out = room.disconnect(PeerId(1), T0).deliveries;
+        assert_eq!(arrived(&out[0]), ["Cy"]);
+        assert!(matches!(out[1].msg, ServerMsg::PeerUpdated { .. }));
+    }
+
+    #[test]
+    fn the_newest_arrival_leaving_before_being_announced_is_never_mentioned() {
+        let mut room = room();
+        enter(&mut room, PeerId(1), "Ann", T0).unwrap();
+        join_unannounced(&mut room, PeerId(2), "Bob");
+        join_unannounced(&mut room, PeerId(3), "Cy");
+        let out = room.leave(PeerId(3), LeaveReason::Left).deliveries;
+        // Bob is announced (to Ann); Cy neither arrives nor leaves in anyone's eyes.
+        assert_eq!(out.len(), 1);
+        assert_eq!(arrived(&out[0]), ["Bob"]);
+        assert_eq!(room.member_count(), 2);
+
+        // Someone a later arrival saw in its `joined` leaves as usual, after the announcement.
+        join_unannounced(&mut room, PeerId(4), "Di");
+        join_unannounced(&mut room, PeerId(5), "Ed");
+        let out = room.leave(PeerId(4), LeaveReason::Left).deliveries;
+        assert_eq!(arrived(&out[0]), ["Di", "Ed"]);
+        assert_eq!(arrived(&out[1]), ["Ed"]);
+        assert_eq!(
+            out[2].msg,
+            ServerMsg::PeerLeft {
+                peer: PeerId(4),
+                reason: LeaveReason::Left
             }
         );
     }

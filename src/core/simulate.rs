@@ -3,7 +3,7 @@
 //! invariants after each one. Property tests (`proptest`, in the normal test suite) and the
 //! `cargo fuzz` target `room_sequence` both drive it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::names::{same_name, RoomSlug};
 use super::rate::RateLimit;
@@ -67,6 +67,8 @@ pub enum Op {
         peer: u8,
         before: u64,
     },
+    /// Another input makes the room announce pending arrivals before its own work.
+    Announce,
 }
 
 /// Grace period of the simulated room.
@@ -83,6 +85,9 @@ pub struct Simulation {
     stored: Vec<ChatEntry>,
     /// History reads asked for and not answered yet.
     pending_reads: Vec<HistoryNeed>,
+    /// Whom each connected member has been told is in the room (from `joined`,
+    /// `peers_joined` and `peer_left`), as their page would show it.
+    rosters: HashMap<PeerId, Vec<PeerId>>,
 }
 
 impl Simulation {
@@ -102,6 +107,7 @@ impl Simulation {
             resume_grace_ms: GRACE_MS,
             // About three short messages: replays and pages are cut often.
             max_replay_bytes: 300,
+            announce_interval_ms: 100,
         };
         let slug = RoomSlug::parse("sim").expect("valid slug");
         Simulation {
@@ -111,6 +117,7 @@ impl Simulation {
             expected_next_id: 1,
             stored: Vec::new(),
             pending_reads: Vec::new(),
+            rosters: HashMap::new(),
         }
     }
 
@@ -164,6 +171,7 @@ impl Simulation {
                 self.unchanged()
             }
             Op::Expire => self.room.tick(now),
+            Op::Announce => self.room.announce_arrivals(),
             Op::LoadHistory => {
                 if self.pending_reads.is_empty() {
                     return Ok(());
@@ -277,8 +285,11 @@ impl Simulation {
         if outcome.next_deadline != self.room.next_deadline() {
             return fail("the outcome's deadline is not the room's");
         }
-        if self.room.next_deadline().is_some() != peers.iter().any(|p| p.away) {
-            return fail("a deadline without anyone away, or someone away without one");
+        let waiting = peers.iter().any(|p| p.away) || self.room.has_unannounced_arrivals();
+        if self.room.next_deadline().is_some() != waiting {
+            return fail(
+                "a deadline without anyone away or unannounced, or one of them without it",
+            );
         }
         if self
             .room
@@ -310,6 +321,9 @@ impl Simulation {
         if chats != outcome.persist.len() {
             return fail("a chat message delivered but not stored, or the reverse");
         }
+        if let Err(broken) = self.follow_rosters(deliveries) {
+            return fail(&broken);
+        }
         for delivery in deliveries {
             if let ServerMsg::Joined { you, history, .. } = &delivery.msg {
                 if delivery.to != Recipients::Only(*you) || self.room.is_awaiting_history(*you) {
@@ -330,8 +344,13 @@ impl Simulation {
                     return fail("history page over the replay budget");
                 }
             }
-            if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to {
-                let left = matches!(delivery.msg, ServerMsg::PeerLeft { .. });
+            if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to.clone() {
+                // An arrival announced just before its own leaving (in one outcome) names
+                // someone who is gone by the end of it, as a goodbye does.
+                let left = matches!(
+                    delivery.msg,
+                    ServerMsg::PeerLeft { .. } | ServerMsg::PeersJoined { .. }
+                );
                 if !members.contains(&peer) && !left {
                     return fail("a delivery addressed to a non-member");
                 }
@@ -352,6 +371,68 @@ impl Simulation {
                 if !peers.iter().any(|p| p.id == to && p.in_call) {
                     return fail("a signal to someone outside the call");
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Simulation {
+    /// Applies the deliveries to each connected member's view of who is in the room, as the
+    /// transport would deliver them (not to members away or still waiting for `joined`), and
+    /// checks that nobody hears of an arrival twice and that, once arrivals are announced,
+    /// every view matches the room.
+    fn follow_rosters(&mut self, deliveries: &[super::Delivery]) -> Result<(), String> {
+        let peers = self.room.peers();
+        let connected: Vec<PeerId> = peers
+            .iter()
+            .filter(|p| !p.away && !self.room.is_awaiting_history(p.id))
+            .map(|p| p.id)
+            .collect();
+        self.rosters.retain(|peer, _| connected.contains(peer));
+        for delivery in deliveries {
+            if let ServerMsg::Joined { you, peers, .. } = &delivery.msg {
+                self.rosters
+                    .insert(*you, peers.iter().map(|p| p.id).collect());
+                continue;
+            }
+            for &member in &connected {
+                if !delivery.to.includes(member) {
+                    continue;
+                }
+                let Some(roster) = self.rosters.get_mut(&member) else {
+                    continue;
+                };
+                match &delivery.msg {
+                    ServerMsg::PeersJoined { peers } => {
+                        for peer in peers {
+                            if roster.contains(&peer.id) {
+                                return Err(format!(
+                                    "{member:?} heard twice that {:?} arrived",
+                                    peer.id
+                                ));
+                            }
+                            roster.push(peer.id);
+                        }
+                    }
+                    ServerMsg::PeerLeft { peer, .. } => roster.retain(|p| p != peer),
+                    _ => {}
+                }
+            }
+        }
+        // Joins and refused requests may leave arrivals pending until their announcement.
+        if self.room.has_unannounced_arrivals() {
+            return Ok(());
+        }
+        let mut everyone: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+        everyone.sort_unstable();
+        for (member, roster) in &self.rosters {
+            let mut seen = roster.clone();
+            seen.sort_unstable();
+            if seen != everyone {
+                return Err(format!(
+                    "{member:?} sees {seen:?}, the room has {everyone:?}"
+                ));
             }
         }
         Ok(())
@@ -421,6 +502,7 @@ mod tests {
             Just(Op::Expire),
             Just(Op::LoadHistory),
             (peer, 0u64..20).prop_map(|(peer, before)| Op::LoadOlder { peer, before }),
+            Just(Op::Announce),
         ]
     }
 

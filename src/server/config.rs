@@ -261,6 +261,7 @@ impl Config {
             history: RateLimit::new(self.history_burst, self.history_per_second),
             max_replay_bytes: self.max_replay_bytes,
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
+            announce_interval_ms: RoomLimits::DEFAULT.announce_interval_ms,
         }
     }
 

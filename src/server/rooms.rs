@@ -456,8 +456,8 @@ impl RoomTask {
                 let outcome = self.room.disconnect(peer, now);
                 self.carry_out(outcome);
             } else {
-                self.room.leave(peer, LeaveReason::Left);
-                self.deadline = self.room.next_deadline();
+                let outcome = self.room.leave(peer, LeaveReason::Left);
+                self.carry_out(outcome);
             }
             return;
         }

@@ -705,7 +705,7 @@ mod tests {
             peer.send(&ClientMsg::join("unit-close", name));
             assert!(matches!(peer.recv().await, ServerMsg::Joined { .. }));
         }
-        assert!(matches!(ann.recv().await, ServerMsg::PeerJoined { .. }));
+        assert!(matches!(ann.recv().await, ServerMsg::PeersJoined { .. }));
         let _ = bob.send.send(Message::Close(None));
         assert!(matches!(
             ann.recv().await,

@@ -394,10 +394,13 @@ async fn join(addr: SocketAddr, spec: &ClientSpec) -> Result<Socket, String> {
             .ok_or("closed while joining")?
             .map_err(|e| e.to_string())?;
         if let Message::Text(text) = frame {
-            match serde_json::from_str::<ServerMsg>(&text) {
-                Ok(ServerMsg::Joined { .. }) => return Ok(socket),
-                Ok(ServerMsg::Error { message, .. }) => return Err(message),
-                _ => {}
+            // `joined` lists every member; decoding it whole would cost the tool more than
+            // the server spent on it, on the cores they share.
+            if text.starts_with(r#"{"type":"joined""#) {
+                return Ok(socket);
+            }
+            if let Ok(ServerMsg::Error { message, .. }) = serde_json::from_str::<ServerMsg>(&text) {
+                return Err(message);
             }
         }
     }
@@ -457,8 +460,8 @@ async fn client_loop(
                         result.latencies_us.push(now.saturating_sub(stamp).min(u64::from(u32::MAX)) as u32);
                         shared.last_delivery_us.fetch_max(now, Ordering::Relaxed);
                     }
-                    Frame::PeerJoined => {
-                        shared.peer_joins_seen.fetch_add(1, Ordering::Relaxed);
+                    Frame::PeersJoined(count) => {
+                        shared.peer_joins_seen.fetch_add(count, Ordering::Relaxed);
                     }
                     Frame::Error => {
                         shared.errors.fetch_add(1, Ordering::Relaxed);
@@ -492,7 +495,8 @@ pub fn chat_text(stamp_us: u64, chars: usize) -> String {
 
 enum Frame {
     Chat(Option<u64>),
-    PeerJoined,
+    /// How many arrivals it announces.
+    PeersJoined(u64),
     Error,
     Other,
 }
@@ -509,8 +513,9 @@ fn classify(text: &str) -> Frame {
             digits[..end].parse().ok()
         });
         Frame::Chat(stamp)
-    } else if text.starts_with(r#"{"type":"peer_joined""#) {
-        Frame::PeerJoined
+    } else if text.starts_with(r#"{"type":"peers_joined""#) {
+        // One `"id":` per listed peer; the tool's own names cannot contain a quote.
+        Frame::PeersJoined(text.matches(r#""id":"#).count() as u64)
     } else if text.starts_with(r#"{"type":"error""#) {
         Frame::Error
     } else {
@@ -541,6 +546,22 @@ mod tests {
         assert_eq!(chat_text(7, 64).len(), 64);
         let error = ServerMsg::error(room::protocol::ErrorCode::RateLimited, "slow");
         assert!(matches!(classify(&error.to_json()), Frame::Error));
+    }
+
+    #[test]
+    fn an_announcement_counts_every_arrival_it_lists() {
+        let peer = |id| room::protocol::PeerInfo {
+            id: PeerId(id),
+            name: format!("c-{id}"),
+            in_call: false,
+            media: Default::default(),
+            away: false,
+            hand: None,
+        };
+        let msg = ServerMsg::PeersJoined {
+            peers: vec![peer(1), peer(2), peer(3)],
+        };
+        assert!(matches!(classify(&msg.to_json()), Frame::PeersJoined(3)));
     }
 
     #[tokio::test]

@@ -119,7 +119,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     resume_token: String::new(),
                 };
                 let _ = tx.send(joined.to_json().into());
-                let notice: Utf8Bytes = ServerMsg::PeerJoined { peer: me }.to_json().into();
+                let notice: Utf8Bytes = ServerMsg::PeersJoined { peers: vec![me] }.to_json().into();
                 let mut rooms = state.rooms.lock().unwrap_or_else(|e| e.into_inner());
                 let members = rooms.entry(name.clone()).or_default();
                 broadcast(members, &notice);

@@ -419,12 +419,14 @@ impl Session {
                 self.more_history = more;
                 self.loading_history = false;
             }
-            ServerMsg::PeerJoined { peer } => {
-                let notice = Notice::Joined {
-                    name: peer.name.clone(),
-                };
-                self.roster.add(peer);
-                self.chat.push_notice(notice, Some(env.now));
+            ServerMsg::PeersJoined { peers } => {
+                for peer in peers {
+                    let notice = Notice::Joined {
+                        name: peer.name.clone(),
+                    };
+                    self.roster.add(peer);
+                    self.chat.push_notice(notice, Some(env.now));
+                }
             }
             ServerMsg::PeerLeft { peer, reason } => {
                 out.push(Command::Call(CallCommand::HangUp(peer)));
@@ -900,6 +902,32 @@ mod tests {
         session.step(dropped(), ENV);
         assert!(session.step(Input::Chat("hi".into()), ENV).is_empty());
         assert_eq!(session.alert, Some(Alert::NotConnected));
+    }
+
+    #[test]
+    fn arrivals_announced_together_are_each_added_and_noted_in_order() {
+        let mut session = in_room();
+        let out = session.step(
+            Input::Server(ServerMsg::PeersJoined {
+                peers: vec![peer(3, "Cy"), peer(4, "Di")],
+            }),
+            ENV,
+        );
+        assert!(out.is_empty());
+        assert_eq!(session.roster.name_of(PeerId(3)), Some("Cy"));
+        assert_eq!(session.roster.name_of(PeerId(4)), Some("Di"));
+        let noted: Vec<String> = session
+            .chat
+            .lines()
+            .filter_map(|line| match &**line {
+                ChatLine::Notice {
+                    notice: Notice::Joined { name },
+                    ..
+                } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(noted, ["Cy", "Di"]);
     }
 
     #[test]
