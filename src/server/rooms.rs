@@ -450,15 +450,20 @@ impl RoomTask {
         };
         let peer = joined.peer;
         if reply.send(Ok(peer)).is_err() {
-            // The connection went away while joining: a newcomer is undone quietly (nobody
-            // heard of them yet), a resumed member is away again.
-            if joined.resumed {
-                let outcome = self.room.disconnect(peer, now);
-                self.carry_out(outcome);
+            // The connection went away while joining. What the join told the others still
+            // goes out (it may announce earlier arrivals too), not what it had for the
+            // member; then a newcomer leaves (unmentioned if nobody heard of it yet) and a
+            // resumed member is away again.
+            let mut told = joined.outcome;
+            told.deliveries.retain(|d| d.to != Recipients::Only(peer));
+            told.need_history = None;
+            self.carry_out(told);
+            let outcome = if joined.resumed {
+                self.room.disconnect(peer, now)
             } else {
-                let outcome = self.room.leave(peer, LeaveReason::Left);
-                self.carry_out(outcome);
-            }
+                self.room.leave(peer, LeaveReason::Left)
+            };
+            self.carry_out(outcome);
             return;
         }
         let previous = self

@@ -535,6 +535,7 @@ mod tests {
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
     use super::*;
+    use crate::core::names::RoomSlug;
     use crate::protocol::close_code;
     use crate::server::config::Config;
     use crate::server::site;
@@ -691,6 +692,56 @@ mod tests {
         match ann.next().await {
             Message::Close(Some(frame)) => assert_eq!(frame.code, close_code::PROTOCOL_ERROR),
             other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_whose_connection_vanished_still_announces_what_it_announced() {
+        let state = state();
+        let mut ann = Peer::connect(&state);
+        let mut bob = Peer::connect(&state);
+        let mut bob_token = String::new();
+        for (peer, name) in [(&mut ann, "Ann"), (&mut bob, "Bob")] {
+            peer.send(&hello());
+            peer.recv().await;
+            peer.send(&ClientMsg::join("unit-vanish", name));
+            if let ServerMsg::Joined { resume_token, .. } = peer.recv().await {
+                bob_token = resume_token;
+            }
+        }
+        // Bob's arrival waits for the next announcement. His page resumes from the same
+        // address (a takeover) and that connection is gone before the reply: the resume
+        // announced Bob on the way, and Ann must still hear of him.
+        let slug = RoomSlug::parse("unit-vanish").unwrap();
+        let room = state
+            .rooms
+            .handle(&slug, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .unwrap();
+        let (frames, _) = tokio::sync::mpsc::channel(8);
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let request = JoinRequest {
+            name: "Bob".into(),
+            resume: Some(bob_token),
+            last_seen: None,
+            address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+        let outbox = Outbox {
+            frames,
+            kick: Default::default(),
+            replaced: Default::default(),
+        };
+        room.commands
+            .send(RoomCommand::Join {
+                peer: PeerId(u64::MAX),
+                request,
+                outbox,
+                reply,
+            })
+            .await
+            .unwrap();
+        match ann.recv().await {
+            ServerMsg::PeersJoined { peers } => assert_eq!(peers[0].name, "Bob"),
+            other => panic!("expected peers_joined, got {other:?}"),
         }
     }
 
