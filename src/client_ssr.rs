@@ -8,7 +8,9 @@ use leptos::prelude::StoredValue;
 use leptos::web_sys::HtmlVideoElement;
 
 use crate::media::{DeviceKind, MediaEvent};
-use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, ServerMsg, Signal, UnixMillis};
+use crate::protocol::{
+    CallMode, ClientMsg, IceServer, MediaState, PeerId, RemoteTrack, ServerMsg, Signal, UnixMillis,
+};
 
 /// On the server the stand-ins below are plain `Send + Sync` values, so they use ordinary
 /// storage: thread-local storage would panic when an async render finishes on another thread.
@@ -78,10 +80,14 @@ impl MediaSession {
         _me: PeerId,
         _ice_servers: &[IceServer],
         _members: &[PeerId],
+        _mode: CallMode,
         _send: Rc<dyn Fn(ClientMsg)>,
     ) {
     }
+    pub fn switch_call(&self, _mode: CallMode, _members: &[PeerId]) {}
     pub fn on_signal(&self, _from: PeerId, _signal: Signal) {}
+    pub fn on_server_answer(&self, _sdp: String) {}
+    pub fn on_server_offer(&self, _sdp: String, _tracks: Vec<RemoteTrack>) {}
     pub fn hang_up(&self, _peer: PeerId) {}
     pub fn attach_remote(&self, _peer: PeerId, _element: &HtmlVideoElement) -> bool {
         false

@@ -11,6 +11,7 @@
 //!   stored history to read, when to wake the room next) that the server carries out.
 //!   [`core::room::RoomLimits::DEFAULT`] is the one home of the defaults.
 //! - [`media`]: plain data about devices, tracks and call links, shared by client and components.
+//! - `sfu` (ssr only): the selective forwarding unit's logic on str0m, sans-IO like `core`.
 //! - `server` (ssr only): configuration, the router, the socket loop (generic over the socket, so
 //!   it is unit-tested without TCP), one task per room carrying out the core's outcomes, metrics.
 //! - [`app`]: Leptos components for each page, compiled into both builds. The meeting page's
@@ -31,6 +32,9 @@ pub mod protocol;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+
+#[cfg(feature = "ssr")]
+pub mod sfu;
 
 #[cfg(feature = "hydrate")]
 pub mod client;

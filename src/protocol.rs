@@ -91,6 +91,12 @@ pub enum ClientMsg {
     /// The page of chat history just older than `before` (the oldest message the client
     /// shows). Answered by `history_page`.
     LoadHistory { before: MessageId },
+    /// In a call through the server (`call_mode` `sfu`): this browser's SDP offer for its one
+    /// connection to the server, carrying its microphone, camera and screen transceivers in
+    /// that order. Answered by `media_answer`.
+    MediaOffer { sdp: String },
+    /// The answer to the server's `media_offer`.
+    MediaAnswer { sdp: String },
 }
 
 /// The reactions a client may send.
@@ -135,6 +141,21 @@ pub enum ServerMsg {
     CallJoined {
         peers: Vec<PeerId>,
         ice_servers: Vec<IceServer>,
+        /// How this call carries media now: browser to browser (`mesh`, connect to `peers`)
+        /// or through the server (`sfu`, send a `media_offer`).
+        #[serde(default)]
+        mode: CallMode,
+    },
+    /// The call switched between peer-to-peer and through-the-server media (it grew past or
+    /// shrank to the server's `--mesh-max`); sent to every call member.
+    CallMode { mode: CallMode },
+    /// The server's answer to `media_offer`.
+    MediaAnswer { sdp: String },
+    /// The server adds or removes what it sends (someone started or stopped publishing):
+    /// answer with `media_answer`. `tracks` says whose media each `mid` carries.
+    MediaOffer {
+        sdp: String,
+        tracks: Vec<RemoteTrack>,
     },
     /// A member's call or media state changed (joined or left the call, muted, camera off).
     PeerUpdated { peer: PeerInfo },
@@ -148,6 +169,34 @@ pub enum ServerMsg {
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
     Error { code: ErrorCode, message: String },
+}
+
+/// How a call's media travels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallMode {
+    /// One connection per pair of members, browser to browser.
+    #[default]
+    Mesh,
+    /// One connection per member, to the server's selective forwarding unit.
+    Sfu,
+}
+
+/// Which of a member's media a received track is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+/// One media section of the server's offer: whose media it carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteTrack {
+    pub mid: String,
+    pub peer: PeerId,
+    pub source: TrackSource,
 }
 
 /// What the server enforces, so a client can check input before sending it.
@@ -389,6 +438,8 @@ impl ClientMsg {
         "hand",
         "react",
         "load_history",
+        "media_offer",
+        "media_answer",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -404,6 +455,8 @@ impl ClientMsg {
             ClientMsg::Hand { .. } => 8,
             ClientMsg::React { .. } => 9,
             ClientMsg::LoadHistory { .. } => 10,
+            ClientMsg::MediaOffer { .. } => 11,
+            ClientMsg::MediaAnswer { .. } => 12,
         }
     }
 
@@ -427,6 +480,9 @@ impl ServerMsg {
         "signal",
         "reaction",
         "history_page",
+        "call_mode",
+        "media_answer",
+        "media_offer",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -443,6 +499,9 @@ impl ServerMsg {
             ServerMsg::Signal { .. } => 9,
             ServerMsg::Reaction { .. } => 10,
             ServerMsg::HistoryPage { .. } => 11,
+            ServerMsg::CallMode { .. } => 12,
+            ServerMsg::MediaAnswer { .. } => 13,
+            ServerMsg::MediaOffer { .. } => 14,
         }
     }
 
@@ -537,6 +596,8 @@ mod tests {
             ClientMsg::LoadHistory {
                 before: MessageId(7),
             },
+            ClientMsg::MediaOffer { sdp: "v=0".into() },
+            ClientMsg::MediaAnswer { sdp: "v=0".into() },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -682,6 +743,19 @@ mod tests {
                     urls: vec!["turn:turn.example.org:3478".into()],
                     username: Some("u".into()),
                     credential: Some("c".into()),
+                }],
+                mode: CallMode::Sfu,
+            },
+            ServerMsg::CallMode {
+                mode: CallMode::Mesh,
+            },
+            ServerMsg::MediaAnswer { sdp: "v=0".into() },
+            ServerMsg::MediaOffer {
+                sdp: "v=0".into(),
+                tracks: vec![RemoteTrack {
+                    mid: "0".into(),
+                    peer: PeerId(2),
+                    source: TrackSource::Screen,
                 }],
             },
             ServerMsg::PeerUpdated {

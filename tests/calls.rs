@@ -33,7 +33,9 @@ async fn join_call(client: &mut Client, media: MediaState) -> (Vec<PeerId>, Vec<
         .recv_until(|m| matches!(m, ServerMsg::CallJoined { .. }))
         .await
     {
-        ServerMsg::CallJoined { peers, ice_servers } => (peers, ice_servers),
+        ServerMsg::CallJoined {
+            peers, ice_servers, ..
+        } => (peers, ice_servers),
         _ => unreachable!(),
     };
     match client.recv().await {

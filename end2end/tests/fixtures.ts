@@ -45,7 +45,9 @@ export async function startServer(
   args: string[] = [],
   { addr = '127.0.0.1:0', dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'room-e2e-')) } = {},
 ): Promise<RoomServer> {
-  const child = spawn(binary, ['--addr', addr, '--data-dir', dataDir, ...args], {
+  // The media socket on a free loopback port unless the test picks one.
+  const media = args.includes('--media-addr') ? [] : ['--media-addr', '127.0.0.1:0'];
+  const child = spawn(binary, ['--addr', addr, '--data-dir', dataDir, ...media, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ROOM_LOG: process.env.ROOM_LOG ?? 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -23,6 +23,7 @@ enum FuzzOp {
     LoadHistory,
     LoadOlder { peer: u8, before: u8 },
     Announce,
+    MediaOffer { peer: u8 },
 }
 
 impl From<FuzzOp> for Op {
@@ -50,6 +51,7 @@ impl From<FuzzOp> for Op {
             FuzzOp::LoadHistory => Op::LoadHistory,
             FuzzOp::LoadOlder { peer, before } => Op::LoadOlder { peer: p(peer), before: u64::from(before) },
             FuzzOp::Announce => Op::Announce,
+            FuzzOp::MediaOffer { peer } => Op::MediaOffer { peer: p(peer) },
         }
     }
 }

@@ -490,7 +490,7 @@ fn base_transceiver(pc: &RtcPeerConnection, kind: TrackKind) -> Option<RtcRtpTra
         .find(|t| t.receiver().track().kind() == kind.as_str())
 }
 
-fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
+pub(super) fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
     let configuration = RtcConfiguration::new();
     let servers = js_sys::Array::new();
     for server in ice_servers {
@@ -512,7 +512,7 @@ fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
 /// `setLocalDescription()` without arguments: the browser creates the right offer or answer
 /// for the current state, which perfect negotiation relies on. The pinned web-sys only binds
 /// the form that takes a description.
-async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), JsValue> {
+pub(super) async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), JsValue> {
     let promise: js_sys::Promise = call_method(pc, "setLocalDescription")?.unchecked_into();
     JsFuture::from(promise).await.map(|_| ())
 }

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod media;
 pub mod session;
+pub mod sfu;
 
 pub use session::MediaSession;
 

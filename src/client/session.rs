@@ -12,12 +12,13 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlVideoElement, MediaStream, MediaStreamTrack};
 
 use crate::media::{DeviceKind, MediaEvent, MediaProblem, TrackKind};
-use crate::protocol::{ClientMsg, IceServer, MediaState, PeerId, Signal};
+use crate::protocol::{CallMode, ClientMsg, IceServer, MediaState, PeerId, RemoteTrack, Signal};
 
 use super::call::{Call, LocalTracks};
 use super::media::{
     attach, device_of, get_display_media, get_user_media, list_devices, running, LevelMeter, Want,
 };
+use super::sfu::SfuCall;
 
 /// How often microphone levels are read (the pre-join meter, the active speaker).
 const METER_INTERVAL_MS: u32 = 100;
@@ -41,7 +42,72 @@ struct Inner {
     screen_ended: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Reads the meters every `METER_INTERVAL_MS`; dropping it stops them.
     meter_interval: RefCell<Option<Interval>>,
-    call: RefCell<Option<Call>>,
+    call: RefCell<Option<CallLink>>,
+    /// What the call was started with, to reconnect it the other way when its mode changes.
+    setup: RefCell<Option<CallSetup>>,
+}
+
+struct CallSetup {
+    me: PeerId,
+    ice_servers: Vec<IceServer>,
+    send: Rc<dyn Fn(ClientMsg)>,
+}
+
+/// The call's connections: one per other member (mesh), or one to the server (sfu).
+enum CallLink {
+    Mesh(Call),
+    Sfu(SfuCall),
+}
+
+impl CallLink {
+    fn mode(&self) -> CallMode {
+        match self {
+            CallLink::Mesh(_) => CallMode::Mesh,
+            CallLink::Sfu(_) => CallMode::Sfu,
+        }
+    }
+
+    fn replace_track(&self, kind: TrackKind, track: Option<&MediaStreamTrack>) {
+        match self {
+            CallLink::Mesh(call) => call.replace_track(kind, track),
+            CallLink::Sfu(call) => call.replace_track(kind, track),
+        }
+    }
+
+    fn set_screen(&self, track: Option<&MediaStreamTrack>) {
+        match self {
+            CallLink::Mesh(call) => call.set_screen(track),
+            CallLink::Sfu(call) => call.set_screen(track),
+        }
+    }
+
+    fn attach(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        match self {
+            CallLink::Mesh(call) => call.attach(peer, element),
+            CallLink::Sfu(call) => call.attach(peer, element),
+        }
+    }
+
+    fn attach_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        match self {
+            CallLink::Mesh(call) => call.attach_screen(peer, element),
+            CallLink::Sfu(call) => call.attach_screen(peer, element),
+        }
+    }
+
+    fn remote_audio(&self) -> Vec<(PeerId, MediaStreamTrack)> {
+        match self {
+            CallLink::Mesh(call) => call.remote_audio(),
+            CallLink::Sfu(call) => call.remote_audio(),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            CallLink::Mesh(call) => call.close(),
+            CallLink::Sfu(call) => call.close(),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -83,6 +149,7 @@ impl MediaSession {
                 screen_ended: RefCell::new(None),
                 meter_interval: RefCell::new(None),
                 call: RefCell::new(None),
+                setup: RefCell::new(None),
             }),
         }
     }
@@ -380,36 +447,96 @@ impl MediaSession {
             .is_some_and(|call| call.attach_screen(peer, element))
     }
 
-    /// Starts the call: connects to each member already in it (this side offers).
+    /// Starts the call: connects to each member already in it (this side offers), or to
+    /// the server.
     pub fn join_call(
         &self,
         me: PeerId,
         ice_servers: &[IceServer],
         members: &[PeerId],
+        mode: CallMode,
         send: Rc<dyn Fn(ClientMsg)>,
     ) {
+        self.leave_call();
+        *self.inner.setup.borrow_mut() = Some(CallSetup {
+            me,
+            ice_servers: ice_servers.to_vec(),
+            send,
+        });
+        self.connect(mode, members, |_| true);
+    }
+
+    /// The call changed between browser-to-browser and through-the-server media: the old
+    /// connections close and new ones open, with the same devices. Back in a mesh, of each
+    /// pair the member who joined later (the larger id) dials, so every pair connects once.
+    pub fn switch_call(&self, mode: CallMode, members: &[PeerId]) {
+        let current = self.inner.call.borrow().as_ref().map(CallLink::mode);
+        if current.is_none() || current == Some(mode) {
+            return;
+        }
+        if let Some(call) = self.inner.call.borrow_mut().take() {
+            call.close();
+        }
+        self.inner.remote_meters.borrow_mut().clear();
+        let me = self.inner.setup.borrow().as_ref().map(|s| s.me);
+        if let Some(me) = me {
+            self.connect(mode, members, |peer| peer < me);
+        }
+    }
+
+    fn connect(&self, mode: CallMode, members: &[PeerId], dial: impl Fn(PeerId) -> bool) {
+        let setup = self.inner.setup.borrow();
+        let Some(setup) = setup.as_ref() else {
+            return;
+        };
         let tracks = LocalTracks {
             audio: self.inner.audio.borrow().clone(),
             video: self.inner.video.borrow().clone(),
             screen: self.inner.screen.borrow().clone(),
         };
-        let call = Call::new(me, ice_servers, tracks, send, Rc::clone(&self.inner.events));
-        for &peer in members {
-            call.dial(peer);
-        }
-        *self.inner.call.borrow_mut() = Some(call);
+        let events = Rc::clone(&self.inner.events);
+        let send = Rc::clone(&setup.send);
+        let link = match mode {
+            CallMode::Mesh => {
+                let call = Call::new(setup.me, &setup.ice_servers, tracks, send, events);
+                for &peer in members.iter().filter(|&&peer| dial(peer)) {
+                    call.dial(peer);
+                }
+                Some(CallLink::Mesh(call))
+            }
+            CallMode::Sfu => {
+                SfuCall::start(&setup.ice_servers, tracks, send, events).map(CallLink::Sfu)
+            }
+        };
+        *self.inner.call.borrow_mut() = link;
     }
 
     pub fn on_signal(&self, from: PeerId, signal: Signal) {
-        if let Some(call) = self.inner.call.borrow().as_ref() {
+        if let Some(CallLink::Mesh(call)) = self.inner.call.borrow().as_ref() {
             call.on_signal(from, signal);
+        }
+    }
+
+    /// The server answered this browser's offer for its connection to it.
+    pub fn on_server_answer(&self, sdp: String) {
+        if let Some(CallLink::Sfu(call)) = self.inner.call.borrow().as_ref() {
+            call.on_answer(sdp);
+        }
+    }
+
+    /// The server changed what it sends this browser.
+    pub fn on_server_offer(&self, sdp: String, tracks: Vec<RemoteTrack>) {
+        if let Some(CallLink::Sfu(call)) = self.inner.call.borrow().as_ref() {
+            call.on_offer(sdp, tracks);
         }
     }
 
     /// A member left the call or the room.
     pub fn hang_up(&self, peer: PeerId) {
-        if let Some(call) = self.inner.call.borrow().as_ref() {
-            call.hang_up(peer);
+        match self.inner.call.borrow().as_ref() {
+            Some(CallLink::Mesh(call)) => call.hang_up(peer),
+            Some(CallLink::Sfu(call)) => call.forget(peer),
+            None => {}
         }
     }
 
@@ -426,6 +553,7 @@ impl MediaSession {
         if let Some(call) = self.inner.call.borrow_mut().take() {
             call.close();
         }
+        self.inner.setup.borrow_mut().take();
         self.inner.remote_meters.borrow_mut().clear();
     }
 

@@ -126,6 +126,18 @@ pub struct HistoryRange {
     pub max_bytes: usize,
 }
 
+/// Work for the server's forwarding unit (calls through the server, `call_mode` `sfu`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaEffect {
+    /// A member's offer for their connection to the forwarding unit.
+    Offer { peer: PeerId, sdp: String },
+    /// A member's answer to the forwarding unit's offer.
+    Answer { peer: PeerId, sdp: String },
+    /// The member no longer sends or receives through the server: they left the call or the
+    /// room, or the call went back to browser-to-browser.
+    Drop { peer: PeerId },
+}
+
 /// Everything one input to a room asks the transport to do, in the style of str0m's
 /// `poll_output`: the core decides, the caller carries out.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -136,6 +148,8 @@ pub struct Outcome {
     pub persist: Vec<ChatEntry>,
     /// Stored history a joining member is waiting for.
     pub need_history: Option<HistoryNeed>,
+    /// Work for the forwarding unit, in order.
+    pub media: Vec<MediaEffect>,
     /// When the room next needs [`room::Room::tick`] (a grace period runs out); `None` while
     /// nothing is pending. Every outcome carries the current value, so the caller just keeps
     /// the latest.
@@ -152,7 +166,10 @@ impl Outcome {
 
     /// Nothing to send, store or read.
     pub fn is_quiet(&self) -> bool {
-        self.deliveries.is_empty() && self.persist.is_empty() && self.need_history.is_none()
+        self.deliveries.is_empty()
+            && self.persist.is_empty()
+            && self.need_history.is_none()
+            && self.media.is_empty()
     }
 
     /// Adds `other`'s work after this one's; the later deadline value wins.
@@ -160,6 +177,7 @@ impl Outcome {
         self.deliveries.extend(other.deliveries);
         self.persist.extend(other.persist);
         self.need_history = self.need_history.or(other.need_history);
+        self.media.extend(other.media);
         self.next_deadline = other.next_deadline;
         self
     }

@@ -7,11 +7,24 @@ use std::net::IpAddr;
 
 use super::names::{display_name, name_key, RoomSlug, MAX_ROOM_CHARS};
 use super::rate::{RateLimit, TokenBucket};
-use super::{Delivery, HistoryNeed, HistoryRange, MonoMillis, Now, Outcome, Recipients, Refusal};
-use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState, MessageId, PeerId,
-    PeerInfo, ServerMsg, Signal, REACTIONS,
+use super::{
+    Delivery, HistoryNeed, HistoryRange, MediaEffect, MonoMillis, Now, Outcome, Recipients, Refusal,
 };
+use crate::protocol::{
+    CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState,
+    MessageId, PeerId, PeerInfo, ServerMsg, Signal, REACTIONS,
+};
+
+/// How calls carry media, as the operator chose (`--media`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaPolicy {
+    /// Always browser to browser; calls hold at most `max_mesh_members`.
+    Mesh,
+    /// Always through the server's forwarding unit.
+    Sfu,
+    /// Browser to browser up to `mesh_max` members, through the server beyond.
+    Auto,
+}
 
 /// The limits one room enforces; the server fills them from its flags, whose defaults come
 /// from [`RoomLimits::DEFAULT`] (and so do the UI's and the load tool's).
@@ -22,9 +35,14 @@ pub struct RoomLimits {
     pub history_len: usize,
     pub max_name_chars: usize,
     pub max_chat_chars: usize,
-    /// Members of the call at most: every call member sends to every other, so a mesh's
-    /// upload grows with this number.
+    /// Members of a call through the server at most.
     pub max_call_members: usize,
+    /// Members of a browser-to-browser call at most (`MediaPolicy::Mesh`): every member
+    /// sends to every other, so each one's upload grows with this number.
+    pub max_mesh_members: usize,
+    pub media: MediaPolicy,
+    /// Under `MediaPolicy::Auto`, the largest call that stays browser to browser.
+    pub mesh_max: usize,
     /// Chat messages per member.
     pub chat: RateLimit,
     /// Signaling messages (offers, answers, ICE candidates) per member; generous, since one
@@ -80,7 +98,10 @@ impl RoomLimits {
         history_len: 100,
         max_name_chars: 32,
         max_chat_chars: 2000,
-        max_call_members: 6,
+        max_call_members: 50,
+        max_mesh_members: 6,
+        media: MediaPolicy::Auto,
+        mesh_max: 2,
         chat: RateLimit::new(10, 5),
         signal: RateLimit::new(200, 50),
         reaction: RateLimit::new(5, 1),
@@ -104,7 +125,17 @@ impl RoomLimits {
             max_name_chars: self.max_name_chars,
             max_chat_chars: self.max_chat_chars,
             max_room_chars: MAX_ROOM_CHARS,
-            max_call_members: self.max_call_members,
+            max_call_members: self.call_cap(),
+        }
+    }
+
+    /// The most members one call may hold under this policy.
+    pub const fn call_cap(&self) -> usize {
+        match self.media {
+            MediaPolicy::Mesh if self.max_mesh_members < self.max_call_members => {
+                self.max_mesh_members
+            }
+            _ => self.max_call_members,
         }
     }
 
@@ -201,15 +232,19 @@ pub struct Room {
     /// announcement (`announce_interval_ms` after the last one). Every input other than a
     /// join announces them first, so nobody hears of anything out of order.
     unannounced: Vec<PeerId>,
+    /// How the call carries media now.
+    call_mode: CallMode,
     /// When arrivals were last announced on time (not forced by another input).
     last_announcement: Option<MonoMillis>,
 }
 
 impl Room {
     pub fn new(slug: RoomSlug, limits: RoomLimits, ice_servers: Vec<IceServer>) -> Self {
+        let call_mode = mode_for(limits.media, limits.mesh_max, 0);
         Room {
             slug,
             ice_servers,
+            call_mode,
             history: VecDeque::with_capacity(limits.history_len.min(1024)),
             limits,
             members: Vec::new(),
@@ -705,9 +740,15 @@ impl Room {
         let Some(index) = self.members.iter().position(|m| m.id == peer) else {
             return self.finish(announced);
         };
-        if self.members.remove(index).away_since.is_some() {
+        let gone = self.members.remove(index);
+        if gone.away_since.is_some() {
             self.away_members -= 1;
         }
+        let announced = if gone.in_call {
+            announced.then(self.left_call(peer))
+        } else {
+            announced
+        };
         let outcome = if unheard_of {
             announced
         } else {
@@ -731,6 +772,8 @@ impl Room {
             ClientMsg::Hand { raised } => self.set_hand(peer, raised, now),
             ClientMsg::React { emoji } => self.react(peer, emoji, now),
             ClientMsg::LoadHistory { before } => self.load_history(peer, before, now),
+            ClientMsg::MediaOffer { sdp } => self.media_description(peer, sdp, true, now),
+            ClientMsg::MediaAnswer { sdp } => self.media_description(peer, sdp, false, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -754,45 +797,139 @@ impl Room {
         media: MediaState,
         now: Now,
     ) -> Result<Outcome, Refusal> {
-        let max = self.limits.max_call_members;
+        let max = self.limits.call_cap();
         let call_size = self.call_size();
         let member = self.state_change(peer, now)?;
         let changed = !member.in_call || member.media != media;
-        if member.in_call {
-            member.media = media;
-        } else if call_size >= max {
+        let newcomer = !member.in_call;
+        if newcomer && call_size >= max {
             return Err(Refusal::new(
                 ErrorCode::CallFull,
                 format!("the call is full ({max} people); you can still chat"),
             ));
-        } else {
-            member.in_call = true;
-            member.media = media;
         }
+        member.in_call = true;
+        member.media = media;
         let updated = member.info();
+        // The newcomer hears the mode in its own answer; the others, if it changed.
+        let switched = if newcomer {
+            self.settle_mode(Some(peer))
+        } else {
+            Outcome::default()
+        };
         let others_in_call = self
             .members
             .iter()
             .filter(|m| m.in_call && m.id != peer)
             .map(|m| m.id)
             .collect();
-        let mut deliveries = vec![Delivery {
+        let mut outcome = switched;
+        outcome.deliveries.push(Delivery {
             to: Recipients::Only(peer),
             msg: ServerMsg::CallJoined {
                 peers: others_in_call,
                 ice_servers: self.ice_servers.clone(),
+                mode: self.call_mode,
             },
-        }];
+        });
         if changed {
-            deliveries.push(Delivery {
+            outcome.deliveries.push(Delivery {
                 to: Recipients::Everyone,
                 msg: ServerMsg::PeerUpdated { peer: updated },
             });
         }
+        Ok(outcome)
+    }
+
+    /// How the call carries media now.
+    pub fn call_mode(&self) -> CallMode {
+        self.call_mode
+    }
+
+    /// Moves the call to the mode its size calls for. Its members hear of a change (but
+    /// `except`, who hears of it in its own answer), and going back to browser to browser
+    /// frees everyone's connection to the forwarding unit.
+    fn settle_mode(&mut self, except: Option<PeerId>) -> Outcome {
+        let wanted = mode_for(self.limits.media, self.limits.mesh_max, self.call_size());
+        if wanted == self.call_mode {
+            return Outcome::default();
+        }
+        self.call_mode = wanted;
+        let mut outcome = Outcome::default();
+        for member in self.members.iter().filter(|m| m.in_call) {
+            if wanted == CallMode::Mesh {
+                outcome.media.push(MediaEffect::Drop { peer: member.id });
+            }
+            if Some(member.id) != except {
+                outcome.deliveries.push(Delivery {
+                    to: Recipients::Only(member.id),
+                    msg: ServerMsg::CallMode { mode: wanted },
+                });
+            }
+        }
+        outcome
+    }
+
+    /// What a member leaving the call means for the media path: their connection to the
+    /// forwarding unit goes, and the call may go back to browser to browser.
+    fn left_call(&mut self, peer: PeerId) -> Outcome {
+        let mut outcome = Outcome::default();
+        if self.call_mode == CallMode::Sfu {
+            outcome.media.push(MediaEffect::Drop { peer });
+        }
+        outcome.then(self.settle_mode(None))
+    }
+
+    /// A member's offer or answer for their connection to the forwarding unit.
+    fn media_description(
+        &mut self,
+        peer: PeerId,
+        sdp: String,
+        offer: bool,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        let mode = self.call_mode;
+        let member = self.member_mut(peer)?;
+        if !member.in_call {
+            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
+        }
+        if mode != CallMode::Sfu {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                "this call is browser to browser; media offers go to the server only in a call through it",
+            ));
+        }
+        if !member.signal_budget.try_take(now.mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too much call signalling; slow down",
+            ));
+        }
+        if sdp.trim().is_empty() {
+            return Err(Refusal::new(ErrorCode::BadMessage, "the SDP is empty"));
+        }
+        let effect = if offer {
+            MediaEffect::Offer { peer, sdp }
+        } else {
+            MediaEffect::Answer { peer, sdp }
+        };
         Ok(Outcome {
-            deliveries,
+            media: vec![effect],
             ..Outcome::default()
         })
+    }
+
+    /// Signalling the forwarding unit has for `peer` (its answer, a new offer): passed on
+    /// while they are in a call through the server, dropped otherwise (they left meanwhile).
+    pub fn from_media_server(&mut self, peer: PeerId, msg: ServerMsg) -> Outcome {
+        let announced = self.announce_pending();
+        let in_call = self.members.iter().any(|m| m.id == peer && m.in_call);
+        let outcome = if in_call && self.call_mode == CallMode::Sfu {
+            Outcome::deliver(Recipients::Only(peer), msg)
+        } else {
+            Outcome::default()
+        };
+        self.finish(announced.then(outcome))
     }
 
     /// The member, if they may change their state now (one budget for hand, media and call
@@ -817,10 +954,11 @@ impl Room {
         member.in_call = false;
         member.media = MediaState::default();
         let updated = member.info();
-        Ok(Outcome::deliver(
+        let outcome = Outcome::deliver(
             Recipients::Everyone,
             ServerMsg::PeerUpdated { peer: updated },
-        ))
+        );
+        Ok(outcome.then(self.left_call(peer)))
     }
 
     /// Records that `peer` switched their microphone or camera.
@@ -966,6 +1104,16 @@ impl Room {
             persist: vec![entry],
             ..Outcome::default()
         })
+    }
+}
+
+/// The mode a call of `call_size` members runs in under `policy`.
+pub(super) fn mode_for(policy: MediaPolicy, mesh_max: usize, call_size: usize) -> CallMode {
+    match policy {
+        MediaPolicy::Mesh => CallMode::Mesh,
+        MediaPolicy::Sfu => CallMode::Sfu,
+        MediaPolicy::Auto if call_size <= mesh_max => CallMode::Mesh,
+        MediaPolicy::Auto => CallMode::Sfu,
     }
 }
 
@@ -1383,7 +1531,8 @@ mod tests {
                 to: Recipients::Only(PeerId(2)),
                 msg: ServerMsg::CallJoined {
                     peers: vec![PeerId(1)],
-                    ice_servers: Vec::new()
+                    ice_servers: Vec::new(),
+                    mode: CallMode::Mesh,
                 }
             }
         );
@@ -1417,6 +1566,124 @@ mod tests {
         // A seat frees up when someone leaves the call or the room.
         room.leave(PeerId(1), LeaveReason::Left);
         assert!(d(room.join_call(PeerId(3), AV, T0)).is_ok());
+    }
+
+    fn auto_room() -> Room {
+        let mut room = room_with(RoomLimits {
+            media: MediaPolicy::Auto,
+            mesh_max: 2,
+            ..RoomLimits::default()
+        });
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat"), (4, "Dan")] {
+            enter(&mut room, PeerId(id), name, T0).unwrap();
+        }
+        room
+    }
+
+    fn modes_sent(outcome: &Outcome) -> Vec<(Recipients, CallMode)> {
+        outcome
+            .deliveries
+            .iter()
+            .filter_map(|d| match d.msg {
+                ServerMsg::CallMode { mode } => Some((d.to.clone(), mode)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_call_past_mesh_max_goes_through_the_server_and_comes_back_when_it_shrinks() {
+        let mut room = auto_room();
+        room.join_call(PeerId(1), AV, T0).unwrap();
+        let second = room.join_call(PeerId(2), AV, T0).unwrap();
+        assert!(matches!(
+            second.deliveries[0].msg,
+            ServerMsg::CallJoined {
+                mode: CallMode::Mesh,
+                ..
+            }
+        ));
+        // The third member tips it over: they hear it in their answer, the others in a
+        // call_mode of their own; nobody outside the call hears of it.
+        let third = room.join_call(PeerId(3), AV, T0).unwrap();
+        assert_eq!(
+            modes_sent(&third),
+            [
+                (Recipients::Only(PeerId(1)), CallMode::Sfu),
+                (Recipients::Only(PeerId(2)), CallMode::Sfu)
+            ]
+        );
+        assert!(third.deliveries.iter().any(|d| matches!(
+            d.msg,
+            ServerMsg::CallJoined {
+                mode: CallMode::Sfu,
+                ..
+            }
+        )));
+        assert_eq!(room.call_mode(), CallMode::Sfu);
+        // Back to two: the leaver's and everyone's server connections go, and the two left
+        // switch back to browser to browser.
+        let shrink = room.leave_call(PeerId(3), T0).unwrap();
+        assert_eq!(
+            modes_sent(&shrink),
+            [
+                (Recipients::Only(PeerId(1)), CallMode::Mesh),
+                (Recipients::Only(PeerId(2)), CallMode::Mesh)
+            ]
+        );
+        assert_eq!(
+            shrink.media,
+            [
+                MediaEffect::Drop { peer: PeerId(3) },
+                MediaEffect::Drop { peer: PeerId(1) },
+                MediaEffect::Drop { peer: PeerId(2) }
+            ]
+        );
+        // Leaving the room from a call through the server frees that connection too.
+        room.join_call(PeerId(3), AV, T0).unwrap();
+        room.join_call(PeerId(4), AV, T0).unwrap();
+        let gone = room.leave(PeerId(4), LeaveReason::Left);
+        assert_eq!(gone.media, [MediaEffect::Drop { peer: PeerId(4) }]);
+        assert!(modes_sent(&gone).is_empty());
+    }
+
+    #[test]
+    fn media_offers_are_for_members_of_a_call_through_the_server_within_their_budget() {
+        let mut room = auto_room();
+        let offer = |sdp: &str| ClientMsg::MediaOffer { sdp: sdp.into() };
+        // Not in the call.
+        let err = room.request(PeerId(1), offer("v=0"), T0).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotInCall);
+        // In a call that is still browser to browser.
+        room.join_call(PeerId(1), AV, T0).unwrap();
+        let err = room.request(PeerId(1), offer("v=0"), T0).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadMessage);
+        room.join_call(PeerId(2), AV, T0).unwrap();
+        room.join_call(PeerId(3), AV, T0).unwrap();
+        let err = room.request(PeerId(1), offer("  "), T0).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadMessage);
+        let accepted = room.request(PeerId(1), offer("v=0"), T0).unwrap();
+        assert_eq!(
+            accepted.media,
+            [MediaEffect::Offer {
+                peer: PeerId(1),
+                sdp: "v=0".into()
+            }]
+        );
+        let answer = ClientMsg::MediaAnswer { sdp: "v=0".into() };
+        let burst = RoomLimits::DEFAULT.signal.burst as usize;
+        let refused = (0..burst + 5)
+            .filter(|_| room.request(PeerId(2), answer.clone(), T0).is_err())
+            .count();
+        assert_eq!(refused, 5);
+        // What the forwarding unit says reaches only a member still in such a call.
+        let reply = ServerMsg::MediaAnswer { sdp: "v=0".into() };
+        let out = room.from_media_server(PeerId(1), reply.clone());
+        assert_eq!(out.deliveries[0].to, Recipients::Only(PeerId(1)));
+        assert!(room
+            .from_media_server(PeerId(4), reply)
+            .deliveries
+            .is_empty());
     }
 
     #[test]

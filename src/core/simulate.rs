@@ -69,6 +69,10 @@ pub enum Op {
     },
     /// Another input makes the room announce pending arrivals before its own work.
     Announce,
+    /// A member sends an SDP offer for a connection to the forwarding unit.
+    MediaOffer {
+        peer: u8,
+    },
 }
 
 /// Grace period of the simulated room.
@@ -99,6 +103,9 @@ impl Simulation {
             max_name_chars: 8,
             max_chat_chars: 16,
             max_call_members: 3,
+            max_mesh_members: 3,
+            media: super::room::MediaPolicy::Auto,
+            mesh_max: 2,
             chat: RateLimit::new(3, 2),
             signal: RateLimit::new(4, 2),
             reaction: RateLimit::new(2, 1),
@@ -221,6 +228,7 @@ impl Simulation {
                         },
                     ),
                     Op::Hand { peer, raised } => (peer, ClientMsg::Hand { raised }),
+                    Op::MediaOffer { peer } => (peer, ClientMsg::MediaOffer { sdp: "v=0".into() }),
                     Op::React { peer, emoji } => (peer, ClientMsg::React { emoji }),
                     Op::LoadOlder { peer, before } => (
                         peer,
@@ -269,6 +277,25 @@ impl Simulation {
         }
         if self.room.call_size() > self.limits.max_call_members {
             return fail("more call members than the cap");
+        }
+        let expected_mode = super::room::mode_for(
+            self.limits.media,
+            self.limits.mesh_max,
+            self.room.call_size(),
+        );
+        if self.room.call_mode() != expected_mode {
+            return fail("the call's media mode does not fit its size");
+        }
+        for effect in &outcome.media {
+            if let super::MediaEffect::Offer { peer, .. }
+            | super::MediaEffect::Answer { peer, .. } = effect
+            {
+                if !peers.iter().any(|p| p.id == *peer && p.in_call)
+                    || expected_mode != crate::protocol::CallMode::Sfu
+                {
+                    return fail("media signalling passed on outside a call through the server");
+                }
+            }
         }
         let mut hands: Vec<u64> = peers.iter().filter_map(|p| p.hand).collect();
         let raised = hands.len();
@@ -503,6 +530,7 @@ mod tests {
             Just(Op::LoadHistory),
             (peer, 0u64..20).prop_map(|(peer, before)| Op::LoadOlder { peer, before }),
             Just(Op::Announce),
+            (0u8..7).prop_map(|peer| Op::MediaOffer { peer }),
         ]
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::core::rate::RateLimit;
-use crate::core::room::RoomLimits;
+use crate::core::room::{MediaPolicy, RoomLimits};
 use crate::protocol::IceServer;
 
 use super::store::Retention;
@@ -94,10 +94,35 @@ pub struct Config {
     #[arg(long, env = "ROOM_PEER_QUEUE", default_value_t = 1024)]
     pub peer_queue: usize,
 
-    /// Members one room's call may hold. Every member sends media to every other (a mesh),
-    /// so each one's upload grows with this number.
+    /// Members one room's call may hold when its media goes through the server.
     #[arg(long, env = "ROOM_MAX_CALL_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_call_members)]
     pub max_call_members: usize,
+
+    /// Members a browser-to-browser call may hold under `--media mesh`: every member sends to
+    /// every other, so each one's upload grows with this number.
+    #[arg(long, env = "ROOM_MAX_MESH_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_mesh_members)]
+    pub max_mesh_members: usize,
+
+    /// How calls carry media: `mesh` (browser to browser), `sfu` (through the server's
+    /// forwarding unit) or `auto` (browser to browser up to --mesh-max members, through the
+    /// server beyond; members switch without reloading).
+    #[arg(long, env = "ROOM_MEDIA", default_value = "auto", value_parser = parse_media)]
+    pub media: MediaPolicy,
+
+    /// Under `--media auto`, the largest call that stays browser to browser.
+    #[arg(long, env = "ROOM_MESH_MAX", default_value_t = RoomLimits::DEFAULT.mesh_max)]
+    pub mesh_max: usize,
+
+    /// The UDP address of the forwarding unit's one media socket (every participant's media
+    /// goes through this port: open it in the firewall). Port 0 picks a free one.
+    #[arg(long, env = "ROOM_MEDIA_ADDR", default_value = "0.0.0.0:7882")]
+    pub media_addr: SocketAddr,
+
+    /// Addresses browsers reach the media socket on (repeatable, IPv4 or IPv6), e.g. the
+    /// server's public address. Default: the media socket's own address if it is specific,
+    /// else the HTTP listen address's.
+    #[arg(long = "public-ip", env = "ROOM_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ips: Vec<std::net::IpAddr>,
 
     /// STUN/TURN server URLs for the browsers, comma-separated, e.g.
     /// `stun:stun.example.org:3478,turn:turn.example.org:3478?transport=udp`. None by default:
@@ -239,6 +264,15 @@ impl std::str::FromStr for MetricsAddr {
     }
 }
 
+fn parse_media(text: &str) -> Result<MediaPolicy, String> {
+    match text {
+        "mesh" => Ok(MediaPolicy::Mesh),
+        "sfu" => Ok(MediaPolicy::Sfu),
+        "auto" => Ok(MediaPolicy::Auto),
+        other => Err(format!("{other:?} is not mesh, sfu or auto")),
+    }
+}
+
 impl Config {
     pub fn retention(&self) -> Retention {
         Retention {
@@ -254,6 +288,9 @@ impl Config {
             max_name_chars: self.max_name_chars,
             max_chat_chars: self.max_chat_chars,
             max_call_members: self.max_call_members,
+            max_mesh_members: self.max_mesh_members,
+            media: self.media,
+            mesh_max: self.mesh_max,
             chat: RateLimit::new(self.chat_burst, self.chat_per_second),
             signal: RateLimit::new(self.signal_burst, self.signal_per_second),
             reaction: RateLimit::new(self.reaction_burst, self.reaction_per_second),

@@ -25,4 +25,9 @@ pub enum StartError {
     InvalidOrigin(String),
     #[error("cannot start the chat store's thread: {0}")]
     StoreThread(std::io::Error),
+    #[error("cannot open the media socket on UDP {addr}: {source}")]
+    MediaSocket {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }

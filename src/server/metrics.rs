@@ -52,6 +52,8 @@ pub struct Metrics {
     pub refused_tcp_connections: Counter,
     /// Shared with the chat store, which counts into them.
     pub store: super::store::StoreCounters,
+    /// Shared with the media task, which counts into them.
+    pub media: super::media::MediaCounters,
     /// Indexed by `ClientMsg::kind_index`.
     messages_in: Vec<Counter>,
     /// Indexed by `ServerMsg::kind_index`.
@@ -136,6 +138,47 @@ impl Metrics {
             "Chat messages delivered but never stored: too much was waiting for storage",
             &store.dropped,
         );
+        let media = super::media::MediaCounters::default();
+        add(
+            "sfu_participants",
+            "Connections to the forwarding unit (members of calls through the server)",
+            &media.participants,
+        );
+        add(
+            "sfu_received_datagrams",
+            "UDP datagrams received on the media socket",
+            &media.datagrams_in,
+        );
+        add(
+            "sfu_received_bytes",
+            "Bytes received on the media socket",
+            &media.bytes_in,
+        );
+        add(
+            "sfu_sent_datagrams",
+            "UDP datagrams sent from the media socket",
+            &media.datagrams_out,
+        );
+        add(
+            "sfu_sent_bytes",
+            "Bytes sent from the media socket",
+            &media.bytes_out,
+        );
+        add(
+            "sfu_forwarded_frames",
+            "Audio and video frames written to a receiving participant",
+            &media.frames_forwarded,
+        );
+        add(
+            "sfu_keyframe_requests",
+            "Keyframe requests (PLI) sent to publishing participants",
+            &media.keyframe_requests,
+        );
+        add(
+            "sfu_unknown_datagrams",
+            "Datagrams from an address no participant uses, naming nobody either (dropped)",
+            &media.unknown_datagrams,
+        );
         let received = Family::<ByType, Counter>::default();
         add(
             "messages_received",
@@ -173,6 +216,7 @@ impl Metrics {
             forbidden_requests,
             refused_tcp_connections,
             store,
+            media,
             messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
             messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
             errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod headers;
 pub mod http;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
@@ -41,10 +42,12 @@ use crate::protocol::{PeerId, UnixMillis};
 use self::config::Config;
 use self::error::StartError;
 use self::limits::ConnectionLimits;
+use self::media::MediaHandle;
 use self::metrics::Metrics;
 use self::origin::OriginPolicy;
 use self::rooms::{RoomSettings, Rooms};
 use self::store::ChatStore;
+use crate::core::room::MediaPolicy;
 
 /// Everything a request handler or connection needs; cheap to clone.
 #[derive(Clone)]
@@ -81,8 +84,28 @@ impl AppState {
                 config.new_rooms_per_second,
             ),
             public_list: config.public_room_list,
+            media: None,
         };
         let clock = Clock::new();
+        let shutdown = CancellationToken::new();
+        let media = match config.media {
+            MediaPolicy::Mesh => None,
+            MediaPolicy::Sfu | MediaPolicy::Auto => Some(
+                MediaHandle::start(
+                    config.media_addr,
+                    &config.public_ips,
+                    config.addr,
+                    metrics.media.clone(),
+                    &tasks,
+                    shutdown.clone(),
+                )
+                .map_err(|source| StartError::MediaSocket {
+                    addr: config.media_addr,
+                    source,
+                })?,
+            ),
+        };
+        let settings = RoomSettings { media, ..settings };
         Ok(AppState {
             rooms: Rooms::new(
                 settings,
@@ -100,7 +123,7 @@ impl AppState {
             leptos,
             config: Arc::new(config),
             metrics,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks,
             // Ids stay unique across restarts (clients that reconnect to a restarted server
             // still hold messages from the old ids): start from the clock, in a range that

@@ -16,9 +16,10 @@ use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
 use crate::core::rate::{KeyedBuckets, RateLimit};
 use crate::core::room::{JoinRequest, Room, RoomLimits};
-use crate::core::{Delivery, HistoryNeed, MonoMillis, Outcome, Recipients, Refusal};
+use crate::core::{Delivery, HistoryNeed, MediaEffect, MonoMillis, Outcome, Recipients, Refusal};
 use crate::protocol::{ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
 
+use super::media::{MediaCommand, MediaHandle};
 use super::metrics::Metrics;
 use super::store::ChatStore;
 use super::Clock;
@@ -85,6 +86,8 @@ pub enum RoomCommand {
         need: HistoryNeed,
         entries: Vec<ChatEntry>,
     },
+    /// Signalling the forwarding unit has for a member (sent by the media task).
+    FromMedia { peer: PeerId, msg: ServerMsg },
 }
 
 /// A way to reach a running room task.
@@ -124,6 +127,8 @@ pub struct RoomSettings {
     pub new_rooms: RateLimit,
     /// Whether the list of rooms in use is published (`--public-room-list`).
     pub public_list: bool,
+    /// The forwarding unit, unless calls only go browser to browser (`--media mesh`).
+    pub media: Option<MediaHandle>,
 }
 
 /// Ids left unused after a crash: more than can be delivered and not yet stored (the store
@@ -213,6 +218,7 @@ impl Rooms {
             generation: handle.generation,
             commands: handle.commands.downgrade(),
             deadline: None,
+            media_key: format!("{slug}#{}", handle.generation).into(),
         };
         self.tasks.spawn(task.run(inbox));
         Ok(handle)
@@ -298,6 +304,8 @@ struct RoomTask {
     commands: mpsc::WeakSender<RoomCommand>,
     /// When the core next needs the time (an away member's grace period ends).
     deadline: Option<MonoMillis>,
+    /// This room (this run of it) to the forwarding unit, which keeps rooms apart by it.
+    media_key: crate::sfu::engine::RoomKey,
 }
 
 impl RoomTask {
@@ -400,6 +408,10 @@ impl RoomTask {
                     self.carry_out(outcome);
                 }
             }
+            RoomCommand::FromMedia { peer, msg } => {
+                let outcome = self.room.from_media_server(peer, msg);
+                self.carry_out(outcome);
+            }
             RoomCommand::HistoryLoaded { need, entries } => {
                 let outcome = self.room.history_loaded(need, entries);
                 if !self.room.is_awaiting_history(need.peer) {
@@ -494,6 +506,9 @@ impl RoomTask {
         if let Some(need) = outcome.need_history {
             self.read_history(need);
         }
+        for effect in outcome.media {
+            self.to_media(effect);
+        }
         self.deadline = outcome.next_deadline;
         self.deliver(outcome.deliveries);
     }
@@ -513,6 +528,36 @@ impl RoomTask {
                 .send(RoomCommand::HistoryLoaded { need, entries })
                 .await;
         });
+    }
+
+    /// Passes a member's offer, answer or departure to the forwarding unit. An overloaded
+    /// unit drops it, and the member hears so rather than wait for an answer.
+    fn to_media(&self, effect: MediaEffect) {
+        let Some(media) = &self.rooms.settings.media else {
+            return;
+        };
+        let command = match effect {
+            MediaEffect::Offer { peer, sdp } => MediaCommand::Offer {
+                room: Arc::clone(&self.media_key),
+                peer,
+                sdp,
+                room_inbox: self.commands.clone(),
+            },
+            MediaEffect::Answer { peer, sdp } => MediaCommand::Answer {
+                peer,
+                sdp,
+                room_inbox: self.commands.clone(),
+            },
+            MediaEffect::Drop { peer } => MediaCommand::Drop { peer },
+        };
+        let peer = match &command {
+            MediaCommand::Offer { peer, .. }
+            | MediaCommand::Answer { peer, .. }
+            | MediaCommand::Drop { peer } => *peer,
+        };
+        if !media.send(command) {
+            tracing::warn!(%peer, "the media task is overloaded: a signalling step was dropped");
+        }
     }
 
     fn remove(&mut self, peer: PeerId, reason: LeaveReason) {

@@ -632,7 +632,13 @@ mod tests {
             std::process::id(),
             rand_suffix()
         ));
-        let config = Config::parse_from(["room", "--data-dir", data_dir.to_str().unwrap()]);
+        let config = Config::parse_from([
+            "room",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--media-addr",
+            "127.0.0.1:0",
+        ]);
         let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
         AppState::new(config, leptos).expect("state")
     }

@@ -107,8 +107,15 @@ impl TestServer {
     /// Starts a server on `addr` keeping its chat history in `data_dir`.
     pub async fn start_in(data_dir: &Path, flags: &[&str], addr: &str) -> TestServer {
         let data_dir = data_dir.to_str().expect("utf-8 path");
+        // The media socket on a free loopback port, so parallel tests do not share one.
+        let media_addr: &[&str] = if flags.contains(&"--media-addr") {
+            &[]
+        } else {
+            &["--media-addr", "127.0.0.1:0"]
+        };
         let args = ["room", "--data-dir", data_dir]
             .into_iter()
+            .chain(media_addr.iter().copied())
             .chain(flags.iter().copied());
         let config = Config::parse_from(args);
         let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
@@ -296,6 +303,22 @@ impl Client {
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next protocol message if one is already waiting, without waiting for one.
+    pub async fn try_recv(&mut self) -> Option<ServerMsg> {
+        loop {
+            // Polling the stream once and dropping the future loses nothing.
+            let frame = tokio::time::timeout(Duration::ZERO, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                _ => return None,
             }
         }
     }

@@ -200,11 +200,23 @@ impl MeetingState {
                 me,
                 ice_servers,
                 peers,
+                mode,
             } => {
                 let send: Rc<dyn Fn(ClientMsg)> = Rc::new(move |msg| {
                     self.send(&msg);
                 });
-                self.with_media(|media| media.join_call(me, &ice_servers, &peers, send));
+                self.links.set(HashMap::new());
+                self.with_media(|media| media.join_call(me, &ice_servers, &peers, mode, send));
+            }
+            CallCommand::SwitchMode { mode, peers } => {
+                self.links.set(HashMap::new());
+                self.with_media(|media| media.switch_call(mode, &peers));
+            }
+            CallCommand::ServerAnswer { sdp } => {
+                self.with_media(|media| media.on_server_answer(sdp));
+            }
+            CallCommand::ServerOffer { sdp, tracks } => {
+                self.with_media(|media| media.on_server_offer(sdp, tracks));
             }
             CallCommand::Signal { from, signal } => {
                 self.with_media(|media| media.on_signal(from, signal));

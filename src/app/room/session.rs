@@ -8,8 +8,8 @@ use crate::core::names::tidy_name;
 use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
-    close_code, ClientMsg, ErrorCode, IceServer, Limits, MediaState, PeerId, ServerMsg, Signal,
-    UnixMillis, PROTOCOL_VERSION,
+    close_code, CallMode, ClientMsg, ErrorCode, IceServer, Limits, MediaState, PeerId, RemoteTrack,
+    ServerMsg, Signal, UnixMillis, PROTOCOL_VERSION,
 };
 
 use super::model::{ChatStream, Notice, Roster};
@@ -132,11 +132,27 @@ pub enum Command {
 /// Commands for the WebRTC glue.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallCommand {
-    /// Start the call: connect to each of `peers`.
+    /// Start the call: connect to each of `peers` (mesh), or to the server (sfu).
     Join {
         me: PeerId,
         ice_servers: Vec<IceServer>,
         peers: Vec<PeerId>,
+        mode: CallMode,
+    },
+    /// The call moved between browser-to-browser and through-the-server media: close the
+    /// old connections and open the new ones, keeping the devices.
+    SwitchMode {
+        mode: CallMode,
+        peers: Vec<PeerId>,
+    },
+    /// The server's answer to our offer for the connection to it.
+    ServerAnswer {
+        sdp: String,
+    },
+    /// The server's new offer for the connection to it, and whose media each section carries.
+    ServerOffer {
+        sdp: String,
+        tracks: Vec<RemoteTrack>,
     },
     Signal {
         from: PeerId,
@@ -441,7 +457,11 @@ impl Session {
                 }
                 self.roster.update(peer);
             }
-            ServerMsg::CallJoined { peers, ice_servers } => {
+            ServerMsg::CallJoined {
+                peers,
+                ice_servers,
+                mode,
+            } => {
                 self.call = CallPhase::In;
                 let Some(me) = self.me else {
                     return;
@@ -450,6 +470,7 @@ impl Session {
                     me,
                     ice_servers,
                     peers,
+                    mode,
                 }));
                 // The server recorded what we asked to send when joining; correct it if a
                 // device changed meanwhile.
@@ -457,6 +478,24 @@ impl Session {
             }
             ServerMsg::Signal { from, signal } => {
                 out.push(Command::Call(CallCommand::Signal { from, signal }));
+            }
+            ServerMsg::CallMode { mode } => {
+                if self.call == CallPhase::In {
+                    let peers = self
+                        .roster
+                        .peers
+                        .iter()
+                        .filter(|p| p.in_call && Some(p.id) != self.me)
+                        .map(|p| p.id)
+                        .collect();
+                    out.push(Command::Call(CallCommand::SwitchMode { mode, peers }));
+                }
+            }
+            ServerMsg::MediaAnswer { sdp } => {
+                out.push(Command::Call(CallCommand::ServerAnswer { sdp }));
+            }
+            ServerMsg::MediaOffer { sdp, tracks } => {
+                out.push(Command::Call(CallCommand::ServerOffer { sdp, tracks }));
             }
             ServerMsg::Chat { entry } => {
                 if Some(entry.from) == self.me {
@@ -683,6 +722,7 @@ mod tests {
             Input::Server(ServerMsg::CallJoined {
                 peers: vec![PeerId(2)],
                 ice_servers: Vec::new(),
+                mode: CallMode::Mesh,
             }),
             ENV,
         );
@@ -814,13 +854,15 @@ mod tests {
             Input::Server(ServerMsg::CallJoined {
                 peers: vec![PeerId(2)],
                 ice_servers: Vec::new(),
+                mode: CallMode::Mesh,
             }),
             ENV,
         );
         assert!(out.contains(&Command::Call(CallCommand::Join {
             me: PeerId(7),
             ice_servers: Vec::new(),
-            peers: vec![PeerId(2)]
+            peers: vec![PeerId(2)],
+            mode: CallMode::Mesh,
         })));
     }
 

@@ -1,0 +1,8 @@
+//! Media through the server: a selective forwarding unit on str0m. [`engine::Sfu`] is the
+//! logic, with time and datagrams as inputs (no sockets, no clock), so tests drive it with
+//! browsers simulated by str0m; `server::media` runs it on a UDP socket.
+
+pub mod engine;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,339 @@
+//! The forwarding unit against browsers simulated by str0m, over an in-memory network on a
+//! virtual clock: no sockets, no waiting.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpPendingOffer;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::engine::{RoomKey, Sfu, SfuOutput};
+use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TrackSource};
+
+const SERVER: &str = "10.0.0.1:7882";
+
+/// A browser: its connection, what it was told and what it received.
+struct Browser {
+    peer: PeerId,
+    addr: SocketAddr,
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    microphone: Mid,
+    camera: Mid,
+    /// Whose media each receive section carries, from the server's offers.
+    tracks: HashMap<String, RemoteTrack>,
+    /// Frames received, by the peer and source they came from.
+    received: HashMap<(PeerId, TrackSource), usize>,
+    keyframe_requests: usize,
+    timeout: Instant,
+}
+
+struct Network {
+    sfu: Sfu,
+    browsers: Vec<Browser>,
+    now: Instant,
+    start: Instant,
+}
+
+impl Network {
+    fn new() -> Network {
+        let now = Instant::now();
+        Network {
+            sfu: Sfu::new(vec![SERVER.parse().unwrap()]),
+            browsers: Vec::new(),
+            now,
+            start: now,
+        }
+    }
+
+    /// A browser offers its microphone, camera and screen to the server.
+    fn join(&mut self, id: u64, room: &str) {
+        let addr: SocketAddr = format!("10.0.1.{id}:5000").parse().unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let microphone = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let camera = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        self.browsers.push(Browser {
+            peer: PeerId(id),
+            addr,
+            rtc,
+            pending: Some(pending),
+            microphone,
+            camera,
+            tracks: HashMap::new(),
+            received: HashMap::new(),
+            keyframe_requests: 0,
+            timeout: self.now,
+        });
+        let room: RoomKey = room.into();
+        self.sfu
+            .offer(self.now, room, PeerId(id), &offer.to_sdp_string())
+            .unwrap();
+    }
+
+    fn browser(&mut self, id: u64) -> &mut Browser {
+        self.browsers
+            .iter_mut()
+            .find(|b| b.peer == PeerId(id))
+            .unwrap()
+    }
+
+    /// Runs the network for `duration`, `id`'s browser sending a camera frame every 33 ms and
+    /// an audio frame every 20 ms if `sender` says so.
+    fn run(&mut self, duration: Duration, sender: Option<u64>) {
+        let end = self.now + duration;
+        let mut next_video = self.now;
+        let mut next_audio = self.now;
+        while self.now < end {
+            if let Some(id) = sender {
+                if self.now >= next_video {
+                    self.send_frame(id, MediaKind::Video);
+                    next_video += Duration::from_millis(33);
+                }
+                if self.now >= next_audio {
+                    self.send_frame(id, MediaKind::Audio);
+                    next_audio += Duration::from_millis(20);
+                }
+            }
+            self.exchange();
+            self.now += Duration::from_millis(1);
+            let now = self.now;
+            self.sfu.handle_timeout(now);
+            for browser in &mut self.browsers {
+                if browser.timeout <= now {
+                    browser.rtc.handle_input(Input::Timeout(now)).unwrap();
+                }
+            }
+        }
+    }
+
+    fn send_frame(&mut self, id: u64, kind: MediaKind) {
+        let now = self.now;
+        let elapsed = now - self.start;
+        let browser = self.browser(id);
+        let (mid, codec, frequency, payload) = match kind {
+            MediaKind::Video => (
+                browser.camera,
+                Codec::Vp8,
+                Frequency::NINETY_KHZ,
+                vec![0x10; 1200],
+            ),
+            MediaKind::Audio => (
+                browser.microphone,
+                Codec::Opus,
+                Frequency::FORTY_EIGHT_KHZ,
+                vec![0x22; 80],
+            ),
+        };
+        let Some(pt) = browser
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let ticks = elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
+        if let Some(writer) = browser.rtc.writer(mid) {
+            // Before the connection is up there is nothing to write to yet.
+            let _ = writer.write(pt, now, MediaTime::new(ticks, frequency), payload);
+        }
+    }
+
+    /// Moves every datagram and signalling message until nothing is left in flight.
+    fn exchange(&mut self) {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        loop {
+            let mut moved = false;
+            while let Some(output) = self.sfu.poll_output() {
+                moved = true;
+                match output {
+                    SfuOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        let now = self.now;
+                        if let Some(browser) =
+                            self.browsers.iter_mut().find(|b| b.addr == destination)
+                        {
+                            let receive =
+                                Receive::new(Protocol::Udp, server, destination, &contents)
+                                    .unwrap();
+                            browser
+                                .rtc
+                                .handle_input(Input::Receive(now, receive))
+                                .unwrap();
+                        }
+                    }
+                    SfuOutput::Signal { peer, msg } => self.signal(peer, msg),
+                }
+            }
+            for index in 0..self.browsers.len() {
+                loop {
+                    let browser = &mut self.browsers[index];
+                    match browser.rtc.poll_output().unwrap() {
+                        Output::Timeout(at) => {
+                            browser.timeout = at;
+                            break;
+                        }
+                        Output::Transmit(transmit) => {
+                            moved = true;
+                            let (source, contents) = (browser.addr, transmit.contents.to_vec());
+                            self.sfu.receive(self.now, source, server, &contents);
+                        }
+                        Output::Event(event) => browser.on_event(event),
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn signal(&mut self, peer: PeerId, msg: ServerMsg) {
+        let now = self.now;
+        let browser = self.browser(peer.0);
+        match msg {
+            ServerMsg::MediaAnswer { sdp } => {
+                let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                let pending = browser.pending.take().unwrap();
+                browser
+                    .rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .unwrap();
+            }
+            ServerMsg::MediaOffer { sdp, tracks } => {
+                browser.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
+                let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                let answer = browser.rtc.sdp_api().accept_offer(offer).unwrap();
+                self.sfu.answer(now, peer, &answer.to_sdp_string()).unwrap();
+            }
+            other => panic!("unexpected signalling {other:?}"),
+        }
+    }
+}
+
+impl Browser {
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::MediaData(data) => {
+                if let Some(track) = self.tracks.get(&data.mid.to_string()) {
+                    *self.received.entry((track.peer, track.source)).or_default() += 1;
+                }
+            }
+            Event::KeyframeRequest(_) => self.keyframe_requests += 1,
+            _ => {}
+        }
+    }
+
+    fn frames_from(&self, peer: u64, source: TrackSource) -> usize {
+        self.received
+            .get(&(PeerId(peer), source))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[test]
+fn a_publisher_reaches_everyone_in_its_room_and_nobody_else() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.join(3, "standup");
+    net.join(4, "elsewhere");
+    net.run(Duration::from_secs(3), Some(1));
+    for viewer in [2, 3] {
+        let browser = net.browser(viewer);
+        let video = browser.frames_from(1, TrackSource::Camera);
+        let audio = browser.frames_from(1, TrackSource::Microphone);
+        assert!(video > 30, "viewer {viewer} got {video} video frames");
+        assert!(audio > 50, "viewer {viewer} got {audio} audio frames");
+    }
+    assert!(net.browser(4).received.is_empty());
+    // Each viewer's sections for the publisher's tracks name the publisher and the source.
+    let sources: Vec<TrackSource> = {
+        let mut sources: Vec<_> = net
+            .browser(2)
+            .tracks
+            .values()
+            .filter(|t| t.peer == PeerId(1))
+            .map(|t| t.source)
+            .collect();
+        sources.sort_by_key(|s| *s as u8);
+        sources
+    };
+    // Nothing was sent on the screen transceiver, so nobody got a section for it.
+    assert_eq!(sources, [TrackSource::Microphone, TrackSource::Camera]);
+    // Opening the publisher's camera for two viewers asked it for a keyframe.
+    assert!(net.browser(1).keyframe_requests >= 1);
+    assert!(net.sfu.stats().frames_forwarded > 0);
+}
+
+#[test]
+fn someone_who_leaves_stops_reaching_the_others_and_is_freed() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.run(Duration::from_secs(2), Some(1));
+    let before = net.browser(2).frames_from(1, TrackSource::Camera);
+    assert!(before > 10, "got {before} frames before the leave");
+
+    net.sfu.remove(net.now, PeerId(1));
+    net.run(Duration::from_millis(100), None);
+    assert_eq!(net.sfu.participant_count(), 1);
+    // The viewer was offered a description without the publisher's sections.
+    assert!(net.browser(2).tracks.values().all(|t| t.peer != PeerId(1)));
+    let after_leave = net.browser(2).frames_from(1, TrackSource::Camera);
+    net.run(Duration::from_secs(1), Some(1));
+    assert_eq!(
+        net.browser(2).frames_from(1, TrackSource::Camera),
+        after_leave
+    );
+
+    net.sfu.remove(net.now, PeerId(2));
+    assert_eq!(net.sfu.participant_count(), 0);
+    assert_eq!(net.sfu.poll_timeout(), None);
+}
+
+#[test]
+fn a_late_joiner_receives_those_already_publishing() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.run(Duration::from_secs(1), Some(1));
+    net.join(2, "standup");
+    net.run(Duration::from_secs(2), Some(1));
+    let frames = net.browser(2).frames_from(1, TrackSource::Camera);
+    assert!(frames > 20, "the late joiner got {frames} frames");
+}
+
+#[test]
+fn garbage_offers_answers_and_datagrams_are_refused_without_harm() {
+    let mut net = Network::new();
+    let room: RoomKey = "standup".into();
+    assert!(net.sfu.offer(net.now, room, PeerId(9), "not sdp").is_err());
+    assert!(net.sfu.answer(net.now, PeerId(9), "v=0").is_err());
+    net.join(1, "standup");
+    // An answer nobody asked for.
+    assert!(net.sfu.answer(net.now, PeerId(1), "v=0\r\n").is_err());
+    let stranger: SocketAddr = "10.9.9.9:1".parse().unwrap();
+    net.sfu
+        .receive(net.now, stranger, SERVER.parse().unwrap(), &[0, 1, 2, 3]);
+    assert_eq!(net.sfu.stats().unknown_datagrams, 1);
+    net.join(2, "standup");
+    net.run(Duration::from_secs(2), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > 10);
+}

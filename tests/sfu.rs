@@ -1,0 +1,304 @@
+//! Calls through the server, end to end over real sockets: the server on port 0 with its UDP
+//! media socket, and clients that are str0m peers speaking the room protocol on a WebSocket
+//! and ICE/DTLS/SRTP on UDP, publishing synthetic VP8 and Opus.
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use room::protocol::{
+    CallMode, ClientMsg, ErrorCode, MediaState, PeerId, RemoteTrack, ServerMsg, TrackSource,
+};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use support::{Client, TestServer};
+use tokio::net::UdpSocket;
+
+const AV: MediaState = MediaState {
+    mic: true,
+    camera: true,
+    screen: false,
+};
+
+/// One participant: its WebSocket, its str0m connection to the server and what it received.
+struct Participant {
+    ws: Client,
+    me: PeerId,
+    rtc: Rtc,
+    udp: UdpSocket,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    microphone: Mid,
+    camera: Mid,
+    tracks: HashMap<String, RemoteTrack>,
+    received: HashMap<(PeerId, TrackSource), usize>,
+    timeout: Instant,
+    started: Instant,
+}
+
+impl Participant {
+    /// Joins `room` as `name`, joins the call (which must go through the server) and
+    /// offers microphone, camera and screen.
+    async fn join(server: &TestServer, room: &str, name: &str) -> Participant {
+        let (mut ws, joined) = server.joined(room, name).await;
+        ws.send(&ClientMsg::JoinCall { media: AV }).await;
+        match ws
+            .recv_until(|m| matches!(m, ServerMsg::CallJoined { .. }))
+            .await
+        {
+            ServerMsg::CallJoined { mode, .. } => assert_eq!(mode, CallMode::Sfu),
+            _ => unreachable!(),
+        }
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = udp.local_addr().unwrap();
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let microphone = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let camera = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        ws.send(&ClientMsg::MediaOffer {
+            sdp: offer.to_sdp_string(),
+        })
+        .await;
+        Participant {
+            ws,
+            me: joined.you,
+            rtc,
+            udp,
+            local,
+            pending: Some(pending),
+            microphone,
+            camera,
+            tracks: HashMap::new(),
+            received: HashMap::new(),
+            timeout: now,
+            started: now,
+        }
+    }
+
+    fn frames_from(&self, peer: PeerId, source: TrackSource) -> usize {
+        self.received.get(&(peer, source)).copied().unwrap_or(0)
+    }
+
+    /// One round: signalling from the WebSocket, datagrams from the socket, timeouts, and
+    /// whatever the connection has to send.
+    async fn step(&mut self) {
+        while let Some(msg) = self.ws.try_recv().await {
+            match msg {
+                ServerMsg::MediaAnswer { sdp } => {
+                    let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
+                    let pending = self.pending.take().expect("an offer waiting");
+                    self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+                }
+                ServerMsg::MediaOffer { sdp, tracks } => {
+                    self.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
+                    let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
+                    let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
+                    self.ws
+                        .send(&ClientMsg::MediaAnswer {
+                            sdp: answer.to_sdp_string(),
+                        })
+                        .await;
+                }
+                _ => {}
+            }
+        }
+        let mut buffer = [0u8; 2048];
+        while let Ok((length, source)) = self.udp.try_recv_from(&mut buffer) {
+            if let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, &buffer[..length])
+            {
+                self.rtc
+                    .handle_input(Input::Receive(Instant::now(), receive))
+                    .unwrap();
+            }
+        }
+        let now = Instant::now();
+        if self.timeout <= now {
+            self.rtc.handle_input(Input::Timeout(now)).unwrap();
+        }
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(at) => {
+                    self.timeout = at;
+                    break;
+                }
+                Output::Transmit(transmit) => {
+                    let _ = self
+                        .udp
+                        .send_to(&transmit.contents, transmit.destination)
+                        .await;
+                }
+                Output::Event(Event::MediaData(data)) => {
+                    if let Some(track) = self.tracks.get(&data.mid.to_string()) {
+                        *self.received.entry((track.peer, track.source)).or_default() += 1;
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn send_frame(&mut self, kind: MediaKind) {
+        let (mid, codec, frequency, payload) = match kind {
+            MediaKind::Video => (
+                self.camera,
+                Codec::Vp8,
+                Frequency::NINETY_KHZ,
+                vec![0x10; 1000],
+            ),
+            MediaKind::Audio => (
+                self.microphone,
+                Codec::Opus,
+                Frequency::FORTY_EIGHT_KHZ,
+                vec![0x22; 80],
+            ),
+        };
+        let Some(pt) = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let ticks =
+            (now - self.started).as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
+        if let Some(writer) = self.rtc.writer(mid) {
+            let _ = writer.write(pt, now, MediaTime::new(ticks, frequency), payload);
+        }
+    }
+}
+
+/// Runs every participant for `duration`; `sender` (an index) publishes video and audio.
+async fn run(participants: &mut [Participant], duration: Duration, sender: Option<usize>) {
+    let end = Instant::now() + duration;
+    let mut next_video = Instant::now();
+    let mut next_audio = Instant::now();
+    while Instant::now() < end {
+        if let Some(index) = sender {
+            let now = Instant::now();
+            if now >= next_video {
+                participants[index].send_frame(MediaKind::Video);
+                next_video = now + Duration::from_millis(33);
+            }
+            if now >= next_audio {
+                participants[index].send_frame(MediaKind::Audio);
+                next_audio = now + Duration::from_millis(20);
+            }
+        }
+        for participant in participants.iter_mut() {
+            participant.step().await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn media_flags() -> [&'static str; 4] {
+    ["--media", "sfu", "--media-addr", "127.0.0.1:0"]
+}
+
+#[tokio::test]
+async fn media_goes_through_the_server_to_each_member_and_stops_when_the_sender_leaves() {
+    let server = TestServer::start(&media_flags()).await;
+    let mut people = vec![
+        Participant::join(&server, "sfu-room", "Ann").await,
+        Participant::join(&server, "sfu-room", "Bob").await,
+        Participant::join(&server, "sfu-room", "Cat").await,
+    ];
+    let ann = people[0].me;
+    run(&mut people, Duration::from_secs(3), Some(0)).await;
+    for viewer in &people[1..] {
+        let video = viewer.frames_from(ann, TrackSource::Camera);
+        let audio = viewer.frames_from(ann, TrackSource::Microphone);
+        assert!(video > 20, "{} got {video} video frames", viewer.me);
+        assert!(audio > 40, "{} got {audio} audio frames", viewer.me);
+    }
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("room_sfu_participants 3"), "{metrics}");
+
+    // Ann leaves the call: the others are offered a description without her, and nothing
+    // of hers arrives any more.
+    people[0].ws.send(&ClientMsg::LeaveCall).await;
+    run(&mut people, Duration::from_millis(500), None).await;
+    for viewer in &people[1..] {
+        assert!(viewer.tracks.values().all(|t| t.peer != ann));
+    }
+    let counts: Vec<usize> = people[1..]
+        .iter()
+        .map(|v| v.frames_from(ann, TrackSource::Camera))
+        .collect();
+    run(&mut people, Duration::from_secs(1), Some(0)).await;
+    let later: Vec<usize> = people[1..]
+        .iter()
+        .map(|v| v.frames_from(ann, TrackSource::Camera))
+        .collect();
+    assert_eq!(counts, later);
+
+    // Everyone gone: every connection to the forwarding unit is freed.
+    for person in &mut people[1..] {
+        person.ws.send(&ClientMsg::LeaveCall).await;
+    }
+    run(&mut people, Duration::from_millis(300), None).await;
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("room_sfu_participants 0"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn media_signalling_is_refused_outside_a_call_through_the_server() {
+    // A browser-to-browser call: offers to the server are refused.
+    let server = TestServer::start(&["--media", "mesh"]).await;
+    let (mut ann, _) = server.joined("mesh-room", "Ann").await;
+    ann.send(&ClientMsg::MediaOffer { sdp: "v=0".into() }).await;
+    ann.expect_error(ErrorCode::NotInCall).await;
+    ann.send(&ClientMsg::JoinCall { media: AV }).await;
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    ann.send(&ClientMsg::MediaOffer { sdp: "v=0".into() }).await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    server.stop().await;
+
+    // Through the server: garbage is refused with a reason, and a flood is rate-limited.
+    let server = TestServer::start(&media_flags()).await;
+    let (mut bob, _) = server.joined("sfu-garbage", "Bob").await;
+    bob.send(&ClientMsg::JoinCall { media: AV }).await;
+    bob.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    bob.send(&ClientMsg::MediaOffer {
+        sdp: "not an offer".into(),
+    })
+    .await;
+    let refusal = bob.expect_error(ErrorCode::BadMessage).await;
+    assert!(refusal.contains("SDP"), "{refusal}");
+    bob.send(&ClientMsg::MediaAnswer { sdp: "v=0".into() })
+        .await;
+    bob.expect_error(ErrorCode::BadMessage).await;
+    for _ in 0..400 {
+        bob.send(&ClientMsg::MediaAnswer { sdp: "x".into() }).await;
+    }
+    bob.recv_until(|m| {
+        matches!(
+            m,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        )
+    })
+    .await;
+    server.stop().await;
+}
