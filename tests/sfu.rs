@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use room::protocol::{
     CallMode, ClientMsg, ErrorCode, MediaState, PeerId, RemoteTrack, ServerMsg, TrackSource,
 };
+use room::sfu::synthetic::SyntheticPeer;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output};
 use support::{Client, TestServer};
 use tokio::net::UdpSocket;
 
@@ -30,16 +30,13 @@ const AV: MediaState = MediaState {
 struct Participant {
     ws: Client,
     me: PeerId,
-    rtc: Rtc,
+    connection: SyntheticPeer,
     udp: UdpSocket,
     local: SocketAddr,
     pending: Option<SdpPendingOffer>,
-    microphone: Mid,
-    camera: Mid,
     tracks: HashMap<String, RemoteTrack>,
     received: HashMap<(PeerId, TrackSource), usize>,
     timeout: Instant,
-    started: Instant,
 }
 
 impl Participant {
@@ -58,17 +55,7 @@ impl Participant {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = udp.local_addr().unwrap();
         let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        let mut change = rtc.sdp_api();
-        let microphone = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let camera = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
+        let (connection, offer, pending) = SyntheticPeer::new(now, local);
         ws.send(&ClientMsg::MediaOffer {
             sdp: offer.to_sdp_string(),
         })
@@ -76,16 +63,13 @@ impl Participant {
         Participant {
             ws,
             me: joined.you,
-            rtc,
+            connection,
             udp,
             local,
             pending: Some(pending),
-            microphone,
-            camera,
             tracks: HashMap::new(),
             received: HashMap::new(),
             timeout: now,
-            started: now,
         }
     }
 
@@ -101,12 +85,16 @@ impl Participant {
                 ServerMsg::MediaAnswer { sdp } => {
                     let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
                     let pending = self.pending.take().expect("an offer waiting");
-                    self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+                    self.connection
+                        .rtc
+                        .sdp_api()
+                        .accept_answer(pending, answer)
+                        .unwrap();
                 }
                 ServerMsg::MediaOffer { sdp, tracks } => {
                     self.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
                     let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
-                    let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
+                    let answer = self.connection.rtc.sdp_api().accept_offer(offer).unwrap();
                     self.ws
                         .send(&ClientMsg::MediaAnswer {
                             sdp: answer.to_sdp_string(),
@@ -120,17 +108,21 @@ impl Participant {
         while let Ok((length, source)) = self.udp.try_recv_from(&mut buffer) {
             if let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, &buffer[..length])
             {
-                self.rtc
+                self.connection
+                    .rtc
                     .handle_input(Input::Receive(Instant::now(), receive))
                     .unwrap();
             }
         }
         let now = Instant::now();
         if self.timeout <= now {
-            self.rtc.handle_input(Input::Timeout(now)).unwrap();
+            self.connection
+                .rtc
+                .handle_input(Input::Timeout(now))
+                .unwrap();
         }
         loop {
-            match self.rtc.poll_output().unwrap() {
+            match self.connection.rtc.poll_output().unwrap() {
                 Output::Timeout(at) => {
                     self.timeout = at;
                     break;
@@ -150,37 +142,6 @@ impl Participant {
             }
         }
     }
-
-    fn send_frame(&mut self, kind: MediaKind) {
-        let (mid, codec, frequency, payload) = match kind {
-            MediaKind::Video => (
-                self.camera,
-                Codec::Vp8,
-                Frequency::NINETY_KHZ,
-                vec![0x10; 1000],
-            ),
-            MediaKind::Audio => (
-                self.microphone,
-                Codec::Opus,
-                Frequency::FORTY_EIGHT_KHZ,
-                vec![0x22; 80],
-            ),
-        };
-        let Some(pt) = self
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let now = Instant::now();
-        let ticks =
-            (now - self.started).as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
-        if let Some(writer) = self.rtc.writer(mid) {
-            let _ = writer.write(pt, now, MediaTime::new(ticks, frequency), payload);
-        }
-    }
 }
 
 /// Runs every participant for `duration`; `sender` (an index) publishes video and audio.
@@ -192,11 +153,15 @@ async fn run(participants: &mut [Participant], duration: Duration, sender: Optio
         if let Some(index) = sender {
             let now = Instant::now();
             if now >= next_video {
-                participants[index].send_frame(MediaKind::Video);
+                participants[index]
+                    .connection
+                    .send_frame(now, MediaKind::Video);
                 next_video = now + Duration::from_millis(33);
             }
             if now >= next_audio {
-                participants[index].send_frame(MediaKind::Audio);
+                participants[index]
+                    .connection
+                    .send_frame(now, MediaKind::Audio);
                 next_audio = now + Duration::from_millis(20);
             }
         }

@@ -3,6 +3,7 @@
 //! browsers simulated by str0m; `server::media` runs it on a UDP socket.
 
 pub mod engine;
+pub mod synthetic;
 
 #[cfg(test)]
 mod tests;

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output};
 
 use super::engine::{RoomKey, Sfu, SfuOutput};
+use super::synthetic::SyntheticPeer;
 use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TrackSource};
 
 const SERVER: &str = "10.0.0.1:7882";
@@ -21,10 +21,8 @@ const SERVER: &str = "10.0.0.1:7882";
 struct Browser {
     peer: PeerId,
     addr: SocketAddr,
-    rtc: Rtc,
+    connection: SyntheticPeer,
     pending: Option<SdpPendingOffer>,
-    microphone: Mid,
-    camera: Mid,
     /// Whose media each receive section carries, from the server's offers.
     tracks: HashMap<String, RemoteTrack>,
     /// Frames received, by the peer and source they came from.
@@ -37,7 +35,6 @@ struct Network {
     sfu: Sfu,
     browsers: Vec<Browser>,
     now: Instant,
-    start: Instant,
 }
 
 impl Network {
@@ -47,31 +44,18 @@ impl Network {
             sfu: Sfu::new(vec![SERVER.parse().unwrap()]),
             browsers: Vec::new(),
             now,
-            start: now,
         }
     }
 
     /// A browser offers its microphone, camera and screen to the server.
     fn join(&mut self, id: u64, room: &str) {
         let addr: SocketAddr = format!("10.0.1.{id}:5000").parse().unwrap();
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut change = rtc.sdp_api();
-        let microphone = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let camera = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
+        let (connection, offer, pending) = SyntheticPeer::new(self.now, addr);
         self.browsers.push(Browser {
             peer: PeerId(id),
             addr,
-            rtc,
+            connection,
             pending: Some(pending),
-            microphone,
-            camera,
             tracks: HashMap::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
@@ -113,7 +97,11 @@ impl Network {
             self.sfu.handle_timeout(now);
             for browser in &mut self.browsers {
                 if browser.timeout <= now {
-                    browser.rtc.handle_input(Input::Timeout(now)).unwrap();
+                    browser
+                        .connection
+                        .rtc
+                        .handle_input(Input::Timeout(now))
+                        .unwrap();
                 }
             }
         }
@@ -121,35 +109,7 @@ impl Network {
 
     fn send_frame(&mut self, id: u64, kind: MediaKind) {
         let now = self.now;
-        let elapsed = now - self.start;
-        let browser = self.browser(id);
-        let (mid, codec, frequency, payload) = match kind {
-            MediaKind::Video => (
-                browser.camera,
-                Codec::Vp8,
-                Frequency::NINETY_KHZ,
-                vec![0x10; 1200],
-            ),
-            MediaKind::Audio => (
-                browser.microphone,
-                Codec::Opus,
-                Frequency::FORTY_EIGHT_KHZ,
-                vec![0x22; 80],
-            ),
-        };
-        let Some(pt) = browser
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let ticks = elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
-        if let Some(writer) = browser.rtc.writer(mid) {
-            // Before the connection is up there is nothing to write to yet.
-            let _ = writer.write(pt, now, MediaTime::new(ticks, frequency), payload);
-        }
+        self.browser(id).connection.send_frame(now, kind);
     }
 
     /// Moves every datagram and signalling message until nothing is left in flight.
@@ -172,6 +132,7 @@ impl Network {
                                 Receive::new(Protocol::Udp, server, destination, &contents)
                                     .unwrap();
                             browser
+                                .connection
                                 .rtc
                                 .handle_input(Input::Receive(now, receive))
                                 .unwrap();
@@ -183,7 +144,7 @@ impl Network {
             for index in 0..self.browsers.len() {
                 loop {
                     let browser = &mut self.browsers[index];
-                    match browser.rtc.poll_output().unwrap() {
+                    match browser.connection.rtc.poll_output().unwrap() {
                         Output::Timeout(at) => {
                             browser.timeout = at;
                             break;
@@ -211,6 +172,7 @@ impl Network {
                 let answer = SdpAnswer::from_sdp_string(&sdp).unwrap();
                 let pending = browser.pending.take().unwrap();
                 browser
+                    .connection
                     .rtc
                     .sdp_api()
                     .accept_answer(pending, answer)
@@ -219,7 +181,12 @@ impl Network {
             ServerMsg::MediaOffer { sdp, tracks } => {
                 browser.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
                 let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
-                let answer = browser.rtc.sdp_api().accept_offer(offer).unwrap();
+                let answer = browser
+                    .connection
+                    .rtc
+                    .sdp_api()
+                    .accept_offer(offer)
+                    .unwrap();
                 self.sfu.answer(now, peer, &answer.to_sdp_string()).unwrap();
             }
             other => panic!("unexpected signalling {other:?}"),
