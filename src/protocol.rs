@@ -93,10 +93,19 @@ pub enum ClientMsg {
     LoadHistory { before: MessageId },
     /// In a call through the server (`call_mode` `sfu`): this browser's SDP offer for its one
     /// connection to the server, carrying its microphone, camera and screen transceivers in
-    /// that order. Answered by `media_answer`.
-    MediaOffer { sdp: String },
-    /// The answer to the server's `media_offer`.
-    MediaAnswer { sdp: String },
+    /// that order. Answered by `media_answer`. A description longer than one message goes in
+    /// parts: every part but the last says `more`.
+    MediaOffer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        more: bool,
+    },
+    /// The answer to the server's `media_offer`, in parts like `media_offer`.
+    MediaAnswer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        more: bool,
+    },
 }
 
 /// The reactions a client may send.
@@ -523,7 +532,38 @@ impl ServerMsg {
     }
 }
 
+/// The most SDP one `media_offer` or `media_answer` may carry across its parts: an answer
+/// grows by about 800 bytes per section, and a call of 50 gives a page about 100 of them.
+pub const MAX_SDP_BYTES: usize = 128 * 1024;
+
+/// SDP in each part of a `media_offer` or `media_answer`: with JSON's escapes (each line end
+/// becomes four characters) a part stays well under the default 16 KiB frame limit.
+pub const SDP_PART_BYTES: usize = 6 * 1024;
+
 impl ClientMsg {
+    /// `sdp` as one `media_offer` (or `media_answer`) per part of at most `SDP_PART_BYTES`.
+    pub fn media_description(sdp: &str, offer: bool) -> Vec<ClientMsg> {
+        let mut parts = Vec::new();
+        let mut rest = sdp;
+        loop {
+            let mut end = rest.len().min(SDP_PART_BYTES);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let (part, tail) = rest.split_at(end);
+            rest = tail;
+            let (sdp, more) = (part.to_string(), !rest.is_empty());
+            parts.push(if offer {
+                ClientMsg::MediaOffer { sdp, more }
+            } else {
+                ClientMsg::MediaAnswer { sdp, more }
+            });
+            if rest.is_empty() {
+                return parts;
+            }
+        }
+    }
+
     /// A `join` of `room` as a new member called `name`.
     pub fn join(room: impl Into<String>, name: impl Into<String>) -> ClientMsg {
         ClientMsg::Join {
@@ -569,6 +609,27 @@ mod tests {
     }
 
     #[test]
+    fn long_descriptions_go_in_parts_that_fit_a_frame_and_join_up_again() {
+        let sdp = "a=candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host\r\n".repeat(400);
+        let parts = ClientMsg::media_description(&sdp, false);
+        assert!(parts.len() > 1);
+        let mut joined = String::new();
+        for (index, part) in parts.iter().enumerate() {
+            let ClientMsg::MediaAnswer { sdp, more } = part else {
+                panic!("expected media_answer, got {part:?}");
+            };
+            assert_eq!(*more, index + 1 < parts.len());
+            assert!(part.to_json().len() < crate::core::room::RoomLimits::DEFAULT_MAX_FRAME_BYTES);
+            joined.push_str(sdp);
+        }
+        assert_eq!(joined, sdp);
+        // A short one is one part, and says no `more` on the wire.
+        let one = ClientMsg::media_description("v=0", true);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].to_json(), r#"{"type":"media_offer","sdp":"v=0"}"#);
+    }
+
+    #[test]
     fn client_kind_labels_are_the_serde_tags() {
         let media = MediaState::default();
         let every_kind = [
@@ -596,8 +657,14 @@ mod tests {
             ClientMsg::LoadHistory {
                 before: MessageId(7),
             },
-            ClientMsg::MediaOffer { sdp: "v=0".into() },
-            ClientMsg::MediaAnswer { sdp: "v=0".into() },
+            ClientMsg::MediaOffer {
+                sdp: "v=0".into(),
+                more: true,
+            },
+            ClientMsg::MediaAnswer {
+                sdp: "v=0".into(),
+                more: false,
+            },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {

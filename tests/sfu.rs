@@ -56,10 +56,20 @@ impl Participant {
         let local = udp.local_addr().unwrap();
         let now = Instant::now();
         let (connection, offer, pending) = SyntheticPeer::new(now, local);
-        ws.send(&ClientMsg::MediaOffer {
-            sdp: offer.to_sdp_string(),
-        })
-        .await;
+        // In small parts, so the server's reassembly is on the path.
+        let sdp = offer.to_sdp_string();
+        let pieces: Vec<&str> = sdp
+            .as_bytes()
+            .chunks(500)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        for (index, piece) in pieces.iter().enumerate() {
+            ws.send(&ClientMsg::MediaOffer {
+                sdp: piece.to_string(),
+                more: index + 1 < pieces.len(),
+            })
+            .await;
+        }
         Participant {
             ws,
             me: joined.you,
@@ -95,11 +105,10 @@ impl Participant {
                     self.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
                     let offer = SdpOffer::from_sdp_string(&sdp).unwrap();
                     let answer = self.connection.rtc.sdp_api().accept_offer(offer).unwrap();
-                    self.ws
-                        .send(&ClientMsg::MediaAnswer {
-                            sdp: answer.to_sdp_string(),
-                        })
-                        .await;
+                    // In parts, as a page does for a large call.
+                    for part in ClientMsg::media_description(&answer.to_sdp_string(), false) {
+                        self.ws.send(&part).await;
+                    }
                 }
                 _ => {}
             }
@@ -228,12 +237,20 @@ async fn media_signalling_is_refused_outside_a_call_through_the_server() {
     // A browser-to-browser call: offers to the server are refused.
     let server = TestServer::start(&["--media", "mesh"]).await;
     let (mut ann, _) = server.joined("mesh-room", "Ann").await;
-    ann.send(&ClientMsg::MediaOffer { sdp: "v=0".into() }).await;
+    ann.send(&ClientMsg::MediaOffer {
+        sdp: "v=0".into(),
+        more: false,
+    })
+    .await;
     ann.expect_error(ErrorCode::NotInCall).await;
     ann.send(&ClientMsg::JoinCall { media: AV }).await;
     ann.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
         .await;
-    ann.send(&ClientMsg::MediaOffer { sdp: "v=0".into() }).await;
+    ann.send(&ClientMsg::MediaOffer {
+        sdp: "v=0".into(),
+        more: false,
+    })
+    .await;
     ann.expect_error(ErrorCode::BadMessage).await;
     server.stop().await;
 
@@ -245,15 +262,39 @@ async fn media_signalling_is_refused_outside_a_call_through_the_server() {
         .await;
     bob.send(&ClientMsg::MediaOffer {
         sdp: "not an offer".into(),
+        more: false,
     })
     .await;
     let refusal = bob.expect_error(ErrorCode::BadMessage).await;
     assert!(refusal.contains("SDP"), "{refusal}");
-    bob.send(&ClientMsg::MediaAnswer { sdp: "v=0".into() })
-        .await;
+    bob.send(&ClientMsg::MediaAnswer {
+        sdp: "v=0".into(),
+        more: false,
+    })
+    .await;
     bob.expect_error(ErrorCode::BadMessage).await;
+    // Parts that add up to more than a description may have are refused.
+    let part = "a".repeat(12 * 1024);
+    for _ in 0..room::protocol::MAX_SDP_BYTES / part.len() {
+        bob.send(&ClientMsg::MediaAnswer {
+            sdp: part.clone(),
+            more: true,
+        })
+        .await;
+    }
+    bob.send(&ClientMsg::MediaAnswer {
+        sdp: part.clone(),
+        more: true,
+    })
+    .await;
+    let refusal = bob.expect_error(ErrorCode::BadMessage).await;
+    assert!(refusal.contains("at most"), "{refusal}");
     for _ in 0..400 {
-        bob.send(&ClientMsg::MediaAnswer { sdp: "x".into() }).await;
+        bob.send(&ClientMsg::MediaAnswer {
+            sdp: "x".into(),
+            more: false,
+        })
+        .await;
     }
     bob.recv_until(|m| {
         matches!(

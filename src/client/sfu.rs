@@ -100,9 +100,9 @@ impl SfuCall {
             match set_local_description(&offering.pc).await {
                 Ok(()) => {
                     if let Some(description) = offering.pc.local_description() {
-                        (offering.send)(ClientMsg::MediaOffer {
-                            sdp: description.sdp(),
-                        });
+                        for part in ClientMsg::media_description(&description.sdp(), true) {
+                            (offering.send)(part);
+                        }
                     }
                 }
                 Err(error) => leptos::logging::warn!("offer to the server failed: {error:?}"),
@@ -221,7 +221,10 @@ impl Shared {
                 self.set_remote(RtcSdpType::Offer, &sdp).await?;
                 set_local_description(&self.pc).await?;
                 if let Some(answer) = self.pc.local_description() {
-                    (self.send)(ClientMsg::MediaAnswer { sdp: answer.sdp() });
+                    // An answer for a large call is longer than one message.
+                    for part in ClientMsg::media_description(&answer.sdp(), false) {
+                        (self.send)(part);
+                    }
                 }
                 self.drop_ended();
                 Ok(())

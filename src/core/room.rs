@@ -12,7 +12,7 @@ use super::{
 };
 use crate::protocol::{
     CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState,
-    MessageId, PeerId, PeerInfo, ServerMsg, Signal, REACTIONS,
+    MessageId, PeerId, PeerInfo, ServerMsg, Signal, MAX_SDP_BYTES, REACTIONS,
 };
 
 /// How calls carry media, as the operator chose (`--media`).
@@ -179,6 +179,9 @@ struct Member {
     /// The raised hand's place in line.
     hand: Option<u64>,
     greeting: Option<PendingGreeting>,
+    /// The parts of a session description received so far (`media_offer`/`media_answer`
+    /// with `more`), at most `MAX_SDP_BYTES`.
+    sdp_parts: String,
 }
 
 impl Member {
@@ -456,6 +459,7 @@ impl Room {
             away_since: None,
             hand: None,
             greeting: None,
+            sdp_parts: String::new(),
         };
         self.members.push(member);
         self.unannounced.push(peer);
@@ -772,8 +776,12 @@ impl Room {
             ClientMsg::Hand { raised } => self.set_hand(peer, raised, now),
             ClientMsg::React { emoji } => self.react(peer, emoji, now),
             ClientMsg::LoadHistory { before } => self.load_history(peer, before, now),
-            ClientMsg::MediaOffer { sdp } => self.media_description(peer, sdp, true, now),
-            ClientMsg::MediaAnswer { sdp } => self.media_description(peer, sdp, false, now),
+            ClientMsg::MediaOffer { sdp, more } => {
+                self.media_description(peer, sdp, more, true, now)
+            }
+            ClientMsg::MediaAnswer { sdp, more } => {
+                self.media_description(peer, sdp, more, false, now)
+            }
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -880,11 +888,13 @@ impl Room {
         outcome.then(self.settle_mode(None))
     }
 
-    /// A member's offer or answer for their connection to the forwarding unit.
+    /// A member's offer or answer for their connection to the forwarding unit, or a part of
+    /// one (`more`): parts are kept until the last, up to `MAX_SDP_BYTES` in all.
     fn media_description(
         &mut self,
         peer: PeerId,
         sdp: String,
+        more: bool,
         offer: bool,
         now: Now,
     ) -> Result<Outcome, Refusal> {
@@ -905,6 +915,18 @@ impl Room {
                 "too much call signalling; slow down",
             ));
         }
+        if member.sdp_parts.len() + sdp.len() > MAX_SDP_BYTES {
+            member.sdp_parts = String::new();
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("a session description may have at most {MAX_SDP_BYTES} bytes"),
+            ));
+        }
+        member.sdp_parts.push_str(&sdp);
+        if more {
+            return Ok(Outcome::default());
+        }
+        let sdp = std::mem::take(&mut member.sdp_parts);
         if sdp.trim().is_empty() {
             return Err(Refusal::new(ErrorCode::BadMessage, "the SDP is empty"));
         }
@@ -953,6 +975,7 @@ impl Room {
         }
         member.in_call = false;
         member.media = MediaState::default();
+        member.sdp_parts = String::new();
         let updated = member.info();
         let outcome = Outcome::deliver(
             Recipients::Everyone,
@@ -1650,7 +1673,10 @@ mod tests {
     #[test]
     fn media_offers_are_for_members_of_a_call_through_the_server_within_their_budget() {
         let mut room = auto_room();
-        let offer = |sdp: &str| ClientMsg::MediaOffer { sdp: sdp.into() };
+        let offer = |sdp: &str| ClientMsg::MediaOffer {
+            sdp: sdp.into(),
+            more: false,
+        };
         // Not in the call.
         let err = room.request(PeerId(1), offer("v=0"), T0).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotInCall);
@@ -1670,12 +1696,46 @@ mod tests {
                 sdp: "v=0".into()
             }]
         );
-        let answer = ClientMsg::MediaAnswer { sdp: "v=0".into() };
+        let answer = ClientMsg::MediaAnswer {
+            sdp: "v=0".into(),
+            more: false,
+        };
         let burst = RoomLimits::DEFAULT.signal.burst as usize;
         let refused = (0..burst + 5)
             .filter(|_| room.request(PeerId(2), answer.clone(), T0).is_err())
             .count();
         assert_eq!(refused, 5);
+        // A description in parts is passed on whole once the last part is in; too much in
+        // all is refused and forgotten.
+        let part = |sdp: &str, more: bool| ClientMsg::MediaOffer {
+            sdp: sdp.into(),
+            more,
+        };
+        assert!(room
+            .request(PeerId(3), part("v=0\r\n", true), T0)
+            .unwrap()
+            .media
+            .is_empty());
+        let whole = room.request(PeerId(3), part("s=-\r\n", false), T0).unwrap();
+        assert_eq!(
+            whole.media,
+            [MediaEffect::Offer {
+                peer: PeerId(3),
+                sdp: "v=0\r\ns=-\r\n".into()
+            }]
+        );
+        let big = "a".repeat(MAX_SDP_BYTES / 2 + 1);
+        room.request(PeerId(3), part(&big, true), T0).unwrap();
+        let err = room.request(PeerId(3), part(&big, true), T0).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadMessage);
+        let after = room.request(PeerId(3), part("v=0", false), T0).unwrap();
+        assert_eq!(
+            after.media,
+            [MediaEffect::Offer {
+                peer: PeerId(3),
+                sdp: "v=0".into()
+            }]
+        );
         // What the forwarding unit says reaches only a member still in such a call.
         let reply = ServerMsg::MediaAnswer { sdp: "v=0".into() };
         let out = room.from_media_server(PeerId(1), reply.clone());

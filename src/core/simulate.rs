@@ -228,7 +228,13 @@ impl Simulation {
                         },
                     ),
                     Op::Hand { peer, raised } => (peer, ClientMsg::Hand { raised }),
-                    Op::MediaOffer { peer } => (peer, ClientMsg::MediaOffer { sdp: "v=0".into() }),
+                    Op::MediaOffer { peer } => (
+                        peer,
+                        ClientMsg::MediaOffer {
+                            sdp: "v=0".into(),
+                            more: false,
+                        },
+                    ),
                     Op::React { peer, emoji } => (peer, ClientMsg::React { emoji }),
                     Op::LoadOlder { peer, before } => (
                         peer,

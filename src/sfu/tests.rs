@@ -49,7 +49,14 @@ impl Network {
 
     /// A browser offers its microphone, camera and screen to the server.
     fn join(&mut self, id: u64, room: &str) {
-        let addr: SocketAddr = format!("10.0.1.{id}:5000").parse().unwrap();
+        self.join_from(id, room, 5000);
+    }
+
+    /// Joins from port `port` of the browser's address: a reloaded page comes from another.
+    fn join_from(&mut self, id: u64, room: &str, port: u16) {
+        let addr: SocketAddr = format!("10.0.1.{id}:{port}").parse().unwrap();
+        // A page that connects again replaces its earlier connection here too.
+        self.browsers.retain(|b| b.peer != PeerId(id));
         let (connection, offer, pending) = SyntheticPeer::new(self.now, addr);
         self.browsers.push(Browser {
             peer: PeerId(id),
@@ -303,4 +310,25 @@ fn garbage_offers_answers_and_datagrams_are_refused_without_harm() {
     net.join(2, "standup");
     net.run(Duration::from_secs(2), Some(1));
     assert!(net.browser(2).frames_from(1, TrackSource::Camera) > 10);
+}
+
+#[test]
+fn a_page_that_connects_again_replaces_its_connection_and_receives_again() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.run(Duration::from_secs(2), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > 10);
+    // Bob reloads: a new connection from a new port, the same member.
+    net.join_from(2, "standup", 6000);
+    net.run(Duration::from_secs(2), Some(1));
+    assert_eq!(net.sfu.participant_count(), 2);
+    let frames = net.browser(2).frames_from(1, TrackSource::Camera);
+    assert!(frames > 10, "the new connection got {frames} frames");
+    // Datagrams from the old address name nobody any more.
+    let before = net.sfu.stats().unknown_datagrams;
+    let old: SocketAddr = "10.0.1.2:5000".parse().unwrap();
+    net.sfu
+        .receive(net.now, old, SERVER.parse().unwrap(), &[0x80, 0, 0, 0]);
+    assert_eq!(net.sfu.stats().unknown_datagrams, before + 1);
 }
