@@ -292,16 +292,7 @@ async fn history_comes_in_bounded_pages_that_only_members_may_ask_for() {
         })
         .await;
     }
-    bob.recv_until(|m| {
-        matches!(
-            m,
-            ServerMsg::Error {
-                code: ErrorCode::RateLimited,
-                ..
-            }
-        )
-    })
-    .await;
+    bob.recv_error(ErrorCode::RateLimited).await;
     bob.chat("still here").await;
     bob.recv_until(|m| matches!(m, ServerMsg::Chat { entry } if entry.text == "still here"))
         .await;

@@ -296,15 +296,6 @@ async fn media_signalling_is_refused_outside_a_call_through_the_server() {
         })
         .await;
     }
-    bob.recv_until(|m| {
-        matches!(
-            m,
-            ServerMsg::Error {
-                code: ErrorCode::RateLimited,
-                ..
-            }
-        )
-    })
-    .await;
+    bob.recv_error(ErrorCode::RateLimited).await;
     server.stop().await;
 }

@@ -338,6 +338,17 @@ impl Client {
             .expect("the expected message in time")
     }
 
+    /// Skips messages until an error with `code` arrives; its message.
+    pub async fn recv_error(&mut self, code: ErrorCode) -> String {
+        match self
+            .recv_until(|m| matches!(m, ServerMsg::Error { code: got, .. } if *got == code))
+            .await
+        {
+            ServerMsg::Error { message, .. } => message,
+            _ => unreachable!(),
+        }
+    }
+
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
         match self.recv().await {
             ServerMsg::Error { code: got, message } if got == code => message,
