@@ -10,7 +10,7 @@ use std::fmt;
 /// Bumped whenever a change would make an older client misunderstand the server.
 /// 2: `invalid_text` split into `empty_text` and `text_too_long`.
 /// 3: history in pages: `joined.more_history`, `load_history` and `history_page`.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -106,7 +106,30 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "is_false")]
         more: bool,
     },
+    /// In a call through the server: the size at which this browser shows each of the others'
+    /// videos, sent when the layout changes. The server sends each the smallest simulcast
+    /// layer that fills its tile; a tile of 0 × 0 (off screen, on another page) gets no
+    /// video at all. Videos not listed get the best the connection can take. At most
+    /// `MAX_VIEW_TILES` tiles.
+    View { tiles: Vec<TileView> },
 }
+
+/// How large one of the others' videos is on screen, in device pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileView {
+    pub peer: PeerId,
+    /// `camera` or `screen`.
+    pub source: TrackSource,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The most tiles one `view` may list: a camera and a screen for each member of the largest
+/// call.
+pub const MAX_VIEW_TILES: usize = 128;
+
+/// The largest tile side a `view` may give, in device pixels (an 8K screen is 7680 wide).
+pub const MAX_TILE_PIXELS: u32 = 16_384;
 
 /// The reactions a client may send.
 pub const REACTIONS: [&str; 6] = ["👍", "👏", "😂", "❤️", "🎉", "😮"];
@@ -172,6 +195,9 @@ pub enum ServerMsg {
     Signal { from: PeerId, signal: Signal },
     /// Someone reacted; show it briefly.
     Reaction { from: PeerId, emoji: String },
+    /// In a call through the server: who is speaking now, from the audio levels the
+    /// microphones report (`null`: nobody yet). Sent when it changes.
+    ActiveSpeaker { peer: Option<PeerId> },
     /// Answer to `load_history`: messages oldest first, all older than its `before`, and
     /// whether even older ones remain.
     HistoryPage { entries: Vec<ChatEntry>, more: bool },
@@ -449,6 +475,7 @@ impl ClientMsg {
         "load_history",
         "media_offer",
         "media_answer",
+        "view",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -466,6 +493,7 @@ impl ClientMsg {
             ClientMsg::LoadHistory { .. } => 10,
             ClientMsg::MediaOffer { .. } => 11,
             ClientMsg::MediaAnswer { .. } => 12,
+            ClientMsg::View { .. } => 13,
         }
     }
 
@@ -492,6 +520,7 @@ impl ServerMsg {
         "call_mode",
         "media_answer",
         "media_offer",
+        "active_speaker",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -511,6 +540,7 @@ impl ServerMsg {
             ServerMsg::CallMode { .. } => 12,
             ServerMsg::MediaAnswer { .. } => 13,
             ServerMsg::MediaOffer { .. } => 14,
+            ServerMsg::ActiveSpeaker { .. } => 15,
         }
     }
 
@@ -664,6 +694,14 @@ mod tests {
             ClientMsg::MediaAnswer {
                 sdp: "v=0".into(),
                 more: false,
+            },
+            ClientMsg::View {
+                tiles: vec![TileView {
+                    peer: PeerId(2),
+                    source: TrackSource::Camera,
+                    width: 640,
+                    height: 360,
+                }],
             },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
@@ -824,6 +862,9 @@ mod tests {
                     peer: PeerId(2),
                     source: TrackSource::Screen,
                 }],
+            },
+            ServerMsg::ActiveSpeaker {
+                peer: Some(PeerId(2)),
             },
             ServerMsg::PeerUpdated {
                 peer: PeerInfo {

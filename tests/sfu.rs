@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use room::protocol::{
-    CallMode, ClientMsg, ErrorCode, MediaState, PeerId, RemoteTrack, ServerMsg, TrackSource,
+    CallMode, ClientMsg, ErrorCode, MediaState, PeerId, RemoteTrack, ServerMsg, TileView,
+    TrackSource, MAX_TILE_PIXELS, MAX_VIEW_TILES,
 };
+use room::sfu::layers::vp8_keyframe_size;
 use room::sfu::synthetic::SyntheticPeer;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::MediaKind;
@@ -36,6 +38,8 @@ struct Participant {
     pending: Option<SdpPendingOffer>,
     tracks: HashMap<String, RemoteTrack>,
     received: HashMap<(PeerId, TrackSource), usize>,
+    /// The picture size of the latest camera keyframe received, by whose camera it is.
+    keyframe_sizes: HashMap<PeerId, (u32, u32)>,
     timeout: Instant,
 }
 
@@ -79,6 +83,7 @@ impl Participant {
             pending: Some(pending),
             tracks: HashMap::new(),
             received: HashMap::new(),
+            keyframe_sizes: HashMap::new(),
             timeout: now,
         }
     }
@@ -145,9 +150,12 @@ impl Participant {
                 Output::Event(Event::MediaData(data)) => {
                     if let Some(track) = self.tracks.get(&data.mid.to_string()) {
                         *self.received.entry((track.peer, track.source)).or_default() += 1;
+                        if let Some(size) = vp8_keyframe_size(&data.data) {
+                            self.keyframe_sizes.insert(track.peer, size);
+                        }
                     }
                 }
-                Output::Event(_) => {}
+                Output::Event(event) => self.connection.handle_event(&event),
             }
         }
     }
@@ -297,5 +305,124 @@ async fn media_signalling_is_refused_outside_a_call_through_the_server() {
         .await;
     }
     bob.recv_error(ErrorCode::RateLimited).await;
+    server.stop().await;
+}
+
+/// `view` is checked like every client message: only call members send it, its size and
+/// tile sides are bounded, a microphone is no tile, and a flood is rate-limited; in a
+/// browser-to-browser call it is accepted and changes nothing.
+#[tokio::test]
+async fn views_are_refused_when_out_of_place_oversized_or_flooded() {
+    let tile = |width, height| TileView {
+        peer: PeerId(2),
+        source: TrackSource::Camera,
+        width,
+        height,
+    };
+    let server = TestServer::start(&media_flags()).await;
+    let (mut ann, _) = server.joined("view-abuse", "Ann").await;
+    ann.send(&ClientMsg::View {
+        tiles: vec![tile(640, 360)],
+    })
+    .await;
+    ann.expect_error(ErrorCode::NotInCall).await;
+    ann.send(&ClientMsg::JoinCall { media: AV }).await;
+    ann.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+
+    ann.send(&ClientMsg::View {
+        tiles: vec![tile(640, 360); MAX_VIEW_TILES + 1],
+    })
+    .await;
+    let refusal = ann.expect_error(ErrorCode::BadMessage).await;
+    assert!(refusal.contains("at most"), "{refusal}");
+    ann.send(&ClientMsg::View {
+        tiles: vec![tile(MAX_TILE_PIXELS + 1, 360)],
+    })
+    .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    let mut microphone = tile(10, 10);
+    microphone.source = TrackSource::Microphone;
+    ann.send(&ClientMsg::View {
+        tiles: vec![microphone],
+    })
+    .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    // Malformed JSON of the right type is a protocol error, not a crash.
+    ann.send_raw(r#"{"type":"view","tiles":[{"peer":2,"source":"camera","width":-5,"height":1}]}"#)
+        .await;
+    ann.recv_error(ErrorCode::BadMessage).await;
+
+    // A legal view of nobody in particular is fine; a thousand at once are not.
+    for _ in 0..1000 {
+        ann.send(&ClientMsg::View {
+            tiles: vec![tile(320, 180)],
+        })
+        .await;
+    }
+    ann.recv_error(ErrorCode::RateLimited).await;
+    // The connection is still usable.
+    ann.send(&ClientMsg::Chat {
+        text: "still here".into(),
+    })
+    .await;
+    ann.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+        .await;
+    server.stop().await;
+
+    let server = TestServer::start(&["--media", "mesh"]).await;
+    let (mut bob, _) = server.joined("view-mesh", "Bob").await;
+    bob.send(&ClientMsg::JoinCall { media: AV }).await;
+    bob.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { .. }))
+        .await;
+    bob.send(&ClientMsg::View {
+        tiles: vec![tile(320, 180)],
+    })
+    .await;
+    bob.send(&ClientMsg::Chat {
+        text: "after".into(),
+    })
+    .await;
+    // The next thing Bob hears is his chat, not an error.
+    assert!(matches!(bob.recv().await, ServerMsg::Chat { .. }));
+    server.stop().await;
+}
+
+/// Over real sockets: a viewer that shows a sender small gets the small simulcast layer, and
+/// one that shows it large gets the large one; hiding it stops the video.
+#[tokio::test]
+async fn each_viewer_gets_the_layer_its_tile_needs() {
+    let server = TestServer::start(&media_flags()).await;
+    let mut people = vec![
+        Participant::join(&server, "layers", "Ann").await,
+        Participant::join(&server, "layers", "Bob").await,
+        Participant::join(&server, "layers", "Cat").await,
+    ];
+    let ann = people[0].me;
+    run(&mut people, Duration::from_secs(1), Some(0)).await;
+    let view = |width, height| ClientMsg::View {
+        tiles: vec![TileView {
+            peer: ann,
+            source: TrackSource::Camera,
+            width,
+            height,
+        }],
+    };
+    people[1].ws.send(&view(1280, 720)).await;
+    people[2].ws.send(&view(300, 170)).await;
+    run(&mut people, Duration::from_secs(2), Some(0)).await;
+    assert_eq!(people[1].keyframe_sizes.get(&ann), Some(&(1280, 720)));
+    assert_eq!(people[2].keyframe_sizes.get(&ann), Some(&(320, 180)));
+
+    people[2].ws.send(&view(0, 0)).await;
+    run(&mut people, Duration::from_millis(500), Some(0)).await;
+    let frames = people[2].frames_from(ann, TrackSource::Camera);
+    run(&mut people, Duration::from_secs(1), Some(0)).await;
+    assert_eq!(people[2].frames_from(ann, TrackSource::Camera), frames);
+    let metrics = server.metrics().await;
+    assert!(
+        !metrics.contains("room_sfu_layer_switches_total 0"),
+        "{metrics}"
+    );
     server.stop().await;
 }

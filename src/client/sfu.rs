@@ -6,28 +6,48 @@
 //! server makes every offer, one receive section per track of every other participant, with
 //! a map of whose media each section carries; the browser only answers. So the two sides
 //! never offer at once and there is no glare to resolve.
+//!
+//! The camera goes up in three simulcast layers; twice a second the page tells the server at
+//! which size it shows each of the others' videos (`view`, only when that changed), and the
+//! server sends each the layer that fills its tile, or nothing for a tile off screen.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 
+use gloo_timers::callback::Interval;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    HtmlVideoElement, MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpTransceiver,
-    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
-    RtcTrackEvent,
+    HtmlVideoElement, MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpEncodingParameters,
+    RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType,
+    RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 use crate::media::{LinkState, MediaEvent, TrackKind};
-use crate::protocol::{ClientMsg, IceServer, PeerId, RemoteTrack, TrackSource};
+use crate::protocol::{ClientMsg, IceServer, PeerId, RemoteTrack, TileView, TrackSource};
 
 use super::call::{rtc_configuration, set_local_description, LocalTracks};
 
 type Sender = Rc<dyn Fn(ClientMsg)>;
 type Events = Rc<dyn Fn(MediaEvent)>;
 type EventHandler = Closure<dyn FnMut(JsValue)>;
+
+/// The camera's simulcast layers: rid, how much smaller than the camera, and the most bits
+/// per second each may use. A browser sends fewer for a small camera.
+const CAMERA_LAYERS: [(&str, f32, u32); 3] = [
+    ("q", 4.0, 150_000),
+    ("h", 2.0, 500_000),
+    ("f", 1.0, 1_500_000),
+];
+
+/// How often tile sizes are checked for a change worth telling the server.
+const VIEW_CHECK_MS: u32 = 500;
+
+/// Tile sizes are rounded to this many pixels, so a window being dragged wider does not send
+/// a `view` for every pixel.
+const VIEW_ROUNDING: u32 = 16;
 
 /// One description from the server, applied in order.
 enum FromServer {
@@ -54,11 +74,16 @@ struct Shared {
     inbox: RefCell<VecDeque<FromServer>>,
     draining: Cell<bool>,
     handlers: RefCell<Vec<EventHandler>>,
+    /// Where each of the others' videos is shown, for the sizes in `view`.
+    elements: RefCell<HashMap<(PeerId, TrackSource), HtmlVideoElement>>,
+    /// The last `view` sent.
+    view: RefCell<Vec<TileView>>,
 }
 
 /// This browser's connection to the server's forwarding unit.
 pub struct SfuCall {
     shared: Rc<Shared>,
+    _view_check: Interval,
 }
 
 impl SfuCall {
@@ -70,17 +95,22 @@ impl SfuCall {
         events: Events,
     ) -> Option<SfuCall> {
         let pc = RtcPeerConnection::new_with_configuration(&rtc_configuration(ice_servers)).ok()?;
-        let add = |kind: &str, track: Option<&MediaStreamTrack>| {
+        let add = |kind: &str, track: Option<&MediaStreamTrack>, layers: Option<js_sys::Array>| {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+            if let Some(layers) = layers {
+                init.set_send_encodings(&layers);
+            }
             match track {
                 Some(track) => pc.add_transceiver_with_media_stream_track_and_init(track, &init),
                 None => pc.add_transceiver_with_str_and_init(kind, &init),
             }
         };
-        let microphone = add("audio", tracks.audio.as_ref());
-        let camera = add("video", tracks.video.as_ref());
-        let screen = add("video", tracks.screen.as_ref());
+        let microphone = add("audio", tracks.audio.as_ref(), None);
+        let camera = add("video", tracks.video.as_ref(), Some(camera_layers()));
+        // A shared screen goes as one stream: text must stay sharp, and one sharer has few
+        // viewers to adapt to.
+        let screen = add("video", tracks.screen.as_ref(), None);
         let shared = Rc::new(Shared {
             pc,
             send,
@@ -93,8 +123,16 @@ impl SfuCall {
             inbox: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
             handlers: RefCell::new(Vec::new()),
+            elements: RefCell::new(HashMap::new()),
+            view: RefCell::new(Vec::new()),
         });
         install_handlers(&shared);
+        let watched = Rc::downgrade(&shared);
+        let view_check = Interval::new(VIEW_CHECK_MS, move || {
+            if let Some(shared) = watched.upgrade() {
+                shared.report_view();
+            }
+        });
         let offering = Rc::clone(&shared);
         spawn_local(async move {
             match set_local_description(&offering.pc).await {
@@ -108,7 +146,10 @@ impl SfuCall {
                 Err(error) => leptos::logging::warn!("offer to the server failed: {error:?}"),
             }
         });
-        Some(SfuCall { shared })
+        Some(SfuCall {
+            shared,
+            _view_check: view_check,
+        })
     }
 
     pub fn on_answer(&self, sdp: String) {
@@ -153,19 +194,24 @@ impl SfuCall {
     }
 
     pub fn attach(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
-        self.attach_stream(peer, element, |remote| &remote.camera)
+        self.attach_stream(peer, TrackSource::Camera, element, |remote| &remote.camera)
     }
 
     pub fn attach_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
-        self.attach_stream(peer, element, |remote| &remote.screen)
+        self.attach_stream(peer, TrackSource::Screen, element, |remote| &remote.screen)
     }
 
     fn attach_stream(
         &self,
         peer: PeerId,
+        source: TrackSource,
         element: &HtmlVideoElement,
         stream: fn(&Remote) -> &MediaStream,
     ) -> bool {
+        self.shared
+            .elements
+            .borrow_mut()
+            .insert((peer, source), element.clone());
         match self.shared.remotes.borrow().get(&peer) {
             Some(remote) => {
                 super::media::attach(element, Some(stream(remote)));
@@ -175,22 +221,13 @@ impl SfuCall {
         }
     }
 
-    /// Every participant's received microphone, for the speaker detection.
-    pub fn remote_audio(&self) -> Vec<(PeerId, MediaStreamTrack)> {
-        self.shared
-            .remotes
-            .borrow()
-            .iter()
-            .filter_map(|(&peer, remote)| {
-                let track = remote.camera.get_audio_tracks().get(0);
-                (!track.is_undefined()).then(|| (peer, track.unchecked_into()))
-            })
-            .collect()
-    }
-
     /// A participant left: their streams go (the server removes their sections too).
     pub fn forget(&self, peer: PeerId) {
         self.shared.remotes.borrow_mut().remove(&peer);
+        self.shared
+            .elements
+            .borrow_mut()
+            .retain(|(shown, _), _| *shown != peer);
     }
 
     pub fn close(&self) {
@@ -274,6 +311,59 @@ impl Shared {
         (self.events)(MediaEvent::RemoteMedia { peer: info.peer });
     }
 
+    /// Tells the server the size of every video it sends this page, if any changed: each
+    /// track in the server's map, at its element's size on screen, or 0 × 0 when it is not
+    /// on screen (no element, scrolled away, hidden).
+    fn report_view(&self) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let scale = window.device_pixel_ratio();
+        let viewport = (
+            window
+                .inner_width()
+                .ok()
+                .and_then(|w| w.as_f64())
+                .unwrap_or(0.0),
+            window
+                .inner_height()
+                .ok()
+                .and_then(|h| h.as_f64())
+                .unwrap_or(0.0),
+        );
+        let mut shown: Vec<(PeerId, TrackSource)> = self
+            .tracks
+            .borrow()
+            .values()
+            .filter(|track| track.source != TrackSource::Microphone)
+            .map(|track| (track.peer, track.source))
+            .collect();
+        shown.sort_by_key(|&(peer, source)| (peer, source as u8));
+        shown.dedup();
+        let elements = self.elements.borrow();
+        let tiles: Vec<TileView> = shown
+            .into_iter()
+            .map(|(peer, source)| {
+                let (width, height) = elements
+                    .get(&(peer, source))
+                    .map_or((0, 0), |element| on_screen_size(element, viewport, scale));
+                TileView {
+                    peer,
+                    source,
+                    width,
+                    height,
+                }
+            })
+            .collect();
+        if *self.view.borrow() == tiles {
+            return;
+        }
+        (self.send)(ClientMsg::View {
+            tiles: tiles.clone(),
+        });
+        *self.view.borrow_mut() = tiles;
+    }
+
     /// Participants none of whose sections are left (they left the call) are forgotten.
     fn drop_ended(&self) {
         let tracks = self.tracks.borrow();
@@ -307,6 +397,41 @@ impl Remote {
             screen: MediaStream::new().expect("MediaStream is available"),
         }
     }
+}
+
+/// The camera's layers, smallest first, as `sendEncodings`.
+fn camera_layers() -> js_sys::Array {
+    CAMERA_LAYERS
+        .iter()
+        .map(|&(rid, scale_down, max_bitrate)| {
+            let layer = RtcRtpEncodingParameters::new();
+            layer.set_rid(rid);
+            layer.set_scale_resolution_down_by(scale_down);
+            layer.set_max_bitrate(max_bitrate);
+            JsValue::from(layer)
+        })
+        .collect()
+}
+
+/// How large `element` is on screen in device pixels, rounded; 0 × 0 when it is detached,
+/// hidden or outside the window.
+fn on_screen_size(element: &HtmlVideoElement, viewport: (f64, f64), scale: f64) -> (u32, u32) {
+    if !element.is_connected() {
+        return (0, 0);
+    }
+    let rect = element.get_bounding_client_rect();
+    let outside = rect.right() <= 0.0
+        || rect.bottom() <= 0.0
+        || rect.left() >= viewport.0
+        || rect.top() >= viewport.1;
+    if outside || rect.width() < 1.0 || rect.height() < 1.0 {
+        return (0, 0);
+    }
+    let round = |pixels: f64| {
+        let pixels = (pixels * scale).round() as u32;
+        pixels.div_ceil(VIEW_ROUNDING) * VIEW_ROUNDING
+    };
+    (round(rect.width()), round(rect.height()))
 }
 
 /// Handlers hold weak references: the connection must not keep itself alive.

@@ -9,7 +9,7 @@ pub mod room;
 #[cfg(any(test, feature = "simulate"))]
 pub mod simulate;
 
-use crate::protocol::{ChatEntry, ErrorCode, MessageId, PeerId, ServerMsg, UnixMillis};
+use crate::protocol::{ChatEntry, ErrorCode, MessageId, PeerId, ServerMsg, TileView, UnixMillis};
 
 /// Milliseconds on a clock that never steps backwards (since the server started); what the
 /// core measures durations with: rate limits, grace periods, deadlines.
@@ -133,6 +133,8 @@ pub enum MediaEffect {
     Offer { peer: PeerId, sdp: String },
     /// A member's answer to the forwarding unit's offer.
     Answer { peer: PeerId, sdp: String },
+    /// The sizes at which a member shows the others' videos changed.
+    View { peer: PeerId, tiles: Vec<TileView> },
     /// The member no longer sends or receives through the server: they left the call or the
     /// room, or the call went back to browser-to-browser.
     Drop { peer: PeerId },

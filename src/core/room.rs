@@ -12,7 +12,8 @@ use super::{
 };
 use crate::protocol::{
     CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState,
-    MessageId, PeerId, PeerInfo, ServerMsg, Signal, MAX_SDP_BYTES, REACTIONS,
+    MessageId, PeerId, PeerInfo, ServerMsg, Signal, TileView, TrackSource, MAX_SDP_BYTES,
+    MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
 };
 
 /// How calls carry media, as the operator chose (`--media`).
@@ -782,6 +783,7 @@ impl Room {
             ClientMsg::MediaAnswer { sdp, more } => {
                 self.media_description(peer, sdp, more, false, now)
             }
+            ClientMsg::View { tiles } => self.view(peer, tiles, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -937,6 +939,49 @@ impl Room {
         };
         Ok(Outcome {
             media: vec![effect],
+            ..Outcome::default()
+        })
+    }
+
+    /// The sizes at which a member shows the others' videos, for the forwarding unit's layer
+    /// choice. In a browser-to-browser call there is nothing to choose: accepted and ignored,
+    /// since a page may send one just as the call switches.
+    fn view(&mut self, peer: PeerId, tiles: Vec<TileView>, now: Now) -> Result<Outcome, Refusal> {
+        let mode = self.call_mode;
+        let member = self.member_mut(peer)?;
+        if !member.in_call {
+            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
+        }
+        if tiles.len() > MAX_VIEW_TILES {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("a view may list at most {MAX_VIEW_TILES} tiles"),
+            ));
+        }
+        let bad_tile = tiles.iter().any(|tile| {
+            tile.source == TrackSource::Microphone
+                || tile.width > MAX_TILE_PIXELS
+                || tile.height > MAX_TILE_PIXELS
+        });
+        if bad_tile {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!(
+                    "a tile shows a camera or a screen, at most {MAX_TILE_PIXELS} pixels a side"
+                ),
+            ));
+        }
+        if !member.signal_budget.try_take(now.mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many layout changes; slow down",
+            ));
+        }
+        if mode != CallMode::Sfu {
+            return Ok(Outcome::default());
+        }
+        Ok(Outcome {
+            media: vec![MediaEffect::View { peer, tiles }],
             ..Outcome::default()
         })
     }

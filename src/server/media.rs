@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::protocol::{ErrorCode, PeerId, ServerMsg};
+use crate::protocol::{ErrorCode, PeerId, ServerMsg, TileView};
 use crate::sfu::engine::{RoomKey, Sfu, SfuOutput, SfuStats};
 
 use super::rooms::RoomCommand;
@@ -40,6 +40,10 @@ pub enum MediaCommand {
         sdp: String,
         room_inbox: mpsc::WeakSender<RoomCommand>,
     },
+    View {
+        peer: PeerId,
+        tiles: Vec<TileView>,
+    },
     Drop {
         peer: PeerId,
     },
@@ -54,7 +58,12 @@ pub struct MediaCounters {
     pub datagrams_out: Counter,
     pub bytes_out: Counter,
     pub frames_forwarded: Counter,
+    pub forwarding_errors: Counter,
     pub keyframe_requests: Counter,
+    pub layer_switches: Counter,
+    pub nacks_received: Counter,
+    pub nacks_sent: Counter,
+    pub speaker_changes: Counter,
     pub unknown_datagrams: Counter,
 }
 
@@ -73,9 +82,30 @@ impl MediaCounters {
                 now.frames_forwarded,
             ),
             (
+                &self.forwarding_errors,
+                before.forwarding_errors,
+                now.forwarding_errors,
+            ),
+            (
                 &self.keyframe_requests,
                 before.keyframe_requests,
                 now.keyframe_requests,
+            ),
+            (
+                &self.layer_switches,
+                before.layer_switches,
+                now.layer_switches,
+            ),
+            (
+                &self.nacks_received,
+                before.nacks_received,
+                now.nacks_received,
+            ),
+            (&self.nacks_sent, before.nacks_sent, now.nacks_sent),
+            (
+                &self.speaker_changes,
+                before.speaker_changes,
+                now.speaker_changes,
             ),
             (
                 &self.unknown_datagrams,
@@ -238,6 +268,7 @@ impl MediaTask {
                     self.refuse(peer, error.0);
                 }
             }
+            MediaCommand::View { peer, tiles } => self.sfu.set_view(now, peer, &tiles),
             MediaCommand::Drop { peer } => {
                 self.sfu.remove(now, peer);
                 self.inboxes.remove(&peer);

@@ -175,6 +175,31 @@ impl Metrics {
             &media.keyframe_requests,
         );
         add(
+            "sfu_forwarding_errors",
+            "Frames a receiving participant's connection refused (dropped)",
+            &media.forwarding_errors,
+        );
+        add(
+            "sfu_layer_switches",
+            "Viewers moved to another simulcast layer (tile size, bandwidth) or resumed",
+            &media.layer_switches,
+        );
+        add(
+            "sfu_nacks_received",
+            "Retransmission requests (NACK) from receiving participants",
+            &media.nacks_received,
+        );
+        add(
+            "sfu_nacks_sent",
+            "Retransmission requests (NACK) sent to publishing participants",
+            &media.nacks_sent,
+        );
+        add(
+            "sfu_speaker_changes",
+            "Changes of a room's active speaker",
+            &media.speaker_changes,
+        );
+        add(
             "sfu_unknown_datagrams",
             "Datagrams from an address no participant uses, naming nobody either (dropped)",
             &media.unknown_datagrams,

@@ -548,11 +548,13 @@ impl RoomTask {
                 sdp,
                 room_inbox: self.commands.clone(),
             },
+            MediaEffect::View { peer, tiles } => MediaCommand::View { peer, tiles },
             MediaEffect::Drop { peer } => MediaCommand::Drop { peer },
         };
         let peer = match &command {
             MediaCommand::Offer { peer, .. }
             | MediaCommand::Answer { peer, .. }
+            | MediaCommand::View { peer, .. }
             | MediaCommand::Drop { peer } => *peer,
         };
         if !media.send(command) {

@@ -14,13 +14,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::CryptoProvider;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
-use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TrackSource};
+use super::layers::{fit_budget, layer_for, vp8_keyframe_size, LayerInfo, RateMeter, Want};
+use super::speaker::ActiveSpeaker;
+use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
 
 /// Which room a participant is in; media never crosses rooms.
 pub type RoomKey = Arc<str>;
@@ -29,6 +32,24 @@ pub type RoomKey = Arc<str>;
 /// a track asks for one, and a crowd joining at once must not make the sender encode a
 /// keyframe per newcomer.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A simulcast layer that sent nothing for this long is gone (the sender's browser dropped it
+/// for lack of CPU or bandwidth); its viewers move to another.
+const LAYER_STALE: Duration = Duration::from_secs(1);
+
+/// What each connection's bandwidth estimate starts at, before feedback arrives; enough for
+/// a few small tiles, raised by probing on a good link.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_000);
+
+/// Kept free of each estimate for audio, one allowance per received microphone.
+const AUDIO_ALLOWANCE_BPS: u64 = 40_000;
+
+/// How often each connection reports its counters (NACKs) to the engine.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A layer of a published track: its simulcast rid, or `None` for a track sent as one
+/// stream (a screen, or a browser that does not simulcast).
+type LayerId = Option<Rid>;
 
 /// What the caller must carry out.
 #[derive(Debug, PartialEq)]
@@ -51,7 +72,17 @@ pub struct SfuStats {
     pub bytes_out: u64,
     /// Frames written to a subscriber.
     pub frames_forwarded: u64,
+    /// Frames a subscriber's connection refused to take.
+    pub forwarding_errors: u64,
     pub keyframe_requests: u64,
+    /// Viewers moved from one simulcast layer to another (or started receiving one).
+    pub layer_switches: u64,
+    /// Retransmission requests from viewers (answered from the server's buffers) and to
+    /// publishers (for what the server lost).
+    pub nacks_received: u64,
+    pub nacks_sent: u64,
+    /// Changes of a room's active speaker.
+    pub speaker_changes: u64,
     /// Datagrams from an address no participant has used, that named nobody either.
     pub unknown_datagrams: u64,
 }
@@ -70,6 +101,8 @@ pub struct Sfu {
     /// A participant's ICE username fragment, which names it in the first STUN request from
     /// a new address.
     by_ufrag: HashMap<String, PeerId>,
+    /// Who speaks in each room with anyone connected.
+    speakers: HashMap<RoomKey, ActiveSpeaker>,
     outputs: VecDeque<SfuOutput>,
     stats: SfuStats,
 }
@@ -85,6 +118,15 @@ struct Participant {
     pending: Option<SdpPendingOffer>,
     /// When `rtc` next wants a timeout.
     timeout: Instant,
+    /// The sizes at which this browser shows the others' video, from its latest `view`;
+    /// `None` before the first.
+    view: Option<HashMap<(PeerId, TrackSource), Want>>,
+    /// What this participant's downlink can take, from str0m's bandwidth estimate.
+    estimate: Option<u64>,
+    /// A ceiling on `estimate` set from outside (tests of a constrained link).
+    downlink_cap: Option<u64>,
+    /// NACK counts as last reported per stream (the reports are running totals).
+    nacks: HashMap<(bool, Mid, LayerId), u64>,
 }
 
 /// A track the participant sends.
@@ -92,11 +134,21 @@ struct Published {
     mid: Mid,
     kind: MediaKind,
     source: TrackSource,
-    last_keyframe_request: Option<Instant>,
+    /// Its simulcast layers (one for audio and unsimulcast video), as they arrived.
+    layers: Vec<Layer>,
     /// Whether media arrived on it yet. Only then do the others get a section for it: a
-    /// screen nobody shares or a camera that is off costs no one an SDP section (answers
-    /// must fit in one WebSocket message).
+    /// screen nobody shares or a camera that is off costs no one an SDP section.
     live: bool,
+}
+
+struct Layer {
+    id: LayerId,
+    /// The picture size of its latest keyframe; none seen yet, the layer cannot be chosen
+    /// (a viewer could not decode it anyway).
+    size: Option<(u32, u32)>,
+    rate: RateMeter,
+    last_frame: Instant,
+    last_keyframe_request: Option<Instant>,
 }
 
 /// Another participant's track, as this participant receives it.
@@ -106,8 +158,21 @@ struct Subscription {
     kind: MediaKind,
     source: TrackSource,
     state: SubscriptionState,
-    /// The simulcast layer forwarded, once one arrived.
-    rid: Option<Rid>,
+    /// The layer being forwarded; `None` before the first keyframe and while paused.
+    current: Option<LayerId>,
+    /// The layer it should get; `None`: nothing (a hidden tile). A switch happens at the
+    /// target's next keyframe, so the picture never breaks up.
+    target: Option<LayerId>,
+    /// How received timestamps map to forwarded ones, so a layer switch (each layer has its
+    /// own RTP clock) does not make the viewer's clock jump.
+    clock: Option<OutClock>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OutClock {
+    offset: u64,
+    last_out: u64,
+    last_at: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,9 +214,13 @@ enum Propagation {
     KeyframeWanted {
         origin: PeerId,
         mid: Mid,
-        rid: Option<Rid>,
+        layer: LayerId,
         kind: KeyframeRequestKind,
     },
+    /// A track's usable layers changed (one appeared, changed size): its viewers choose again.
+    LayersChanged(PeerId),
+    /// A viewer's bandwidth estimate moved.
+    Reallocate(PeerId),
     Gone(PeerId),
 }
 
@@ -163,6 +232,7 @@ impl Sfu {
             participants: HashMap::new(),
             by_source: HashMap::new(),
             by_ufrag: HashMap::new(),
+            speakers: HashMap::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
         }
@@ -202,6 +272,8 @@ impl Sfu {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .enable_bwe(Some(INITIAL_ESTIMATE))
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for &address in &self.candidates {
             if let Ok(candidate) = Candidate::host(address, "udp") {
@@ -230,11 +302,14 @@ impl Sfu {
                     kind: track.kind,
                     source: track.source,
                     state: SubscriptionState::ToOpen,
-                    rid: None,
+                    current: None,
+                    target: None,
+                    clock: None,
                 })
             })
             .collect();
         self.by_ufrag.insert(creds.ufrag.clone(), peer);
+        let speaker = self.speakers.get(&room).and_then(ActiveSpeaker::current);
         self.participants.insert(
             peer,
             Participant {
@@ -246,11 +321,51 @@ impl Sfu {
                 subscriptions,
                 pending: None,
                 timeout: now,
+                view: None,
+                estimate: None,
+                downlink_cap: None,
+                nacks: HashMap::new(),
             },
         );
+        if speaker.is_some() {
+            self.outputs.push_back(SfuOutput::Signal {
+                peer,
+                msg: ServerMsg::ActiveSpeaker { peer: speaker },
+            });
+        }
         self.drive(now, peer);
         self.negotiate(peer);
         Ok(())
+    }
+
+    /// The sizes at which `peer` shows the others' video changed: each of their tracks moves
+    /// to the layer that fills its tile, or stops if hidden. Tracks the view does not name
+    /// get the best layer the connection can take.
+    pub fn set_view(&mut self, now: Instant, peer: PeerId, tiles: &[TileView]) {
+        let Some(participant) = self.participants.get_mut(&peer) else {
+            return;
+        };
+        participant.view = Some(
+            tiles
+                .iter()
+                .map(|tile| {
+                    let want = Want::from_size(tile.width, tile.height);
+                    ((tile.peer, tile.source), want)
+                })
+                .collect(),
+        );
+        self.allocate(now, peer);
+        self.drive(now, peer);
+    }
+
+    /// Caps what `peer`'s downlink is taken to carry, as if its bandwidth estimate said so.
+    #[cfg(test)]
+    pub fn set_estimate(&mut self, now: Instant, peer: PeerId, bits_per_second: u64) {
+        if let Some(participant) = self.participants.get_mut(&peer) {
+            participant.downlink_cap = Some(bits_per_second);
+            self.allocate(now, peer);
+            self.drive(now, peer);
+        }
     }
 
     /// The browser's answer to our latest offer.
@@ -268,22 +383,17 @@ impl Sfu {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| SfuError(format!("the answer does not fit the offer: {e}")))?;
-        let mut opened = Vec::new();
         participant.subscriptions.retain_mut(|sub| match sub.state {
             SubscriptionState::Negotiating(mid) => {
                 sub.state = SubscriptionState::Open(mid);
-                if sub.kind == MediaKind::Video {
-                    opened.push((sub.origin, sub.origin_mid));
-                }
                 true
             }
             SubscriptionState::Stopping(_) => false,
             _ => true,
         });
-        // A viewer should not wait for the sender's next natural keyframe.
-        for (origin, mid) in opened {
-            self.request_keyframe(now, origin, mid, None, KeyframeRequestKind::Pli);
-        }
+        // Choosing layers for the new sections asks their senders for keyframes: a viewer
+        // should not wait for the next natural one.
+        self.allocate(now, peer);
         self.drive(now, peer);
         self.negotiate(peer);
         Ok(())
@@ -299,6 +409,14 @@ impl Sfu {
         self.by_ufrag.remove(&gone.ufrag);
         for source in &gone.sources {
             self.by_source.remove(source);
+        }
+        if let Some(speaker) = self.speakers.get_mut(&gone.room) {
+            if let Some(change) = speaker.remove(peer) {
+                self.announce_speaker(&gone.room, change);
+            }
+        }
+        if !self.participants.values().any(|p| p.room == gone.room) {
+            self.speakers.remove(&gone.room);
         }
         let others: Vec<PeerId> = self
             .participants
@@ -406,7 +524,7 @@ impl Sfu {
     /// to the others; which may make more to poll.
     fn drive(&mut self, now: Instant, peer: PeerId) {
         let mut work = VecDeque::new();
-        self.poll_participant(peer, &mut work);
+        self.poll_participant(now, peer, &mut work);
         while let Some(item) = work.pop_front() {
             match item {
                 Propagation::Published {
@@ -430,7 +548,9 @@ impl Sfu {
                                 kind,
                                 source,
                                 state: SubscriptionState::ToOpen,
-                                rid: None,
+                                current: None,
+                                target: None,
+                                clock: None,
                             });
                             id
                         })
@@ -440,20 +560,47 @@ impl Sfu {
                     }
                 }
                 Propagation::Media { origin, data } => {
-                    let viewers = self.forward(now, origin, &data);
+                    if data.ext_vals.audio_level.is_some() {
+                        self.hear(now, origin, &data);
+                    }
+                    let (viewers, stale) = self.forward(now, origin, &data);
+                    for viewer in stale {
+                        self.allocate(now, viewer);
+                    }
                     for viewer in viewers {
-                        self.poll_participant(viewer, &mut work);
+                        self.poll_participant(now, viewer, &mut work);
                     }
                 }
                 Propagation::KeyframeWanted {
                     origin,
                     mid,
-                    rid,
+                    layer,
                     kind,
                 } => {
-                    if self.request_keyframe(now, origin, mid, rid, kind) {
-                        self.poll_participant(origin, &mut work);
+                    if self.request_keyframe(now, origin, mid, layer, kind) {
+                        self.poll_participant(now, origin, &mut work);
                     }
+                }
+                Propagation::LayersChanged(origin) => {
+                    let Some(room) = self.participants.get(&origin).map(|p| Arc::clone(&p.room))
+                    else {
+                        continue;
+                    };
+                    let viewers: Vec<PeerId> = self
+                        .participants
+                        .iter()
+                        .filter(|(&id, p)| id != origin && p.room == room)
+                        .map(|(&id, _)| id)
+                        .collect();
+                    for viewer in viewers {
+                        self.allocate(now, viewer);
+                        self.poll_participant(now, viewer, &mut work);
+                    }
+                    self.poll_participant(now, origin, &mut work);
+                }
+                Propagation::Reallocate(viewer) => {
+                    self.allocate(now, viewer);
+                    self.poll_participant(now, viewer, &mut work);
                 }
                 Propagation::Gone(gone) => self.remove(now, gone),
             }
@@ -461,7 +608,7 @@ impl Sfu {
     }
 
     /// Drains one connection's output: datagrams and signalling out, events into `work`.
-    fn poll_participant(&mut self, peer: PeerId, work: &mut VecDeque<Propagation>) {
+    fn poll_participant(&mut self, now: Instant, peer: PeerId, work: &mut VecDeque<Propagation>) {
         let Some(participant) = self.participants.get_mut(&peer) else {
             return;
         };
@@ -501,42 +648,48 @@ impl Sfu {
                             mid: added.mid,
                             kind: added.kind,
                             source,
-                            last_keyframe_request: None,
+                            layers: Vec::new(),
                             live: false,
                         });
                     }
                     Event::MediaData(data) => {
-                        let first = participant
-                            .published
-                            .iter_mut()
-                            .find(|t| t.mid == data.mid && !t.live);
-                        if let Some(track) = first {
-                            track.live = true;
-                            work.push_back(Propagation::Published {
-                                origin: peer,
-                                mid: track.mid,
-                                kind: track.kind,
-                                source: track.source,
-                            });
-                        }
+                        participant.received(now, peer, &data, work);
                         work.push_back(Propagation::Media {
                             origin: peer,
                             data: Box::new(data),
                         });
                     }
                     Event::KeyframeRequest(request) => {
+                        // The viewer lost something: the layer it receives must start over.
                         let wanted = participant
                             .subscriptions
                             .iter()
                             .find(|sub| sub.state == SubscriptionState::Open(request.mid));
                         if let Some(sub) = wanted {
-                            work.push_back(Propagation::KeyframeWanted {
-                                origin: sub.origin,
-                                mid: sub.origin_mid,
-                                rid: sub.rid,
-                                kind: request.kind,
-                            });
+                            if let Some(layer) = sub.current {
+                                work.push_back(Propagation::KeyframeWanted {
+                                    origin: sub.origin,
+                                    mid: sub.origin_mid,
+                                    layer,
+                                    kind: request.kind,
+                                });
+                            }
                         }
+                    }
+                    Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                        let estimate = Some(estimate.as_u64());
+                        if participant.estimate != estimate {
+                            participant.estimate = estimate;
+                            work.push_back(Propagation::Reallocate(peer));
+                        }
+                    }
+                    Event::MediaEgressStats(report) => {
+                        let key = (true, report.mid, report.rid);
+                        self.stats.nacks_received += participant.nack_delta(key, report.nacks);
+                    }
+                    Event::MediaIngressStats(report) => {
+                        let key = (false, report.mid, report.rid);
+                        self.stats.nacks_sent += participant.nack_delta(key, report.nacks);
                     }
                     _ => {}
                 },
@@ -544,13 +697,141 @@ impl Sfu {
         }
     }
 
-    /// Writes a frame from `origin` to every participant of its room who receives that track;
-    /// returns who got it (their connections have packets to send now).
-    fn forward(&mut self, now: Instant, origin: PeerId, data: &MediaData) -> Vec<PeerId> {
-        let Some(room) = self.participants.get(&origin).map(|p| Arc::clone(&p.room)) else {
-            return Vec::new();
+    /// Chooses, for each video `viewer` receives, the layer that fills its tile, then lowers
+    /// choices until they fit the viewer's bandwidth estimate; asks for a keyframe of every
+    /// newly chosen layer, and stops tracks whose tiles are hidden.
+    fn allocate(&mut self, now: Instant, viewer: PeerId) {
+        let Some(participant) = self.participants.get(&viewer) else {
+            return;
         };
+        let mut picks = Vec::new();
+        let mut infos: Vec<Vec<LayerInfo>> = Vec::new();
+        let mut ids: Vec<Vec<LayerId>> = Vec::new();
+        let mut audio = 0;
+        for (index, sub) in participant.subscriptions.iter().enumerate() {
+            if !matches!(sub.state, SubscriptionState::Open(_)) {
+                continue;
+            }
+            if sub.kind == MediaKind::Audio {
+                audio += AUDIO_ALLOWANCE_BPS;
+                continue;
+            }
+            let usable = self
+                .participants
+                .get(&sub.origin)
+                .and_then(|origin| origin.track(sub.origin_mid))
+                .map(|track| track.usable_layers(now))
+                .unwrap_or_default();
+            let want = participant.want(sub.origin, sub.source);
+            picks.push((index, want));
+            ids.push(usable.iter().map(|(id, _)| *id).collect());
+            infos.push(usable.into_iter().map(|(_, info)| info).collect());
+        }
+        let mut choices: Vec<Option<usize>> = picks
+            .iter()
+            .zip(&infos)
+            .map(|((_, want), layers)| layer_for(layers, *want))
+            .collect();
+        let layer_refs: Vec<&[LayerInfo]> = infos.iter().map(Vec::as_slice).collect();
+        let desired: u64 = choices
+            .iter()
+            .zip(&layer_refs)
+            .filter_map(|(choice, layers)| Some(layers[(*choice)?].bitrate))
+            .sum::<u64>()
+            + audio;
+        let estimate = match (participant.estimate, participant.downlink_cap) {
+            (Some(estimate), Some(cap)) => Some(estimate.min(cap)),
+            (estimate, cap) => estimate.or(cap),
+        };
+        if let Some(estimate) = estimate {
+            let budget = (estimate * 9 / 10).saturating_sub(audio);
+            fit_budget(&mut choices, &layer_refs, budget);
+        }
+        let Some(participant) = self.participants.get_mut(&viewer) else {
+            return;
+        };
+        // Ask for more than is sent, so the estimator probes towards what the tiles need.
+        participant
+            .rtc
+            .bwe()
+            .set_desired_bitrate(Bitrate::bps(desired.max(INITIAL_ESTIMATE.as_u64())));
+        let mut keyframes = Vec::new();
+        for (((index, _), choice), ids) in picks.iter().zip(choices).zip(&ids) {
+            let sub = &mut participant.subscriptions[*index];
+            let target = choice.map(|i| ids[i]);
+            if target == sub.target {
+                continue;
+            }
+            sub.target = target;
+            match target {
+                None => sub.current = None,
+                Some(layer) if sub.current != Some(layer) => {
+                    keyframes.push((sub.origin, sub.origin_mid, layer));
+                }
+                Some(_) => {}
+            }
+        }
+        for (origin, mid, layer) in keyframes {
+            self.request_keyframe(now, origin, mid, layer, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// One audio frame from `origin`: its level counts towards the room's active speaker.
+    fn hear(&mut self, now: Instant, origin: PeerId, data: &MediaData) {
+        let (Some(level), Some(room)) = (
+            data.ext_vals.audio_level,
+            self.participants.get(&origin).map(|p| Arc::clone(&p.room)),
+        ) else {
+            return;
+        };
+        let speaker = self.speakers.entry(Arc::clone(&room)).or_default();
+        speaker.hear(origin, level);
+        if let Some(change) = speaker.decide(now) {
+            self.announce_speaker(&room, change);
+        }
+    }
+
+    fn announce_speaker(&mut self, room: &RoomKey, speaker: Option<PeerId>) {
+        self.stats.speaker_changes += 1;
+        for (&peer, participant) in &self.participants {
+            if participant.room == *room {
+                self.outputs.push_back(SfuOutput::Signal {
+                    peer,
+                    msg: ServerMsg::ActiveSpeaker { peer: speaker },
+                });
+            }
+        }
+    }
+
+    /// Writes a frame from `origin` to every participant of its room who receives that track
+    /// (for video: who receives this layer, or switches to it at this keyframe). Returns who
+    /// got it (their connections have packets to send now), and viewers whose chosen layer
+    /// stopped arriving, who must choose again.
+    fn forward(
+        &mut self,
+        now: Instant,
+        origin: PeerId,
+        data: &MediaData,
+    ) -> (Vec<PeerId>, Vec<PeerId>) {
+        let Some(sender) = self.participants.get(&origin) else {
+            return (Vec::new(), Vec::new());
+        };
+        let room = Arc::clone(&sender.room);
+        let fresh: Vec<LayerId> = sender
+            .track(data.mid)
+            .map(|track| {
+                track
+                    .layers
+                    .iter()
+                    .filter(|l| now.saturating_duration_since(l.last_frame) < LAYER_STALE)
+                    .map(|l| l.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let layer: LayerId = data.rid;
+        let keyframe = data.is_keyframe();
         let mut viewers = Vec::new();
+        let mut stale = Vec::new();
         let mut keyframes = Vec::new();
         for (&viewer, participant) in self.participants.iter_mut() {
             if viewer == origin || participant.room != room {
@@ -566,17 +847,30 @@ impl Sfu {
             let SubscriptionState::Open(mid) = sub.state else {
                 continue;
             };
-            if let Some(rid) = data.rid {
-                // One layer per viewer: the first to arrive, until layer choice by tile size.
-                match sub.rid {
-                    None => {
-                        sub.rid = Some(rid);
-                        keyframes.push(rid);
+            let mut switched = false;
+            if sub.kind == MediaKind::Video {
+                let Some(target) = sub.target else {
+                    continue;
+                };
+                if !fresh.contains(&target) {
+                    stale.push(viewer);
+                }
+                if sub.current != Some(layer) {
+                    if layer != target {
+                        continue;
                     }
-                    Some(chosen) if chosen != rid => continue,
-                    Some(_) => {}
+                    if !keyframe {
+                        // Waiting for the target's keyframe; ask again if the last request
+                        // was lost (the request is throttled).
+                        keyframes.push(layer);
+                        continue;
+                    }
+                    sub.current = Some(layer);
+                    switched = true;
+                    self.stats.layer_switches += 1;
                 }
             }
+            let time = sub.rebase(data, switched);
             let Some(writer) = participant.rtc.writer(mid) else {
                 continue;
             };
@@ -584,26 +878,30 @@ impl Sfu {
                 continue;
             };
             if writer
-                .write(pt, data.network_time, data.time, Arc::clone(&data.data))
+                .write(pt, data.network_time, time, Arc::clone(&data.data))
                 .is_ok()
             {
                 self.stats.frames_forwarded += 1;
                 viewers.push(viewer);
+            } else {
+                self.stats.forwarding_errors += 1;
             }
         }
-        for rid in keyframes {
-            self.request_keyframe(now, origin, data.mid, Some(rid), KeyframeRequestKind::Pli);
+        keyframes.dedup();
+        for layer in keyframes {
+            self.request_keyframe(now, origin, data.mid, layer, KeyframeRequestKind::Pli);
         }
-        viewers
+        (viewers, stale)
     }
 
-    /// Asks `origin` for a keyframe of its track `mid`, unless one was asked for just now.
+    /// Asks `origin` for a keyframe of one layer of its track `mid`, unless one was asked for
+    /// just now.
     fn request_keyframe(
         &mut self,
         now: Instant,
         origin: PeerId,
         mid: Mid,
-        rid: Option<Rid>,
+        layer: LayerId,
         kind: KeyframeRequestKind,
     ) -> bool {
         let Some(participant) = self.participants.get_mut(&origin) else {
@@ -612,19 +910,21 @@ impl Sfu {
         let Some(track) = participant.published.iter_mut().find(|t| t.mid == mid) else {
             return false;
         };
-        if track
+        let Some(layer_state) = track.layers.iter_mut().find(|l| l.id == layer) else {
+            return false;
+        };
+        if layer_state
             .last_keyframe_request
             .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_INTERVAL)
         {
             return false;
         }
-        track.last_keyframe_request = Some(now);
+        layer_state.last_keyframe_request = Some(now);
         let Some(mut writer) = participant.rtc.writer(mid) else {
             return false;
         };
-        // Without simulcast there is no rid; with it, a layer not flowing yet is an error.
-        if writer.request_keyframe(rid, kind).is_err() && rid.is_some() {
-            let _ = writer.request_keyframe(None, kind);
+        if writer.request_keyframe(layer, kind).is_err() {
+            return false;
         }
         self.stats.keyframe_requests += 1;
         true
@@ -691,6 +991,81 @@ impl Sfu {
 }
 
 impl Participant {
+    fn track(&self, mid: Mid) -> Option<&Published> {
+        self.published.iter().find(|t| t.mid == mid)
+    }
+
+    /// What this browser asked to see of `origin`'s `source`.
+    fn want(&self, origin: PeerId, source: TrackSource) -> Want {
+        self.view
+            .as_ref()
+            .and_then(|view| view.get(&(origin, source)).copied())
+            .unwrap_or_default()
+    }
+
+    /// The increase of a running NACK total since its last report.
+    fn nack_delta(&mut self, key: (bool, Mid, LayerId), total: u64) -> u64 {
+        let last = self.nacks.insert(key, total).unwrap_or(0);
+        total.saturating_sub(last)
+    }
+
+    /// Bookkeeping for a frame this participant sent: the track goes live with its first
+    /// frame, a layer is measured, and a keyframe tells the layer's size.
+    fn received(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        data: &MediaData,
+        work: &mut VecDeque<Propagation>,
+    ) {
+        let Some(track) = self.published.iter_mut().find(|t| t.mid == data.mid) else {
+            return;
+        };
+        if !track.live {
+            track.live = true;
+            work.push_back(Propagation::Published {
+                origin: peer,
+                mid: track.mid,
+                kind: track.kind,
+                source: track.source,
+            });
+        }
+        let index = match track.layers.iter().position(|l| l.id == data.rid) {
+            Some(index) => index,
+            None => {
+                track.layers.push(Layer {
+                    id: data.rid,
+                    size: None,
+                    rate: RateMeter::new(now),
+                    last_frame: now,
+                    last_keyframe_request: None,
+                });
+                if track.kind == MediaKind::Video {
+                    // Its size comes with its first keyframe; until then nobody can get it.
+                    work.push_back(Propagation::KeyframeWanted {
+                        origin: peer,
+                        mid: track.mid,
+                        layer: data.rid,
+                        kind: KeyframeRequestKind::Pli,
+                    });
+                }
+                track.layers.len() - 1
+            }
+        };
+        let layer = &mut track.layers[index];
+        layer.rate.add(now, data.data.len());
+        let revived = now.saturating_duration_since(layer.last_frame) >= LAYER_STALE;
+        layer.last_frame = now;
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let size = vp8_keyframe_size(&data.data);
+        if (size.is_some() && size != layer.size) || (revived && layer.size.is_some()) {
+            layer.size = size.or(layer.size);
+            work.push_back(Propagation::LayersChanged(peer));
+        }
+    }
+
     /// The browser's transceivers come in a fixed order: microphone, camera, screen.
     fn source_of_next(&self, kind: MediaKind) -> TrackSource {
         match kind {
@@ -708,6 +1083,60 @@ impl Participant {
                 }
             }
         }
+    }
+}
+
+impl Published {
+    /// The layers a viewer can be given now (size known, still arriving), smallest first.
+    fn usable_layers(&self, now: Instant) -> Vec<(LayerId, LayerInfo)> {
+        let mut layers: Vec<(LayerId, LayerInfo)> = self
+            .layers
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.last_frame) < LAYER_STALE)
+            .filter_map(|l| {
+                let (width, height) = l.size?;
+                let info = LayerInfo {
+                    width,
+                    height,
+                    bitrate: l.rate.bitrate(),
+                };
+                Some((l.id, info))
+            })
+            .collect();
+        layers.sort_by_key(|(_, info)| u64::from(info.width) * u64::from(info.height));
+        layers
+    }
+}
+
+impl Subscription {
+    /// The timestamp to forward `data` with: the received one moved by this subscription's
+    /// offset, which a layer switch (or the first frame) sets so forwarded time runs on as
+    /// the wall clock did.
+    fn rebase(&mut self, data: &MediaData, switched: bool) -> MediaTime {
+        let received = data.time.numer();
+        let frequency = data.time.frequency();
+        let clock = match self.clock {
+            Some(clock) if !switched => clock,
+            previous => {
+                let out = previous.map_or(received, |last| {
+                    let elapsed = data.network_time.saturating_duration_since(last.last_at);
+                    let ticks = elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
+                    last.last_out.wrapping_add(ticks.max(1))
+                });
+                OutClock {
+                    offset: out.wrapping_sub(received),
+                    last_out: out,
+                    last_at: data.network_time,
+                }
+            }
+        };
+        let out = received.wrapping_add(clock.offset);
+        self.clock = Some(OutClock {
+            last_out: out,
+            last_at: data.network_time,
+            ..clock
+        });
+        MediaTime::new(out, frequency)
     }
 }
 

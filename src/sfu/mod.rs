@@ -3,6 +3,8 @@
 //! browsers simulated by str0m; `server::media` runs it on a UDP socket.
 
 pub mod engine;
+pub mod layers;
+pub mod speaker;
 pub mod synthetic;
 
 #[cfg(test)]

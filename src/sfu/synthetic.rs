@@ -1,24 +1,53 @@
 //! A participant without a browser: a str0m connection shaped like the meeting page's
 //! (microphone, camera and screen sections it only sends on, in that order) that publishes
-//! synthetic VP8 and Opus frames. The forwarding unit's tests publish with it.
+//! synthetic VP8 and Opus frames: a camera in three simulcast layers like the page's, each
+//! with keyframes that carry its picture size (on the first frame, on request and every few
+//! seconds, as an encoder does), and audio with the level a browser reports. The forwarding
+//! unit's tests publish with it.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::{Candidate, Rtc};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::{Candidate, Event, Rtc};
 
-/// Bytes of one synthetic video frame (about 300 kbit/s at 30 frames a second) and one
-/// 20 ms audio frame.
-const VIDEO_FRAME_BYTES: usize = 1200;
+/// Bytes of one 20 ms audio frame.
 const AUDIO_FRAME_BYTES: usize = 80;
+
+/// Camera layers as the page sends them: rid, picture size and bytes per frame (about 150,
+/// 500 and 1,200 kbit/s at 30 frames a second).
+pub const CAMERA_LAYERS: [(&str, u32, u32, usize); 3] = [
+    ("q", 320, 180, 625),
+    ("h", 640, 360, 2_000),
+    ("f", 1280, 720, 5_000),
+];
+
+/// A keyframe at least this often even unasked.
+const KEYFRAME_EVERY: Duration = Duration::from_secs(3);
+
+struct VideoLayer {
+    rid: Rid,
+    width: u32,
+    height: u32,
+    bytes: usize,
+    /// Each layer has its own RTP clock, as in a browser: a forwarding unit that switches
+    /// layers must not let its viewers see the jump.
+    time_base: u64,
+    last_keyframe: Option<Instant>,
+    keyframe_wanted: bool,
+}
 
 pub struct SyntheticPeer {
     pub rtc: Rtc,
     pub microphone: Mid,
     pub camera: Mid,
+    layers: Vec<VideoLayer>,
+    /// The microphone's level, in dBov as the audio-level header extension carries it.
+    pub audio_level: i8,
     started: Instant,
 }
 
@@ -33,38 +62,64 @@ impl SyntheticPeer {
         if let Ok(candidate) = Candidate::host(local, "udp") {
             rtc.add_local_candidate(candidate);
         }
+        let mut simulcast = Simulcast::new();
+        for (rid, ..) in CAMERA_LAYERS {
+            simulcast.add_send_layer(SimulcastLayer::new(rid));
+        }
         let mut change = rtc.sdp_api();
         let microphone = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let camera = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let camera = change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
         change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
         let (offer, pending) = change
             .apply()
             .expect("three new sections are a change to offer");
+        let layers = CAMERA_LAYERS
+            .iter()
+            .zip(1u64..)
+            .map(|(&(rid, width, height, bytes), n)| VideoLayer {
+                rid: rid.into(),
+                width,
+                height,
+                bytes,
+                time_base: n * 1_000_003,
+                last_keyframe: None,
+                keyframe_wanted: true,
+            })
+            .collect();
         let peer = SyntheticPeer {
             rtc,
             microphone,
             camera,
+            layers,
+            audio_level: -30,
             started: now,
         };
         (peer, offer, pending)
     }
 
-    /// Writes one camera or microphone frame stamped `now`; before the connection is up
-    /// there is nothing to write to, and the frame is dropped.
+    /// Notes what the connection asks of the sender (keyframes).
+    pub fn handle_event(&mut self, event: &Event) {
+        if let Event::KeyframeRequest(request) = event {
+            for layer in &mut self.layers {
+                if request.rid.is_none() || request.rid == Some(layer.rid) {
+                    layer.keyframe_wanted = true;
+                }
+            }
+        }
+    }
+
+    /// Writes one frame stamped `now`: a microphone frame, or a camera frame on every layer.
+    /// Before the connection is up there is nothing to write to, and the frame is dropped.
     pub fn send_frame(&mut self, now: Instant, kind: MediaKind) {
-        let (mid, codec, frequency, bytes) = match kind {
-            MediaKind::Video => (
-                self.camera,
-                Codec::Vp8,
-                Frequency::NINETY_KHZ,
-                VIDEO_FRAME_BYTES,
-            ),
-            MediaKind::Audio => (
-                self.microphone,
-                Codec::Opus,
-                Frequency::FORTY_EIGHT_KHZ,
-                AUDIO_FRAME_BYTES,
-            ),
+        let codec = match kind {
+            MediaKind::Video => Codec::Vp8,
+            MediaKind::Audio => Codec::Opus,
         };
         let Some(pt) = self
             .rtc
@@ -75,9 +130,55 @@ impl SyntheticPeer {
             return;
         };
         let elapsed = now.saturating_duration_since(self.started);
-        let ticks = elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
-        if let Some(writer) = self.rtc.writer(mid) {
-            let _ = writer.write(pt, now, MediaTime::new(ticks, frequency), vec![0x10; bytes]);
+        let ticks = |frequency: Frequency| {
+            elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000
+        };
+        match kind {
+            MediaKind::Audio => {
+                let time = MediaTime::new(
+                    ticks(Frequency::FORTY_EIGHT_KHZ),
+                    Frequency::FORTY_EIGHT_KHZ,
+                );
+                if let Some(writer) = self.rtc.writer(self.microphone) {
+                    let writer = writer.audio_level(self.audio_level, self.audio_level > -50);
+                    let _ = writer.write(pt, now, time, vec![0x10; AUDIO_FRAME_BYTES]);
+                }
+            }
+            MediaKind::Video => {
+                for layer in &mut self.layers {
+                    let keyframe = layer.keyframe_wanted
+                        || layer
+                            .last_keyframe
+                            .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_EVERY);
+                    let frame = vp8_frame(keyframe, layer.width, layer.height, layer.bytes);
+                    let time = MediaTime::new(
+                        layer.time_base + ticks(Frequency::NINETY_KHZ),
+                        Frequency::NINETY_KHZ,
+                    );
+                    let Some(writer) = self.rtc.writer(self.camera) else {
+                        return;
+                    };
+                    if writer.rid(layer.rid).write(pt, now, time, frame).is_ok() && keyframe {
+                        layer.keyframe_wanted = false;
+                        layer.last_keyframe = Some(now);
+                    }
+                }
+            }
         }
     }
+}
+
+/// A VP8 frame of `bytes` bytes whose header says what a decoder looks at first: keyframe or
+/// not and, for a keyframe, the picture size (RFC 6386 §9.1).
+fn vp8_frame(keyframe: bool, width: u32, height: u32, bytes: usize) -> Vec<u8> {
+    let mut frame = vec![0x5a; bytes.max(10)];
+    if keyframe {
+        frame[..3].copy_from_slice(&[0x10, 0x02, 0x00]);
+        frame[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+        frame[6..8].copy_from_slice(&(width as u16).to_le_bytes());
+        frame[8..10].copy_from_slice(&(height as u16).to_le_bytes());
+    } else {
+        frame[..3].copy_from_slice(&[0x11, 0x02, 0x00]);
+    }
+    frame
 }

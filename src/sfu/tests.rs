@@ -12,8 +12,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, Input, Output};
 
 use super::engine::{RoomKey, Sfu, SfuOutput};
+use super::layers::vp8_keyframe_size;
 use super::synthetic::SyntheticPeer;
-use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TrackSource};
+use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
 
 const SERVER: &str = "10.0.0.1:7882";
 
@@ -27,7 +28,13 @@ struct Browser {
     tracks: HashMap<String, RemoteTrack>,
     /// Frames received, by the peer and source they came from.
     received: HashMap<(PeerId, TrackSource), usize>,
+    /// The picture size of the latest keyframe received, by whose camera it is.
+    keyframe_sizes: HashMap<PeerId, (u32, u32)>,
+    /// The RTP time of every camera frame received, in order, by whose camera it is.
+    video_times: HashMap<PeerId, Vec<u64>>,
     keyframe_requests: usize,
+    /// Active speakers the server announced, in order.
+    speakers: Vec<Option<PeerId>>,
     timeout: Instant,
 }
 
@@ -65,7 +72,10 @@ impl Network {
             pending: Some(pending),
             tracks: HashMap::new(),
             received: HashMap::new(),
+            keyframe_sizes: HashMap::new(),
+            video_times: HashMap::new(),
             keyframe_requests: 0,
+            speakers: Vec::new(),
             timeout: self.now,
         });
         let room: RoomKey = room.into();
@@ -196,6 +206,7 @@ impl Network {
                     .unwrap();
                 self.sfu.answer(now, peer, &answer.to_sdp_string()).unwrap();
             }
+            ServerMsg::ActiveSpeaker { peer } => browser.speakers.push(peer),
             other => panic!("unexpected signalling {other:?}"),
         }
     }
@@ -203,10 +214,19 @@ impl Network {
 
 impl Browser {
     fn on_event(&mut self, event: Event) {
+        self.connection.handle_event(&event);
         match event {
             Event::MediaData(data) => {
                 if let Some(track) = self.tracks.get(&data.mid.to_string()) {
                     *self.received.entry((track.peer, track.source)).or_default() += 1;
+                    if track.source == TrackSource::Camera {
+                        let peer = track.peer;
+                        if let Some(size) = vp8_keyframe_size(&data.data) {
+                            self.keyframe_sizes.insert(peer, size);
+                        }
+                        let times = self.video_times.entry(peer).or_default();
+                        times.push(data.time.numer());
+                    }
                 }
             }
             Event::KeyframeRequest(_) => self.keyframe_requests += 1,
@@ -331,4 +351,144 @@ fn a_page_that_connects_again_replaces_its_connection_and_receives_again() {
     net.sfu
         .receive(net.now, old, SERVER.parse().unwrap(), &[0x80, 0, 0, 0]);
     assert_eq!(net.sfu.stats().unknown_datagrams, before + 1);
+}
+
+/// `viewer` shows `origin`'s camera at `width` × `height`.
+fn show(net: &mut Network, viewer: u64, origin: u64, width: u32, height: u32) {
+    let tiles = [TileView {
+        peer: PeerId(origin),
+        source: TrackSource::Camera,
+        width,
+        height,
+    }];
+    net.sfu.set_view(net.now, PeerId(viewer), &tiles);
+}
+
+#[test]
+fn each_viewer_gets_the_layer_that_fills_its_tile_and_switches_at_a_keyframe() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.join(3, "standup");
+    net.run(Duration::from_millis(500), Some(1));
+    // Bob shows Ann large, Cat as a thumbnail.
+    show(&mut net, 2, 1, 1280, 720);
+    show(&mut net, 3, 1, 200, 112);
+    net.run(Duration::from_secs(1), Some(1));
+    assert_eq!(
+        net.browser(2).keyframe_sizes.get(&PeerId(1)),
+        Some(&(1280, 720))
+    );
+    assert_eq!(
+        net.browser(3).keyframe_sizes.get(&PeerId(1)),
+        Some(&(320, 180))
+    );
+
+    // Cat makes Ann's tile large: a keyframe of the large layer is asked for and Cat moves
+    // to it at once, without waiting for Ann's next keyframe (every 3 s).
+    let requests = net.sfu.stats().keyframe_requests;
+    let switches = net.sfu.stats().layer_switches;
+    show(&mut net, 3, 1, 640, 360);
+    net.run(Duration::from_millis(300), Some(1));
+    assert_eq!(
+        net.browser(3).keyframe_sizes.get(&PeerId(1)),
+        Some(&(640, 360))
+    );
+    assert!(net.sfu.stats().keyframe_requests > requests);
+    assert_eq!(net.sfu.stats().layer_switches, switches + 1);
+    // Bob was not disturbed.
+    assert_eq!(
+        net.browser(2).keyframe_sizes.get(&PeerId(1)),
+        Some(&(1280, 720))
+    );
+
+    // Each layer has its own RTP clock; what Cat receives still runs on smoothly: no step
+    // between frames much larger than the 33 ms (2,970 ticks) between them.
+    let times = &net.browser(3).video_times[&PeerId(1)];
+    let steps: Vec<u64> = times
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .filter(|&step| step != 0)
+        .collect();
+    assert!(steps.len() > 20);
+    let largest = steps.iter().max().unwrap();
+    assert!(*largest < 10_000, "a jump of {largest} ticks in {steps:?}");
+}
+
+#[test]
+fn hidden_tiles_receive_no_video_but_their_sound_goes_on() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.run(Duration::from_secs(1), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > 10);
+    show(&mut net, 2, 1, 0, 0);
+    net.run(Duration::from_millis(50), Some(1));
+    let video = net.browser(2).frames_from(1, TrackSource::Camera);
+    let audio = net.browser(2).frames_from(1, TrackSource::Microphone);
+    net.run(Duration::from_secs(1), Some(1));
+    assert_eq!(net.browser(2).frames_from(1, TrackSource::Camera), video);
+    assert!(net.browser(2).frames_from(1, TrackSource::Microphone) > audio + 30);
+    // Shown again: video is back within a keyframe request.
+    show(&mut net, 2, 1, 320, 180);
+    net.run(Duration::from_millis(300), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > video + 3);
+    assert_eq!(
+        net.browser(2).keyframe_sizes.get(&PeerId(1)),
+        Some(&(320, 180))
+    );
+}
+
+#[test]
+fn a_viewer_whose_link_cannot_take_the_large_layer_gets_a_smaller_one() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.join(3, "standup");
+    net.run(Duration::from_secs(2), Some(1));
+    show(&mut net, 2, 1, 1280, 720);
+    show(&mut net, 3, 1, 1280, 720);
+    net.run(Duration::from_millis(500), Some(1));
+    assert_eq!(
+        net.browser(3).keyframe_sizes.get(&PeerId(1)),
+        Some(&(1280, 720))
+    );
+    // Cat's estimate drops to 700 kbit/s: the 1.2 Mbit/s layer no longer fits.
+    net.sfu.set_estimate(net.now, PeerId(3), 700_000);
+    net.run(Duration::from_millis(300), Some(1));
+    assert_eq!(
+        net.browser(3).keyframe_sizes.get(&PeerId(1)),
+        Some(&(640, 360))
+    );
+    assert_eq!(
+        net.browser(2).keyframe_sizes.get(&PeerId(1)),
+        Some(&(1280, 720))
+    );
+}
+
+#[test]
+fn the_room_hears_who_is_speaking() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.join(3, "standup");
+    net.browser(1).connection.audio_level = -90;
+    net.run(Duration::from_secs(2), Some(1));
+    assert!(
+        net.browser(2).speakers.is_empty(),
+        "silence named a speaker"
+    );
+    net.browser(1).connection.audio_level = -20;
+    net.run(Duration::from_secs(2), Some(1));
+    for viewer in [1, 2, 3] {
+        assert_eq!(net.browser(viewer).speakers, [Some(PeerId(1))]);
+    }
+    // A newcomer learns the speaker at once; everyone hears when the speaker leaves.
+    net.join(4, "standup");
+    net.run(Duration::from_millis(100), None);
+    assert_eq!(net.browser(4).speakers, [Some(PeerId(1))]);
+    net.sfu.remove(net.now, PeerId(1));
+    net.run(Duration::from_millis(100), None);
+    assert_eq!(net.browser(2).speakers, [Some(PeerId(1)), None]);
+    assert_eq!(net.sfu.stats().speaker_changes, 2);
 }

@@ -21,7 +21,7 @@ use leptos_router::hooks::use_params_map;
 use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
-use crate::protocol::{ClientMsg, Limits, MediaState, PeerId};
+use crate::protocol::{CallMode, ClientMsg, Limits, MediaState, PeerId};
 
 use self::model::{ChatLine, Roster};
 pub use self::session::{Alert, CallPhase, Phase, ShownReaction};
@@ -94,10 +94,15 @@ pub struct MeetingState {
     pub links: RwSignal<HashMap<PeerId, LinkState>>,
     /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
-    /// Who is speaking now, this page included.
-    pub speaker: RwSignal<Option<PeerId>>,
+    /// Who is speaking now, this page included: as the server hears it in a call through
+    /// the server, else as this page's meters hear it.
+    pub speaker: Memo<Option<PeerId>>,
+    heard_speaker: RwSignal<Option<PeerId>>,
     speaker_detector: StoredValue<SpeakerDetector>,
     pub layout: RwSignal<Layout>,
+    /// The member whose tile this page shows large, whatever the layout (a shared screen
+    /// still comes first).
+    pub pinned: RwSignal<Option<PeerId>>,
     /// Chat and people, folded away on narrow screens.
     pub sidebar_open: RwSignal<bool>,
     pub help_open: RwSignal<bool>,
@@ -109,6 +114,7 @@ pub struct MeetingState {
 impl MeetingState {
     fn new() -> Self {
         let session = RwSignal::new(Session::default());
+        let heard_speaker = RwSignal::new(None);
         MeetingState {
             session,
             phase: Memo::new(move |_| session.with(|s| s.phase.clone())),
@@ -127,9 +133,17 @@ impl MeetingState {
             problem: RwSignal::new(None),
             links: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
-            speaker: RwSignal::new(None),
+            speaker: Memo::new(move |_| {
+                let from_server = session.with(|s| {
+                    (s.call == CallPhase::In && s.call_mode == CallMode::Sfu)
+                        .then_some(s.server_speaker)
+                });
+                from_server.unwrap_or_else(|| heard_speaker.get())
+            }),
+            heard_speaker,
             speaker_detector: StoredValue::new(SpeakerDetector::default()),
             layout: RwSignal::new(Layout::Grid),
+            pinned: RwSignal::new(None),
             sidebar_open: RwSignal::new(false),
             help_open: RwSignal::new(false),
             i18n: use_i18n(),
@@ -334,8 +348,8 @@ impl MeetingState {
                     .speaker_detector
                     .try_update_value(|d| d.update(now, &levels))
                     .flatten();
-                if self.speaker.get_untracked() != speaker {
-                    self.speaker.set(speaker);
+                if self.heard_speaker.get_untracked() != speaker {
+                    self.heard_speaker.set(speaker);
                 }
             }
             MediaEvent::Link { peer, state } => self.links.update(|l| {

@@ -197,6 +197,10 @@ pub struct Session {
     pub more_history: bool,
     /// A `load_history` is on its way.
     pub loading_history: bool,
+    /// How the call carries media, as the server last said.
+    pub call_mode: CallMode,
+    /// In a call through the server: who speaks, as the server hears it.
+    pub server_speaker: Option<PeerId>,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
@@ -218,6 +222,8 @@ impl Default for Session {
             reactions: Vec::new(),
             more_history: false,
             loading_history: false,
+            call_mode: CallMode::Mesh,
+            server_speaker: None,
             rejoin: None,
             greeted: false,
             next_reaction: 0,
@@ -463,6 +469,8 @@ impl Session {
                 mode,
             } => {
                 self.call = CallPhase::In;
+                self.call_mode = mode;
+                self.server_speaker = None;
                 let Some(me) = self.me else {
                     return;
                 };
@@ -480,6 +488,7 @@ impl Session {
                 out.push(Command::Call(CallCommand::Signal { from, signal }));
             }
             ServerMsg::CallMode { mode } => {
+                self.call_mode = mode;
                 if self.call == CallPhase::In {
                     let peers = self
                         .roster
@@ -494,6 +503,7 @@ impl Session {
             ServerMsg::MediaAnswer { sdp } => {
                 out.push(Command::Call(CallCommand::ServerAnswer { sdp }));
             }
+            ServerMsg::ActiveSpeaker { peer } => self.server_speaker = peer,
             ServerMsg::MediaOffer { sdp, tracks } => {
                 out.push(Command::Call(CallCommand::ServerOffer { sdp, tracks }));
             }
@@ -738,6 +748,44 @@ mod tests {
                 ChatLine::Notice { .. } => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_call_mode_and_the_servers_speaker_are_kept_and_reset_by_a_new_call() {
+        let mut session = in_room();
+        assert_eq!(session.call_mode, CallMode::Mesh);
+        let out = session.step(
+            Input::Server(ServerMsg::CallMode {
+                mode: CallMode::Sfu,
+            }),
+            ENV,
+        );
+        assert_eq!(session.call_mode, CallMode::Sfu);
+        assert!(matches!(
+            out.as_slice(),
+            [Command::Call(CallCommand::SwitchMode {
+                mode: CallMode::Sfu,
+                ..
+            })]
+        ));
+        let out = session.step(
+            Input::Server(ServerMsg::ActiveSpeaker {
+                peer: Some(PeerId(2)),
+            }),
+            ENV,
+        );
+        assert!(out.is_empty());
+        assert_eq!(session.server_speaker, Some(PeerId(2)));
+        // A new call starts with nobody speaking.
+        session.step(
+            Input::Server(ServerMsg::CallJoined {
+                peers: Vec::new(),
+                ice_servers: Vec::new(),
+                mode: CallMode::Sfu,
+            }),
+            ENV,
+        );
+        assert_eq!(session.server_speaker, None);
     }
 
     #[test]

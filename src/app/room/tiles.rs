@@ -38,12 +38,16 @@ pub fn Tiles(state: MeetingState) -> impl IntoView {
         tiles.extend(others.into_iter().map(Tile::Camera));
         tiles
     };
-    // The featured tile: a shared screen first (presenter layout), else in speaker layout
-    // the active speaker, else nothing (grid).
+    // The featured tile: a shared screen first (presenter layout), else the pinned member,
+    // else in speaker layout the active speaker, else nothing (grid).
     let featured = Memo::new(move |_| {
         let tiles = tiles();
         if let Some(screen) = tiles.iter().find(|t| matches!(t, Tile::Screen(_))) {
             return Some(*screen);
+        }
+        let pinned = state.pinned.get().map(Tile::Camera);
+        if let Some(pinned) = pinned.filter(|t| tiles.contains(t)) {
+            return Some(pinned);
         }
         if state.layout.get() == Layout::Speaker {
             let me = state.me.get();
@@ -68,6 +72,7 @@ pub fn Tiles(state: MeetingState) -> impl IntoView {
             data-count=move || tiles().len().to_string()
             data-layout=move || match (featured.get(), state.layout.get()) {
                 (Some(Tile::Screen(_)), _) => "presenter",
+                (Some(tile), _) if state.pinned.get().map(Tile::Camera) == Some(tile) => "pinned",
                 (_, Layout::Speaker) => "speaker",
                 _ => "grid",
             }
@@ -171,6 +176,7 @@ fn RemoteTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl
             .unwrap_or(LinkState::Connecting)
     };
     let speaking = move || state.speaker.get() == Some(peer);
+    let pinned = move || state.pinned.get() == Some(peer);
     view! {
         <figure
             class="tile remote"
@@ -192,6 +198,17 @@ fn RemoteTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl
                 <div class="link-state" role="status">{move || i18n.t().link_state(link())}</div>
             </Show>
             <HandBadge state peer=Signal::derive(move || Some(peer))/>
+            <button
+                class="pin"
+                class:on=pinned
+                aria-pressed=move || pinned().to_string()
+                aria-label=move || if pinned() { i18n.t().unpin } else { i18n.t().pin }
+                title=move || if pinned() { i18n.t().unpin } else { i18n.t().pin }
+                data-testid="pin"
+                on:click=move |_| state.pinned.update(|p| *p = if *p == Some(peer) { None } else { Some(peer) })
+            >
+                "📌"
+            </button>
             <figcaption>
                 <span class="tile-name">{name}</span>
                 <Show when=move || !mic()>
