@@ -263,8 +263,34 @@ pub fn is_polite(me: PeerId, other: PeerId) -> bool {
     me > other
 }
 
+/// How many simulcast layers a camera of `width` × `height` is sent in: three from about
+/// 960 × 540, two from 480 × 270, else one. Browsers send no more than this (Chromium drops the
+/// largest layers past it), so asking for three from a 640 × 480 camera would leave only the
+/// quarter and half sizes, and a large tile with a blurry picture.
+pub fn simulcast_layers(width: u32, height: u32) -> usize {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels >= 960 * 540 {
+        3
+    } else if pixels >= 480 * 270 {
+        2
+    } else {
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cameras_get_as_many_layers_as_browsers_send() {
+        use super::simulcast_layers;
+        assert_eq!(simulcast_layers(1280, 720), 3);
+        assert_eq!(simulcast_layers(1920, 1080), 3);
+        assert_eq!(simulcast_layers(640, 480), 2);
+        assert_eq!(simulcast_layers(640, 360), 2);
+        assert_eq!(simulcast_layers(320, 240), 1);
+        assert_eq!(simulcast_layers(0, 0), 1);
+    }
+
     use super::*;
     use PeerConnectionState as State;
 

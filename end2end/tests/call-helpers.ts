@@ -36,7 +36,8 @@ export async function framesDecoded(page: Page, name: string, tile = 'remote-til
     const track = stream?.getVideoTracks()[0];
     if (!track) return -1;
     for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
-      if (pc.connectionState === 'closed') continue;
+      // signalingState too: a test may have overridden connectionState.
+      if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
       if (!pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
       const stats = await pc.getStats(track);
       let frames = -1;

@@ -1,9 +1,11 @@
 // Calls through the server's forwarding unit: one RTCPeerConnection per page whatever the
 // call's size, video that really decodes, and the switch between browser-to-browser and
 // through-the-server media as a call grows past --mesh-max and shrinks back.
-import { Page } from '@playwright/test';
+import { chromium, Page } from '@playwright/test';
+import { chromiumArgs } from '../playwright.config';
+import { speechWav, silenceWav } from './audio';
 import { test, expect, startServer } from './fixtures';
-import { joinCall, remoteTile, expectVideoFlowing } from './call-helpers';
+import { joinCall, remoteTile, expectVideoFlowing, framesDecoded } from './call-helpers';
 
 const SFU = ['--media', 'auto', '--mesh-max', '2', '--media-addr', '127.0.0.1:0'];
 
@@ -75,6 +77,131 @@ test('a call switches to the server at three people and back at two, video flowi
     await expectVideoFlowing(bob, 'Ann');
     for (const page of [ann, bob]) await expect.poll(() => openConnections(page)).toBe(1);
   } finally {
+    await server.stop();
+  }
+});
+
+/** Width of the frames the page decodes from `name`'s camera (getStats), 0 before any. */
+async function frameWidth(page: Page, name: string): Promise<number> {
+  return page.evaluate(async (name) => {
+    const element = document.querySelector(`[data-testid="remote-tile"][data-name="${CSS.escape(name)}"]`);
+    const stream = (element?.querySelector('video') as HTMLVideoElement | null)?.srcObject as MediaStream | null;
+    const track = stream?.getVideoTracks()[0];
+    if (!track) return 0;
+    for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
+      if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
+      if (!pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
+      let width = 0;
+      (await pc.getStats(track)).forEach((s: any) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') width = s.frameWidth ?? 0;
+      });
+      return width;
+    }
+    return 0;
+  }, name);
+}
+
+test('a pinned tile gets a sharper picture than the thumbnails, a hidden tile none, and a failed connection is replaced', async ({
+  newContext,
+  consoleErrors,
+}) => {
+  test.setTimeout(150_000);
+  const server = await startServer(['--media', 'sfu', '--media-addr', '127.0.0.1:0']);
+  try {
+    const names = ['Ann', 'Bob', 'Cat', 'Dan'];
+    const pages: Record<string, Page> = {};
+    for (const name of names) pages[name] = await joinCall(await newContext(), server, 'layers', name, consoleErrors);
+    const ann = pages.Ann;
+    for (const other of ['Bob', 'Cat', 'Dan']) await expectVideoFlowing(ann, other);
+
+    // Ann pins Bob: his tile fills the stage, the others become thumbnails.
+    await remoteTile(ann, 'Bob').hover();
+    await remoteTile(ann, 'Bob').getByTestId('pin').click();
+    await expect(ann.getByTestId('tiles')).toHaveAttribute('data-layout', 'pinned');
+    await expect
+      .poll(async () => (await frameWidth(ann, 'Bob')) - Math.max(await frameWidth(ann, 'Cat'), await frameWidth(ann, 'Dan')), {
+        message: 'Bob, pinned, arrives wider than the thumbnails',
+        timeout: 30_000,
+      })
+      .toBeGreaterThan(0);
+
+    // Unpinned, Bob is a thumbnail like the others again.
+    await remoteTile(ann, 'Bob').getByTestId('pin').click();
+    await expect
+      .poll(async () => (await frameWidth(ann, 'Bob')) - (await frameWidth(ann, 'Cat')), { timeout: 30_000 })
+      .toBe(0);
+
+    // Dan's tile disappears from Ann's screen: the server stops sending his video, and
+    // starts again when the tile is back.
+    await remoteTile(ann, 'Dan').evaluate((tile: HTMLElement) => (tile.style.display = 'none'));
+    await ann.waitForTimeout(2_000);
+    const paused = await framesDecoded(ann, 'Dan');
+    await ann.waitForTimeout(2_000);
+    expect(await framesDecoded(ann, 'Dan')).toBe(paused);
+    await remoteTile(ann, 'Dan').evaluate((tile: HTMLElement) => (tile.style.display = ''));
+    await expectVideoFlowing(ann, 'Dan');
+
+    // Bob shares his screen: through the server it is one stream at full size (no simulcast
+    // layers), shown large on the others' pages.
+    await pages.Bob.getByRole('button', { name: 'Share screen' }).click();
+    for (const page of [ann, pages.Cat]) {
+      const screen = page.locator('[data-testid="screen-tile"][data-name="Bob"]');
+      await expect(screen).toBeVisible({ timeout: 15_000 });
+      await expect
+        .poll(() => screen.locator('video').evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 })
+        .toBe(1280);
+      const first = await framesDecoded(page, 'Bob', 'screen-tile');
+      await expect.poll(() => framesDecoded(page, 'Bob', 'screen-tile')).toBeGreaterThan(first);
+    }
+    await pages.Bob.getByRole('button', { name: 'Stop sharing' }).click();
+    await expect(ann.locator('[data-testid="screen-tile"]')).toHaveCount(0);
+
+    // Ann's browser reports her connection to the server failed (as after a network change):
+    // the page opens a new one, the server replaces the old, and video flows again.
+    const before = await ann.evaluate(() => (window as any).__peerConnections.length);
+    await ann.evaluate(() => {
+      const pcs = (window as any).__peerConnections as RTCPeerConnection[];
+      const pc = pcs.filter((p) => p.connectionState !== 'closed').pop()!;
+      Object.defineProperty(pc, 'connectionState', { get: () => 'failed' });
+      pc.dispatchEvent(new Event('connectionstatechange'));
+    });
+    await expect
+      .poll(() => ann.evaluate(() => (window as any).__peerConnections.length), { timeout: 10_000 })
+      .toBe(before + 1);
+    for (const other of ['Bob', 'Cat', 'Dan']) await expectVideoFlowing(ann, other);
+    await expectVideoFlowing(pages.Bob, 'Ann');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('through the server, the server names the active speaker for every page', async () => {
+  test.setTimeout(120_000);
+  const server = await startServer(['--media', 'sfu', '--media-addr', '127.0.0.1:0']);
+  const launch = (wav: string) =>
+    chromium.launch({
+      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+      args: [...chromiumArgs, `--use-file-for-fake-audio-capture=${wav}`],
+    });
+  const speaking = await launch(speechWav());
+  const silent = await launch(silenceWav());
+  try {
+    const errors: string[] = [];
+    const ann = await joinCall(await speaking.newContext(), server, 'voices', 'Ann', errors);
+    const bob = await joinCall(await silent.newContext(), server, 'voices', 'Bob', errors);
+    const cat = await joinCall(await silent.newContext(), server, 'voices', 'Cat', errors);
+    // The pages no longer measure each other's sound through the server: the mark comes
+    // from the server's active_speaker.
+    for (const page of [bob, cat]) {
+      await expect(remoteTile(page, 'Ann')).toHaveAttribute('data-speaking', 'true', { timeout: 20_000 });
+      await expect(page.getByTestId('self-tile')).toHaveAttribute('data-speaking', 'false');
+    }
+    await expect(ann.getByTestId('self-tile')).toHaveAttribute('data-speaking', 'true');
+    await expect(remoteTile(ann, 'Bob')).toHaveAttribute('data-speaking', 'false');
+    expect(errors).toEqual([]);
+  } finally {
+    await speaking.close();
+    await silent.close();
     await server.stop();
   }
 });

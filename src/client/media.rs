@@ -124,10 +124,16 @@ pub async fn get_display_media() -> Result<MediaStreamTrack, MediaProblem> {
         .map_err(problem_from)?
         .dyn_into()
         .map_err(|_| MediaProblem::Unavailable("getDisplayMedia returned no stream".into()))?;
-    let track = stream.get_video_tracks().get(0);
-    track
+    let track: MediaStreamTrack = stream
+        .get_video_tracks()
+        .get(0)
         .dyn_into()
-        .map_err(|_| MediaProblem::Unavailable("no screen track".into()))
+        .map_err(|_| MediaProblem::Unavailable("no screen track".into()))?;
+    // Text on a shared screen must stay sharp: with this hint the encoder keeps the
+    // resolution and lowers the frame rate when bandwidth or CPU run short. web-sys has no
+    // binding for the attribute.
+    let _ = js_sys::Reflect::set(&track, &"contentHint".into(), &"detail".into());
+    Ok(track)
 }
 
 /// Measures how loud an audio track is: the pre-join meter and the speaker detection.

@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use gloo_timers::callback::Interval;
+use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -43,6 +43,10 @@ struct Inner {
     /// Reads the meters every `METER_INTERVAL_MS`; dropping it stops them.
     meter_interval: RefCell<Option<Interval>>,
     call: RefCell<Option<CallLink>>,
+    /// Connections to the server opened again in a row after failing; the next waits longer.
+    server_link_retries: Cell<u32>,
+    /// The wait before opening the connection to the server again.
+    server_link_retry: RefCell<Option<Timeout>>,
     /// What the call was started with, to reconnect it the other way when its mode changes.
     setup: RefCell<Option<CallSetup>>,
 }
@@ -146,6 +150,8 @@ impl MediaSession {
                 audio_context: RefCell::new(None),
                 meter: RefCell::new(None),
                 remote_meters: RefCell::new(Vec::new()),
+                server_link_retries: Cell::new(0),
+                server_link_retry: RefCell::new(None),
                 screen: RefCell::new(None),
                 screen_ended: RefCell::new(None),
                 meter_interval: RefCell::new(None),
@@ -506,10 +512,54 @@ impl MediaSession {
                 Some(CallLink::Mesh(call))
             }
             CallMode::Sfu => {
-                SfuCall::start(&setup.ice_servers, tracks, send, events).map(CallLink::Sfu)
+                let session = Rc::downgrade(&self.inner);
+                let watch: Rc<dyn Fn(bool)> = Rc::new(move |connected| {
+                    if let Some(inner) = session.upgrade() {
+                        MediaSession { inner }.server_link_changed(connected);
+                    }
+                });
+                SfuCall::start(&setup.ice_servers, tracks, send, events, watch).map(CallLink::Sfu)
             }
         };
         *self.inner.call.borrow_mut() = link;
+    }
+
+    /// The connection to the server connected, or failed (the network changed, the server
+    /// dropped it): a failed one is replaced by a new connection, after 1, 2, 4, then every
+    /// 8 seconds, for as long as the call lasts. The server takes a new offer as a new
+    /// connection and drops the old one.
+    fn server_link_changed(&self, connected: bool) {
+        let inner = &self.inner;
+        if connected {
+            inner.server_link_retries.set(0);
+            inner.server_link_retry.borrow_mut().take();
+            return;
+        }
+        if inner.server_link_retry.borrow().is_some() {
+            return;
+        }
+        let retries = inner.server_link_retries.get();
+        inner.server_link_retries.set(retries + 1);
+        let delay = 1000 * 2u32.pow(retries.min(3));
+        let session = Rc::downgrade(inner);
+        let retry = Timeout::new(delay, move || {
+            let Some(inner) = session.upgrade() else {
+                return;
+            };
+            inner.server_link_retry.borrow_mut().take();
+            let session = MediaSession { inner };
+            let through_server =
+                matches!(session.inner.call.borrow().as_ref(), Some(CallLink::Sfu(_)));
+            if !through_server {
+                return;
+            }
+            leptos::logging::warn!("connecting to the server's media again");
+            if let Some(call) = session.inner.call.borrow_mut().take() {
+                call.close();
+            }
+            session.connect(CallMode::Sfu, &[], |_| false);
+        });
+        *inner.server_link_retry.borrow_mut() = Some(retry);
     }
 
     pub fn on_signal(&self, from: PeerId, signal: Signal) {
@@ -554,6 +604,8 @@ impl MediaSession {
         if let Some(call) = self.inner.call.borrow_mut().take() {
             call.close();
         }
+        self.inner.server_link_retry.borrow_mut().take();
+        self.inner.server_link_retries.set(0);
         self.inner.setup.borrow_mut().take();
         self.inner.remote_meters.borrow_mut().clear();
     }

@@ -25,17 +25,20 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
-use crate::media::{LinkState, MediaEvent, TrackKind};
+use crate::media::{simulcast_layers, LinkState, MediaEvent, TrackKind};
 use crate::protocol::{ClientMsg, IceServer, PeerId, RemoteTrack, TileView, TrackSource};
 
 use super::call::{rtc_configuration, set_local_description, LocalTracks};
 
 type Sender = Rc<dyn Fn(ClientMsg)>;
 type Events = Rc<dyn Fn(MediaEvent)>;
+/// Told `true` when the connection to the server connects, `false` when it fails.
+type Watch = Rc<dyn Fn(bool)>;
 type EventHandler = Closure<dyn FnMut(JsValue)>;
 
 /// The camera's simulcast layers: rid, how much smaller than the camera, and the most bits
-/// per second each may use. A browser sends fewer for a small camera.
+/// per second each may use. A smaller camera sends only the largest of them (see
+/// `simulcast_layers`).
 const CAMERA_LAYERS: [(&str, f32, u32); 3] = [
     ("q", 4.0, 150_000),
     ("h", 2.0, 500_000),
@@ -65,6 +68,7 @@ struct Shared {
     pc: RtcPeerConnection,
     send: Sender,
     events: Events,
+    watch: Watch,
     microphone: RtcRtpTransceiver,
     camera: RtcRtpTransceiver,
     screen: RtcRtpTransceiver,
@@ -93,6 +97,7 @@ impl SfuCall {
         tracks: LocalTracks,
         send: Sender,
         events: Events,
+        watch: Watch,
     ) -> Option<SfuCall> {
         let pc = RtcPeerConnection::new_with_configuration(&rtc_configuration(ice_servers)).ok()?;
         let add = |kind: &str, track: Option<&MediaStreamTrack>, layers: Option<js_sys::Array>| {
@@ -107,7 +112,11 @@ impl SfuCall {
             }
         };
         let microphone = add("audio", tracks.audio.as_ref(), None);
-        let camera = add("video", tracks.video.as_ref(), Some(camera_layers()));
+        let camera = add(
+            "video",
+            tracks.video.as_ref(),
+            camera_layers(tracks.video.as_ref()),
+        );
         // A shared screen goes as one stream: text must stay sharp, and one sharer has few
         // viewers to adapt to.
         let screen = add("video", tracks.screen.as_ref(), None);
@@ -115,6 +124,7 @@ impl SfuCall {
             pc,
             send,
             events,
+            watch,
             microphone,
             camera,
             screen,
@@ -380,8 +390,13 @@ impl Shared {
             }
             _ => LinkState::Connecting,
         };
-        if state == LinkState::Failed {
-            leptos::logging::warn!("the connection to the server's media failed");
+        match state {
+            LinkState::Failed => {
+                leptos::logging::warn!("the connection to the server's media failed");
+                (self.watch)(false);
+            }
+            LinkState::Connected => (self.watch)(true),
+            _ => {}
         }
         let peers: Vec<PeerId> = self.remotes.borrow().keys().copied().collect();
         for peer in peers {
@@ -399,9 +414,19 @@ impl Remote {
     }
 }
 
-/// The camera's layers, smallest first, as `sendEncodings`.
-fn camera_layers() -> js_sys::Array {
-    CAMERA_LAYERS
+/// The camera's layers, smallest first, as `sendEncodings`: as many as the camera's size
+/// allows (three when it is off: a camera turned on later is usually 720p); none for a camera
+/// too small to simulcast.
+fn camera_layers(camera: Option<&MediaStreamTrack>) -> Option<js_sys::Array> {
+    let count = camera.map_or(CAMERA_LAYERS.len(), |track| {
+        let settings = track.get_settings();
+        let side = |side: Option<i32>| side.map_or(0, |pixels| pixels.max(0) as u32);
+        simulcast_layers(side(settings.get_width()), side(settings.get_height()))
+    });
+    if count < 2 {
+        return None;
+    }
+    let layers = CAMERA_LAYERS[CAMERA_LAYERS.len() - count..]
         .iter()
         .map(|&(rid, scale_down, max_bitrate)| {
             let layer = RtcRtpEncodingParameters::new();
@@ -410,7 +435,8 @@ fn camera_layers() -> js_sys::Array {
             layer.set_max_bitrate(max_bitrate);
             JsValue::from(layer)
         })
-        .collect()
+        .collect();
+    Some(layers)
 }
 
 /// How large `element` is on screen in device pixels, rounded; 0 × 0 when it is detached,

@@ -9,7 +9,7 @@
 //! leave. The browser answers; it never offers again on that connection, so the two sides
 //! never offer at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +103,9 @@ pub struct Sfu {
     by_ufrag: HashMap<String, PeerId>,
     /// Who speaks in each room with anyone connected.
     speakers: HashMap<RoomKey, ActiveSpeaker>,
+    /// Every participant's next timeout, soonest first, so a wake-up finds the due ones
+    /// without looking at everyone.
+    timeouts: BTreeSet<(Instant, PeerId)>,
     outputs: VecDeque<SfuOutput>,
     stats: SfuStats,
 }
@@ -233,6 +236,7 @@ impl Sfu {
             by_source: HashMap::new(),
             by_ufrag: HashMap::new(),
             speakers: HashMap::new(),
+            timeouts: BTreeSet::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
         }
@@ -310,6 +314,7 @@ impl Sfu {
             .collect();
         self.by_ufrag.insert(creds.ufrag.clone(), peer);
         let speaker = self.speakers.get(&room).and_then(ActiveSpeaker::current);
+        self.timeouts.insert((now, peer));
         self.participants.insert(
             peer,
             Participant {
@@ -406,6 +411,7 @@ impl Sfu {
             return;
         };
         gone.rtc.disconnect();
+        self.timeouts.remove(&(gone.timeout, peer));
         self.by_ufrag.remove(&gone.ufrag);
         for source in &gone.sources {
             self.by_source.remove(source);
@@ -493,16 +499,16 @@ impl Sfu {
 
     /// When [`Sfu::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.participants.values().map(|p| p.timeout).min()
+        self.timeouts.first().map(|&(at, _)| at)
     }
 
     /// Time passed: every participant whose timeout is due runs it.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<PeerId> = self
-            .participants
+            .timeouts
             .iter()
-            .filter(|(_, p)| p.timeout <= now)
-            .map(|(&peer, _)| peer)
+            .take_while(|&&(at, _)| at <= now)
+            .map(|&(_, peer)| peer)
             .collect();
         for peer in due {
             let Some(participant) = self.participants.get_mut(&peer) else {
@@ -513,6 +519,19 @@ impl Sfu {
                 continue;
             }
             self.drive(now, peer);
+        }
+    }
+
+    /// Panics unless the indexes agree with the participants: one timeout entry each, at
+    /// their timeout, and every source and ufrag naming someone present.
+    #[cfg(test)]
+    pub fn check_indexes(&self) {
+        assert_eq!(self.timeouts.len(), self.participants.len());
+        for (peer, participant) in &self.participants {
+            assert!(self.timeouts.contains(&(participant.timeout, *peer)));
+        }
+        for peer in self.by_source.values().chain(self.by_ufrag.values()) {
+            assert!(self.participants.contains_key(peer));
         }
     }
 
@@ -626,7 +645,11 @@ impl Sfu {
             };
             match output {
                 Output::Timeout(at) => {
-                    participant.timeout = at;
+                    if participant.timeout != at {
+                        self.timeouts.remove(&(participant.timeout, peer));
+                        self.timeouts.insert((at, peer));
+                        participant.timeout = at;
+                    }
                     return;
                 }
                 Output::Transmit(transmit) => {

@@ -109,6 +109,7 @@ impl Network {
                 }
             }
             self.exchange();
+            self.sfu.check_indexes();
             self.now += Duration::from_millis(1);
             let now = self.now;
             self.sfu.handle_timeout(now);
