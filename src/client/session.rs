@@ -23,6 +23,10 @@ use super::sfu::SfuCall;
 /// How often microphone levels are read (the pre-join meter, the active speaker).
 const METER_INTERVAL_MS: u32 = 100;
 
+/// How long a call's old connections stay open after it switches between browser to browser
+/// and through the server: enough for the new ones to connect and deliver a keyframe.
+const DRAIN_MS: u32 = 3000;
+
 struct Inner {
     events: Rc<dyn Fn(MediaEvent)>,
     /// Everything this browser captures, shown in the self-view.
@@ -43,6 +47,9 @@ struct Inner {
     /// Reads the meters every `METER_INTERVAL_MS`; dropping it stops them.
     meter_interval: RefCell<Option<Interval>>,
     call: RefCell<Option<CallLink>>,
+    /// The call's connections of the other kind, after a switch: they go on showing video
+    /// until the new ones deliver, then close (make before break).
+    draining: RefCell<Option<(CallLink, Timeout)>>,
     /// Connections to the server opened again in a row after failing; the next waits longer.
     server_link_retries: Cell<u32>,
     /// The wait before opening the connection to the server again.
@@ -150,6 +157,7 @@ impl MediaSession {
                 audio_context: RefCell::new(None),
                 meter: RefCell::new(None),
                 remote_meters: RefCell::new(Vec::new()),
+                draining: RefCell::new(None),
                 server_link_retries: Cell::new(0),
                 server_link_retry: RefCell::new(None),
                 screen: RefCell::new(None),
@@ -447,11 +455,7 @@ impl MediaSession {
 
     /// Shows `peer`'s shared screen in `element`.
     pub fn attach_remote_screen(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
-        self.inner
-            .call
-            .borrow()
-            .as_ref()
-            .is_some_and(|call| call.attach_screen(peer, element))
+        self.attach_either(|call| call.attach_screen(peer, element))
     }
 
     /// Starts the call: connects to each member already in it (this side offers), or to
@@ -481,13 +485,30 @@ impl MediaSession {
         if current.is_none() || current == Some(mode) {
             return;
         }
-        if let Some(call) = self.inner.call.borrow_mut().take() {
-            call.close();
+        if let Some(old) = self.inner.call.borrow_mut().take() {
+            self.drain(old);
         }
         self.inner.remote_meters.borrow_mut().clear();
         let me = self.inner.setup.borrow().as_ref().map(|s| s.me);
         if let Some(me) = me {
             self.connect(mode, members, |peer| peer < me);
+        }
+    }
+
+    /// Keeps the call's old connections open for a few seconds after a switch, so tiles show
+    /// their video until the new connections deliver (each tile moves as soon as its new
+    /// media flows). The other members keep theirs as long, so both directions carry on.
+    fn drain(&self, old: CallLink) {
+        let session = Rc::downgrade(&self.inner);
+        let close = Timeout::new(DRAIN_MS, move || {
+            if let Some(inner) = session.upgrade() {
+                if let Some((old, _)) = inner.draining.borrow_mut().take() {
+                    old.close();
+                }
+            }
+        });
+        if let Some((older, _)) = self.inner.draining.replace(Some((old, close))) {
+            older.close();
         }
     }
 
@@ -593,11 +614,20 @@ impl MediaSession {
 
     /// Shows `peer`'s camera and microphone in `element`; false until their media arrived.
     pub fn attach_remote(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
+        self.attach_either(|call| call.attach(peer, element))
+    }
+
+    /// Attaches from the call's connections, else from those it switched away from while
+    /// they still run.
+    fn attach_either(&self, attach: impl Fn(&CallLink) -> bool) -> bool {
+        if self.inner.call.borrow().as_ref().is_some_and(&attach) {
+            return true;
+        }
         self.inner
-            .call
+            .draining
             .borrow()
             .as_ref()
-            .is_some_and(|call| call.attach(peer, element))
+            .is_some_and(|(old, _)| attach(old))
     }
 
     pub fn leave_call(&self) {
@@ -606,6 +636,9 @@ impl MediaSession {
         }
         self.inner.server_link_retry.borrow_mut().take();
         self.inner.server_link_retries.set(0);
+        if let Some((old, _)) = self.inner.draining.borrow_mut().take() {
+            old.close();
+        }
         self.inner.setup.borrow_mut().take();
         self.inner.remote_meters.borrow_mut().clear();
     }

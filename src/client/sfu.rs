@@ -223,11 +223,14 @@ impl SfuCall {
             .borrow_mut()
             .insert((peer, source), element.clone());
         match self.shared.remotes.borrow().get(&peer) {
-            Some(remote) => {
+            // Only once media flows: until then the tile keeps what it shows (the call's
+            // earlier connection, while it switches here), and the first packet of each track
+            // brings it back here (`RemoteMedia` on unmute).
+            Some(remote) if has_media(stream(remote)) => {
                 super::media::attach(element, Some(stream(remote)));
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -318,12 +321,21 @@ impl Shared {
                 state: LinkState::Connected,
             });
         }
+        // A received track is muted until its first packet arrives: that is when the tile
+        // can show it.
+        let events = Rc::clone(&self.events);
+        let peer = info.peer;
+        let unmuted = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            events(MediaEvent::RemoteMedia { peer });
+        });
+        track.set_onunmute(Some(unmuted.as_ref().unchecked_ref()));
+        self.handlers.borrow_mut().push(unmuted);
         (self.events)(MediaEvent::RemoteMedia { peer: info.peer });
     }
 
     /// Tells the server the size of every video it sends this page, if any changed: each
     /// track in the server's map, at its element's size on screen, or 0 × 0 when it is not
-    /// on screen (no element, scrolled away, hidden).
+    /// on screen (scrolled away, hidden, its tile gone).
     fn report_view(&self) {
         let Some(window) = web_sys::window() else {
             return;
@@ -351,18 +363,20 @@ impl Shared {
         shown.sort_by_key(|&(peer, source)| (peer, source as u8));
         shown.dedup();
         let elements = self.elements.borrow();
+        // A video with no element yet (its tile is being drawn) is left out, which the server
+        // reads as "the best you can": pausing it would make a newly arrived video wait for
+        // the next check.
         let tiles: Vec<TileView> = shown
             .into_iter()
-            .map(|(peer, source)| {
-                let (width, height) = elements
-                    .get(&(peer, source))
-                    .map_or((0, 0), |element| on_screen_size(element, viewport, scale));
-                TileView {
+            .filter_map(|(peer, source)| {
+                let element = elements.get(&(peer, source))?;
+                let (width, height) = on_screen_size(element, viewport, scale);
+                Some(TileView {
                     peer,
                     source,
                     width,
                     height,
-                }
+                })
             })
             .collect();
         if *self.view.borrow() == tiles {
@@ -412,6 +426,14 @@ impl Remote {
             screen: MediaStream::new().expect("MediaStream is available"),
         }
     }
+}
+
+/// Whether any track of `stream` has received media.
+fn has_media(stream: &MediaStream) -> bool {
+    stream
+        .get_tracks()
+        .iter()
+        .any(|track| !track.unchecked_into::<MediaStreamTrack>().muted())
 }
 
 /// The camera's layers, smallest first, as `sendEncodings`: as many as the camera's size
