@@ -1,10 +1,21 @@
 // WAV files for Chromium's fake microphone (--use-file-for-fake-audio-capture): speech-like
 // bursts that survive noise suppression (a steady tone is mostly removed), and silence.
+import { chromium, Browser } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { chromiumArgs } from '../playwright.config';
+
 const RATE = 48_000;
+
+/** A browser whose fake microphone plays `wav` (from `speechWav` or `silenceWav`). */
+export function launchWithMicrophone(wav: string): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [...chromiumArgs, `--use-file-for-fake-audio-capture=${wav}`],
+  });
+}
 
 function wav(samples: Float32Array): Buffer {
   const data = Buffer.alloc(samples.length * 2);

@@ -1,10 +1,8 @@
 // The meeting experience across real pages: screen sharing, the active speaker, raised
 // hands, reactions, keyboard shortcuts, and the Korean and English interface.
-import { chromium } from '@playwright/test';
 import { test, expect, openPage, joinRoom } from './fixtures';
 import { framesDecoded, joinCall, remoteTile } from './call-helpers';
-import { chromiumArgs } from '../playwright.config';
-import { speechWav, silenceWav } from './audio';
+import { speechWav, silenceWav, launchWithMicrophone } from './audio';
 
 
 
@@ -63,13 +61,8 @@ test('a shared screen arrives as a second video track in a presenter layout, and
 
 test('a speaking microphone makes that tile the active speaker on the other page', async ({ server }) => {
   test.setTimeout(90_000);
-  const launch = (wav: string) =>
-    chromium.launch({
-      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-      args: [...chromiumArgs, `--use-file-for-fake-audio-capture=${wav}`],
-    });
-  const speakerBrowser = await launch(speechWav());
-  const listenerBrowser = await launch(silenceWav());
+  const speakerBrowser = await launchWithMicrophone(speechWav());
+  const listenerBrowser = await launchWithMicrophone(silenceWav());
   try {
     const errors: string[] = [];
     const ann = await joinCall(await speakerBrowser.newContext(), server, 'speakers', 'Ann', errors);

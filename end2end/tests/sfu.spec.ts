@@ -1,9 +1,8 @@
 // Calls through the server's forwarding unit: one RTCPeerConnection per page whatever the
 // call's size, video that really decodes, and the switch between browser-to-browser and
 // through-the-server media as a call grows past --mesh-max and shrinks back.
-import { chromium, Page } from '@playwright/test';
-import { chromiumArgs } from '../playwright.config';
-import { speechWav, silenceWav } from './audio';
+import { Page } from '@playwright/test';
+import { speechWav, silenceWav, launchWithMicrophone } from './audio';
 import { test, expect, startServer } from './fixtures';
 import { joinCall, remoteTile, expectVideoFlowing, framesDecoded } from './call-helpers';
 
@@ -178,13 +177,8 @@ test('a pinned tile gets a sharper picture than the thumbnails, a hidden tile no
 test('through the server, the server names the active speaker for every page', async () => {
   test.setTimeout(120_000);
   const server = await startServer(['--media', 'sfu', '--media-addr', '127.0.0.1:0']);
-  const launch = (wav: string) =>
-    chromium.launch({
-      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-      args: [...chromiumArgs, `--use-file-for-fake-audio-capture=${wav}`],
-    });
-  const speaking = await launch(speechWav());
-  const silent = await launch(silenceWav());
+  const speaking = await launchWithMicrophone(speechWav());
+  const silent = await launchWithMicrophone(silenceWav());
   try {
     const errors: string[] = [];
     const ann = await joinCall(await speaking.newContext(), server, 'voices', 'Ann', errors);
