@@ -106,6 +106,9 @@ pub struct Sfu {
     /// Every participant's next timeout, soonest first, so a wake-up finds the due ones
     /// without looking at everyone.
     timeouts: BTreeSet<(Instant, PeerId)>,
+    /// Senders just asked for a keyframe: their connections have the request to send, and
+    /// are polled before anything else so it leaves at once.
+    keyframes_asked: Vec<PeerId>,
     outputs: VecDeque<SfuOutput>,
     stats: SfuStats,
 }
@@ -237,6 +240,7 @@ impl Sfu {
             by_ufrag: HashMap::new(),
             speakers: HashMap::new(),
             timeouts: BTreeSet::new(),
+            keyframes_asked: Vec::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
         }
@@ -522,10 +526,12 @@ impl Sfu {
         }
     }
 
-    /// Panics unless the indexes agree with the participants: one timeout entry each, at
-    /// their timeout, and every source and ufrag naming someone present.
+    /// Panics unless the indexes agree with the participants (one timeout entry each, at
+    /// their timeout, and every source and ufrag naming someone present) and no keyframe
+    /// request was left unsent.
     #[cfg(test)]
     pub fn check_indexes(&self) {
+        assert!(self.keyframes_asked.is_empty());
         assert_eq!(self.timeouts.len(), self.participants.len());
         for (peer, participant) in &self.participants {
             assert!(self.timeouts.contains(&(participant.timeout, *peer)));
@@ -544,7 +550,13 @@ impl Sfu {
     fn drive(&mut self, now: Instant, peer: PeerId) {
         let mut work = VecDeque::new();
         self.poll_participant(now, peer, &mut work);
-        while let Some(item) = work.pop_front() {
+        loop {
+            while let Some(origin) = self.keyframes_asked.pop() {
+                self.poll_participant(now, origin, &mut work);
+            }
+            let Some(item) = work.pop_front() else {
+                break;
+            };
             match item {
                 Propagation::Published {
                     origin,
@@ -595,11 +607,7 @@ impl Sfu {
                     mid,
                     layer,
                     kind,
-                } => {
-                    if self.request_keyframe(now, origin, mid, layer, kind) {
-                        self.poll_participant(now, origin, &mut work);
-                    }
-                }
+                } => self.request_keyframe(now, origin, mid, layer, kind),
                 Propagation::LayersChanged(origin) => {
                     let Some(room) = self.participants.get(&origin).map(|p| Arc::clone(&p.room))
                     else {
@@ -615,7 +623,6 @@ impl Sfu {
                         self.allocate(now, viewer);
                         self.poll_participant(now, viewer, &mut work);
                     }
-                    self.poll_participant(now, origin, &mut work);
                 }
                 Propagation::Reallocate(viewer) => {
                     self.allocate(now, viewer);
@@ -918,7 +925,7 @@ impl Sfu {
     }
 
     /// Asks `origin` for a keyframe of one layer of its track `mid`, unless one was asked for
-    /// just now.
+    /// just now; the request leaves with the next `drive`.
     fn request_keyframe(
         &mut self,
         now: Instant,
@@ -926,31 +933,30 @@ impl Sfu {
         mid: Mid,
         layer: LayerId,
         kind: KeyframeRequestKind,
-    ) -> bool {
+    ) {
         let Some(participant) = self.participants.get_mut(&origin) else {
-            return false;
+            return;
         };
         let Some(track) = participant.published.iter_mut().find(|t| t.mid == mid) else {
-            return false;
+            return;
         };
         let Some(layer_state) = track.layers.iter_mut().find(|l| l.id == layer) else {
-            return false;
+            return;
         };
         if layer_state
             .last_keyframe_request
             .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_INTERVAL)
         {
-            return false;
+            return;
         }
         layer_state.last_keyframe_request = Some(now);
         let Some(mut writer) = participant.rtc.writer(mid) else {
-            return false;
+            return;
         };
-        if writer.request_keyframe(layer, kind).is_err() {
-            return false;
+        if writer.request_keyframe(layer, kind).is_ok() {
+            self.stats.keyframe_requests += 1;
+            self.keyframes_asked.push(origin);
         }
-        self.stats.keyframe_requests += 1;
-        true
     }
 
     /// Makes an offer to `peer` for the tracks to add or remove, unless one is already
