@@ -2,7 +2,7 @@
 # Runs every load scenario of docs/BENCHMARKS.md against fresh release servers on loopback and
 # prints the results. Not part of the test suite (benchmarks are not timed tests).
 #   scripts/bench.sh            all scenarios (about 3 minutes)
-#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages or reference
+#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, media or reference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -43,6 +43,11 @@ load() {
   target/release/room-bench load --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
 }
 
+media() {
+  printf '\n--- room-bench media %s\n' "$*"
+  target/release/room-bench media --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$@"
+}
+
 # The chat rate limit (10 burst, 5/s), the room cap (100) and the per-address connection
 # limit (200) protect real rooms; these scenarios raise them on purpose, since 50-100 messages
 # a second per sender, from thousands of clients on one address, is the load being measured.
@@ -80,6 +85,15 @@ if [ "$group" = all ] || [ "$group" = storm ]; then
     load --clients 10000 --rooms 100 --idle --duration 1 --connect-concurrency 10000
     stop_server
   done
+fi
+
+if [ "$group" = all ] || [ "$group" = media ]; then
+  step "calls through the server: synthetic publishers and receivers (room-bench media)"
+  start_server "${PER_IP[@]}" --media sfu --media-addr 127.0.0.1:0 --max-call-members 200
+  media --publishers 1 --subscribers 10 --duration 10 --layer h
+  media --publishers 1 --subscribers 50 --duration 10 --layer h
+  media --publishers 2 --subscribers 8 --rooms 10 --duration 10 --layer h
+  stop_server
 fi
 
 if [ "$group" = all ] || [ "$group" = pages ]; then

@@ -2,11 +2,13 @@
 //! (microphone, camera and screen sections it only sends on, in that order) that publishes
 //! synthetic VP8 and Opus frames: a camera in three simulcast layers like the page's, each
 //! with keyframes that carry its picture size (on the first frame, on request and every few
-//! seconds, as an encoder does), and audio with the level a browser reports. The forwarding
-//! unit's tests publish with it.
+//! seconds, as an encoder does), and audio with the level a browser reports. Every frame
+//! carries, after its header, when it was sent and its number on its stream
+//! ([`FrameStamp`]), so a receiver can tell forwarding delay and loss. The forwarding unit's
+//! tests and `room-bench media` publish with it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -27,7 +29,56 @@ pub const CAMERA_LAYERS: [(&str, u32, u32, usize); 3] = [
 ];
 
 /// A keyframe at least this often even unasked.
-const KEYFRAME_EVERY: Duration = Duration::from_secs(3);
+const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
+
+/// Where the stamp sits: after the VP8 header a decoder reads (10 bytes of a keyframe), and
+/// at the start of an audio frame.
+const VIDEO_STAMP_AT: usize = 10;
+const AUDIO_STAMP_AT: usize = 0;
+
+/// What a synthetic frame says of itself: wall-clock microseconds when it was written, and
+/// its number on its stream (layer or microphone), counting from 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameStamp {
+    pub sent_us: u64,
+    pub number: u32,
+}
+
+impl FrameStamp {
+    const BYTES: usize = 12;
+
+    fn now(number: u32) -> FrameStamp {
+        let sent_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        FrameStamp { sent_us, number }
+    }
+
+    fn write(self, frame: &mut [u8], at: usize) {
+        if let Some(place) = frame.get_mut(at..at + Self::BYTES) {
+            place[..8].copy_from_slice(&self.sent_us.to_le_bytes());
+            place[8..].copy_from_slice(&self.number.to_le_bytes());
+        }
+    }
+
+    fn read(frame: &[u8], at: usize) -> Option<FrameStamp> {
+        let place = frame.get(at..at + Self::BYTES)?;
+        Some(FrameStamp {
+            sent_us: u64::from_le_bytes(place[..8].try_into().ok()?),
+            number: u32::from_le_bytes(place[8..].try_into().ok()?),
+        })
+    }
+
+    /// The stamp of a received synthetic video frame.
+    pub fn of_video(frame: &[u8]) -> Option<FrameStamp> {
+        Self::read(frame, VIDEO_STAMP_AT)
+    }
+
+    /// The stamp of a received synthetic audio frame.
+    pub fn of_audio(frame: &[u8]) -> Option<FrameStamp> {
+        Self::read(frame, AUDIO_STAMP_AT)
+    }
+}
 
 struct VideoLayer {
     rid: Rid,
@@ -39,6 +90,7 @@ struct VideoLayer {
     time_base: u64,
     last_keyframe: Option<Instant>,
     keyframe_wanted: bool,
+    frames: u32,
 }
 
 pub struct SyntheticPeer {
@@ -48,6 +100,7 @@ pub struct SyntheticPeer {
     layers: Vec<VideoLayer>,
     /// The microphone's level, in dBov as the audio-level header extension carries it.
     pub audio_level: i8,
+    audio_frames: u32,
     started: Instant,
 }
 
@@ -58,6 +111,8 @@ impl SyntheticPeer {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Receive counters (NACKs sent) for the load tool's report.
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         if let Ok(candidate) = Candidate::host(local, "udp") {
             rtc.add_local_candidate(candidate);
@@ -90,6 +145,7 @@ impl SyntheticPeer {
                 time_base: n * 1_000_003,
                 last_keyframe: None,
                 keyframe_wanted: true,
+                frames: 0,
             })
             .collect();
         let peer = SyntheticPeer {
@@ -98,6 +154,7 @@ impl SyntheticPeer {
             camera,
             layers,
             audio_level: -30,
+            audio_frames: 0,
             started: now,
         };
         (peer, offer, pending)
@@ -140,8 +197,12 @@ impl SyntheticPeer {
                     Frequency::FORTY_EIGHT_KHZ,
                 );
                 if let Some(writer) = self.rtc.writer(self.microphone) {
+                    let mut frame = vec![0x10; AUDIO_FRAME_BYTES];
+                    FrameStamp::now(self.audio_frames).write(&mut frame, AUDIO_STAMP_AT);
                     let writer = writer.audio_level(self.audio_level, self.audio_level > -50);
-                    let _ = writer.write(pt, now, time, vec![0x10; AUDIO_FRAME_BYTES]);
+                    if writer.write(pt, now, time, frame).is_ok() {
+                        self.audio_frames += 1;
+                    }
                 }
             }
             MediaKind::Video => {
@@ -150,7 +211,8 @@ impl SyntheticPeer {
                         || layer
                             .last_keyframe
                             .is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_EVERY);
-                    let frame = vp8_frame(keyframe, layer.width, layer.height, layer.bytes);
+                    let mut frame = vp8_frame(keyframe, layer.width, layer.height, layer.bytes);
+                    FrameStamp::now(layer.frames).write(&mut frame, VIDEO_STAMP_AT);
                     let time = MediaTime::new(
                         layer.time_base + ticks(Frequency::NINETY_KHZ),
                         Frequency::NINETY_KHZ,
@@ -158,9 +220,12 @@ impl SyntheticPeer {
                     let Some(writer) = self.rtc.writer(self.camera) else {
                         return;
                     };
-                    if writer.rid(layer.rid).write(pt, now, time, frame).is_ok() && keyframe {
-                        layer.keyframe_wanted = false;
-                        layer.last_keyframe = Some(now);
+                    if writer.rid(layer.rid).write(pt, now, time, frame).is_ok() {
+                        layer.frames += 1;
+                        if keyframe {
+                            layer.keyframe_wanted = false;
+                            layer.last_keyframe = Some(now);
+                        }
                     }
                 }
             }
@@ -171,7 +236,7 @@ impl SyntheticPeer {
 /// A VP8 frame of `bytes` bytes whose header says what a decoder looks at first: keyframe or
 /// not and, for a keyframe, the picture size (RFC 6386 §9.1).
 fn vp8_frame(keyframe: bool, width: u32, height: u32, bytes: usize) -> Vec<u8> {
-    let mut frame = vec![0x5a; bytes.max(10)];
+    let mut frame = vec![0x5a; bytes.max(VIDEO_STAMP_AT + FrameStamp::BYTES)];
     if keyframe {
         frame[..3].copy_from_slice(&[0x10, 0x02, 0x00]);
         frame[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);

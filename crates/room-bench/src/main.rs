@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use room_bench::media::{run_media, MediaConfig};
 use room_bench::{reference, run, LoadConfig};
 
 #[global_allocator]
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// Connect clients, have some of them chat, and report delivery, rate, latency and memory.
     Load(LoadConfig),
+    /// Publish and receive synthetic media through the server's forwarding unit, and report
+    /// throughput, loss, delay, and the server's CPU per forwarded datagram.
+    Media(MediaConfig),
     /// Run the minimal reference fan-out server, to measure the tool's own ceiling.
     Reference {
         #[arg(long, default_value = "127.0.0.1:3100")]
@@ -47,6 +51,16 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Load(config) => match runtime.block_on(run(config)) {
+            Ok(report) => {
+                println!("{}", report.render());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("room-bench: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Media(config) => match runtime.block_on(run_media(config)) {
             Ok(report) => {
                 println!("{}", report.render());
                 ExitCode::SUCCESS

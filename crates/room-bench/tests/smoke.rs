@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use room_bench::media::MediaConfig;
 use room_bench::{self as loadgen, LoadConfig};
 use support::TestServer;
 
@@ -57,4 +58,51 @@ async fn refused_messages_are_reported_as_errors_not_deliveries() {
     assert!(report.errors > 0, "{}", report.render());
     assert!(report.lost() > 0);
     server.stop().await;
+}
+
+/// `room-bench media` against the real server with its forwarding unit: every receiver gets
+/// the publisher's video and audio, and the report has every figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_media_run_forwards_video_and_audio_to_every_receiver() {
+    let server = TestServer::start(&["--media", "sfu"]).await;
+    let report = loadgen::media::run_media(MediaConfig {
+        addr: server.addr,
+        publishers: 1,
+        subscribers: 2,
+        rooms: 1,
+        duration: Duration::from_secs(2),
+        layer: "q".into(),
+        server_pid: Some(std::process::id()),
+    })
+    .await
+    .expect("the media load runs");
+    let rendered = report.render();
+    assert_eq!(report.connected, 3, "{rendered}");
+    // Two receivers, 30 video and 50 audio frames a second each, for two seconds; allow for
+    // a slow machine, not for nothing arriving.
+    assert!(report.video_frames > 60, "{rendered}");
+    assert!(report.audio_frames > 100, "{rendered}");
+    assert!(report.loss_percent() < 5.0, "{rendered}");
+    assert!(report.datagrams > 0 && report.bytes > 0, "{rendered}");
+    assert!(report.delay_p99_us >= report.delay_p50_us && report.delay_p50_us > 0);
+    assert!(report.first_video_max_ms > 0, "{rendered}");
+    assert!(report.cpu_us_per_datagram().is_some(), "{rendered}");
+    assert!(rendered.contains("per forwarded datagram"), "{rendered}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_media_load_refuses_targets_off_loopback() {
+    let error = loadgen::media::run_media(MediaConfig {
+        addr: "192.0.2.1:3000".parse().unwrap(),
+        publishers: 1,
+        subscribers: 1,
+        rooms: 1,
+        duration: Duration::from_secs(1),
+        layer: "h".into(),
+        server_pid: None,
+    })
+    .await
+    .unwrap_err();
+    assert!(error.contains("loopback"), "{error}");
 }
