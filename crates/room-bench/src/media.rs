@@ -357,8 +357,9 @@ impl Client {
                                         Some(since.elapsed().as_millis() as u64);
                                 }
                                 let Some(stamp) = stamp else { continue };
-                                // Numbers run per layer; the server may move a receiver
-                                // between layers, so gaps count per stream received.
+                                // A receiver gets one stream per camera whatever the layer,
+                                // and the layers' numbers run in step (a frame each per tick),
+                                // so a layer switch leaves no gap unless frames were lost.
                                 let stream =
                                     (data.mid.to_string(), data.rid.map(|r| r.to_string()));
                                 let last = last_numbers.insert(stream, stamp.number);
