@@ -50,26 +50,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Load(config) => match runtime.block_on(run(config)) {
-            Ok(report) => {
-                println!("{}", report.render());
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("room-bench: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Media(config) => match runtime.block_on(run_media(config)) {
-            Ok(report) => {
-                println!("{}", report.render());
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("room-bench: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Load(config) => finish(runtime.block_on(run(config)).map(|r| r.render())),
+        Command::Media(config) => finish(runtime.block_on(run_media(config)).map(|r| r.render())),
         Command::Reference { addr } => {
             println!("reference fan-out server on ws://{addr}/ws");
             match runtime.block_on(reference::serve_on(addr)) {
@@ -79,6 +61,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints a run's report, or why it could not run.
+fn finish(report: Result<String, String>) -> ExitCode {
+    match report {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("room-bench: {error}");
+            ExitCode::FAILURE
         }
     }
 }
