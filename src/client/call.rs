@@ -540,7 +540,8 @@ fn rtc_sdp_type(sdp_type: SdpType) -> RtcSdpType {
     }
 }
 
-fn connection_state(state: RtcPeerConnectionState) -> PeerConnectionState {
+/// `connectionState` as the plain data the supervisors read.
+pub(super) fn connection_state(state: RtcPeerConnectionState) -> PeerConnectionState {
     match state {
         RtcPeerConnectionState::New => PeerConnectionState::New,
         RtcPeerConnectionState::Connecting => PeerConnectionState::Connecting,

@@ -25,10 +25,10 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
-use crate::media::{simulcast_layers, LinkState, MediaEvent, TrackKind};
+use crate::media::{simulcast_layers, LinkState, MediaEvent, PeerConnectionState, TrackKind};
 use crate::protocol::{ClientMsg, IceServer, PeerId, RemoteTrack, TileView, TrackSource};
 
-use super::call::{rtc_configuration, set_local_description, LocalTracks};
+use super::call::{connection_state, rtc_configuration, set_local_description, LocalTracks};
 
 type Sender = Rc<dyn Fn(ClientMsg)>;
 type Events = Rc<dyn Fn(MediaEvent)>;
@@ -397,11 +397,9 @@ impl Shared {
     }
 
     fn on_connection_state(&self) {
-        let state = match self.pc.connection_state() {
-            web_sys::RtcPeerConnectionState::Connected => LinkState::Connected,
-            web_sys::RtcPeerConnectionState::Failed | web_sys::RtcPeerConnectionState::Closed => {
-                LinkState::Failed
-            }
+        let state = match connection_state(self.pc.connection_state()) {
+            PeerConnectionState::Connected => LinkState::Connected,
+            PeerConnectionState::Failed | PeerConnectionState::Closed => LinkState::Failed,
             _ => LinkState::Connecting,
         };
         match state {

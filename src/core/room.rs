@@ -337,6 +337,15 @@ impl Room {
             .ok_or_else(|| Refusal::new(ErrorCode::NotJoined, "join a room first"))
     }
 
+    /// The member, if they are in the call: only call members signal.
+    fn call_member_mut(&mut self, peer: PeerId) -> Result<&mut Member, Refusal> {
+        let member = self.member_mut(peer)?;
+        if !member.in_call {
+            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
+        }
+        Ok(member)
+    }
+
     pub fn history(&self) -> impl Iterator<Item = &ChatEntry> {
         self.history.iter()
     }
@@ -901,10 +910,7 @@ impl Room {
         now: Now,
     ) -> Result<Outcome, Refusal> {
         let mode = self.call_mode;
-        let member = self.member_mut(peer)?;
-        if !member.in_call {
-            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
-        }
+        let member = self.call_member_mut(peer)?;
         if mode != CallMode::Sfu {
             return Err(Refusal::new(
                 ErrorCode::BadMessage,
@@ -948,10 +954,7 @@ impl Room {
     /// since a page may send one just as the call switches.
     fn view(&mut self, peer: PeerId, tiles: Vec<TileView>, now: Now) -> Result<Outcome, Refusal> {
         let mode = self.call_mode;
-        let member = self.member_mut(peer)?;
-        if !member.in_call {
-            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
-        }
+        let member = self.call_member_mut(peer)?;
         if tiles.len() > MAX_VIEW_TILES {
             return Err(Refusal::new(
                 ErrorCode::BadMessage,
@@ -1099,10 +1102,7 @@ impl Room {
         now: Now,
     ) -> Result<Outcome, Refusal> {
         let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
-        let sender = self.member_mut(from)?;
-        if !sender.in_call {
-            return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
-        }
+        let sender = self.call_member_mut(from)?;
         if to == from || !target_in_call {
             return Err(Refusal::new(
                 ErrorCode::UnknownPeer,

@@ -853,7 +853,7 @@ impl Sfu {
                 track
                     .layers
                     .iter()
-                    .filter(|l| now.saturating_duration_since(l.last_frame) < LAYER_STALE)
+                    .filter(|l| l.is_fresh(now))
                     .map(|l| l.id)
                     .collect()
             })
@@ -937,7 +937,7 @@ impl Sfu {
         let Some(participant) = self.participants.get_mut(&origin) else {
             return;
         };
-        let Some(track) = participant.published.iter_mut().find(|t| t.mid == mid) else {
+        let Some(track) = participant.track_mut(mid) else {
             return;
         };
         let Some(layer_state) = track.layers.iter_mut().find(|l| l.id == layer) else {
@@ -1024,6 +1024,10 @@ impl Participant {
         self.published.iter().find(|t| t.mid == mid)
     }
 
+    fn track_mut(&mut self, mid: Mid) -> Option<&mut Published> {
+        self.published.iter_mut().find(|t| t.mid == mid)
+    }
+
     /// What this browser asked to see of `origin`'s `source`.
     fn want(&self, origin: PeerId, source: TrackSource) -> Want {
         self.view
@@ -1047,7 +1051,7 @@ impl Participant {
         data: &MediaData,
         work: &mut VecDeque<Propagation>,
     ) {
-        let Some(track) = self.published.iter_mut().find(|t| t.mid == data.mid) else {
+        let Some(track) = self.track_mut(data.mid) else {
             return;
         };
         if !track.live {
@@ -1083,7 +1087,7 @@ impl Participant {
         };
         let layer = &mut track.layers[index];
         layer.rate.add(now, data.data.len());
-        let revived = now.saturating_duration_since(layer.last_frame) >= LAYER_STALE;
+        let revived = !layer.is_fresh(now);
         layer.last_frame = now;
         if track.kind != MediaKind::Video {
             return;
@@ -1115,13 +1119,20 @@ impl Participant {
     }
 }
 
+impl Layer {
+    /// Still arriving: a frame within `LAYER_STALE`.
+    fn is_fresh(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_frame) < LAYER_STALE
+    }
+}
+
 impl Published {
     /// The layers a viewer can be given now (size known, still arriving), smallest first.
     fn usable_layers(&self, now: Instant) -> Vec<(LayerId, LayerInfo)> {
         let mut layers: Vec<(LayerId, LayerInfo)> = self
             .layers
             .iter()
-            .filter(|l| now.saturating_duration_since(l.last_frame) < LAYER_STALE)
+            .filter(|l| l.is_fresh(now))
             .filter_map(|l| {
                 let (width, height) = l.size?;
                 let info = LayerInfo {

@@ -36,6 +36,13 @@ const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
 const VIDEO_STAMP_AT: usize = 10;
 const AUDIO_STAMP_AT: usize = 0;
 
+/// Wall-clock microseconds since the Unix epoch: the clock stamps are written and read in.
+pub fn wall_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// What a synthetic frame says of itself: wall-clock microseconds when it was written, and
 /// its number on its stream (layer or microphone), counting from 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,10 +55,10 @@ impl FrameStamp {
     const BYTES: usize = 12;
 
     fn now(number: u32) -> FrameStamp {
-        let sent_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        FrameStamp { sent_us, number }
+        FrameStamp {
+            sent_us: wall_micros(),
+            number,
+        }
     }
 
     fn write(self, frame: &mut [u8], at: usize) {

@@ -10,7 +10,7 @@
 pub mod media;
 pub mod reference;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,18 +199,37 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
+/// Refuses any target but a loopback address: the tools load only this machine.
+fn require_loopback(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "room-bench only targets loopback addresses, not {addr}"
+        ))
+    }
+}
+
+/// A tag unique to this run, for names and rooms, so that a run straight after another on the
+/// same server does not collide with members still leaving (or kept for a resume).
+fn run_id() -> String {
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}", std::process::id() ^ clock.subsec_nanos())
+}
+
+/// The `p` quantile (0 to 1) of sorted samples; 0 when there are none.
+fn percentile<T: Copy + Into<u64>>(sorted: &[T], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].into()
 }
 
 /// Runs the load and reports. Refuses anything but a loopback target.
 pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
-    if !is_loopback(config.addr.ip()) {
-        return Err(format!(
-            "room-bench only targets loopback addresses, not {}",
-            config.addr
-        ));
-    }
+    require_loopback(config.addr)?;
     if config.rooms == 0 || config.clients < config.rooms {
         return Err("need at least one client per room".into());
     }
@@ -224,12 +243,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
     let start = Instant::now();
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
 
-    // Names and rooms are unique per run, so that a run straight after another on the same
-    // server does not collide with members still leaving (or kept for a resume).
-    let clock = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let run = format!("{:x}", std::process::id() ^ clock.subsec_nanos());
+    let run = run_id();
     // Client i is in room i % rooms; the first `senders` clients in round-robin order send,
     // so senders spread evenly over the rooms.
     let room_sizes: Vec<usize> = (0..config.rooms)
@@ -323,15 +337,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
     report.send_seconds = last_delivery_us.saturating_sub(send_started_us) as f64 / 1e6;
     report.errors = shared.errors.load(Ordering::Relaxed);
     latencies.sort_unstable();
-    let percentile = |p: f64| -> u64 {
-        if latencies.is_empty() {
-            return 0;
-        }
-        let index = ((latencies.len() - 1) as f64 * p).round() as usize;
-        u64::from(latencies[index])
-    };
-    report.latency_p50_us = percentile(0.50);
-    report.latency_p99_us = percentile(0.99);
+    report.latency_p50_us = percentile(&latencies, 0.50);
+    report.latency_p99_us = percentile(&latencies, 0.99);
     report.latency_max_us = latencies.last().copied().map_or(0, u64::from);
     Ok(report)
 }

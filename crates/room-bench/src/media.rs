@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use room::protocol::{
     ClientMsg, MediaState, PeerId, RemoteTrack, ServerMsg, TileView, TrackSource, PROTOCOL_VERSION,
 };
-use room::sfu::synthetic::{FrameStamp, SyntheticPeer};
+use room::sfu::synthetic::{wall_micros, FrameStamp, SyntheticPeer};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{is_loopback, rss_kib, websocket_request};
+use crate::{percentile, require_loopback, rss_kib, run_id, websocket_request};
 
 /// What to run: the flags of `room-bench media`.
 #[derive(Clone, Debug, clap::Args)]
@@ -167,12 +167,7 @@ struct Totals {
 
 /// Runs the load and reports. Refuses anything but a loopback target.
 pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
-    if !is_loopback(config.addr.ip()) {
-        return Err(format!(
-            "room-bench only targets loopback addresses, not {}",
-            config.addr
-        ));
-    }
+    require_loopback(config.addr)?;
     let per_room = config.publishers + config.subscribers;
     if config.rooms == 0 || per_room < 2 || config.publishers == 0 {
         return Err("need a publisher and someone else in every room".into());
@@ -182,10 +177,7 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
         "f" => (1280, 720),
         _ => (640, 360),
     };
-    let clock = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let run = format!("{:x}", std::process::id() ^ clock.subsec_nanos());
+    let run = run_id();
     let totals = Arc::new(Mutex::new(Totals::default()));
     // Everyone connects and settles for this long before measuring.
     let warm_up = Duration::from_secs(3) + Duration::from_millis(20 * per_room as u64);
@@ -224,12 +216,6 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
         let _ = task.await;
     }
     let mut totals = totals.lock().await;
-    let percentile = |sorted: &[u64], p: f64| -> u64 {
-        if sorted.is_empty() {
-            return 0;
-        }
-        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-    };
     totals.delays_us.sort_unstable();
     totals.first_video_ms.sort_unstable();
     Ok(MediaReport {
@@ -376,10 +362,9 @@ impl Client {
                                 } else {
                                     counts.audio_frames += 1;
                                 }
-                                let now_us = SystemTime::now()
-                                    .duration_since(UNIX_EPOCH)
-                                    .map_or(0, |d| d.as_micros() as u64);
-                                counts.delays_us.push(now_us.saturating_sub(stamp.sent_us));
+                                counts
+                                    .delays_us
+                                    .push(wall_micros().saturating_sub(stamp.sent_us));
                             }
                             Event::MediaIngressStats(report) => {
                                 let key =

@@ -490,13 +490,7 @@ impl Session {
             ServerMsg::CallMode { mode } => {
                 self.call_mode = mode;
                 if self.call == CallPhase::In {
-                    let peers = self
-                        .roster
-                        .peers
-                        .iter()
-                        .filter(|p| p.in_call && Some(p.id) != self.me)
-                        .map(|p| p.id)
-                        .collect();
+                    let peers = self.others_in_call();
                     out.push(Command::Call(CallCommand::SwitchMode { mode, peers }));
                 }
             }
