@@ -89,10 +89,15 @@ fi
 
 if [ "$group" = all ] || [ "$group" = media ]; then
   step "calls through the server: synthetic publishers and receivers (room-bench media)"
-  start_server "${PER_IP[@]}" --media sfu --media-addr 127.0.0.1:0 --max-call-members 200
-  media --publishers 1 --subscribers 10 --duration 10 --layer h
-  media --publishers 1 --subscribers 50 --duration 10 --layer h
+  start_server "${PER_IP[@]}" --media sfu --media-addr 127.0.0.1:0 --max-call-members 400 \
+    --max-room-members 1000
+  media --publishers 1 --subscribers 100 --duration 10 --layer h
+  media --publishers 1 --subscribers 200 --duration 10 --layer h
+  media --publishers 1 --subscribers 300 --duration 10 --layer h
   media --publishers 2 --subscribers 8 --rooms 10 --duration 10 --layer h
+  # A large meeting: everyone sends the small layer, shows a page of 9 cameras, two talk.
+  media --publishers 50 --subscribers 0 --duration 10 --layer q --tiles 9 --speakers 2 \
+    --publish-layers 1
   stop_server
 fi
 

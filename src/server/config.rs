@@ -113,10 +113,16 @@ pub struct Config {
     #[arg(long, env = "ROOM_MESH_MAX", default_value_t = RoomLimits::DEFAULT.mesh_max)]
     pub mesh_max: usize,
 
-    /// The UDP address of the forwarding unit's one media socket (every participant's media
-    /// goes through this port: open it in the firewall). Port 0 picks a free one.
+    /// The UDP address of the forwarding unit's first media socket. There is one socket per
+    /// `--media-threads`, on consecutive ports from this one (7882-7883 on two cores: open
+    /// them in the firewall). Port 0 gives each a free port.
     #[arg(long, env = "ROOM_MEDIA_ADDR", default_value = "0.0.0.0:7882")]
     pub media_addr: SocketAddr,
+
+    /// Threads (shards) forwarding media, each with its own socket and a share of the rooms;
+    /// one room stays on one. Default: one per core.
+    #[arg(long, env = "ROOM_MEDIA_THREADS", default_value_t = default_media_threads())]
+    pub media_threads: usize,
 
     /// Addresses browsers reach the media socket on (repeatable, IPv4 or IPv6), e.g. the
     /// server's public address. Default: the media socket's own address if it is specific,
@@ -262,6 +268,10 @@ impl std::str::FromStr for MetricsAddr {
             .map(|addr| MetricsAddr(Some(addr)))
             .map_err(|_| format!("{text:?} is not host:port or off"))
     }
+}
+
+fn default_media_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn parse_media(text: &str) -> Result<MediaPolicy, String> {

@@ -1,9 +1,12 @@
-//! The forwarding unit on tokio: one UDP socket, one task. Datagrams, commands from room
-//! tasks (offers, answers, departures) and the engine's timeouts go into
-//! [`crate::sfu::engine::Sfu`]; datagrams go out on the socket and signalling goes back to
-//! each participant's room task, which passes it on over the WebSocket.
+//! The forwarding unit on tokio: rooms spread over shards, each one task with its own UDP
+//! socket and engine, so every core forwards and no lock is shared. Datagrams, commands from
+//! room tasks (offers, answers, departures) and the engine's timeouts go into a shard's
+//! [`crate::sfu::engine::Sfu`]; datagrams go out on its socket, many per system call, and
+//! signalling goes back to each participant's room task, which passes it on over the
+//! WebSocket.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 
 use prometheus_client::metrics::counter::Counter;
@@ -17,13 +20,14 @@ use crate::protocol::{ErrorCode, PeerId, ServerMsg, TileView};
 use crate::sfu::engine::{RoomKey, Sfu, SfuOutput, SfuStats};
 
 use super::rooms::RoomCommand;
+use super::udp_batch::{self, ReceiveBatch};
 
-/// Commands waiting for the media task; a room that finds the queue full drops its command
-/// and tells the member, rather than wait.
+/// Commands waiting for a shard; a room that finds the queue full drops its command and
+/// tells the member, rather than wait.
 const COMMAND_QUEUE: usize = 4096;
 
-/// Largest datagram read: a little over the Ethernet MTU, which WebRTC stays under.
-const DATAGRAM_BUFFER: usize = 2048;
+/// Each shard's socket buffers: a keyframe to a hundred viewers is over a megabyte at once.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// What room tasks ask of the forwarding unit.
 #[derive(Debug)]
@@ -36,17 +40,40 @@ pub enum MediaCommand {
         room_inbox: mpsc::WeakSender<RoomCommand>,
     },
     Answer {
+        room: RoomKey,
         peer: PeerId,
         sdp: String,
         room_inbox: mpsc::WeakSender<RoomCommand>,
     },
     View {
+        room: RoomKey,
         peer: PeerId,
         tiles: Vec<TileView>,
     },
     Drop {
+        room: RoomKey,
         peer: PeerId,
     },
+}
+
+impl MediaCommand {
+    fn room(&self) -> &RoomKey {
+        match self {
+            MediaCommand::Offer { room, .. }
+            | MediaCommand::Answer { room, .. }
+            | MediaCommand::View { room, .. }
+            | MediaCommand::Drop { room, .. } => room,
+        }
+    }
+
+    pub fn peer(&self) -> PeerId {
+        match self {
+            MediaCommand::Offer { peer, .. }
+            | MediaCommand::Answer { peer, .. }
+            | MediaCommand::View { peer, .. }
+            | MediaCommand::Drop { peer, .. } => *peer,
+        }
+    }
 }
 
 /// What the media task counts for `/metrics`; shared with the registry.
@@ -64,13 +91,16 @@ pub struct MediaCounters {
     pub nacks_received: Counter,
     pub nacks_sent: Counter,
     pub speaker_changes: Counter,
+    pub silence_dropped: Counter,
     pub unknown_datagrams: Counter,
 }
 
 impl MediaCounters {
-    /// Brings the counters from `before` to `now` (the engine counts, these export).
-    fn advance(&self, before: &SfuStats, now: &SfuStats, participants: usize) {
-        self.participants.set(participants as i64);
+    /// Brings the counters from `before` to `now` (one shard's engine counts, these export
+    /// the sum over the shards).
+    fn advance(&self, before: &SfuStats, now: &SfuStats, participants: (usize, usize)) {
+        self.participants
+            .inc_by(participants.1 as i64 - participants.0 as i64);
         let pairs = [
             (&self.datagrams_in, before.datagrams_in, now.datagrams_in),
             (&self.bytes_in, before.bytes_in, now.bytes_in),
@@ -108,6 +138,11 @@ impl MediaCounters {
                 now.speaker_changes,
             ),
             (
+                &self.silence_dropped,
+                before.silence_dropped,
+                now.silence_dropped,
+            ),
+            (
                 &self.unknown_datagrams,
                 before.unknown_datagrams,
                 now.unknown_datagrams,
@@ -119,55 +154,79 @@ impl MediaCounters {
     }
 }
 
-/// The way to the media task; cheap to clone.
+/// The way to the media shards; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
-    commands: mpsc::Sender<MediaCommand>,
-    local_addr: SocketAddr,
+    shards: Vec<mpsc::Sender<MediaCommand>>,
+    local_addrs: Vec<SocketAddr>,
 }
 
 impl MediaHandle {
-    /// Binds the media socket and starts the task, which ends on `shutdown`.
+    /// Binds one media socket per shard, on consecutive ports from `addr`'s (each on a free
+    /// port when it says 0), and starts the shards, which end on `shutdown`.
     pub fn start(
         addr: SocketAddr,
+        shards: usize,
         public_ips: &[IpAddr],
         http_addr: Option<SocketAddr>,
         counters: MediaCounters,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> std::io::Result<MediaHandle> {
-        let socket = StdUdpSocket::bind(addr)?;
-        socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(socket)?;
-        let local_addr = socket.local_addr()?;
-        let candidates = candidates(local_addr, public_ips, http_addr);
-        tracing::info!(%local_addr, ?candidates, "media socket open");
-        let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-        let task = MediaTask {
-            sfu: Sfu::new(candidates),
-            socket,
-            local_addr,
-            inboxes: HashMap::new(),
-            counters,
-            counted: SfuStats::default(),
+        let mut handle = MediaHandle {
+            shards: Vec::new(),
+            local_addrs: Vec::new(),
         };
-        tasks.spawn(task.run(inbox, shutdown));
-        Ok(MediaHandle {
-            commands,
-            local_addr,
-        })
+        for index in 0..shards.max(1) {
+            let mut shard_addr = addr;
+            if addr.port() != 0 {
+                let port = u16::try_from(usize::from(addr.port()) + index).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the media ports run past 65535",
+                    )
+                })?;
+                shard_addr.set_port(port);
+            }
+            let socket = StdUdpSocket::bind(shard_addr)?;
+            socket.set_nonblocking(true)?;
+            let socket = UdpSocket::from_std(socket)?;
+            udp_batch::enlarge_buffers(&socket, SOCKET_BUFFER);
+            let local_addr = socket.local_addr()?;
+            let candidates = candidates(local_addr, public_ips, http_addr);
+            tracing::info!(shard = index, %local_addr, ?candidates, "media socket open");
+            let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
+            let task = MediaTask {
+                sfu: Sfu::new(candidates),
+                socket,
+                local_addr,
+                inboxes: HashMap::new(),
+                counters: counters.clone(),
+                counted: SfuStats::default(),
+                participants: 0,
+                outgoing: Vec::new(),
+            };
+            tasks.spawn(task.run(inbox, shutdown.clone()));
+            handle.shards.push(commands);
+            handle.local_addrs.push(local_addr);
+        }
+        Ok(handle)
     }
 
-    /// The media socket's address (its port, when the flag said 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The shards' media sockets (their ports, when the flag said 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
-    /// Queues `command`; false when the media task is overloaded. After it stopped (the
-    /// server is shutting down) commands are dropped quietly: nobody waits for them.
+    /// Queues `command` for the shard of its room; false when that shard is overloaded.
+    /// After it stopped (the server is shutting down) commands are dropped quietly: nobody
+    /// waits for them.
     pub fn send(&self, command: MediaCommand) -> bool {
+        // A fixed hasher: every command of a room reaches the same shard.
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(command.room());
+        let shard = &self.shards[(hash % self.shards.len() as u64) as usize];
         !matches!(
-            self.commands.try_send(command),
+            shard.try_send(command),
             Err(mpsc::error::TrySendError::Full(_))
         )
     }
@@ -208,8 +267,11 @@ struct MediaTask {
     /// Each participant's room task, for the signalling the engine has for them.
     inboxes: HashMap<PeerId, mpsc::WeakSender<RoomCommand>>,
     counters: MediaCounters,
-    /// The engine's counts as last exported.
+    /// The engine's counts and participants as last exported.
     counted: SfuStats,
+    participants: usize,
+    /// Datagrams of one flush, gathered to leave in batches.
+    outgoing: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl MediaTask {
@@ -218,7 +280,7 @@ impl MediaTask {
         mut commands: mpsc::Receiver<MediaCommand>,
         shutdown: CancellationToken,
     ) {
-        let mut buffer = vec![0u8; DATAGRAM_BUFFER];
+        let mut batch = ReceiveBatch::default();
         loop {
             let deadline = self.sfu.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -227,11 +289,16 @@ impl MediaTask {
                     Some(command) => self.command(command),
                     None => break,
                 },
-                received = self.socket.recv_from(&mut buffer) => match received {
-                    Ok((length, source)) => {
+                ready = self.socket.readable() => match ready.and_then(|()| {
+                    udp_batch::receive(&self.socket, &mut batch)
+                }) {
+                    Ok(_) => {
                         let now = std::time::Instant::now();
-                        self.sfu.receive(now, source, self.local_addr, &buffer[..length]);
+                        for (source, contents) in batch.datagrams() {
+                            self.sfu.receive(now, source, self.local_addr, contents);
+                        }
                     }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
                     // ICMP port unreachable from a participant that went away shows up as an
                     // error on the next read; nothing to do for the others.
                     Err(error) => tracing::debug!(%error, "media socket read failed"),
@@ -261,6 +328,7 @@ impl MediaTask {
                 peer,
                 sdp,
                 room_inbox,
+                ..
             } => {
                 if let Err(error) = self.sfu.answer(now, peer, &sdp) {
                     // Possibly from someone with no connection here: answer them directly.
@@ -268,8 +336,8 @@ impl MediaTask {
                     self.refuse(peer, error.0);
                 }
             }
-            MediaCommand::View { peer, tiles } => self.sfu.set_view(now, peer, &tiles),
-            MediaCommand::Drop { peer } => {
+            MediaCommand::View { peer, tiles, .. } => self.sfu.set_view(now, peer, &tiles),
+            MediaCommand::Drop { peer, .. } => {
                 self.sfu.remove(now, peer);
                 self.inboxes.remove(&peer);
             }
@@ -301,19 +369,25 @@ impl MediaTask {
                 SfuOutput::Transmit {
                     destination,
                     contents,
-                } => {
-                    let _ = self.socket.try_send_to(&contents, destination);
-                }
+                } => self.outgoing.push((destination, contents)),
                 SfuOutput::Signal { peer, msg } => self.signal(peer, msg),
             }
         }
+        if !self.outgoing.is_empty() {
+            udp_batch::send(&self.socket, &self.outgoing);
+            self.outgoing.clear();
+        }
         let stats = self.sfu.stats();
+        let participants = self.sfu.participant_count();
         self.counters
-            .advance(&self.counted, &stats, self.sfu.participant_count());
+            .advance(&self.counted, &stats, (self.participants, participants));
         self.counted = stats;
+        self.participants = participants;
         // Participants the engine dropped by itself (their ICE timed out) need no way back.
-        let sfu = &self.sfu;
-        self.inboxes.retain(|peer, _| sfu.has(*peer));
+        if self.inboxes.len() > participants {
+            let sfu = &self.sfu;
+            self.inboxes.retain(|peer, _| sfu.has(*peer));
+        }
     }
 }
 

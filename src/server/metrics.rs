@@ -200,6 +200,11 @@ impl Metrics {
             &media.speaker_changes,
         );
         add(
+            "sfu_silence_dropped",
+            "Microphone frames of silence not forwarded",
+            &media.silence_dropped,
+        );
+        add(
             "sfu_unknown_datagrams",
             "Datagrams from an address no participant uses, naming nobody either (dropped)",
             &media.unknown_datagrams,

@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod site;
 pub mod socket;
 pub mod store;
+mod udp_batch;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ impl AppState {
             MediaPolicy::Sfu | MediaPolicy::Auto => Some(
                 MediaHandle::start(
                     config.media_addr,
+                    config.media_threads,
                     &config.public_ips,
                     config.addr,
                     metrics.media.clone(),

@@ -544,19 +544,22 @@ impl RoomTask {
                 room_inbox: self.commands.clone(),
             },
             MediaEffect::Answer { peer, sdp } => MediaCommand::Answer {
+                room: Arc::clone(&self.media_key),
                 peer,
                 sdp,
                 room_inbox: self.commands.clone(),
             },
-            MediaEffect::View { peer, tiles } => MediaCommand::View { peer, tiles },
-            MediaEffect::Drop { peer } => MediaCommand::Drop { peer },
+            MediaEffect::View { peer, tiles } => MediaCommand::View {
+                room: Arc::clone(&self.media_key),
+                peer,
+                tiles,
+            },
+            MediaEffect::Drop { peer } => MediaCommand::Drop {
+                room: Arc::clone(&self.media_key),
+                peer,
+            },
         };
-        let peer = match &command {
-            MediaCommand::Offer { peer, .. }
-            | MediaCommand::Answer { peer, .. }
-            | MediaCommand::View { peer, .. }
-            | MediaCommand::Drop { peer } => *peer,
-        };
+        let peer = command.peer();
         if !media.send(command) {
             tracing::warn!(%peer, "the media task is overloaded: a signalling step was dropped");
         }

@@ -21,17 +21,14 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTi
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
-use super::layers::{fit_budget, layer_for, vp8_keyframe_size, LayerInfo, RateMeter, Want};
+use super::layers::{
+    fit_budget, layer_for, vp8_keyframe_size, KeyframeThrottle, LayerInfo, RateMeter, Want,
+};
 use super::speaker::ActiveSpeaker;
 use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
 
 /// Which room a participant is in; media never crosses rooms.
 pub type RoomKey = Arc<str>;
-
-/// Keyframe requests for one published track, at most this often: every subscriber that opens
-/// a track asks for one, and a crowd joining at once must not make the sender encode a
-/// keyframe per newcomer.
-const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A simulcast layer that sent nothing for this long is gone (the sender's browser dropped it
 /// for lack of CPU or bandwidth); its viewers move to another.
@@ -43,6 +40,23 @@ const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_000);
 
 /// Kept free of each estimate for audio, one allowance per received microphone.
 const AUDIO_ALLOWANCE_BPS: u64 = 40_000;
+
+/// A microphone packet this loud (dBov), or marked as voice by the sender, is speech; one
+/// quieter and unmarked is silence, which is not forwarded: in a large meeting nearly every
+/// microphone is quiet, and their packets were most of what the server sent.
+const SILENCE_DBOV: i8 = -60;
+
+/// After speech, a microphone's packets go on this long anyway, so soft ends of words and the
+/// pauses between them are heard.
+const SPEECH_HANGOVER: Duration = Duration::from_secs(1);
+
+/// Video packets each outgoing stream keeps for retransmission (and while paced). str0m's
+/// 1,000 held over a megabyte per viewer per video; 160 is about a second of the top layer
+/// (a NACK comes within a round trip) and three of the middle one, and holds any keyframe.
+const SEND_BUFFER_VIDEO: usize = 160;
+
+/// Timeouts due at once that one poll of a connection runs before it yields to the others.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 256;
 
 /// How often each connection reports its counters (NACKs) to the engine.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -83,6 +97,8 @@ pub struct SfuStats {
     pub nacks_sent: u64,
     /// Changes of a room's active speaker.
     pub speaker_changes: u64,
+    /// Microphone frames of silence, not forwarded.
+    pub silence_dropped: u64,
     /// Datagrams from an address no participant has used, that named nobody either.
     pub unknown_datagrams: u64,
 }
@@ -96,6 +112,8 @@ pub struct Sfu {
     candidates: Vec<SocketAddr>,
     crypto: Arc<CryptoProvider>,
     participants: HashMap<PeerId, Participant>,
+    /// Who is connected in each room, so forwarding a frame looks at its room only.
+    rooms: HashMap<RoomKey, Vec<PeerId>>,
     /// Where each participant's datagrams come from, once ICE told us.
     by_source: HashMap<SocketAddr, PeerId>,
     /// A participant's ICE username fragment, which names it in the first STUN request from
@@ -111,6 +129,10 @@ pub struct Sfu {
     keyframes_asked: Vec<PeerId>,
     outputs: VecDeque<SfuOutput>,
     stats: SfuStats,
+    /// Buffers the forwarding path reuses, so a frame costs no allocation of ours: the
+    /// work queue of a `drive` (taken, and given back empty), and a frame's fresh layers.
+    spare_work: VecDeque<Propagation>,
+    fresh_layers: Vec<LayerId>,
 }
 
 struct Participant {
@@ -145,6 +167,8 @@ struct Published {
     /// Whether media arrived on it yet. Only then do the others get a section for it: a
     /// screen nobody shares or a camera that is off costs no one an SDP section.
     live: bool,
+    /// For a microphone: when it last carried speech.
+    last_speech: Option<Instant>,
 }
 
 struct Layer {
@@ -154,7 +178,9 @@ struct Layer {
     size: Option<(u32, u32)>,
     rate: RateMeter,
     last_frame: Instant,
-    last_keyframe_request: Option<Instant>,
+    /// Every viewer that opens or switches to the layer asks for a keyframe; these go on
+    /// to the sender only so often.
+    keyframes: KeyframeThrottle,
 }
 
 /// Another participant's track, as this participant receives it.
@@ -236,6 +262,7 @@ impl Sfu {
             candidates,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             participants: HashMap::new(),
+            rooms: HashMap::new(),
             by_source: HashMap::new(),
             by_ufrag: HashMap::new(),
             speakers: HashMap::new(),
@@ -243,7 +270,14 @@ impl Sfu {
             keyframes_asked: Vec::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
+            spare_work: VecDeque::new(),
+            fresh_layers: Vec::new(),
         }
+    }
+
+    /// Everyone connected in `room`.
+    fn members(&self, room: &RoomKey) -> &[PeerId] {
+        self.rooms.get(room).map_or(&[], Vec::as_slice)
     }
 
     pub fn participant_count(&self) -> usize {
@@ -281,6 +315,7 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_bwe(Some(INITIAL_ESTIMATE))
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for &address in &self.candidates {
@@ -299,10 +334,10 @@ impl Sfu {
             },
         });
         let subscriptions = self
-            .participants
+            .members(&room)
             .iter()
-            .filter(|(_, other)| other.room == room)
-            .flat_map(|(&origin, other)| {
+            .filter_map(|origin| Some((*origin, self.participants.get(origin)?)))
+            .flat_map(|(origin, other)| {
                 let live = other.published.iter().filter(|track| track.live);
                 live.map(move |track| Subscription {
                     origin,
@@ -319,6 +354,7 @@ impl Sfu {
         self.by_ufrag.insert(creds.ufrag.clone(), peer);
         let speaker = self.speakers.get(&room).and_then(ActiveSpeaker::current);
         self.timeouts.insert((now, peer));
+        self.rooms.entry(Arc::clone(&room)).or_default().push(peer);
         self.participants.insert(
             peer,
             Participant {
@@ -420,19 +456,22 @@ impl Sfu {
         for source in &gone.sources {
             self.by_source.remove(source);
         }
+        if let Some(members) = self.rooms.get_mut(&gone.room) {
+            members.retain(|&member| member != peer);
+            if members.is_empty() {
+                self.rooms.remove(&gone.room);
+                self.speakers.remove(&gone.room);
+            }
+        }
+        // Told to those still there.
         if let Some(speaker) = self.speakers.get_mut(&gone.room) {
             if let Some(change) = speaker.remove(peer) {
                 self.announce_speaker(&gone.room, change);
             }
         }
-        if !self.participants.values().any(|p| p.room == gone.room) {
-            self.speakers.remove(&gone.room);
-        }
-        let others: Vec<PeerId> = self
-            .participants
-            .iter_mut()
-            .filter(|(_, other)| other.room == gone.room)
-            .map(|(&id, other)| {
+        let others: Vec<PeerId> = self.members(&gone.room).to_vec();
+        for &id in &others {
+            if let Some(other) = self.participants.get_mut(&id) {
                 other.subscriptions.retain_mut(|sub| {
                     if sub.origin != peer {
                         return true;
@@ -446,9 +485,8 @@ impl Sfu {
                         _ => true,
                     }
                 });
-                id
-            })
-            .collect();
+            }
+        }
         for other in others {
             self.negotiate(other);
             self.drive(now, other);
@@ -527,7 +565,8 @@ impl Sfu {
     }
 
     /// Panics unless the indexes agree with the participants (one timeout entry each, at
-    /// their timeout, and every source and ufrag naming someone present) and no keyframe
+    /// their timeout, each listed once in its room, and every source and ufrag naming
+    /// someone present) and no keyframe
     /// request was left unsent.
     #[cfg(test)]
     pub fn check_indexes(&self) {
@@ -539,6 +578,11 @@ impl Sfu {
         for peer in self.by_source.values().chain(self.by_ufrag.values()) {
             assert!(self.participants.contains_key(peer));
         }
+        let listed: usize = self.rooms.values().map(Vec::len).sum();
+        assert_eq!(listed, self.participants.len());
+        for (peer, participant) in &self.participants {
+            assert!(self.members(&participant.room).contains(peer));
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<SfuOutput> {
@@ -548,13 +592,15 @@ impl Sfu {
     /// Polls `peer`'s connection until it wants a timeout, then carries what came out of it
     /// to the others; which may make more to poll.
     fn drive(&mut self, now: Instant, peer: PeerId) {
-        let mut work = VecDeque::new();
+        // A `drive` within a `drive` (someone left) finds the spare taken and starts its own.
+        let mut work = std::mem::take(&mut self.spare_work);
         self.poll_participant(now, peer, &mut work);
         loop {
             while let Some(origin) = self.keyframes_asked.pop() {
                 self.poll_participant(now, origin, &mut work);
             }
             let Some(item) = work.pop_front() else {
+                self.spare_work = work;
                 break;
             };
             match item {
@@ -569,10 +615,13 @@ impl Sfu {
                         None => continue,
                     };
                     let viewers: Vec<PeerId> = self
-                        .participants
-                        .iter_mut()
-                        .filter(|(&id, p)| id != origin && p.room == room)
-                        .map(|(&id, p)| {
+                        .members(&room)
+                        .iter()
+                        .copied()
+                        .filter(|&id| id != origin)
+                        .collect();
+                    for &viewer in &viewers {
+                        if let Some(p) = self.participants.get_mut(&viewer) {
                             p.subscriptions.push(Subscription {
                                 origin,
                                 origin_mid: mid,
@@ -583,9 +632,8 @@ impl Sfu {
                                 target: None,
                                 clock: None,
                             });
-                            id
-                        })
-                        .collect();
+                        }
+                    }
                     for viewer in viewers {
                         self.negotiate(viewer);
                     }
@@ -614,10 +662,10 @@ impl Sfu {
                         continue;
                     };
                     let viewers: Vec<PeerId> = self
-                        .participants
+                        .members(&room)
                         .iter()
-                        .filter(|(&id, p)| id != origin && p.room == room)
-                        .map(|(&id, _)| id)
+                        .copied()
+                        .filter(|&id| id != origin)
                         .collect();
                     for viewer in viewers {
                         self.allocate(now, viewer);
@@ -638,6 +686,7 @@ impl Sfu {
         let Some(participant) = self.participants.get_mut(&peer) else {
             return;
         };
+        let mut immediate = 0;
         loop {
             if !participant.rtc.is_alive() {
                 work.push_back(Propagation::Gone(peer));
@@ -651,6 +700,16 @@ impl Sfu {
                 }
             };
             match output {
+                // str0m's pacer lets one packet out per timeout, and asks for the next
+                // timeout at once: running it here sends a frame's packets to this viewer
+                // in one go, not one wake-up of the task (and one system call) each.
+                Output::Timeout(at) if at <= now && immediate < MAX_IMMEDIATE_TIMEOUTS => {
+                    immediate += 1;
+                    if participant.rtc.handle_input(Input::Timeout(now)).is_err() {
+                        work.push_back(Propagation::Gone(peer));
+                        return;
+                    }
+                }
                 Output::Timeout(at) => {
                     if participant.timeout != at {
                         self.timeouts.remove(&(participant.timeout, peer));
@@ -664,7 +723,7 @@ impl Sfu {
                     self.stats.bytes_out += transmit.contents.len() as u64;
                     self.outputs.push_back(SfuOutput::Transmit {
                         destination: transmit.destination,
-                        contents: transmit.contents.to_vec(),
+                        contents: transmit.contents.into(),
                     });
                 }
                 Output::Event(event) => match event {
@@ -680,6 +739,7 @@ impl Sfu {
                             source,
                             layers: Vec::new(),
                             live: false,
+                            last_speech: None,
                         });
                     }
                     Event::MediaData(data) => {
@@ -823,13 +883,11 @@ impl Sfu {
 
     fn announce_speaker(&mut self, room: &RoomKey, speaker: Option<PeerId>) {
         self.stats.speaker_changes += 1;
-        for (&peer, participant) in &self.participants {
-            if participant.room == *room {
-                self.outputs.push_back(SfuOutput::Signal {
-                    peer,
-                    msg: ServerMsg::ActiveSpeaker { peer: speaker },
-                });
-            }
+        for &peer in self.rooms.get(room).map_or(&[][..], Vec::as_slice) {
+            self.outputs.push_back(SfuOutput::Signal {
+                peer,
+                msg: ServerMsg::ActiveSpeaker { peer: speaker },
+            });
         }
     }
 
@@ -846,27 +904,32 @@ impl Sfu {
         let Some(sender) = self.participants.get(&origin) else {
             return (Vec::new(), Vec::new());
         };
-        let room = Arc::clone(&sender.room);
-        let fresh: Vec<LayerId> = sender
-            .track(data.mid)
-            .map(|track| {
-                track
-                    .layers
-                    .iter()
-                    .filter(|l| l.is_fresh(now))
-                    .map(|l| l.id)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let track = sender.track(data.mid);
+        if track.is_some_and(|t| t.kind == MediaKind::Audio && !t.speaking(now)) {
+            self.stats.silence_dropped += 1;
+            return (Vec::new(), Vec::new());
+        }
+        let mut fresh = std::mem::take(&mut self.fresh_layers);
+        fresh.clear();
+        if let Some(track) = track {
+            let layers = track.layers.iter().filter(|l| l.is_fresh(now));
+            fresh.extend(layers.map(|l| l.id));
+        }
+        let Some(members) = self.rooms.get(&sender.room) else {
+            return (Vec::new(), Vec::new());
+        };
         let layer: LayerId = data.rid;
         let keyframe = data.is_keyframe();
-        let mut viewers = Vec::new();
+        let mut viewers = Vec::with_capacity(members.len());
         let mut stale = Vec::new();
         let mut keyframes = Vec::new();
-        for (&viewer, participant) in self.participants.iter_mut() {
-            if viewer == origin || participant.room != room {
+        for &viewer in members {
+            if viewer == origin {
                 continue;
             }
+            let Some(participant) = self.participants.get_mut(&viewer) else {
+                continue;
+            };
             let Some(sub) = participant
                 .subscriptions
                 .iter_mut()
@@ -917,6 +980,7 @@ impl Sfu {
                 self.stats.forwarding_errors += 1;
             }
         }
+        self.fresh_layers = fresh;
         keyframes.dedup();
         for layer in keyframes {
             self.request_keyframe(now, origin, data.mid, layer, KeyframeRequestKind::Pli);
@@ -924,8 +988,8 @@ impl Sfu {
         (viewers, stale)
     }
 
-    /// Asks `origin` for a keyframe of one layer of its track `mid`, unless one was asked for
-    /// just now; the request leaves with the next `drive`.
+    /// Asks `origin` for a keyframe of one layer of its track `mid`, unless the layer's
+    /// throttle holds it back; the request leaves with the next `drive`.
     fn request_keyframe(
         &mut self,
         now: Instant,
@@ -943,13 +1007,9 @@ impl Sfu {
         let Some(layer_state) = track.layers.iter_mut().find(|l| l.id == layer) else {
             return;
         };
-        if layer_state
-            .last_keyframe_request
-            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_INTERVAL)
-        {
+        if !layer_state.keyframes.may_ask(now) {
             return;
         }
-        layer_state.last_keyframe_request = Some(now);
         let Some(mut writer) = participant.rtc.writer(mid) else {
             return;
         };
@@ -1071,7 +1131,7 @@ impl Participant {
                     size: None,
                     rate: RateMeter::new(now),
                     last_frame: now,
-                    last_keyframe_request: None,
+                    keyframes: KeyframeThrottle::default(),
                 });
                 if track.kind == MediaKind::Video {
                     // Its size comes with its first keyframe; until then nobody can get it.
@@ -1090,9 +1150,20 @@ impl Participant {
         let revived = !layer.is_fresh(now);
         layer.last_frame = now;
         if track.kind != MediaKind::Video {
+            let speech = match data.ext_vals.audio_level {
+                Some(level) => level > SILENCE_DBOV || data.ext_vals.voice_activity == Some(true),
+                // No level to tell by: everything counts.
+                None => true,
+            };
+            if speech {
+                track.last_speech = Some(now);
+            }
             return;
         }
         let size = vp8_keyframe_size(&data.data);
+        if data.is_keyframe() {
+            layer.keyframes.answered();
+        }
         if (size.is_some() && size != layer.size) || (revived && layer.size.is_some()) {
             layer.size = size.or(layer.size);
             work.push_back(Propagation::LayersChanged(peer));
@@ -1127,6 +1198,12 @@ impl Layer {
 }
 
 impl Published {
+    /// Whether a microphone spoke lately (its silence is not forwarded).
+    fn speaking(&self, now: Instant) -> bool {
+        self.last_speech
+            .is_some_and(|at| now.saturating_duration_since(at) <= SPEECH_HANGOVER)
+    }
+
     /// The layers a viewer can be given now (size known, still arriving), smallest first.
     fn usable_layers(&self, now: Instant) -> Vec<(LayerId, LayerInfo)> {
         let mut layers: Vec<(LayerId, LayerInfo)> = self

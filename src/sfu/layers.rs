@@ -134,6 +134,42 @@ impl RateMeter {
     }
 }
 
+/// When to pass a viewer's keyframe request on to a layer's sender. One request stays
+/// outstanding until a keyframe arrives (it serves everyone who asks meanwhile), unless it
+/// looks lost; answered requests are spaced, so a crowd joining one after another costs the
+/// sender a keyframe every [`KeyframeThrottle::SPACING`] at most, and each newcomer waits for
+/// its first picture no longer than that.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyframeThrottle {
+    /// When the request still unanswered was sent.
+    outstanding: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl KeyframeThrottle {
+    pub const SPACING: Duration = Duration::from_millis(100);
+    /// An unanswered request after this long is taken as lost, and asked again.
+    pub const RETRY: Duration = Duration::from_millis(500);
+
+    /// Whether to send a request now; if so, it is counted as sent.
+    pub fn may_ask(&mut self, now: Instant) -> bool {
+        let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+        if since(self.outstanding).is_some_and(|d| d < Self::RETRY)
+            || since(self.last).is_some_and(|d| d < Self::SPACING)
+        {
+            return false;
+        }
+        self.outstanding = Some(now);
+        self.last = Some(now);
+        true
+    }
+
+    /// A keyframe arrived, asked for or not.
+    pub fn answered(&mut self) {
+        self.outstanding = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +264,25 @@ mod tests {
         meter.add(start + Duration::from_millis(1000), 125);
         // 1,000 × 125 bytes in one second.
         assert_eq!(meter.bitrate(), 1_000_000);
+    }
+
+    #[test]
+    fn one_keyframe_request_at_a_time_and_spaced_once_answered() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.may_ask(at(0)));
+        // Others asking before the keyframe comes wait for the same one.
+        assert!(!throttle.may_ask(at(20)));
+        assert!(!throttle.may_ask(at(150)));
+        throttle.answered();
+        assert!(throttle.may_ask(at(160)));
+        throttle.answered();
+        // Answered at once, still no more than one every SPACING.
+        assert!(!throttle.may_ask(at(200)));
+        assert!(throttle.may_ask(at(260)));
+        // Never answered: asked again once it looks lost.
+        assert!(!throttle.may_ask(at(700)));
+        assert!(throttle.may_ask(at(760)));
     }
 }

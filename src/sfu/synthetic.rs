@@ -107,6 +107,9 @@ pub struct SyntheticPeer {
     layers: Vec<VideoLayer>,
     /// The microphone's level, in dBov as the audio-level header extension carries it.
     pub audio_level: i8,
+    /// How many of the camera's layers it sends, from the smallest (a browser short of
+    /// CPU or uplink drops the large ones); 3 unless changed.
+    pub camera_layers: usize,
     audio_frames: u32,
     started: Instant,
 }
@@ -161,6 +164,7 @@ impl SyntheticPeer {
             camera,
             layers,
             audio_level: -30,
+            camera_layers: CAMERA_LAYERS.len(),
             audio_frames: 0,
             started: now,
         };
@@ -213,7 +217,7 @@ impl SyntheticPeer {
                 }
             }
             MediaKind::Video => {
-                for layer in &mut self.layers {
+                for layer in self.layers.iter_mut().take(self.camera_layers) {
                     let keyframe = layer.keyframe_wanted
                         || layer
                             .last_keyframe

@@ -493,3 +493,34 @@ fn the_room_hears_who_is_speaking() {
     assert_eq!(net.browser(2).speakers, [Some(PeerId(1)), None]);
     assert_eq!(net.sfu.stats().speaker_changes, 2);
 }
+
+#[test]
+fn silence_is_not_forwarded_but_speech_and_its_pauses_are() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.browser(1).connection.audio_level = -90;
+    net.run(Duration::from_secs(2), Some(1));
+    // The silent microphone still got its section (it may speak), but no frames.
+    let tracks = &net.browser(2).tracks;
+    assert!(tracks.values().any(|t| t.source == TrackSource::Microphone));
+    assert_eq!(net.browser(2).frames_from(1, TrackSource::Microphone), 0);
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > 30);
+    assert!(net.sfu.stats().silence_dropped > 50);
+    net.browser(1).connection.audio_level = -20;
+    net.run(Duration::from_secs(1), Some(1));
+    let spoken = net.browser(2).frames_from(1, TrackSource::Microphone);
+    assert!(spoken >= 45, "{spoken} frames of speech");
+    // A pause shorter than the hangover goes through; a long silence stops again.
+    net.browser(1).connection.audio_level = -90;
+    net.run(Duration::from_millis(500), Some(1));
+    let paused = net.browser(2).frames_from(1, TrackSource::Microphone);
+    assert!(
+        paused >= spoken + 20,
+        "{} frames of the pause",
+        paused - spoken
+    );
+    net.run(Duration::from_secs(2), Some(1));
+    let after = net.browser(2).frames_from(1, TrackSource::Microphone);
+    assert!(after - paused <= 30, "{} frames of silence", after - paused);
+}

@@ -47,6 +47,17 @@ pub struct MediaConfig {
     /// The layer each receiver asks for: `q` (320 × 180), `h` (640 × 360) or `f` (1280 × 720).
     #[arg(long, default_value = "h", value_parser = ["q", "h", "f"])]
     pub layer: String,
+    /// Cameras each participant shows (a page of a large meeting); the others' tiles are
+    /// hidden and receive no video. Default: every camera.
+    #[arg(long)]
+    pub tiles: Option<usize>,
+    /// Publishers per room who speak; the others' microphones send silence (which the
+    /// server does not forward). Default: every publisher.
+    #[arg(long)]
+    pub speakers: Option<usize>,
+    /// Camera layers each publisher sends, from the smallest: 1 (`q` only) to 3.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub publish_layers: u8,
     /// The server's process id, for its CPU time per forwarded datagram and its memory.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -193,6 +204,9 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
                 name: format!("m{run}-{room}-{index}"),
                 publishes: index < config.publishers,
                 tile,
+                tiles: config.tiles.unwrap_or(usize::MAX),
+                speaks: index < config.speakers.unwrap_or(config.publishers),
+                camera_layers: usize::from(config.publish_layers),
                 measure_from,
                 measure_until,
             };
@@ -244,6 +258,9 @@ struct Client {
     name: String,
     publishes: bool,
     tile: (u32, u32),
+    tiles: usize,
+    speaks: bool,
+    camera_layers: usize,
     measure_from: Instant,
     measure_until: Instant,
 }
@@ -286,6 +303,10 @@ impl Client {
         let local = udp.local_addr().map_err(|e| e.to_string())?;
         let start = Instant::now();
         let (mut peer, offer, pending) = SyntheticPeer::new(start, local);
+        if !self.speaks {
+            peer.audio_level = -127;
+        }
+        peer.camera_layers = self.camera_layers;
         let mut pending: Option<SdpPendingOffer> = Some(pending);
         let mut offered = false;
         let mut tracks: HashMap<String, RemoteTrack> = HashMap::new();
@@ -426,11 +447,11 @@ impl Client {
                                 .collect();
                             cameras.sort();
                             if cameras != viewed {
-                                let tiles = cameras.iter().map(|&peer| TileView {
-                                    peer,
-                                    source: TrackSource::Camera,
-                                    width: self.tile.0,
-                                    height: self.tile.1,
+                                // The first cameras fill the page; a hidden tile is 0 × 0.
+                                let tiles = cameras.iter().enumerate().map(|(shown, &peer)| {
+                                    let (width, height) =
+                                        if shown < self.tiles { self.tile } else { (0, 0) };
+                                    TileView { peer, source: TrackSource::Camera, width, height }
                                 }).collect();
                                 send(&mut ws, &ClientMsg::View { tiles }).await?;
                                 viewed = cameras;

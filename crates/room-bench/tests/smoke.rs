@@ -72,6 +72,9 @@ async fn a_short_media_run_forwards_video_and_audio_to_every_receiver() {
         rooms: 1,
         duration: Duration::from_secs(2),
         layer: "q".into(),
+        tiles: None,
+        speakers: None,
+        publish_layers: 3,
         server_pid: Some(std::process::id()),
     })
     .await
@@ -100,6 +103,9 @@ async fn the_media_load_refuses_targets_off_loopback() {
         rooms: 1,
         duration: Duration::from_secs(1),
         layer: "h".into(),
+        tiles: None,
+        speakers: None,
+        publish_layers: 3,
         server_pid: None,
     })
     .await
