@@ -92,6 +92,7 @@ pub struct MediaCounters {
     pub nacks_sent: Counter,
     pub speaker_changes: Counter,
     pub silence_dropped: Counter,
+    pub recovery_probes: Counter,
     pub unknown_datagrams: Counter,
 }
 
@@ -141,6 +142,11 @@ impl MediaCounters {
                 &self.silence_dropped,
                 before.silence_dropped,
                 now.silence_dropped,
+            ),
+            (
+                &self.recovery_probes,
+                before.recovery_probes,
+                now.recovery_probes,
             ),
             (
                 &self.unknown_datagrams,

@@ -205,6 +205,11 @@ impl Metrics {
             &media.silence_dropped,
         );
         add(
+            "sfu_recovery_probes",
+            "Bandwidth estimates started over for viewers held below what their tiles want",
+            &media.recovery_probes,
+        );
+        add(
             "sfu_unknown_datagrams",
             "Datagrams from an address no participant uses, naming nobody either (dropped)",
             &media.unknown_datagrams,

@@ -55,6 +55,14 @@ const SPEECH_HANGOVER: Duration = Duration::from_secs(1);
 /// (a NACK comes within a round trip) and three of the middle one, and holds any keyframe.
 const SEND_BUFFER_VIDEO: usize = 160;
 
+/// A viewer held below the layers its tiles want for this long gets its bandwidth estimate
+/// started over, with fresh probes, and again this often while it stays held back. After a
+/// bad spell its link may have cleared, but the estimator only grows to 1.5 times what it
+/// sends, and probes by itself only when the viewer sends well below its estimate: a viewer
+/// moved to a middle layer can stay there for good (str0m's "stagnant" probe waits 15 s).
+const RECOVERY_PROBE_AFTER: Duration = Duration::from_secs(3);
+const RECOVERY_PROBE_EVERY: Duration = Duration::from_secs(6);
+
 /// Timeouts due at once that one poll of a connection runs before it yields to the others.
 const MAX_IMMEDIATE_TIMEOUTS: usize = 256;
 
@@ -99,6 +107,8 @@ pub struct SfuStats {
     pub speaker_changes: u64,
     /// Microphone frames of silence, not forwarded.
     pub silence_dropped: u64,
+    /// Bandwidth estimates started over for viewers held below what their tiles want.
+    pub recovery_probes: u64,
     /// Datagrams from an address no participant has used, that named nobody either.
     pub unknown_datagrams: u64,
 }
@@ -153,6 +163,10 @@ struct Participant {
     estimate: Option<u64>,
     /// A ceiling on `estimate` set from outside (tests of a constrained link).
     downlink_cap: Option<u64>,
+    /// Since when its bandwidth keeps it below the layers its tiles want, and when its
+    /// estimator was last started over for that.
+    held_back_since: Option<Instant>,
+    last_recovery_probe: Option<Instant>,
     /// NACK counts as last reported per stream (the reports are running totals).
     nacks: HashMap<(bool, Mid, LayerId), u64>,
 }
@@ -369,6 +383,8 @@ impl Sfu {
                 view: None,
                 estimate: None,
                 downlink_cap: None,
+                held_back_since: None,
+                last_recovery_probe: None,
                 nacks: HashMap::new(),
             },
         );
@@ -776,6 +792,15 @@ impl Sfu {
                     Event::MediaEgressStats(report) => {
                         let key = (true, report.mid, report.rid);
                         self.stats.nacks_received += participant.nack_delta(key, report.nacks);
+                        // The stats come every second: time to see whether a held-back
+                        // viewer's link deserves a fresh look.
+                        if participant.wants_recovery_probe(now) {
+                            participant.last_recovery_probe = Some(now);
+                            if let Some(estimate) = participant.estimate {
+                                participant.rtc.bwe().reset(Bitrate::bps(estimate));
+                                self.stats.recovery_probes += 1;
+                            }
+                        }
                     }
                     Event::MediaIngressStats(report) => {
                         let key = (false, report.mid, report.rid);
@@ -833,12 +858,18 @@ impl Sfu {
             (Some(estimate), Some(cap)) => Some(estimate.min(cap)),
             (estimate, cap) => estimate.or(cap),
         };
+        let wanted = choices.clone();
         if let Some(estimate) = estimate {
             let budget = (estimate * 9 / 10).saturating_sub(audio);
             fit_budget(&mut choices, &layer_refs, budget);
         }
+        let held_back = choices != wanted;
         let Some(participant) = self.participants.get_mut(&viewer) else {
             return;
+        };
+        participant.held_back_since = match participant.held_back_since {
+            Some(since) if held_back => Some(since),
+            _ => held_back.then_some(now),
         };
         // Ask for more than is sent, so the estimator probes towards what the tiles need.
         participant
@@ -1080,6 +1111,14 @@ impl Sfu {
 }
 
 impl Participant {
+    fn wants_recovery_probe(&self, now: Instant) -> bool {
+        let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+        since(self.held_back_since).is_some_and(|held| held >= RECOVERY_PROBE_AFTER)
+            && since(self.last_recovery_probe).is_none_or(|last| last >= RECOVERY_PROBE_EVERY)
+            // A cap set from outside is not something probing can lift.
+            && self.downlink_cap.is_none()
+    }
+
     fn track(&self, mid: Mid) -> Option<&Published> {
         self.published.iter().find(|t| t.mid == mid)
     }

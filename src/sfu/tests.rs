@@ -524,3 +524,27 @@ fn silence_is_not_forwarded_but_speech_and_its_pauses_are() {
     let after = net.browser(2).frames_from(1, TrackSource::Microphone);
     assert!(after - paused <= 30, "{} frames of silence", after - paused);
 }
+
+#[test]
+fn sections_freed_by_leavers_are_reused_in_order_as_others_come_and_go() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.run(Duration::from_secs(1), Some(1));
+    // Publishers come and go while 1 and 2 stay; each offer must fit the sections the
+    // viewers already have (the harness fails on any the browser refuses).
+    for id in 3..9 {
+        net.join(id, "standup");
+        net.run(Duration::from_millis(300), Some(id));
+        if id > 3 {
+            net.sfu.remove(net.now, PeerId(id - 1));
+            net.browsers.retain(|b| b.peer != PeerId(id - 1));
+        }
+        net.run(Duration::from_millis(300), Some(id));
+    }
+    let frames = net.browser(2).frames_from(8, TrackSource::Camera);
+    assert!(
+        frames > 5,
+        "the last publisher reached the viewer with {frames} frames"
+    );
+}

@@ -7,6 +7,7 @@
 //! stamp by scanning the frame instead of decoding JSON, which keeps the tool cheaper per
 //! message than the server it measures.
 
+pub mod link;
 pub mod media;
 pub mod reference;
 

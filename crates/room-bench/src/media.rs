@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use room::protocol::{
     ClientMsg, MediaState, PeerId, RemoteTrack, ServerMsg, TileView, TrackSource, PROTOCOL_VERSION,
 };
-use room::sfu::synthetic::{wall_micros, FrameStamp, SyntheticPeer};
+use room::sfu::synthetic::{wall_micros, FrameStamp, SyntheticPeer, CAMERA_LAYERS};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
@@ -24,6 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::link::{Impairment, Link};
 use crate::{percentile, require_loopback, rss_kib, run_id, websocket_request};
 
 /// What to run: the flags of `room-bench media`.
@@ -207,6 +208,9 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
                 tiles: config.tiles.unwrap_or(usize::MAX),
                 speaks: index < config.speakers.unwrap_or(config.publishers),
                 camera_layers: usize::from(config.publish_layers),
+                udp_bind: LOOPBACK_ANY_PORT,
+                impairment: None,
+                video_log: None,
                 measure_from,
                 measure_until,
             };
@@ -229,27 +233,90 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
     for task in tasks {
         let _ = task.await;
     }
-    let mut totals = totals.lock().await;
-    totals.delays_us.sort_unstable();
-    totals.first_video_ms.sort_unstable();
-    Ok(MediaReport {
-        participants: config.rooms * per_room,
-        connected: totals.connected,
-        seconds: config.duration.as_secs_f64(),
-        datagrams: totals.datagrams,
-        bytes: totals.bytes,
-        video_frames: totals.video_frames,
-        audio_frames: totals.audio_frames,
-        frames_lost: totals.frames_lost,
-        nacks: totals.nacks,
-        delay_p50_us: percentile(&totals.delays_us, 0.5),
-        delay_p99_us: percentile(&totals.delays_us, 0.99),
-        first_video_p50_ms: percentile(&totals.first_video_ms, 0.5),
-        first_video_max_ms: totals.first_video_ms.last().copied().unwrap_or(0),
-        server_cpu_seconds: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
-        server_rss_before_kib: rss_before,
-        server_rss_after_kib: rss_after,
-    })
+    let mut report = totals
+        .lock()
+        .await
+        .report(config.rooms * per_room, config.duration);
+    report.server_cpu_seconds = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
+    report.server_rss_before_kib = rss_before;
+    report.server_rss_after_kib = rss_after;
+    Ok(report)
+}
+
+/// A media socket on loopback, on a free port.
+const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Every video frame one participant received: when, and its size in bytes (the synthetic
+/// layers differ in size, so the size tells the layer).
+pub type VideoLog = Arc<std::sync::Mutex<Vec<(Instant, usize)>>>;
+
+/// One participant on its own, for tests that follow it over time.
+pub struct Participant {
+    /// The server; must be a loopback address.
+    pub addr: SocketAddr,
+    pub room: String,
+    pub name: String,
+    pub publishes: bool,
+    /// The tile size it shows every camera at.
+    pub tile: (u32, u32),
+    /// Where its media socket binds (a loopback address).
+    pub udp_bind: SocketAddr,
+    /// When it stops; it counts from when it starts.
+    pub until: Instant,
+    /// Its link to the server, impaired for a while.
+    pub impairment: Option<Impairment>,
+    pub video_log: Option<VideoLog>,
+}
+
+/// Runs one participant until its end and reports what it received.
+pub async fn participate(participant: Participant) -> Result<MediaReport, String> {
+    require_loopback(participant.addr)?;
+    let started = Instant::now();
+    let client = Client {
+        addr: participant.addr,
+        room: participant.room,
+        name: participant.name,
+        publishes: participant.publishes,
+        tile: participant.tile,
+        tiles: usize::MAX,
+        speaks: true,
+        camera_layers: CAMERA_LAYERS.len(),
+        udp_bind: participant.udp_bind,
+        impairment: participant.impairment,
+        video_log: participant.video_log,
+        measure_from: started,
+        measure_until: participant.until,
+    };
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    client.run(Arc::clone(&totals)).await?;
+    let seconds = participant.until.saturating_duration_since(started);
+    let report = totals.lock().await.report(1, seconds);
+    Ok(report)
+}
+
+impl Totals {
+    fn report(&mut self, participants: usize, duration: Duration) -> MediaReport {
+        let totals = self;
+        totals.delays_us.sort_unstable();
+        totals.first_video_ms.sort_unstable();
+        MediaReport {
+            participants,
+            connected: totals.connected,
+            seconds: duration.as_secs_f64(),
+            datagrams: totals.datagrams,
+            bytes: totals.bytes,
+            video_frames: totals.video_frames,
+            audio_frames: totals.audio_frames,
+            frames_lost: totals.frames_lost,
+            nacks: totals.nacks,
+            delay_p50_us: percentile(&totals.delays_us, 0.5),
+            delay_p99_us: percentile(&totals.delays_us, 0.99),
+            first_video_p50_ms: percentile(&totals.first_video_ms, 0.5),
+            first_video_max_ms: totals.first_video_ms.last().copied().unwrap_or(0),
+            ..MediaReport::default()
+        }
+    }
 }
 
 struct Client {
@@ -261,6 +328,9 @@ struct Client {
     tiles: usize,
     speaks: bool,
     camera_layers: usize,
+    udp_bind: SocketAddr,
+    impairment: Option<Impairment>,
+    video_log: Option<VideoLog>,
     measure_from: Instant,
     measure_until: Instant,
 }
@@ -297,9 +367,11 @@ impl Client {
         ] {
             send(&mut ws, &msg).await?;
         }
-        let udp = UdpSocket::bind("127.0.0.1:0")
+        let udp = UdpSocket::bind(self.udp_bind)
             .await
             .map_err(|e| e.to_string())?;
+        let seed = u64::from(link_seed(&self.name));
+        let mut link = Link::new(self.impairment, seed);
         let local = udp.local_addr().map_err(|e| e.to_string())?;
         let start = Instant::now();
         let (mut peer, offer, pending) = SyntheticPeer::new(start, local);
@@ -319,6 +391,7 @@ impl Client {
         let mut next_audio = start;
         let mut buffer = vec![0u8; 2048];
         let mut connected = false;
+        let mut offers = 0;
         loop {
             let now = Instant::now();
             if now >= self.measure_until {
@@ -343,7 +416,7 @@ impl Client {
                         break;
                     }
                     Output::Transmit(transmit) => {
-                        let _ = udp.send_to(&transmit.contents, transmit.destination).await;
+                        link.depart(now, transmit.destination, transmit.contents.into());
                     }
                     Output::Event(event) => {
                         peer.handle_event(&event);
@@ -358,6 +431,11 @@ impl Client {
                                 } else {
                                     FrameStamp::of_audio(&data.data)
                                 };
+                                if let (true, Some(log)) = (video, &self.video_log) {
+                                    if let Ok(mut log) = log.lock() {
+                                        log.push((Instant::now(), data.data.len()));
+                                    }
+                                }
                                 if video && counts.first_video_ms.is_none() {
                                     let since = subscribed_at.unwrap_or(start);
                                     counts.first_video_ms =
@@ -401,9 +479,13 @@ impl Client {
                     }
                 }
             }
+            while let Some((destination, contents)) = link.sent(Instant::now()) {
+                let _ = udp.send_to(&contents, destination).await;
+            }
             let wake = [timeout, self.measure_until]
                 .into_iter()
                 .chain(self.publishes.then_some(next_video.min(next_audio)))
+                .chain(link.next_due())
                 .min()
                 .unwrap_or(self.measure_until);
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.max(now)));
@@ -432,7 +514,10 @@ impl Client {
                         ServerMsg::MediaOffer { sdp, tracks: described } => {
                             tracks = described.into_iter().map(|t| (t.mid.clone(), t)).collect();
                             let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| e.to_string())?;
-                            let answer = peer.rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
+                            offers += 1;
+                            let answer = peer.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+                                format!("{e} (offer {offers}, sections {})", section_ids(&sdp))
+                            })?;
                             for part in ClientMsg::media_description(&answer.to_sdp_string(), false) {
                                 send(&mut ws, &part).await?;
                             }
@@ -466,17 +551,21 @@ impl Client {
                         counts.datagrams += 1;
                         counts.bytes += length as u64;
                     }
-                    if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buffer[..length]) {
-                        peer.rtc
-                            .handle_input(Input::Receive(Instant::now(), receive))
-                            .map_err(|e| e.to_string())?;
-                    }
+                    link.arrive(Instant::now(), source, buffer[..length].to_vec());
                 }
                 () = sleep => {
                     let now = Instant::now();
                     if now >= timeout {
                         peer.rtc.handle_input(Input::Timeout(now)).map_err(|e| e.to_string())?;
                     }
+                }
+            }
+            let now = Instant::now();
+            while let Some((source, contents)) = link.delivered(now) {
+                if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &contents) {
+                    peer.rtc
+                        .handle_input(Input::Receive(now, receive))
+                        .map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -503,4 +592,20 @@ where
     ws.send(Message::Text(msg.to_json().into()))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A seed for a participant's link that differs between participants of one run.
+fn link_seed(name: &str) -> u32 {
+    name.bytes().fold(2_166_136_261u32, |hash, b| {
+        (hash ^ u32::from(b)).wrapping_mul(16_777_619)
+    })
+}
+
+/// The `mid`s of a session description's sections, in order, for error messages.
+fn section_ids(sdp: &str) -> String {
+    let ids: Vec<&str> = sdp
+        .lines()
+        .filter_map(|line| line.trim_end().strip_prefix("a=mid:"))
+        .collect();
+    ids.join(" ")
 }
