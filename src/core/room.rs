@@ -183,6 +183,9 @@ struct Member {
     /// The parts of a session description received so far (`media_offer`/`media_answer`
     /// with `more`), at most `MAX_SDP_BYTES`.
     sdp_parts: String,
+    /// The description in progress was refused: its remaining parts are dropped, up to its
+    /// last, rather than taken for the start of another.
+    sdp_refused: bool,
 }
 
 impl Member {
@@ -470,6 +473,7 @@ impl Room {
             hand: None,
             greeting: None,
             sdp_parts: String::new(),
+            sdp_refused: false,
         };
         self.members.push(member);
         self.unannounced.push(peer);
@@ -917,7 +921,21 @@ impl Room {
                 "this call is browser to browser; media offers go to the server only in a call through it",
             ));
         }
-        if !member.signal_budget.try_take(now.mono) {
+        if member.sdp_refused {
+            member.sdp_refused = more;
+            // Dropped, yet still messages: a flood of them meets the budget.
+            if !member.signal_budget.try_take(now.mono) {
+                return Err(Refusal::new(
+                    ErrorCode::RateLimited,
+                    "too much call signalling; slow down",
+                ));
+            }
+            return Ok(Outcome::default());
+        }
+        // A description takes one from the budget, whatever its parts: an answer in a large
+        // call has a dozen, and a refusal halfway would leave a description with a hole.
+        if member.sdp_parts.is_empty() && !member.signal_budget.try_take(now.mono) {
+            member.sdp_refused = more;
             return Err(Refusal::new(
                 ErrorCode::RateLimited,
                 "too much call signalling; slow down",
@@ -925,6 +943,7 @@ impl Room {
         }
         if member.sdp_parts.len() + sdp.len() > MAX_SDP_BYTES {
             member.sdp_parts = String::new();
+            member.sdp_refused = more;
             return Err(Refusal::new(
                 ErrorCode::BadMessage,
                 format!("a session description may have at most {MAX_SDP_BYTES} bytes"),
@@ -1024,6 +1043,7 @@ impl Room {
         member.in_call = false;
         member.media = MediaState::default();
         member.sdp_parts = String::new();
+        member.sdp_refused = false;
         let updated = member.info();
         let outcome = Outcome::deliver(
             Recipients::Everyone,
@@ -1716,6 +1736,60 @@ mod tests {
     }
 
     #[test]
+    fn a_description_in_parts_takes_one_from_the_budget_and_is_never_passed_on_with_a_hole() {
+        let mut room = auto_room();
+        for id in 1..=3 {
+            room.join_call(PeerId(id), AV, T0).unwrap();
+        }
+        let part = |sdp: &str, more: bool| ClientMsg::MediaAnswer {
+            sdp: sdp.into(),
+            more,
+        };
+        // Spend all but one of the budget.
+        let burst = RoomLimits::DEFAULT.signal.burst as usize;
+        for _ in 0..burst - 1 {
+            room.request(PeerId(1), part("v=0", false), T0).unwrap();
+        }
+        // The last one starts a description of many parts: it goes through whole.
+        room.request(PeerId(1), part("v=0\r\n", true), T0).unwrap();
+        for _ in 0..20 {
+            room.request(PeerId(1), part("a=x\r\n", true), T0).unwrap();
+        }
+        let whole = room.request(PeerId(1), part("s=-\r\n", false), T0).unwrap();
+        let expected = format!("v=0\r\n{}s=-\r\n", "a=x\r\n".repeat(20));
+        assert_eq!(
+            whole.media,
+            [MediaEffect::Answer {
+                peer: PeerId(1),
+                sdp: expected
+            }]
+        );
+        // The next is refused at its first part, and all of it is dropped: no part of it
+        // becomes the start of another.
+        let err = room
+            .request(PeerId(1), part("v=1\r\n", true), T0)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::RateLimited);
+        for more in [true, true, false] {
+            match room.request(PeerId(1), part("a=y\r\n", more), T0) {
+                Ok(dropped) => assert!(dropped.media.is_empty()),
+                Err(refusal) => assert_eq!(refusal.code, ErrorCode::RateLimited),
+            }
+        }
+        // Once the budget refills, a new description goes through as sent.
+        let next = room
+            .request(PeerId(1), part("v=2", false), T0.later(1_000))
+            .unwrap();
+        assert_eq!(
+            next.media,
+            [MediaEffect::Answer {
+                peer: PeerId(1),
+                sdp: "v=2".into()
+            }]
+        );
+    }
+
+    #[test]
     fn media_offers_are_for_members_of_a_call_through_the_server_within_their_budget() {
         let mut room = auto_room();
         let offer = |sdp: &str| ClientMsg::MediaOffer {
@@ -1773,6 +1847,13 @@ mod tests {
         room.request(PeerId(3), part(&big, true), T0).unwrap();
         let err = room.request(PeerId(3), part(&big, true), T0).unwrap_err();
         assert_eq!(err.code, ErrorCode::BadMessage);
+        // The rest of the refused description is dropped, not taken for a new one.
+        for more in [true, false] {
+            let rest = room
+                .request(PeerId(3), part("a=rest\r\n", more), T0)
+                .unwrap();
+            assert!(rest.media.is_empty());
+        }
         let after = room.request(PeerId(3), part("v=0", false), T0).unwrap();
         assert_eq!(
             after.media,

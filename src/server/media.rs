@@ -93,6 +93,7 @@ pub struct MediaCounters {
     pub speaker_changes: Counter,
     pub silence_dropped: Counter,
     pub recovery_probes: Counter,
+    pub mids_redrawn: Counter,
     pub unknown_datagrams: Counter,
 }
 
@@ -148,6 +149,7 @@ impl MediaCounters {
                 before.recovery_probes,
                 now.recovery_probes,
             ),
+            (&self.mids_redrawn, before.mids_redrawn, now.mids_redrawn),
             (
                 &self.unknown_datagrams,
                 before.unknown_datagrams,

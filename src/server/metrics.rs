@@ -210,6 +210,11 @@ impl Metrics {
             &media.recovery_probes,
         );
         add(
+            "sfu_mids_redrawn",
+            "Offers whose new sections str0m gave a repeated mid, drawn again",
+            &media.mids_redrawn,
+        );
+        add(
             "sfu_unknown_datagrams",
             "Datagrams from an address no participant uses, naming nobody either (dropped)",
             &media.unknown_datagrams,

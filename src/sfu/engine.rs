@@ -63,6 +63,10 @@ const SEND_BUFFER_VIDEO: usize = 160;
 const RECOVERY_PROBE_AFTER: Duration = Duration::from_secs(3);
 const RECOVERY_PROBE_EVERY: Duration = Duration::from_secs(6);
 
+/// Draws of new sections' mids for one offer before giving up until the next change (a
+/// repeat is rare: a hundred sections drawn at once repeat a mid about 3% of the time).
+const MID_DRAWS: usize = 8;
+
 /// Timeouts due at once that one poll of a connection runs before it yields to the others.
 const MAX_IMMEDIATE_TIMEOUTS: usize = 256;
 
@@ -109,6 +113,8 @@ pub struct SfuStats {
     pub silence_dropped: u64,
     /// Bandwidth estimates started over for viewers held below what their tiles want.
     pub recovery_probes: u64,
+    /// Offers whose new sections were given a mid twice by str0m, and drawn again.
+    pub mids_redrawn: u64,
     /// Datagrams from an address no participant has used, that named nobody either.
     pub unknown_datagrams: u64,
 }
@@ -581,8 +587,8 @@ impl Sfu {
     }
 
     /// Panics unless the indexes agree with the participants (one timeout entry each, at
-    /// their timeout, each listed once in its room, and every source and ufrag naming
-    /// someone present) and no keyframe
+    /// their timeout, each listed once in its room, no mid on two of its sections, and every
+    /// source and ufrag naming someone present) and no keyframe
     /// request was left unsent.
     #[cfg(test)]
     pub fn check_indexes(&self) {
@@ -598,6 +604,15 @@ impl Sfu {
         assert_eq!(listed, self.participants.len());
         for (peer, participant) in &self.participants {
             assert!(self.members(&participant.room).contains(peer));
+            let mut mids: Vec<Mid> = participant
+                .subscriptions
+                .iter()
+                .filter_map(|sub| sub.state.mid())
+                .collect();
+            mids.sort_unstable_by_key(|mid| mid.to_string());
+            let before = mids.len();
+            mids.dedup();
+            assert_eq!(mids.len(), before, "a mid given to two sections");
         }
     }
 
@@ -1059,29 +1074,52 @@ impl Sfu {
         if participant.pending.is_some() {
             return;
         }
-        let mut change = participant.rtc.sdp_api();
-        for sub in &mut participant.subscriptions {
-            match sub.state {
-                SubscriptionState::ToOpen => {
-                    let mid = change.add_media(
-                        sub.kind,
-                        Direction::SendOnly,
-                        Some(sub.origin.to_string()),
-                        Some(format!("{}-{}", sub.origin, source_name(sub.source))),
-                        None,
-                    );
-                    sub.state = SubscriptionState::Negotiating(mid);
+        // str0m draws each new section's mid at random, unique among the sections already
+        // agreed but not among those added in the same change: with dozens added at once
+        // (someone joining a large call) two collide now and then, and the browser refuses
+        // the offer. A change with a repeated mid is dropped unapplied and drawn again.
+        let mut applied = None;
+        for _ in 0..MID_DRAWS {
+            let mut change = participant.rtc.sdp_api();
+            let mut drawn: Vec<(usize, SubscriptionState)> = Vec::new();
+            let mut repeated = false;
+            for (index, sub) in participant.subscriptions.iter().enumerate() {
+                match sub.state {
+                    SubscriptionState::ToOpen => {
+                        let mid = change.add_media(
+                            sub.kind,
+                            Direction::SendOnly,
+                            Some(sub.origin.to_string()),
+                            Some(format!("{}-{}", sub.origin, source_name(sub.source))),
+                            None,
+                        );
+                        let new = SubscriptionState::Negotiating(mid);
+                        if drawn.iter().any(|(_, state)| *state == new) {
+                            repeated = true;
+                            break;
+                        }
+                        drawn.push((index, new));
+                    }
+                    SubscriptionState::ToStop(mid) => {
+                        change.stop_media(mid);
+                        drawn.push((index, SubscriptionState::Stopping(mid)));
+                    }
+                    _ => {}
                 }
-                SubscriptionState::ToStop(mid) => {
-                    change.stop_media(mid);
-                    sub.state = SubscriptionState::Stopping(mid);
-                }
-                _ => {}
             }
+            if repeated {
+                self.stats.mids_redrawn += 1;
+                continue;
+            }
+            applied = Some((change.apply(), drawn));
+            break;
         }
-        let Some((offer, pending)) = change.apply() else {
+        let Some((Some((offer, pending)), drawn)) = applied else {
             return;
         };
+        for (index, state) in drawn {
+            participant.subscriptions[index].state = state;
+        }
         participant.pending = Some(pending);
         let tracks = participant
             .subscriptions

@@ -80,6 +80,8 @@ pub struct MediaReport {
     pub frames_lost: u64,
     /// Retransmission requests the receivers sent.
     pub nacks: u64,
+    /// Errors the server sent the participants (signalling refused, say).
+    pub errors: u64,
     pub delay_p50_us: u64,
     pub delay_p99_us: u64,
     /// From sending the answer that opened a receiver's first camera to its first frame.
@@ -108,8 +110,8 @@ impl MediaReport {
         let per_second = |n: u64| n as f64 / self.seconds.max(f64::EPSILON);
         let mut lines = vec![
             format!(
-                "participants         {}/{} connected",
-                self.connected, self.participants
+                "participants         {}/{} connected, {} errors from the server",
+                self.connected, self.participants, self.errors
             ),
             format!(
                 "forwarded            {:.0} datagrams/s, {:.1} Mbit/s to receivers",
@@ -173,6 +175,7 @@ struct Totals {
     audio_frames: u64,
     frames_lost: u64,
     nacks: u64,
+    errors: u64,
     delays_us: Vec<u64>,
     first_video_ms: Vec<u64>,
 }
@@ -314,6 +317,7 @@ impl Totals {
             delay_p99_us: percentile(&totals.delays_us, 0.99),
             first_video_p50_ms: percentile(&totals.first_video_ms, 0.5),
             first_video_max_ms: totals.first_video_ms.last().copied().unwrap_or(0),
+            errors: totals.errors,
             ..MediaReport::default()
         }
     }
@@ -344,6 +348,7 @@ struct Counts {
     audio_frames: u64,
     frames_lost: u64,
     nacks: HashMap<(String, Option<String>), u64>,
+    errors: u64,
     delays_us: Vec<u64>,
     first_video_ms: Option<u64>,
 }
@@ -505,6 +510,12 @@ impl Client {
                                 send(&mut ws, &part).await?;
                             }
                         }
+                        ServerMsg::Error { code, message } => {
+                            counts.errors += 1;
+                            if counts.errors == 1 {
+                                eprintln!("room-bench media: {}: {code:?}: {message}", self.name);
+                            }
+                        }
                         ServerMsg::MediaAnswer { sdp } => {
                             let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string())?;
                             if let Some(pending) = pending.take() {
@@ -578,6 +589,7 @@ impl Client {
         totals.audio_frames += counts.audio_frames;
         totals.frames_lost += counts.frames_lost;
         totals.nacks += counts.nacks.values().sum::<u64>();
+        totals.errors += counts.errors;
         totals.delays_us.append(&mut counts.delays_us);
         totals.first_video_ms.extend(counts.first_video_ms);
         Ok(())

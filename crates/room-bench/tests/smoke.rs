@@ -81,6 +81,7 @@ async fn a_short_media_run_forwards_video_and_audio_to_every_receiver() {
     .expect("the media load runs");
     let rendered = report.render();
     assert_eq!(report.connected, 3, "{rendered}");
+    assert_eq!(report.errors, 0, "{rendered}");
     // Two receivers, 30 video and 50 audio frames a second each, for two seconds; allow for
     // a slow machine, not for nothing arriving.
     assert!(report.video_frames > 60, "{rendered}");
