@@ -105,10 +105,8 @@ mod sys {
                 iov_base: batch.buffers[i].as_mut_ptr().cast(),
                 iov_len: batch.buffers[i].len(),
             };
-            headers[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            headers[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-            headers[i].msg_hdr.msg_iov = &mut iovecs[i];
-            headers[i].msg_hdr.msg_iovlen = 1;
+            let name_len = size_of::<libc::sockaddr_storage>() as u32;
+            point(&mut headers[i], &mut names[i], name_len, &mut iovecs[i]);
         }
         // SAFETY: every header points at a live buffer and address of the sizes it states,
         // all of which outlive the call; the socket is non-blocking.
@@ -144,10 +142,8 @@ mod sys {
                 iov_base: contents.as_ptr() as *mut libc::c_void,
                 iov_len: contents.len(),
             };
-            headers[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            headers[i].msg_hdr.msg_namelen = to_storage(*destination, &mut names[i]);
-            headers[i].msg_hdr.msg_iov = &mut iovecs[i];
-            headers[i].msg_hdr.msg_iovlen = 1;
+            let name_len = to_storage(*destination, &mut names[i]);
+            point(&mut headers[i], &mut names[i], name_len, &mut iovecs[i]);
         }
         // SAFETY: the first `count` headers point at live contents and addresses of the sizes
         // they state, all of which outlive the call; the socket is non-blocking.
@@ -163,6 +159,19 @@ mod sys {
             return Err(io::Error::last_os_error());
         }
         Ok(sent as usize)
+    }
+
+    /// Points `header` at one address (`name_len` bytes of `name`) and one buffer.
+    fn point(
+        header: &mut libc::mmsghdr,
+        name: &mut libc::sockaddr_storage,
+        name_len: u32,
+        iovec: &mut libc::iovec,
+    ) {
+        header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+        header.msg_hdr.msg_namelen = name_len;
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
     }
 
     pub fn enlarge_buffers(socket: &UdpSocket, bytes: usize) {

@@ -71,12 +71,30 @@ impl Link {
         (self.random >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Whether the impaired link loses the next datagram (counted if so).
+    fn loses(&mut self, shape: LinkShape) -> bool {
+        let lost = self.next_random() < shape.loss;
+        self.dropped += u64::from(lost);
+        lost
+    }
+
+    /// Queues a datagram due at `due`, but never ahead of one already in flight: a link
+    /// keeps order.
+    fn enqueue(
+        queue: &mut VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+        due: Instant,
+        address: SocketAddr,
+        contents: Vec<u8>,
+    ) {
+        let due = queue.back().map_or(due, |&(last, ..)| due.max(last));
+        queue.push_back((due, address, contents));
+    }
+
     /// A datagram from the server reached the participant's socket.
     pub fn arrive(&mut self, now: Instant, source: SocketAddr, contents: Vec<u8>) {
         let mut due = now;
         if let Some(shape) = self.shape(now) {
-            if self.next_random() < shape.loss {
-                self.dropped += 1;
+            if self.loses(shape) {
                 return;
             }
             if shape.bits_per_second > 0 {
@@ -93,27 +111,19 @@ impl Link {
             }
             due += shape.delay;
         }
-        // Never ahead of a datagram already in flight: a link keeps order.
-        if let Some(&(last, ..)) = self.incoming.back() {
-            due = due.max(last);
-        }
-        self.incoming.push_back((due, source, contents));
+        Self::enqueue(&mut self.incoming, due, source, contents);
     }
 
     /// The participant sends a datagram to the server.
     pub fn depart(&mut self, now: Instant, destination: SocketAddr, contents: Vec<u8>) {
         let mut due = now;
         if let Some(shape) = self.shape(now) {
-            if self.next_random() < shape.loss {
-                self.dropped += 1;
+            if self.loses(shape) {
                 return;
             }
             due += shape.delay;
         }
-        if let Some(&(last, ..)) = self.outgoing.back() {
-            due = due.max(last);
-        }
-        self.outgoing.push_back((due, destination, contents));
+        Self::enqueue(&mut self.outgoing, due, destination, contents);
     }
 
     /// The next datagram from the server the participant gets by `now`.
