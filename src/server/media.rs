@@ -166,7 +166,6 @@ impl MediaCounters {
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
     shards: Vec<mpsc::Sender<MediaCommand>>,
-    local_addrs: Vec<SocketAddr>,
 }
 
 impl MediaHandle {
@@ -181,10 +180,7 @@ impl MediaHandle {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> std::io::Result<MediaHandle> {
-        let mut handle = MediaHandle {
-            shards: Vec::new(),
-            local_addrs: Vec::new(),
-        };
+        let mut handle = MediaHandle { shards: Vec::new() };
         for index in 0..shards.max(1) {
             let mut shard_addr = addr;
             if addr.port() != 0 {
@@ -216,14 +212,8 @@ impl MediaHandle {
             };
             tasks.spawn(task.run(inbox, shutdown.clone()));
             handle.shards.push(commands);
-            handle.local_addrs.push(local_addr);
         }
         Ok(handle)
-    }
-
-    /// The shards' media sockets (their ports, when the flag said 0).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
     }
 
     /// Queues `command` for the shard of its room; false when that shard is overloaded.

@@ -146,9 +146,11 @@ pub struct Sfu {
     outputs: VecDeque<SfuOutput>,
     stats: SfuStats,
     /// Buffers the forwarding path reuses, so a frame costs no allocation of ours: the
-    /// work queue of a `drive` (taken, and given back empty), and a frame's fresh layers.
+    /// work queue of a `drive` (taken, and given back empty), a frame's fresh layers and who
+    /// received it.
     spare_work: VecDeque<Propagation>,
     fresh_layers: Vec<LayerId>,
+    spare_viewers: Vec<PeerId>,
 }
 
 struct Participant {
@@ -292,6 +294,7 @@ impl Sfu {
             stats: SfuStats::default(),
             spare_work: VecDeque::new(),
             fresh_layers: Vec::new(),
+            spare_viewers: Vec::new(),
         }
     }
 
@@ -673,13 +676,16 @@ impl Sfu {
                     if data.ext_vals.audio_level.is_some() {
                         self.hear(now, origin, &data);
                     }
-                    let (viewers, stale) = self.forward(now, origin, &data);
+                    let mut viewers = std::mem::take(&mut self.spare_viewers);
+                    let stale = self.forward(now, origin, &data, &mut viewers);
                     for viewer in stale {
                         self.allocate(now, viewer);
                     }
-                    for viewer in viewers {
+                    for &viewer in &viewers {
                         self.poll_participant(now, viewer, &mut work);
                     }
+                    viewers.clear();
+                    self.spare_viewers = viewers;
                 }
                 Propagation::KeyframeWanted {
                     origin,
@@ -938,35 +944,35 @@ impl Sfu {
     }
 
     /// Writes a frame from `origin` to every participant of its room who receives that track
-    /// (for video: who receives this layer, or switches to it at this keyframe). Returns who
-    /// got it (their connections have packets to send now), and viewers whose chosen layer
-    /// stopped arriving, who must choose again.
+    /// (for video: who receives this layer, or switches to it at this keyframe). Puts who got
+    /// it in `viewers` (their connections have packets to send now) and returns viewers whose
+    /// chosen layer stopped arriving, who must choose again.
     fn forward(
         &mut self,
         now: Instant,
         origin: PeerId,
         data: &MediaData,
-    ) -> (Vec<PeerId>, Vec<PeerId>) {
+        viewers: &mut Vec<PeerId>,
+    ) -> Vec<PeerId> {
         let Some(sender) = self.participants.get(&origin) else {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         };
         let track = sender.track(data.mid);
         if track.is_some_and(|t| t.kind == MediaKind::Audio && !t.speaking(now)) {
             self.stats.silence_dropped += 1;
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
+        let Some(members) = self.rooms.get(&sender.room) else {
+            return Vec::new();
+        };
         let mut fresh = std::mem::take(&mut self.fresh_layers);
         fresh.clear();
         if let Some(track) = track {
             let layers = track.layers.iter().filter(|l| l.is_fresh(now));
             fresh.extend(layers.map(|l| l.id));
         }
-        let Some(members) = self.rooms.get(&sender.room) else {
-            return (Vec::new(), Vec::new());
-        };
         let layer: LayerId = data.rid;
         let keyframe = data.is_keyframe();
-        let mut viewers = Vec::with_capacity(members.len());
         let mut stale = Vec::new();
         let mut keyframes = Vec::new();
         for &viewer in members {
@@ -1031,7 +1037,7 @@ impl Sfu {
         for layer in keyframes {
             self.request_keyframe(now, origin, data.mid, layer, KeyframeRequestKind::Pli);
         }
-        (viewers, stale)
+        stale
     }
 
     /// Asks `origin` for a keyframe of one layer of its track `mid`, unless the layer's

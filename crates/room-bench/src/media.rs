@@ -187,11 +187,12 @@ pub async fn run_media(config: MediaConfig) -> Result<MediaReport, String> {
     if config.rooms == 0 || per_room < 2 || config.publishers == 0 {
         return Err("need a publisher and someone else in every room".into());
     }
-    let tile = match config.layer.as_str() {
-        "q" => (320, 180),
-        "f" => (1280, 720),
-        _ => (640, 360),
-    };
+    // A tile the size of the chosen layer's picture.
+    let tile = CAMERA_LAYERS
+        .iter()
+        .find(|&&(rid, ..)| rid == config.layer)
+        .map(|&(_, width, height, _)| (width, height))
+        .ok_or("--layer names no camera layer")?;
     let run = run_id();
     let totals = Arc::new(Mutex::new(Totals::default()));
     // Everyone connects and settles for this long before measuring.
@@ -300,24 +301,23 @@ pub async fn participate(participant: Participant) -> Result<MediaReport, String
 
 impl Totals {
     fn report(&mut self, participants: usize, duration: Duration) -> MediaReport {
-        let totals = self;
-        totals.delays_us.sort_unstable();
-        totals.first_video_ms.sort_unstable();
+        self.delays_us.sort_unstable();
+        self.first_video_ms.sort_unstable();
         MediaReport {
             participants,
-            connected: totals.connected,
+            connected: self.connected,
             seconds: duration.as_secs_f64(),
-            datagrams: totals.datagrams,
-            bytes: totals.bytes,
-            video_frames: totals.video_frames,
-            audio_frames: totals.audio_frames,
-            frames_lost: totals.frames_lost,
-            nacks: totals.nacks,
-            delay_p50_us: percentile(&totals.delays_us, 0.5),
-            delay_p99_us: percentile(&totals.delays_us, 0.99),
-            first_video_p50_ms: percentile(&totals.first_video_ms, 0.5),
-            first_video_max_ms: totals.first_video_ms.last().copied().unwrap_or(0),
-            errors: totals.errors,
+            datagrams: self.datagrams,
+            bytes: self.bytes,
+            video_frames: self.video_frames,
+            audio_frames: self.audio_frames,
+            frames_lost: self.frames_lost,
+            nacks: self.nacks,
+            delay_p50_us: percentile(&self.delays_us, 0.5),
+            delay_p99_us: percentile(&self.delays_us, 0.99),
+            first_video_p50_ms: percentile(&self.first_video_ms, 0.5),
+            first_video_max_ms: self.first_video_ms.last().copied().unwrap_or(0),
+            errors: self.errors,
             ..MediaReport::default()
         }
     }
