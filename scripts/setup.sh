@@ -52,3 +52,11 @@ if [ "${1:-}" = browser ] && ! [ -x /usr/bin/chromium ]; then
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
+
+# The NAT tests (end2end/tests/nat.spec.ts) build simulated homes with network namespaces,
+# iptables and conntrack.
+if [ "${1:-}" = browser ] && ! { command -v ip && command -v iptables && command -v conntrack; } >/dev/null 2>&1; then
+  step "installing iproute2, iptables and conntrack for the NAT tests"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables conntrack
+fi

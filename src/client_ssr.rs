@@ -9,7 +9,8 @@ use leptos::web_sys::HtmlVideoElement;
 
 use crate::media::{DeviceKind, MediaEvent};
 use crate::protocol::{
-    CallMode, ClientMsg, IceServer, MediaState, PeerId, RemoteTrack, ServerMsg, Signal, UnixMillis,
+    CallMode, ClientMsg, IceServer, LinkFailure, MediaState, PeerId, RemoteTrack, ServerMsg,
+    Signal, UnixMillis,
 };
 
 /// On the server the stand-ins below are plain `Send + Sync` values, so they use ordinary
@@ -89,6 +90,7 @@ impl MediaSession {
     pub fn on_server_answer(&self, _sdp: String) {}
     pub fn on_server_offer(&self, _sdp: String, _tracks: Vec<RemoteTrack>) {}
     pub fn hang_up(&self, _peer: PeerId) {}
+    pub fn on_peer_gave_up(&self, _peer: PeerId, _reason: LinkFailure) {}
     pub fn attach_remote(&self, _peer: PeerId, _element: &HtmlVideoElement) -> bool {
         false
     }

@@ -12,6 +12,8 @@
 //!   [`core::room::RoomLimits::DEFAULT`] is the one home of the defaults.
 //! - [`media`]: plain data about devices, tracks and call links, shared by client and components.
 //! - `sfu` (ssr only): the selective forwarding unit's logic on str0m, sans-IO like `core`.
+//! - `turn` (ssr only): the built-in TURN relay's logic (STUN messages, credentials,
+//!   allocations), sans-IO.
 //! - `server` (ssr only): configuration, the router, the socket loop (generic over the socket, so
 //!   it is unit-tested without TCP), one task per room carrying out the core's outcomes, metrics.
 //! - [`app`]: Leptos components for each page, compiled into both builds. The meeting page's
@@ -35,6 +37,9 @@ pub mod server;
 
 #[cfg(feature = "ssr")]
 pub mod sfu;
+
+#[cfg(feature = "ssr")]
+pub mod turn;
 
 #[cfg(feature = "hydrate")]
 pub mod client;

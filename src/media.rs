@@ -2,7 +2,7 @@
 //! components: device lists, media problems, link states and the ICE-restart policy. No
 //! browser types, so it compiles and is tested everywhere.
 
-use crate::protocol::{MediaState, PeerId};
+use crate::protocol::{LinkFailure, MediaState, PeerId};
 
 /// What the session tells the page.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +77,16 @@ pub enum LinkState {
     Reconnecting,
     /// Restarts did not help; the connection was closed.
     Failed,
+    /// It never connected within [`CONNECT_DEADLINE_MS`]: the two networks have no path
+    /// between them. Closed on both sides.
+    Unreachable,
 }
+
+/// How long a new browser-to-browser link may take to connect before both sides give up on
+/// it (and, under `--media auto`, the call moves through the server). Browsers on any
+/// network with a path connect in well under a second; without one, Chromium itself would
+/// keep "checking" for half a minute or more.
+pub const CONNECT_DEADLINE_MS: u32 = 15_000;
 
 /// `RTCPeerConnection.connectionState`, as plain data the supervisor can be tested with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +128,8 @@ pub enum LinkAction {
     Nothing,
     /// Ask for new ICE candidates on both sides (`RTCPeerConnection.restartIce()`).
     RestartIce,
-    /// Close the connection for good.
-    GiveUp,
+    /// Close the connection for good and tell the other side why.
+    GiveUp(LinkFailure),
 }
 
 /// Decides, from `RTCPeerConnection.connectionState` changes, when to restart ICE and when
@@ -130,6 +139,8 @@ pub struct LinkSupervisor {
     state: LinkState,
     restarts_left: u32,
     max_restarts: u32,
+    /// A link that never connected is never "reconnecting": it is still connecting.
+    ever_connected: bool,
 }
 
 impl LinkSupervisor {
@@ -138,7 +149,39 @@ impl LinkSupervisor {
             state: LinkState::Connecting,
             restarts_left: max_restarts,
             max_restarts,
+            ever_connected: false,
         }
+    }
+
+    fn given_up(&self) -> bool {
+        matches!(self.state, LinkState::Failed | LinkState::Unreachable)
+    }
+
+    fn give_up(&mut self) -> LinkAction {
+        if self.ever_connected {
+            self.state = LinkState::Failed;
+            LinkAction::GiveUp(LinkFailure::Lost)
+        } else {
+            self.state = LinkState::Unreachable;
+            LinkAction::GiveUp(LinkFailure::NeverConnected)
+        }
+    }
+
+    /// [`CONNECT_DEADLINE_MS`] after the link was opened: a link that never connected is
+    /// given up.
+    pub fn on_connect_deadline(&mut self) -> LinkAction {
+        if self.ever_connected || self.given_up() {
+            return LinkAction::Nothing;
+        }
+        self.give_up()
+    }
+
+    /// The other side gave up on the link (the server told us): close ours the same way.
+    pub fn on_peer_gave_up(&mut self, reason: LinkFailure) {
+        self.state = match reason {
+            LinkFailure::NeverConnected => LinkState::Unreachable,
+            LinkFailure::Lost => LinkState::Failed,
+        };
     }
 
     pub fn state(&self) -> LinkState {
@@ -147,13 +190,26 @@ impl LinkSupervisor {
 
     /// Feeds one `connectionState` value.
     pub fn on_connection_state(&mut self, connection_state: PeerConnectionState) -> LinkAction {
-        if self.state == LinkState::Failed {
+        if self.given_up() {
             return LinkAction::Nothing;
         }
         match connection_state {
             PeerConnectionState::Connected => {
                 self.state = LinkState::Connected;
+                self.ever_connected = true;
                 self.restarts_left = self.max_restarts;
+                LinkAction::Nothing
+            }
+            PeerConnectionState::Disconnected | PeerConnectionState::Failed
+                if !self.ever_connected =>
+            {
+                // Keeps trying until the deadline; "failed" this early means no candidate
+                // pair worked yet, and a restart gathers again.
+                self.state = LinkState::Connecting;
+                if connection_state == PeerConnectionState::Failed && self.restarts_left > 0 {
+                    self.restarts_left -= 1;
+                    return LinkAction::RestartIce;
+                }
                 LinkAction::Nothing
             }
             PeerConnectionState::New | PeerConnectionState::Connecting => {
@@ -172,10 +228,7 @@ impl LinkSupervisor {
                 self.state = LinkState::Reconnecting;
                 LinkAction::RestartIce
             }
-            PeerConnectionState::Failed => {
-                self.state = LinkState::Failed;
-                LinkAction::GiveUp
-            }
+            PeerConnectionState::Failed => self.give_up(),
             PeerConnectionState::Closed => LinkAction::Nothing,
         }
     }
@@ -372,12 +425,73 @@ mod tests {
             link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
-        assert_eq!(link.on_connection_state(State::Failed), LinkAction::GiveUp);
+        assert_eq!(
+            link.on_connection_state(State::Failed),
+            LinkAction::GiveUp(LinkFailure::Lost)
+        );
         assert_eq!(link.state(), LinkState::Failed);
         assert_eq!(
             link.on_connection_state(State::Connected),
             LinkAction::Nothing
         );
+        assert_eq!(link.state(), LinkState::Failed);
+        // Connected once: the deadline no longer applies.
+        assert_eq!(link.on_connect_deadline(), LinkAction::Nothing);
+    }
+
+    #[test]
+    fn a_link_that_never_connects_is_never_reconnecting_and_ends_at_the_deadline() {
+        let mut link = LinkSupervisor::new(2);
+        link.on_connection_state(State::Connecting);
+        assert_eq!(
+            link.on_connection_state(State::Disconnected),
+            LinkAction::Nothing
+        );
+        assert_eq!(link.state(), LinkState::Connecting);
+        assert_eq!(
+            link.on_connection_state(State::Failed),
+            LinkAction::RestartIce
+        );
+        assert_eq!(link.state(), LinkState::Connecting);
+        // Even with restarts left, the deadline ends it, and says why.
+        assert_eq!(
+            link.on_connect_deadline(),
+            LinkAction::GiveUp(LinkFailure::NeverConnected)
+        );
+        assert_eq!(link.state(), LinkState::Unreachable);
+        assert_eq!(link.on_connect_deadline(), LinkAction::Nothing);
+        assert_eq!(
+            link.on_connection_state(State::Connected),
+            LinkAction::Nothing
+        );
+        assert_eq!(link.state(), LinkState::Unreachable);
+    }
+
+    #[test]
+    fn a_never_connected_link_out_of_restarts_is_unreachable_not_failed() {
+        let mut link = LinkSupervisor::new(1);
+        link.on_connection_state(State::Failed);
+        assert_eq!(
+            link.on_connection_state(State::Failed),
+            LinkAction::Nothing,
+            "without restarts left it waits for the deadline"
+        );
+        assert_eq!(link.state(), LinkState::Connecting);
+        assert_eq!(
+            link.on_connect_deadline(),
+            LinkAction::GiveUp(LinkFailure::NeverConnected)
+        );
+    }
+
+    #[test]
+    fn the_other_side_giving_up_closes_this_side_the_same_way() {
+        let mut link = LinkSupervisor::new(3);
+        link.on_peer_gave_up(LinkFailure::NeverConnected);
+        assert_eq!(link.state(), LinkState::Unreachable);
+        assert_eq!(link.on_connect_deadline(), LinkAction::Nothing);
+        let mut link = LinkSupervisor::new(3);
+        link.on_connection_state(State::Connected);
+        link.on_peer_gave_up(LinkFailure::Lost);
         assert_eq!(link.state(), LinkState::Failed);
     }
 
@@ -394,7 +508,10 @@ mod tests {
             link.on_connection_state(State::Failed),
             LinkAction::RestartIce
         );
-        assert_eq!(link.on_connection_state(State::Failed), LinkAction::GiveUp);
+        assert_eq!(
+            link.on_connection_state(State::Failed),
+            LinkAction::GiveUp(LinkFailure::Lost)
+        );
     }
 
     #[test]

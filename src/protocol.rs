@@ -112,6 +112,32 @@ pub enum ClientMsg {
     /// video at all. Videos not listed get the best the connection can take. At most
     /// `MAX_VIEW_TILES` tiles.
     View { tiles: Vec<TileView> },
+    /// In a browser-to-browser call: the connection to `peer` could not be made (or was lost
+    /// and did not come back). The server tells `peer`, so both sides give up together, and
+    /// under `--media auto` moves the call through the server, where it can connect.
+    LinkFailed { peer: PeerId, reason: LinkFailure },
+}
+
+/// Why a browser-to-browser connection was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkFailure {
+    /// It never connected: no path between the two networks (a symmetric NAT or a
+    /// firewall on one side and no relay that works).
+    NeverConnected,
+    /// It connected, dropped, and ICE restarts did not bring it back.
+    Lost,
+}
+
+impl LinkFailure {
+    pub const ALL: [LinkFailure; 2] = [LinkFailure::NeverConnected, LinkFailure::Lost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkFailure::NeverConnected => "never_connected",
+            LinkFailure::Lost => "lost",
+        }
+    }
 }
 
 /// How large one of the others' videos is on screen, in device pixels.
@@ -198,6 +224,9 @@ pub enum ServerMsg {
     /// In a call through the server: who is speaking now, from the audio levels the
     /// microphones report (`null`: nobody yet). Sent when it changes.
     ActiveSpeaker { peer: Option<PeerId> },
+    /// `peer` could not connect to you browser to browser (`link_failed`): close your side
+    /// of that connection too.
+    LinkFailed { peer: PeerId, reason: LinkFailure },
     /// Answer to `load_history`: messages oldest first, all older than its `before`, and
     /// whether even older ones remain.
     HistoryPage { entries: Vec<ChatEntry>, more: bool },
@@ -476,6 +505,7 @@ impl ClientMsg {
         "media_offer",
         "media_answer",
         "view",
+        "link_failed",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -494,6 +524,7 @@ impl ClientMsg {
             ClientMsg::MediaOffer { .. } => 11,
             ClientMsg::MediaAnswer { .. } => 12,
             ClientMsg::View { .. } => 13,
+            ClientMsg::LinkFailed { .. } => 14,
         }
     }
 
@@ -521,6 +552,7 @@ impl ServerMsg {
         "media_answer",
         "media_offer",
         "active_speaker",
+        "link_failed",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -541,6 +573,7 @@ impl ServerMsg {
             ServerMsg::MediaAnswer { .. } => 13,
             ServerMsg::MediaOffer { .. } => 14,
             ServerMsg::ActiveSpeaker { .. } => 15,
+            ServerMsg::LinkFailed { .. } => 16,
         }
     }
 
@@ -702,6 +735,10 @@ mod tests {
                     width: 640,
                     height: 360,
                 }],
+            },
+            ClientMsg::LinkFailed {
+                peer: PeerId(2),
+                reason: LinkFailure::Lost,
             },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
@@ -865,6 +902,10 @@ mod tests {
             },
             ServerMsg::ActiveSpeaker {
                 peer: Some(PeerId(2)),
+            },
+            ServerMsg::LinkFailed {
+                peer: PeerId(2),
+                reason: LinkFailure::NeverConnected,
             },
             ServerMsg::PeerUpdated {
                 peer: PeerInfo {

@@ -425,3 +425,67 @@ async fn watching_the_room_list_twice_on_one_connection_is_refused() {
     watcher.expect_silence(QUIET).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_direct_link_is_relayed_once_counted_and_moves_the_call_through_the_server() {
+    let server = TestServer::start(&["--signal-burst", "4", "--signal-per-second", "1"]).await;
+    let (mut ann, ann_joined) = server.joined("links", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("links", "Bob").await;
+    let (mut eve, eve_joined) = server.joined("elsewhere", "Eve").await;
+    join_call(&mut ann, AV).await;
+    join_call(&mut bob, AV).await;
+    join_call(&mut eve, AV).await;
+    ann.drain(QUIET).await;
+    let failed = |peer: PeerId| ClientMsg::LinkFailed {
+        peer,
+        reason: room::protocol::LinkFailure::NeverConnected,
+    };
+
+    // Raw abuse first: another room's member, nobody, oneself, an unknown reason.
+    ann.send(&failed(eve_joined.you)).await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    ann.send(&failed(ann_joined.you)).await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    ann.send_raw(&format!(
+        r#"{{"type":"link_failed","peer":{},"reason":"bored"}}"#,
+        bob_joined.you
+    ))
+    .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    let mut stranger = server.client().await;
+    stranger.hello().await;
+    stranger.send(&failed(ann_joined.you)).await;
+    stranger.expect_error(ErrorCode::NotJoined).await;
+    bob.expect_silence(QUIET).await;
+    eve.expect_silence(QUIET).await;
+
+    ann.send(&failed(bob_joined.you)).await;
+    match bob.recv().await {
+        ServerMsg::LinkFailed { peer, .. } => assert_eq!(peer, ann_joined.you),
+        other => panic!("expected link_failed, got {other:?}"),
+    }
+    for client in [&mut ann, &mut bob] {
+        let mode = client
+            .recv_until(|m| matches!(m, ServerMsg::CallMode { .. }))
+            .await;
+        assert_eq!(
+            mode,
+            ServerMsg::CallMode {
+                mode: room::protocol::CallMode::Sfu
+            }
+        );
+    }
+    // Bob's report of the same link, and a flood of them, reach nobody; the flood meets the
+    // signalling budget.
+    for _ in 0..8 {
+        bob.send(&failed(ann_joined.you)).await;
+    }
+    bob.expect_error(ErrorCode::RateLimited).await;
+    ann.expect_silence(QUIET).await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("room_call_links_failed_total{reason=\"never_connected\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}

@@ -40,14 +40,24 @@ export class RoomServer {
 }
 
 /** Starts the release binary on a free loopback port (or `addr`) with extra flags, keeping
- * its chat history in `dataDir` (a fresh temporary directory unless given). */
+ * its chat history in `dataDir` (a fresh temporary directory unless given), inside network
+ * namespace `netns` if given. */
 export async function startServer(
   args: string[] = [],
-  { addr = '127.0.0.1:0', dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'room-e2e-')) } = {},
+  {
+    addr = '127.0.0.1:0',
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'room-e2e-')),
+    netns = undefined as string | undefined,
+  } = {},
 ): Promise<RoomServer> {
   // The media socket on a free loopback port unless the test picks one.
   const media = args.includes('--media-addr') ? [] : ['--media-addr', '127.0.0.1:0'];
-  const child = spawn(binary, ['--addr', addr, '--data-dir', dataDir, ...media, ...args], {
+  const roomArgs = ['--addr', addr, '--data-dir', dataDir, ...media, ...args];
+  // In a network namespace (NAT tests): `ip netns exec` replaces itself with the server.
+  const [command, commandArgs] = netns
+    ? ['ip', ['netns', 'exec', netns, binary, ...roomArgs]]
+    : [binary, roomArgs];
+  const child = spawn(command, commandArgs, {
     cwd: repoRoot,
     env: { ...process.env, ROOM_LOG: process.env.ROOM_LOG ?? 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -147,6 +147,7 @@ pub struct Texts {
     pub link_connecting: &'static str,
     pub link_reconnecting: &'static str,
     pub link_failed: &'static str,
+    pub link_unreachable: &'static str,
     pub screen_of: fn(&str) -> String,
     pub speaking: &'static str,
     pub hand_raised: &'static str,
@@ -204,6 +205,7 @@ impl Texts {
             LinkState::Connecting => self.link_connecting,
             LinkState::Reconnecting => self.link_reconnecting,
             LinkState::Failed => self.link_failed,
+            LinkState::Unreachable => self.link_unreachable,
         }
     }
 
@@ -333,6 +335,7 @@ pub static EN: Texts = Texts {
     link_connecting: "connecting…",
     link_reconnecting: "reconnecting…",
     link_failed: "connection failed",
+    link_unreachable: "can't connect: your networks block a direct call",
     screen_of: |name| format!("{name}'s screen"),
     speaking: "speaking",
     hand_raised: "hand raised",
@@ -445,6 +448,7 @@ pub static KO: Texts = Texts {
     link_connecting: "연결 중…",
     link_reconnecting: "다시 연결 중…",
     link_failed: "연결 실패",
+    link_unreachable: "연결할 수 없음: 네트워크가 직접 통화를 막고 있습니다",
     screen_of: |name| format!("{name}님의 화면"),
     speaking: "말하는 중",
     hand_raised: "손 듦",

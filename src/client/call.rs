@@ -22,8 +22,9 @@ use web_sys::{
 
 use crate::media::{
     is_polite, LinkAction, LinkState, LinkSupervisor, MediaEvent, PeerConnectionState, TrackKind,
+    CONNECT_DEADLINE_MS,
 };
-use crate::protocol::{ClientMsg, IceServer, PeerId, SdpType, Signal};
+use crate::protocol::{ClientMsg, IceServer, LinkFailure, PeerId, SdpType, Signal};
 
 /// ICE restarts tried before a connection is given up.
 const MAX_ICE_RESTARTS: u32 = 3;
@@ -186,6 +187,16 @@ impl Call {
     }
 
     /// Closes the connection to a member who left the call.
+    /// `peer` gave up on its link to us: ours closes too, showing why on their tile.
+    pub fn on_peer_gave_up(&self, peer: PeerId, reason: LinkFailure) {
+        let link = self.shared.links.borrow().get(&peer).cloned();
+        if let Some(link) = link {
+            link.supervisor.borrow_mut().on_peer_gave_up(reason);
+            link.pc.close();
+            link.report(&self.shared);
+        }
+    }
+
     pub fn hang_up(&self, peer: PeerId) {
         let link = self.shared.links.borrow_mut().remove(&peer);
         if let Some(link) = link {
@@ -262,6 +273,14 @@ impl Link {
         });
         Link::install_handlers(&link, shared);
         shared.links.borrow_mut().insert(peer, Rc::clone(&link));
+        // Held weakly: a link closed and replaced before the deadline is not judged by it.
+        let (weak_link, weak_shared) = (Rc::downgrade(&link), Rc::downgrade(shared));
+        crate::client::after(CONNECT_DEADLINE_MS, move || {
+            if let (Some(link), Some(shared)) = (weak_link.upgrade(), weak_shared.upgrade()) {
+                let action = link.supervisor.borrow_mut().on_connect_deadline();
+                link.act(&shared, action);
+            }
+        });
         (shared.events)(MediaEvent::Link {
             peer,
             state: LinkState::Connecting,
@@ -457,15 +476,30 @@ impl Link {
     fn on_connection_state(&self, shared: &Shared) {
         let state = connection_state(self.pc.connection_state());
         let action = self.supervisor.borrow_mut().on_connection_state(state);
+        self.act(shared, action);
+    }
+
+    fn act(&self, shared: &Shared, action: LinkAction) {
         match action {
             LinkAction::RestartIce => {
                 // Fires negotiationneeded, whose offer carries fresh ICE credentials. The
                 // pinned web-sys has no binding for restartIce().
                 let _ = call_method(&self.pc, "restartIce");
             }
-            LinkAction::GiveUp => self.pc.close(),
+            LinkAction::GiveUp(reason) => {
+                self.pc.close();
+                // The other side learns it through the server and closes its side too.
+                (shared.send)(ClientMsg::LinkFailed {
+                    peer: self.peer,
+                    reason,
+                });
+            }
             LinkAction::Nothing => {}
         }
+        self.report(shared);
+    }
+
+    fn report(&self, shared: &Shared) {
         (shared.events)(MediaEvent::Link {
             peer: self.peer,
             state: self.supervisor.borrow().state(),

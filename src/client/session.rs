@@ -12,7 +12,9 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlVideoElement, MediaStream, MediaStreamTrack};
 
 use crate::media::{DeviceKind, MediaEvent, MediaProblem, TrackKind};
-use crate::protocol::{CallMode, ClientMsg, IceServer, MediaState, PeerId, RemoteTrack, Signal};
+use crate::protocol::{
+    CallMode, ClientMsg, IceServer, LinkFailure, MediaState, PeerId, RemoteTrack, Signal,
+};
 
 use super::call::{Call, LocalTracks};
 use super::media::{
@@ -600,6 +602,13 @@ impl MediaSession {
     pub fn on_server_offer(&self, sdp: String, tracks: Vec<RemoteTrack>) {
         if let Some(CallLink::Sfu(call)) = self.inner.call.borrow().as_ref() {
             call.on_offer(sdp, tracks);
+        }
+    }
+
+    /// A member gave up on its browser-to-browser link to us.
+    pub fn on_peer_gave_up(&self, peer: PeerId, reason: LinkFailure) {
+        if let Some(CallLink::Mesh(call)) = self.inner.call.borrow().as_ref() {
+            call.on_peer_gave_up(peer, reason);
         }
     }
 

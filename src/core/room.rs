@@ -11,9 +11,9 @@ use super::{
     Delivery, HistoryNeed, HistoryRange, MediaEffect, MonoMillis, Now, Outcome, Recipients, Refusal,
 };
 use crate::protocol::{
-    CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, MediaState,
-    MessageId, PeerId, PeerInfo, ServerMsg, Signal, TileView, TrackSource, MAX_SDP_BYTES,
-    MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
+    CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, LinkFailure,
+    MediaState, MessageId, PeerId, PeerInfo, ServerMsg, Signal, TileView, TrackSource,
+    MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
 };
 
 /// How calls carry media, as the operator chose (`--media`).
@@ -241,6 +241,12 @@ pub struct Room {
     unannounced: Vec<PeerId>,
     /// How the call carries media now.
     call_mode: CallMode,
+    /// A browser-to-browser link of this call could not be made, so under `--media auto`
+    /// the call stays through the server until it empties.
+    mesh_failed: bool,
+    /// Pairs whose failed link was reported (lower id first), so the second side's report
+    /// is not forwarded or counted again.
+    failed_links: Vec<(PeerId, PeerId)>,
     /// When arrivals were last announced on time (not forced by another input).
     last_announcement: Option<MonoMillis>,
 }
@@ -252,6 +258,8 @@ impl Room {
             slug,
             ice_servers,
             call_mode,
+            mesh_failed: false,
+            failed_links: Vec::new(),
             history: VecDeque::with_capacity(limits.history_len.min(1024)),
             limits,
             members: Vec::new(),
@@ -797,6 +805,7 @@ impl Room {
                 self.media_description(peer, sdp, more, false, now)
             }
             ClientMsg::View { tiles } => self.view(peer, tiles, now),
+            ClientMsg::LinkFailed { peer: to, reason } => self.link_failed(peer, to, reason, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -873,7 +882,16 @@ impl Room {
     /// `except`, who hears of it in its own answer), and going back to browser to browser
     /// frees everyone's connection to the forwarding unit.
     fn settle_mode(&mut self, except: Option<PeerId>) -> Outcome {
-        let wanted = mode_for(self.limits.media, self.limits.mesh_max, self.call_size());
+        let call_size = self.call_size();
+        if call_size == 0 {
+            self.mesh_failed = false;
+            self.failed_links.clear();
+        }
+        let wanted = if self.mesh_failed && self.limits.media == MediaPolicy::Auto {
+            CallMode::Sfu
+        } else {
+            mode_for(self.limits.media, self.limits.mesh_max, call_size)
+        };
         if wanted == self.call_mode {
             return Outcome::default();
         }
@@ -1141,6 +1159,45 @@ impl Room {
         ))
     }
 
+    /// `from` could not connect browser to browser to `to`. `to` hears of it, so it closes its
+    /// side too (once per pair: the second side's report is accepted quietly), and under
+    /// `--media auto` the call moves through the server, which both can reach.
+    fn link_failed(
+        &mut self,
+        from: PeerId,
+        to: PeerId,
+        reason: LinkFailure,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
+        let mode = self.call_mode;
+        let sender = self.call_member_mut(from)?;
+        if to == from || !target_in_call {
+            return Err(Refusal::new(
+                ErrorCode::UnknownPeer,
+                format!("{to} is not in this room's call"),
+            ));
+        }
+        if !sender.signal_budget.try_take(now.mono) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many signaling messages; slow down",
+            ));
+        }
+        let pair = (from.min(to), from.max(to));
+        // A report from before a switch to the forwarding unit, or the pair's second one.
+        if mode != CallMode::Mesh || self.failed_links.contains(&pair) {
+            return Ok(Outcome::default());
+        }
+        self.failed_links.push(pair);
+        let told = Outcome::deliver(
+            Recipients::Only(to),
+            ServerMsg::LinkFailed { peer: from, reason },
+        );
+        self.mesh_failed = true;
+        Ok(told.then(self.settle_mode(None)))
+    }
+
     /// Records a chat message from `peer` and sends it to everyone, the sender included, so
     /// that every member sees the same order and the sender learns the message id. The
     /// outcome asks for it to be stored.
@@ -1242,6 +1299,99 @@ mod tests {
 
     fn room_with(limits: RoomLimits) -> Room {
         Room::new(RoomSlug::parse("test-room").unwrap(), limits, Vec::new())
+    }
+
+    fn link_failed(to: u64) -> ClientMsg {
+        ClientMsg::LinkFailed {
+            peer: PeerId(to),
+            reason: LinkFailure::NeverConnected,
+        }
+    }
+
+    #[test]
+    fn a_failed_direct_link_is_told_to_the_other_side_and_moves_the_call_through_the_server() {
+        let mut room = room();
+        for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cat")] {
+            enter(&mut room, PeerId(id), name, T0).unwrap();
+        }
+        let av = MediaState {
+            mic: true,
+            camera: true,
+            screen: false,
+        };
+        room.join_call(PeerId(1), av, T0).unwrap();
+        room.join_call(PeerId(2), av, T0).unwrap();
+        assert_eq!(room.call_mode(), CallMode::Mesh);
+
+        // Only call members may report, only about another call member.
+        let cat = room.request(PeerId(3), link_failed(1), T0).unwrap_err();
+        assert_eq!(cat.code, ErrorCode::NotInCall);
+        let unknown = room.request(PeerId(1), link_failed(9), T0).unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::UnknownPeer);
+        let own = room.request(PeerId(1), link_failed(1), T0).unwrap_err();
+        assert_eq!(own.code, ErrorCode::UnknownPeer);
+
+        let out = room.request(PeerId(1), link_failed(2), T0).unwrap();
+        assert_eq!(
+            out.deliveries[0],
+            Delivery {
+                to: Recipients::Only(PeerId(2)),
+                msg: ServerMsg::LinkFailed {
+                    peer: PeerId(1),
+                    reason: LinkFailure::NeverConnected
+                }
+            }
+        );
+        let switched: Vec<_> = out.deliveries[1..]
+            .iter()
+            .map(|d| (d.to.clone(), d.msg.clone()))
+            .collect();
+        assert_eq!(
+            switched,
+            [1, 2].map(|id| (
+                Recipients::Only(PeerId(id)),
+                ServerMsg::CallMode {
+                    mode: CallMode::Sfu
+                }
+            ))
+        );
+        assert_eq!(room.call_mode(), CallMode::Sfu);
+        // Bob's own report of the same link changes nothing and tells nobody.
+        let again = room.request(PeerId(2), link_failed(1), T0).unwrap();
+        assert!(again.deliveries.is_empty());
+
+        // Through the server it stays, though two is browser-to-browser size, until the call
+        // empties; the next call starts browser to browser again.
+        room.leave_call(PeerId(2), T0).unwrap();
+        assert_eq!(room.call_mode(), CallMode::Sfu);
+        room.join_call(PeerId(2), av, T0).unwrap();
+        assert_eq!(room.call_mode(), CallMode::Sfu);
+        room.leave_call(PeerId(1), T0).unwrap();
+        room.leave_call(PeerId(2), T0).unwrap();
+        room.join_call(PeerId(1), av, T0).unwrap();
+        room.join_call(PeerId(2), av, T0).unwrap();
+        assert_eq!(room.call_mode(), CallMode::Mesh);
+    }
+
+    #[test]
+    fn link_failure_reports_spend_the_signal_budget_and_respect_a_mesh_only_policy() {
+        let mut room = room_with(RoomLimits {
+            media: MediaPolicy::Mesh,
+            signal: RateLimit::new(3, 1),
+            ..RoomLimits::default()
+        });
+        for (id, name) in [(1, "Ann"), (2, "Bob")] {
+            enter(&mut room, PeerId(id), name, T0).unwrap();
+            room.join_call(PeerId(id), MediaState::default(), T0)
+                .unwrap();
+        }
+        let out = room.request(PeerId(1), link_failed(2), T0).unwrap();
+        assert_eq!(out.deliveries.len(), 1, "told to Bob; no server to move to");
+        assert_eq!(room.call_mode(), CallMode::Mesh);
+        room.request(PeerId(1), link_failed(2), T0).unwrap();
+        room.request(PeerId(1), link_failed(2), T0).unwrap();
+        let flood = room.request(PeerId(1), link_failed(2), T0).unwrap_err();
+        assert_eq!(flood.code, ErrorCode::RateLimited);
     }
 
     fn chat_text(deliveries: &[Delivery]) -> Vec<&str> {

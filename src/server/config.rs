@@ -1,6 +1,7 @@
 //! Server settings from command-line flags and `ROOM_*` environment variables.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -135,6 +136,49 @@ pub struct Config {
     /// calls on a LAN or loopback need none.
     #[arg(long, env = "ROOM_ICE_SERVERS", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+
+    /// The TURN relay built into this binary, for browsers that cannot reach each other or
+    /// the media socket directly: `auto` runs it when --public-ip is given, `on` always,
+    /// `off` never. Each call member gets its own short-lived credentials.
+    #[arg(long, env = "ROOM_TURN", default_value = "auto", value_parser = parse_turn)]
+    pub turn: TurnMode,
+
+    /// Where the TURN relay listens, on UDP and TCP (open both in the firewall).
+    #[arg(long, env = "ROOM_TURN_ADDR", default_value = "0.0.0.0:3478")]
+    pub turn_addr: SocketAddr,
+
+    /// UDP ports the TURN relay gives out, one per allocation, e.g. `49152-65535` (open them
+    /// in the firewall).
+    #[arg(long, env = "ROOM_RELAY_PORTS", default_value = "49152-65535", value_parser = parse_ports)]
+    pub relay_ports: RangeInclusive<u16>,
+
+    /// Address ranges the TURN relay may send to although they are private, loopback or this
+    /// server's own (refused by default), comma-separated, e.g. `192.168.0.0/16` for a LAN
+    /// install.
+    #[arg(
+        long = "turn-allow-peer",
+        env = "ROOM_TURN_ALLOW_PEER",
+        value_delimiter = ','
+    )]
+    pub turn_allow_peers: Vec<super::proxy::Cidr>,
+
+    /// Relay allocations one call member may hold at once (a browser makes one or two per
+    /// connection).
+    #[arg(long, env = "ROOM_TURN_MAX_ALLOCATIONS", default_value_t = 32)]
+    pub turn_max_allocations: usize,
+
+    /// Relay allocations the whole server holds at most.
+    #[arg(long, env = "ROOM_TURN_MAX_TOTAL_ALLOCATIONS", default_value_t = 4096)]
+    pub turn_max_total_allocations: usize,
+
+    /// Kilobits per second one call member may relay, both directions together.
+    #[arg(long, env = "ROOM_TURN_MEMBER_KBPS", default_value_t = 10_000)]
+    pub turn_member_kbps: u64,
+
+    /// How long the relay credentials handed to a call member stay valid for new
+    /// allocations, in seconds (allocations made in time live on while refreshed).
+    #[arg(long, env = "ROOM_TURN_CREDENTIAL_SECS", default_value_t = 12 * 3600)]
+    pub turn_credential_secs: u64,
 
     /// Username for the `turn:`/`turns:` URLs in --ice-servers.
     #[arg(long, env = "ROOM_ICE_USERNAME")]
@@ -274,6 +318,39 @@ fn default_media_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// Whether the built-in TURN relay runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnMode {
+    Auto,
+    On,
+    Off,
+}
+
+fn parse_turn(text: &str) -> Result<TurnMode, String> {
+    match text {
+        "auto" => Ok(TurnMode::Auto),
+        "on" => Ok(TurnMode::On),
+        "off" => Ok(TurnMode::Off),
+        other => Err(format!("{other:?} is not auto, on or off")),
+    }
+}
+
+fn parse_ports(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (low, high) = text.split_once('-').unwrap_or((text, text));
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port from 1 to 65535"))
+    };
+    let (low, high) = (port(low)?, port(high)?);
+    if low > high {
+        return Err(format!("{text:?}: the first port is above the last"));
+    }
+    Ok(low..=high)
+}
+
 fn parse_media(text: &str) -> Result<MediaPolicy, String> {
     match text {
         "mesh" => Ok(MediaPolicy::Mesh),
@@ -337,6 +414,29 @@ impl Config {
             });
         }
         servers
+    }
+
+    /// Whether the built-in TURN relay runs.
+    pub fn turn_enabled(&self) -> bool {
+        match self.turn {
+            TurnMode::On => true,
+            TurnMode::Off => false,
+            TurnMode::Auto => !self.public_ips.is_empty(),
+        }
+    }
+
+    /// The address browsers are told to reach the TURN relay and its relays on: the first
+    /// public IPv4 address, else the listener's own if specific, else the HTTP listener's,
+    /// else loopback (only browsers on this machine can use it then).
+    pub fn turn_advertised_ip(&self) -> IpAddr {
+        let specific = |ip: IpAddr| (!ip.is_unspecified()).then_some(ip);
+        self.public_ips
+            .iter()
+            .copied()
+            .find(IpAddr::is_ipv4)
+            .or_else(|| specific(self.turn_addr.ip()))
+            .or_else(|| self.addr.and_then(|a| specific(a.ip())))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
     /// The defaults, as if the binary had been started without flags or environment.

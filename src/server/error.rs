@@ -30,4 +30,14 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open the TURN relay on {addr} (UDP and TCP): {source}")]
+    TurnSocket {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read or create the TURN secret {path}: {source}")]
+    TurnSecret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -166,6 +166,8 @@ impl MediaCounters {
 #[derive(Clone, Debug)]
 pub struct MediaHandle {
     shards: Vec<mpsc::Sender<MediaCommand>>,
+    /// Each shard's UDP port, which the TURN relay may reach.
+    ports: Vec<u16>,
 }
 
 impl MediaHandle {
@@ -180,7 +182,10 @@ impl MediaHandle {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> std::io::Result<MediaHandle> {
-        let mut handle = MediaHandle { shards: Vec::new() };
+        let mut handle = MediaHandle {
+            shards: Vec::new(),
+            ports: Vec::new(),
+        };
         for index in 0..shards.max(1) {
             let mut shard_addr = addr;
             if addr.port() != 0 {
@@ -212,8 +217,14 @@ impl MediaHandle {
             };
             tasks.spawn(task.run(inbox, shutdown.clone()));
             handle.shards.push(commands);
+            handle.ports.push(local_addr.port());
         }
         Ok(handle)
+    }
+
+    /// The media sockets' ports, one per shard.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     /// Queues `command` for the shard of its room; false when that shard is overloaded.

@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, LinkFailure, ServerMsg};
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -37,6 +37,16 @@ impl EncodeLabelSet for ByCode {
     }
 }
 
+/// The `reason` label: why the TURN relay refused something, or why a call link failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct ByReason(&'static str);
+
+impl EncodeLabelSet for ByReason {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        [("reason", self.0)].encode(encoder)
+    }
+}
+
 /// Everything `/metrics` reports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,12 +64,16 @@ pub struct Metrics {
     pub store: super::store::StoreCounters,
     /// Shared with the media task, which counts into them.
     pub media: super::media::MediaCounters,
+    /// Shared with the TURN relay's task.
+    pub turn: super::turn::TurnCounters,
     /// Indexed by `ClientMsg::kind_index`.
     messages_in: Vec<Counter>,
     /// Indexed by `ServerMsg::kind_index`.
     messages_out: Vec<Counter>,
     /// Indexed by `ErrorCode as usize`.
     errors: Vec<Counter>,
+    /// Browser-to-browser links given up, indexed by `LinkFailure as usize`.
+    links_failed: Vec<Counter>,
     /// From a room request's arrival at the socket to its messages sitting in every
     /// recipient's queue.
     fan_out_seconds: Histogram,
@@ -237,6 +251,53 @@ impl Metrics {
             "Requests refused with an error, by code",
             &refused,
         );
+        let links_failed = Family::<ByReason, Counter>::default();
+        add(
+            "call_links_failed",
+            "Browser-to-browser call links given up, by reason (never_connected: the two networks had no path; a relay is missing or blocked)",
+            &links_failed,
+        );
+        let turn = super::turn::TurnCounters::new();
+        add(
+            "turn_allocations_open",
+            "Relay allocations the built-in TURN relay holds",
+            &turn.allocations,
+        );
+        add(
+            "turn_allocations",
+            "Relay allocations made since start",
+            &turn.allocations_total,
+        );
+        add(
+            "turn_relayed_to_peers_bytes",
+            "Bytes the TURN relay sent from relay sockets on behalf of its clients",
+            &turn.bytes_to_peers,
+        );
+        add(
+            "turn_relayed_to_clients_bytes",
+            "Bytes the TURN relay passed from peers to its clients",
+            &turn.bytes_to_clients,
+        );
+        add(
+            "turn_tcp_connections",
+            "TCP connections open to the TURN relay",
+            &turn.tcp_connections,
+        );
+        let turn_refused = Family::<ByReason, Counter>::default();
+        add(
+            "turn_refused",
+            "TURN requests or relayed packets refused, by reason",
+            &turn_refused,
+        );
+        let turn = super::turn::TurnCounters {
+            refused: series(
+                &turn_refused,
+                crate::turn::server::Refusal::ALL
+                    .iter()
+                    .map(|r| ByReason(r.as_str())),
+            ),
+            ..turn
+        };
         // 10 µs to about 1.3 s.
         let fan_out_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 18));
         add(
@@ -257,11 +318,21 @@ impl Metrics {
             refused_tcp_connections,
             store,
             media,
+            turn,
             messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
             messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
             errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),
+            links_failed: series(
+                &links_failed,
+                LinkFailure::ALL.iter().map(|r| ByReason(r.as_str())),
+            ),
             fan_out_seconds,
         }
+    }
+
+    /// A link given up, once per pair (the room forwards only the first side's report).
+    pub fn count_link_failed(&self, reason: LinkFailure) {
+        self.links_failed[reason as usize].inc();
     }
 
     pub fn count_received(&self, msg: &ClientMsg, bytes: usize) {

@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod site;
 pub mod socket;
 pub mod store;
+pub mod turn;
 mod udp_batch;
 
 use std::future::Future;
@@ -86,6 +87,7 @@ impl AppState {
             ),
             public_list: config.public_room_list,
             media: None,
+            turn: None,
         };
         let clock = Clock::new();
         let shutdown = CancellationToken::new();
@@ -107,7 +109,22 @@ impl AppState {
                 })?,
             ),
         };
-        let settings = RoomSettings { media, ..settings };
+        let turn = if config.turn_enabled() {
+            Some(start_turn(
+                &config,
+                media.as_ref(),
+                &metrics,
+                &tasks,
+                &shutdown,
+            )?)
+        } else {
+            None
+        };
+        let settings = RoomSettings {
+            media,
+            turn,
+            ..settings
+        };
         Ok(AppState {
             rooms: Rooms::new(
                 settings,
@@ -267,6 +284,54 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
+}
+
+/// Starts the built-in TURN relay with the secret from the data directory.
+fn start_turn(
+    config: &Config,
+    media: Option<&MediaHandle>,
+    metrics: &Metrics,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<turn::TurnGrant, StartError> {
+    use crate::turn::server::{PeerPolicy, TurnLimits};
+    let secret = turn::load_secret(&config.data_dir).map_err(|source| StartError::TurnSecret {
+        path: config.data_dir.join("turn-secret"),
+        source,
+    })?;
+    let advertised_ip = config.turn_advertised_ip();
+    let mut own_ips = config.public_ips.clone();
+    own_ips.push(advertised_ip);
+    own_ips.extend(config.addr.map(|a| a.ip()));
+    own_ips.push(config.turn_addr.ip());
+    own_ips.retain(|ip| !ip.is_unspecified());
+    let mut open_ports = vec![config.relay_ports.clone()];
+    open_ports.extend(media.iter().flat_map(|m| m.ports()).map(|&p| p..=p));
+    let settings = turn::TurnSettings {
+        listen: config.turn_addr,
+        advertised_ip,
+        relay_ports: config.relay_ports.clone(),
+        limits: TurnLimits {
+            realm: "room".into(),
+            max_lifetime: Duration::from_secs(3600),
+            max_allocations: config.turn_max_total_allocations,
+            max_allocations_per_member: config.turn_max_allocations,
+            member_bytes_per_second: config.turn_member_kbps.saturating_mul(1000) / 8,
+        },
+        policy: PeerPolicy::new(config.turn_allow_peers.clone(), own_ips, open_ports),
+        credentials: crate::turn::credentials::Credentials::new(
+            secret,
+            config.turn_credential_secs,
+        ),
+    };
+    let handle =
+        turn::start(settings, metrics.turn.clone(), tasks, shutdown.clone()).map_err(|source| {
+            StartError::TurnSocket {
+                addr: config.turn_addr,
+                source,
+            }
+        })?;
+    Ok(handle.grant)
 }
 
 pub(crate) fn unix_now() -> UnixMillis {

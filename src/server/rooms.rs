@@ -129,6 +129,8 @@ pub struct RoomSettings {
     pub public_list: bool,
     /// The forwarding unit, unless calls only go browser to browser (`--media mesh`).
     pub media: Option<MediaHandle>,
+    /// The built-in TURN relay, which gives each call member its own credentials.
+    pub turn: Option<super::turn::TurnGrant>,
 }
 
 /// Ids left unused after a crash: more than can be delivered and not yet stored (the store
@@ -583,7 +585,16 @@ impl RoomTask {
     /// Members whose queue is full are removed afterwards, which may produce more deliveries.
     fn deliver(&mut self, deliveries: Vec<Delivery>) {
         let mut too_slow = Vec::new();
-        for delivery in deliveries {
+        for mut delivery in deliveries {
+            // Relay credentials are per member, so they join the message only here.
+            if let (Recipients::Only(peer), ServerMsg::CallJoined { ice_servers, .. }, Some(turn)) =
+                (&delivery.to, &mut delivery.msg, &self.rooms.settings.turn)
+            {
+                ice_servers.push(turn.ice_server(*peer));
+            }
+            if let ServerMsg::LinkFailed { reason, .. } = &delivery.msg {
+                self.rooms.metrics.count_link_failed(*reason);
+            }
             let frame: Utf8Bytes = delivery.msg.to_json().into();
             let mut sent = 0u64;
             let mut offer = |peer: PeerId, outbox: &Outbox| {

@@ -10,6 +10,7 @@
 pub mod link;
 pub mod media;
 pub mod reference;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use room_bench::media::{run_media, MediaConfig};
+use room_bench::turn::{run_turn, TurnConfig};
 use room_bench::{reference, run, LoadConfig};
 
 #[global_allocator]
@@ -29,6 +30,9 @@ enum Command {
     /// Publish and receive synthetic media through the server's forwarding unit, and report
     /// throughput, loss, delay, and the server's CPU per forwarded datagram.
     Media(MediaConfig),
+    /// Relay paced datagrams both ways through a TURN server (Room's or coturn with the same
+    /// secret), and report loss, delay and the server's CPU per relayed Mbit/s.
+    Turn(TurnConfig),
     /// Run the minimal reference fan-out server, to measure the tool's own ceiling.
     Reference {
         #[arg(long, default_value = "127.0.0.1:3100")]
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Load(config) => finish(runtime.block_on(run(config)).map(|r| r.render())),
         Command::Media(config) => finish(runtime.block_on(run_media(config)).map(|r| r.render())),
+        Command::Turn(config) => finish(runtime.block_on(run_turn(config))),
         Command::Reference { addr } => {
             println!("reference fan-out server on ws://{addr}/ws");
             match runtime.block_on(reference::serve_on(addr)) {

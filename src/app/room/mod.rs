@@ -236,6 +236,9 @@ impl MeetingState {
                 self.with_media(|media| media.on_signal(from, signal));
             }
             CallCommand::HangUp(peer) => self.forget_link(peer),
+            CallCommand::PeerGaveUp { peer, reason } => {
+                self.with_media(|media| media.on_peer_gave_up(peer, reason));
+            }
             CallCommand::KeepOnly(keep) => {
                 let stale: Vec<PeerId> = self.links.with_untracked(|links| {
                     links

@@ -8,8 +8,8 @@ use crate::core::names::tidy_name;
 use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
-    close_code, CallMode, ClientMsg, ErrorCode, IceServer, Limits, MediaState, PeerId, RemoteTrack,
-    ServerMsg, Signal, UnixMillis, PROTOCOL_VERSION,
+    close_code, CallMode, ClientMsg, ErrorCode, IceServer, Limits, LinkFailure, MediaState, PeerId,
+    RemoteTrack, ServerMsg, Signal, UnixMillis, PROTOCOL_VERSION,
 };
 
 use super::model::{ChatStream, Notice, Roster};
@@ -160,6 +160,11 @@ pub enum CallCommand {
     },
     /// Close the link to this member.
     HangUp(PeerId),
+    /// The member gave up on its browser-to-browser link to us: close our side the same way.
+    PeerGaveUp {
+        peer: PeerId,
+        reason: LinkFailure,
+    },
     /// Close every link except to these members.
     KeepOnly(Vec<PeerId>),
     /// Leave the call but keep the devices (the call starts over).
@@ -486,6 +491,9 @@ impl Session {
             }
             ServerMsg::Signal { from, signal } => {
                 out.push(Command::Call(CallCommand::Signal { from, signal }));
+            }
+            ServerMsg::LinkFailed { peer, reason } => {
+                out.push(Command::Call(CallCommand::PeerGaveUp { peer, reason }));
             }
             ServerMsg::CallMode { mode } => {
                 self.call_mode = mode;

@@ -1,0 +1,596 @@
+//! The built-in TURN relay on sockets: a UDP and a TCP listener on `--turn-addr`, one UDP
+//! socket per allocation from `--relay-ports`, all on one thread of their own around the
+//! relay's logic, [`TurnServer`] (in `crate::turn`).
+//!
+//! The UDP listener, each relay socket and each TCP connection has a task that reads it and
+//! hands what arrives to the shared state, which sends at once without waiting: a datagram
+//! that finds a socket's buffer full is dropped, as on any UDP path, and a TCP client's
+//! frames wait in a bounded queue, so a flood on one relay cannot stall the others.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::protocol::{IceServer, PeerId};
+use crate::turn::credentials::Credentials;
+use crate::turn::server::{
+    ClientAddr, ClientSend, Output, PeerPolicy, Refusal, RelayId, Transport, TurnLimits, TurnNow,
+    TurnServer, TurnStats,
+};
+use crate::turn::stun;
+
+/// Frames waiting for one TCP client's socket.
+const TCP_WRITE_QUEUE: usize = 256;
+/// A TCP client must send its first message within this, and some message within
+/// [`TCP_IDLE`] after that (browsers refresh allocations every few minutes).
+const TCP_FIRST_MESSAGE: Duration = Duration::from_secs(10);
+const TCP_IDLE: Duration = Duration::from_secs(15 * 60);
+const MAX_TCP_CONNECTIONS: usize = 4096;
+const MAX_TCP_CONNECTIONS_PER_IP: usize = 64;
+
+/// How the relay is set up.
+#[derive(Clone, Debug)]
+pub struct TurnSettings {
+    pub listen: SocketAddr,
+    /// The address browsers reach the listener and relays on.
+    pub advertised_ip: IpAddr,
+    pub relay_ports: RangeInclusive<u16>,
+    pub limits: TurnLimits,
+    pub policy: PeerPolicy,
+    pub credentials: Credentials,
+}
+
+/// Hands each call member its own credentials for the relay.
+#[derive(Clone, Debug)]
+pub struct TurnGrant {
+    credentials: Credentials,
+    urls: Vec<String>,
+}
+
+impl TurnGrant {
+    /// The entry for `call_joined`'s `ice_servers`: the relay over UDP and TCP, with a
+    /// username and password for `member` alone.
+    pub fn ice_server(&self, member: PeerId) -> IceServer {
+        let (username, password) = self.credentials.mint(&member.0.to_string(), unix_secs());
+        IceServer {
+            urls: self.urls.clone(),
+            username: Some(username),
+            credential: Some(password),
+        }
+    }
+}
+
+/// The relay's metrics.
+#[derive(Clone, Debug, Default)]
+pub struct TurnCounters {
+    pub allocations: Gauge,
+    pub allocations_total: Counter,
+    pub bytes_to_peers: Counter,
+    pub bytes_to_clients: Counter,
+    pub tcp_connections: Gauge,
+    /// Indexed by `Refusal as usize`.
+    pub refused: Vec<Counter>,
+}
+
+impl TurnCounters {
+    pub fn new() -> Self {
+        TurnCounters {
+            refused: Refusal::ALL.iter().map(|_| Counter::default()).collect(),
+            ..TurnCounters::default()
+        }
+    }
+
+    fn add(&self, before: &TurnStats, now: &TurnStats, allocations: usize) {
+        self.allocations.set(allocations as i64);
+        self.allocations_total
+            .inc_by(now.allocations_total - before.allocations_total);
+        self.bytes_to_peers
+            .inc_by(now.bytes_to_peers - before.bytes_to_peers);
+        self.bytes_to_clients
+            .inc_by(now.bytes_to_clients - before.bytes_to_clients);
+        for (i, counter) in self.refused.iter().enumerate() {
+            counter.inc_by(now.refused[i] - before.refused[i]);
+        }
+    }
+}
+
+/// What `start` opened.
+#[derive(Debug)]
+pub struct TurnHandle {
+    pub grant: TurnGrant,
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+}
+
+/// Opens the listeners and starts the relay; it runs until `shutdown`.
+pub fn start(
+    settings: TurnSettings,
+    counters: TurnCounters,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> io::Result<TurnHandle> {
+    let udp = StdUdpSocket::bind(settings.listen)?;
+    udp.set_nonblocking(true)?;
+    let udp_addr = udp.local_addr()?;
+    // TCP on the UDP listener's port, so "port 0" gives both the same free port when it can.
+    let tcp_listen = SocketAddr::new(settings.listen.ip(), udp_addr.port());
+    let tcp = std::net::TcpListener::bind(tcp_listen)?;
+    tcp.set_nonblocking(true)?;
+    let tcp_addr = tcp.local_addr()?;
+    let public = |port: u16| SocketAddr::new(settings.advertised_ip, port);
+    let grant = TurnGrant {
+        credentials: settings.credentials.clone(),
+        urls: vec![
+            format!("turn:{}?transport=udp", public(udp_addr.port())),
+            format!("turn:{}?transport=tcp", public(tcp_addr.port())),
+        ],
+    };
+    tracing::info!(%udp_addr, %tcp_addr, urls = ?grant.urls, relay_ports = ?settings.relay_ports, "TURN relay open");
+
+    // The relay runs on a thread of its own, single-threaded, as coturn runs an event loop:
+    // the reader tasks of relay sockets and TCP connections share the relay's state without
+    // locks and hand a datagram on without waking another thread. That halved the CPU per
+    // relayed Mbit/s against tasks on the server's runtime (docs/BENCHMARKS.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tasks = tasks.clone();
+    let running = tasks.token();
+    std::thread::Builder::new()
+        .name("room-turn".into())
+        .spawn(move || {
+            let _running = running;
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let (udp, tcp) = match (UdpSocket::from_std(udp), TcpListener::from_std(tcp)) {
+                    (Ok(udp), Ok(tcp)) => (Rc::new(udp), tcp),
+                    (Err(error), _) | (_, Err(error)) => {
+                        tracing::error!(%error, "the TURN relay could not start");
+                        return;
+                    }
+                };
+                let relay = Rc::new_cyclic(|me| {
+                    RefCell::new(Relay {
+                        server: TurnServer::new(
+                            settings.limits,
+                            settings.policy,
+                            settings.credentials,
+                            random_key(),
+                        ),
+                        udp: Rc::clone(&udp),
+                        sockets: HashMap::new(),
+                        tcp: HashMap::new(),
+                        bind_ip: settings.listen.ip(),
+                        advertised_ip: settings.advertised_ip,
+                        next_port: pick_start(&settings.relay_ports),
+                        ports: settings.relay_ports,
+                        counters: counters.clone(),
+                        counted: TurnStats::default(),
+                        tasks: tasks.clone(),
+                        me: me.clone(),
+                        out: Vec::new(),
+                        frame: Vec::new(),
+                    })
+                });
+                tasks.spawn_local(accept_tcp(
+                    tcp,
+                    Rc::downgrade(&relay),
+                    counters,
+                    tasks.clone(),
+                    shutdown.clone(),
+                ));
+                serve_udp(&relay, &udp, shutdown).await;
+                relay.borrow_mut().close_all();
+            });
+        })?;
+    Ok(TurnHandle {
+        grant,
+        udp_addr,
+        tcp_addr,
+    })
+}
+
+/// The secret relay passwords are derived from: read from `turn-secret` in the data
+/// directory, or made and written there (readable by this user only) at first start, so
+/// credentials handed out before a restart stay good.
+pub fn load_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
+    let path = data_dir.join("turn-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = text.trim().as_bytes().to_vec();
+            if secret.len() < 32 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the secret is shorter than 32 characters",
+                ));
+            }
+            Ok(secret)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let hex: String = random_key()
+                .iter()
+                .chain(random_key().iter())
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path)?;
+            std::io::Write::write_all(&mut file, hex.as_bytes())?;
+            Ok(hex.into_bytes())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn turn_now() -> TurnNow {
+    TurnNow {
+        mono: Instant::now(),
+        unix_secs: unix_secs(),
+    }
+}
+
+fn random_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).expect("the OS random number generator works");
+    key
+}
+
+fn pick_start(ports: &RangeInclusive<u16>) -> u16 {
+    let span = u32::from(*ports.end()) - u32::from(*ports.start()) + 1;
+    let offset = u32::from_be_bytes(random_key()[..4].try_into().expect("four bytes")) % span;
+    (u32::from(*ports.start()) + offset) as u16
+}
+
+/// A relay socket and the task reading it.
+struct RelaySocket {
+    socket: Rc<UdpSocket>,
+    reader: tokio::task::AbortHandle,
+}
+
+/// The relay's state, shared by the tasks of its thread.
+struct Relay {
+    server: TurnServer,
+    udp: Rc<UdpSocket>,
+    sockets: HashMap<RelayId, RelaySocket>,
+    /// Each TCP client's queue of frames to write.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    bind_ip: IpAddr,
+    advertised_ip: IpAddr,
+    ports: RangeInclusive<u16>,
+    next_port: u16,
+    counters: TurnCounters,
+    counted: TurnStats,
+    tasks: TaskTracker,
+    me: Weak<RefCell<Relay>>,
+    /// Reused for the logic's outputs.
+    out: Vec<Output>,
+    /// Reused for ChannelData frames to clients.
+    frame: Vec<u8>,
+}
+
+/// Reads the UDP listener until shutdown, and ticks the relay's clocks once a second.
+async fn serve_udp(relay: &Rc<RefCell<Relay>>, udp: &UdpSocket, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; 65_536];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            received = udp.recv_from(&mut buf) => {
+                if let Ok((len, remote)) = received {
+                    let client = ClientAddr { transport: Transport::Udp, remote };
+                    relay.borrow_mut().client_data(client, &buf[..len]);
+                }
+            }
+            _ = tick.tick() => relay.borrow_mut().tick(),
+        }
+    }
+}
+
+impl Relay {
+    fn client_data(&mut self, client: ClientAddr, data: &[u8]) {
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(send) = self
+            .server
+            .on_client_data(turn_now(), client, data, &mut out)
+        {
+            if let Some(relay) = self.sockets.get(&send.relay) {
+                let _ = relay.socket.try_send_to(&data[send.payload], send.peer);
+            }
+        }
+        self.carry_out(&mut out);
+        self.out = out;
+    }
+
+    fn peer_data(&mut self, relay: RelayId, peer: SocketAddr, data: &[u8]) {
+        match self.server.on_peer_data(Instant::now(), relay, peer, data) {
+            Some(ClientSend::Channel { client, channel }) => {
+                let padded = if client.transport == Transport::Tcp {
+                    data.len().next_multiple_of(4)
+                } else {
+                    data.len()
+                };
+                let mut frame = std::mem::take(&mut self.frame);
+                frame.clear();
+                frame.extend_from_slice(&channel.to_be_bytes());
+                frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                frame.extend_from_slice(data);
+                frame.resize(4 + padded, 0);
+                self.to_client(client, &frame);
+                self.frame = frame;
+            }
+            Some(ClientSend::Indication { client, data }) => self.to_client(client, &data),
+            None => {}
+        }
+    }
+
+    fn tcp_opened(&mut self, remote: SocketAddr, writer: mpsc::Sender<Vec<u8>>) {
+        self.tcp.insert(remote, writer);
+    }
+
+    fn tcp_closed(&mut self, remote: SocketAddr) {
+        self.tcp.remove(&remote);
+        let client = ClientAddr {
+            transport: Transport::Tcp,
+            remote,
+        };
+        let mut out = std::mem::take(&mut self.out);
+        self.server.client_closed(client, &mut out);
+        self.carry_out(&mut out);
+        self.out = out;
+    }
+
+    fn tick(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        self.server.tick(Instant::now(), &mut out);
+        self.carry_out(&mut out);
+        self.out = out;
+        let now = self.server.stats.clone();
+        self.counters
+            .add(&self.counted, &now, self.server.allocations());
+        self.counted = now;
+    }
+
+    fn close_all(&mut self) {
+        for (_, relay) in self.sockets.drain() {
+            relay.reader.abort();
+        }
+    }
+
+    /// Sends at once over UDP; over TCP queues a copy for the connection's writer.
+    fn to_client(&self, client: ClientAddr, data: &[u8]) {
+        match client.transport {
+            Transport::Udp => {
+                let _ = self.udp.try_send_to(data, client.remote);
+            }
+            Transport::Tcp => {
+                if let Some(writer) = self.tcp.get(&client.remote) {
+                    let _ = writer.try_send(data.to_vec());
+                }
+            }
+        }
+    }
+
+    fn carry_out(&mut self, out: &mut Vec<Output>) {
+        while !out.is_empty() {
+            for output in std::mem::take(out) {
+                match output {
+                    Output::ToClient { client, data } => self.to_client(client, &data),
+                    Output::OpenRelay { client } => {
+                        let opened = self.open_relay();
+                        self.server.relay_opened(client, opened, out);
+                    }
+                    Output::CloseRelay { relay } => {
+                        if let Some(relay) = self.sockets.remove(&relay) {
+                            relay.reader.abort();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Binds a socket on the next free port of the range and starts its reader.
+    fn open_relay(&mut self) -> Option<(RelayId, SocketAddr)> {
+        let span = usize::from(*self.ports.end() - *self.ports.start()) + 1;
+        for _ in 0..span.min(512) {
+            let port = self.next_port;
+            self.next_port = if port >= *self.ports.end() {
+                *self.ports.start()
+            } else {
+                port + 1
+            };
+            let Ok(socket) = StdUdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else {
+                continue;
+            };
+            let socket = socket
+                .set_nonblocking(true)
+                .and_then(|()| UdpSocket::from_std(socket));
+            let socket = match socket {
+                Ok(socket) => Rc::new(socket),
+                Err(error) => {
+                    tracing::warn!(%error, "could not set up a relay socket");
+                    return None;
+                }
+            };
+            let id = self.server.next_relay_id();
+            let reader = self
+                .tasks
+                .spawn_local(read_relay(id, Rc::clone(&socket), self.me.clone()))
+                .abort_handle();
+            self.sockets.insert(id, RelaySocket { socket, reader });
+            return Some((id, SocketAddr::new(self.advertised_ip, port)));
+        }
+        tracing::warn!(ports = ?self.ports, "no free relay port: refusing an allocation");
+        None
+    }
+}
+
+async fn read_relay(relay: RelayId, socket: Rc<UdpSocket>, state: Weak<RefCell<Relay>>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        // Errors here are ICMP reports about earlier sends; the socket still works.
+        if let Ok((len, peer)) = socket.recv_from(&mut buf).await {
+            let Some(state) = state.upgrade() else { return };
+            state.borrow_mut().peer_data(relay, peer, &buf[..len]);
+        }
+    }
+}
+
+/// Open TCP connections, in all and per address.
+#[derive(Default)]
+struct TcpCount {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Gives a connection's place back when the connection ends.
+struct TcpSlot {
+    open: Rc<RefCell<TcpCount>>,
+    ip: IpAddr,
+    gauge: Gauge,
+}
+
+impl Drop for TcpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.borrow_mut();
+        open.total -= 1;
+        if let Some(count) = open.per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+        self.gauge.dec();
+    }
+}
+
+async fn accept_tcp(
+    listener: TcpListener,
+    relay: Weak<RefCell<Relay>>,
+    counters: TurnCounters,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let open = Rc::new(RefCell::new(TcpCount::default()));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, remote)) = accepted else {
+            // Out of file descriptors, most likely: let some close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let slot = {
+            let mut count = open.borrow_mut();
+            let here = count.per_ip.get(&remote.ip()).copied().unwrap_or(0);
+            if count.total >= MAX_TCP_CONNECTIONS || here >= MAX_TCP_CONNECTIONS_PER_IP {
+                tracing::debug!(%remote, "refusing a TURN TCP connection: too many open");
+                continue;
+            }
+            count.total += 1;
+            *count.per_ip.entry(remote.ip()).or_default() += 1;
+            counters.tcp_connections.inc();
+            TcpSlot {
+                open: Rc::clone(&open),
+                ip: remote.ip(),
+                gauge: counters.tcp_connections.clone(),
+            }
+        };
+        tasks.spawn_local(tcp_connection(
+            stream,
+            remote,
+            relay.clone(),
+            slot,
+            shutdown.clone(),
+        ));
+    }
+}
+
+async fn tcp_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    relay: Weak<RefCell<Relay>>,
+    _slot: TcpSlot,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (frames_out, mut outgoing) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
+    match relay.upgrade() {
+        Some(relay) => relay.borrow_mut().tcp_opened(remote, frames_out),
+        None => return,
+    }
+    let client = ClientAddr {
+        transport: Transport::Tcp,
+        remote,
+    };
+    let write = async {
+        while let Some(frame) = outgoing.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    let read = async {
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16_384];
+        let mut wait = TCP_FIRST_MESSAGE;
+        loop {
+            let mut taken = 0;
+            loop {
+                match stun::stream_frame_len(&buf[taken..]) {
+                    Ok(Some(len)) if buf.len() - taken >= len => {
+                        let Some(relay) = relay.upgrade() else { return };
+                        relay
+                            .borrow_mut()
+                            .client_data(client, &buf[taken..taken + len]);
+                        taken += len;
+                        wait = TCP_IDLE;
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        tracing::debug!(%remote, "closing a TURN TCP connection that sent neither STUN nor channel data");
+                        return;
+                    }
+                }
+            }
+            buf.drain(..taken);
+            match tokio::time::timeout(wait, reader.read(&mut chunk)).await {
+                Ok(Ok(read)) if read > 0 => buf.extend_from_slice(&chunk[..read]),
+                _ => return,
+            }
+        }
+    };
+    tokio::select! {
+        _ = read => {}
+        _ = write => {}
+        _ = shutdown.cancelled() => {}
+    }
+    if let Some(relay) = relay.upgrade() {
+        relay.borrow_mut().tcp_closed(remote);
+    }
+}
