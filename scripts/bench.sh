@@ -2,13 +2,19 @@
 # Runs every load scenario of docs/BENCHMARKS.md against fresh release servers on loopback and
 # prints the results. Not part of the test suite (benchmarks are not timed tests).
 #   scripts/bench.sh            all scenarios (about 3 minutes)
-#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, media or reference
+#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, media, relay,
+#                               nat or reference (relay and nat compare with coturn; nat
+#                               needs root for its network namespaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 if ! command -v wrk >/dev/null; then
   as_root apt-get install -y --no-install-recommends wrk
+fi
+# coturn is the point of comparison for the built-in TURN relay (the relay and nat groups).
+if ! command -v turnserver >/dev/null; then
+  as_root apt-get install -y --no-install-recommends coturn
 fi
 
 step "building the server, the site and room-bench (release)"
@@ -99,6 +105,37 @@ if [ "$group" = all ] || [ "$group" = media ]; then
   media --publishers 50 --subscribers 0 --duration 10 --layer q --tiles 9 --speakers 2 \
     --publish-layers 1
   stop_server
+fi
+
+if [ "$group" = all ] || [ "$group" = relay ]; then
+  step "TURN relay: relayed calls of 2 Mbit/s each way, Room's relay against coturn (same secret)"
+  SECRET_FILE="$DATA_DIR/turn-secret"
+  COTURN_SECRET=$(mktemp)
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$COTURN_SECRET"
+  for calls in 1 10; do
+    start_server --media mesh --turn on --turn-addr 127.0.0.1:3478 --turn-allow-peer 127.0.0.0/8 \
+      --metrics-addr off
+    printf '\n--- room-bench turn --calls %s (Room)\n' "$calls"
+    target/release/room-bench turn --server 127.0.0.1:3478 --secret-file "$SECRET_FILE" \
+      --server-pid "$SERVER_PID" --calls "$calls" --kbps 2000 --seconds 30
+    stop_server
+    turnserver -n --listening-ip 127.0.0.1 --listening-port 3479 --relay-ip 127.0.0.1 \
+      --min-port 50000 --max-port 50999 --realm room --use-auth-secret \
+      --static-auth-secret="$(cat "$COTURN_SECRET")" --no-cli --no-tls --no-dtls \
+      --allow-loopback-peers --log-file stdout >/tmp/room-bench-coturn.log 2>&1 &
+    SERVER_PID=$!
+    sleep 1
+    printf '\n--- room-bench turn --calls %s (coturn)\n' "$calls"
+    target/release/room-bench turn --server 127.0.0.1:3479 --secret-file "$COTURN_SECRET" \
+      --server-pid "$SERVER_PID" --calls "$calls" --kbps 2000 --seconds 30
+    stop_server
+  done
+  rm -f "$COTURN_SECRET"
+fi
+
+if [ "$group" = all ] || [ "$group" = nat ]; then
+  step "calls through simulated NATs: time to connected, Room's relay against coturn (root)"
+  (cd end2end && npx playwright test --config bench.config.ts bench/nat-connect.spec.ts)
 fi
 
 if [ "$group" = all ] || [ "$group" = pages ]; then

@@ -12,7 +12,7 @@ use room::protocol::{ClientMsg, IceServer, MediaState, ServerMsg};
 use room::turn::credentials::{long_term_key, Credentials};
 use room::turn::stun::{self, attr, method, Builder, Class, Message};
 use support::{TestServer, WAIT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// The relay's entry in `call_joined`, for a member who just joined the call.
@@ -43,9 +43,13 @@ fn url_addr(entry: &IceServer, transport: &str) -> SocketAddr {
     host.parse().unwrap()
 }
 
+/// TCP or TLS: a byte stream of STUN and ChannelData frames.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 enum Link {
     Udp(UdpSocket),
-    Tcp(TcpStream, Vec<u8>),
+    Stream(Box<dyn Stream>, Vec<u8>),
 }
 
 /// A TURN client speaking the wire format, as a browser's would.
@@ -60,12 +64,39 @@ struct TurnClient {
 impl TurnClient {
     async fn connect(server: SocketAddr, tcp: bool, username: &str, password: &str) -> Self {
         let link = if tcp {
-            Link::Tcp(TcpStream::connect(server).await.unwrap(), Vec::new())
+            let stream = TcpStream::connect(server).await.unwrap();
+            Link::Stream(Box::new(stream), Vec::new())
         } else {
             let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             udp.connect(server).await.unwrap();
             Link::Udp(udp)
         };
+        Self::over(link, username, password)
+    }
+
+    /// Over TLS, trusting only `cert` (the server's self-signed one).
+    async fn connect_tls(server: SocketAddr, cert: &[u8], username: &str, password: &str) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = TcpStream::connect(server).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .expect("the TLS handshake");
+        Self::over(Link::Stream(Box::new(tls), Vec::new()), username, password)
+    }
+
+    fn over(link: Link, username: &str, password: &str) -> Self {
         TurnClient {
             link,
             username: username.into(),
@@ -80,7 +111,10 @@ impl TurnClient {
             Link::Udp(udp) => {
                 udp.send(bytes).await.unwrap();
             }
-            Link::Tcp(tcp, _) => tcp.write_all(bytes).await.unwrap(),
+            Link::Stream(stream, _) => {
+                stream.write_all(bytes).await.unwrap();
+                stream.flush().await.unwrap();
+            }
         }
     }
 
@@ -93,14 +127,14 @@ impl TurnClient {
                     let len = udp.recv(&mut buf).await.ok()?;
                     Some(buf[..len].to_vec())
                 }
-                Link::Tcp(tcp, buf) => loop {
+                Link::Stream(stream, buf) => loop {
                     if let Ok(Some(len)) = stun::stream_frame_len(buf) {
                         if buf.len() >= len {
                             return Some(buf.drain(..len).collect());
                         }
                     }
                     let mut chunk = [0u8; 4096];
-                    let read = tcp.read(&mut chunk).await.ok()?;
+                    let read = stream.read(&mut chunk).await.ok()?;
                     if read == 0 {
                         return None;
                     }
@@ -404,5 +438,60 @@ async fn the_relay_refuses_forged_or_expired_credentials_and_private_peers() {
 async fn without_a_public_address_the_relay_stays_off() {
     let server = TestServer::start(&["--media", "mesh"]).await;
     assert_eq!(relay_entry(&server, "plain", "Ann").await, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_relay_speaks_tls_for_networks_that_let_only_tls_out() {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = support::fresh_data_dir();
+    std::fs::create_dir_all(&*dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let server = TestServer::start(&[
+        "--media",
+        "mesh",
+        "--turn",
+        "on",
+        "--turn-addr",
+        "127.0.0.1:0",
+        "--turn-tls-addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+        "--relay-ports",
+        "43000-43999",
+        "--turn-allow-peer",
+        "127.0.0.0/8",
+    ])
+    .await;
+    let entry = relay_entry(&server, "tls", "Ann")
+        .await
+        .expect("a TURN entry");
+    let url = entry
+        .urls
+        .iter()
+        .find(|u| u.starts_with("turns:"))
+        .expect("a turns: URL");
+    let addr: SocketAddr = url
+        .trim_start_matches("turns:")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (username, password) = (entry.username.unwrap(), entry.credential.unwrap());
+    let mut client =
+        TurnClient::connect_tls(addr, certified.cert.der(), &username, &password).await;
+    relay_round_trips(&mut client, true).await;
+    // Plain TCP to the TLS port gets nowhere.
+    let mut plain = TurnClient::connect(addr, true, &username, &password).await;
+    plain
+        .send(&Builder::new(Class::Request, method::BINDING, [1; 12]).finish())
+        .await;
+    assert_eq!(plain.recv().await, None);
     server.stop().await;
 }

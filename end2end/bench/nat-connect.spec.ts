@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import { test, startServer, RoomServer } from '../tests/fixtures';
 import { PUBLIC_IP, topo, homeBrowser, callBetweenHomes } from '../tests/nat-helpers';
 
-const RUNS = 3;
+const RUNS = 5;
 const COTURN_PORT = 3479;
 
 test.skip(process.getuid?.() !== 0, 'needs root (network namespaces)');
@@ -75,7 +75,7 @@ test('connection time through simulated NATs: Room relay vs coturn', async ({ co
   ];
   const rows: string[] = [];
   try {
-    for (const [name, setUp, tearDown] of cases) {
+    for (const [index, [name, setUp, tearDown]] of cases.entries()) {
       const times: Record<string, number[]> = { room: [], coturn: [] };
       const paths: Record<string, string> = {};
       setUp();
@@ -83,7 +83,7 @@ test('connection time through simulated NATs: Room relay vs coturn', async ({ co
         for (let run = 0; run < RUNS; run++) {
           for (const relay of ['room', 'coturn']) {
             topo('flush');
-            const result = await callBetweenHomes(servers[relay], browsers, `${relay}-${run}`, consoleErrors);
+            const result = await callBetweenHomes(servers[relay], browsers, `${relay}-${index}-${run}`, consoleErrors);
             times[relay].push(result.connectedMs);
             paths[relay] = `${result.paths.ann} / ${result.paths.bob}`;
           }

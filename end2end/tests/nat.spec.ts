@@ -28,6 +28,8 @@ test.beforeAll(async () => {
     ['--public-ip', PUBLIC_IP, '--media', 'mesh', '--media-addr', `${PUBLIC_IP}:0`],
     { addr: `${PUBLIC_IP}:3000`, netns: 'np-pub' },
   );
+  await homeBrowser(1);
+  await homeBrowser(2);
 });
 
 test.afterAll(async () => {
@@ -38,8 +40,6 @@ test.afterAll(async () => {
 
 test('a cone NAT and a symmetric NAT connect through the built-in relay', async ({ consoleErrors }) => {
   test.setTimeout(120_000);
-  await homeBrowser(1);
-  await homeBrowser(2);
   topo('nat1', 'cone');
   topo('nat2', 'symmetric');
   const { paths } = await callBetweenHomes(server, browsers, 'cone-symmetric', consoleErrors);
@@ -65,6 +65,42 @@ test('a home that blocks all UDP connects through the relay over TCP', async ({ 
     expect(paths.ann).toMatch(/^relay\/tcp->/);
   } finally {
     topo('udp', 'home1', 'allow');
+  }
+});
+
+test('with a relay-only ICE policy (only relay addresses are ever shared) the call connects', async ({
+  consoleErrors,
+}) => {
+  test.setTimeout(120_000);
+  topo('nat1', 'cone');
+  topo('nat2', 'cone');
+  const contexts: BrowserContext[] = [];
+  try {
+    const pages: Page[] = [];
+    for (const [browser, name] of [[browsers[0], 'Ann'], [browsers[1], 'Bob']] as const) {
+      const context = await browser.newContext();
+      contexts.push(context);
+      // What a privacy-minded browser setting (or an embedding app) does: every connection
+      // only ever uses relayed candidates.
+      await context.addInitScript(() => {
+        const Original = window.RTCPeerConnection;
+        (window as any).RTCPeerConnection = class extends Original {
+          constructor(config?: RTCConfiguration) {
+            super({ ...(config ?? {}), iceTransportPolicy: 'relay' });
+          }
+        };
+      });
+      pages.push(await joinCall(context, server, 'relay-only', name, consoleErrors));
+    }
+    const [ann, bob] = pages;
+    await expectVideoFlowing(ann, 'Bob');
+    await expectVideoFlowing(bob, 'Ann');
+    const paths = { ann: await selectedPath(ann), bob: await selectedPath(bob) };
+    console.log(`relay only: Ann ${paths.ann}, Bob ${paths.bob}`);
+    expect(paths.ann).toMatch(/^relay\/udp->relay$/);
+    expect(paths.bob).toMatch(/^relay\/udp->relay$/);
+  } finally {
+    for (const context of contexts) await context.close();
   }
 });
 

@@ -1139,6 +1139,16 @@ impl Room {
         signal: Signal,
         now: Now,
     ) -> Result<Outcome, Refusal> {
+        self.check_call_message(from, to, now)?;
+        Ok(Outcome::deliver(
+            Recipients::Only(to),
+            ServerMsg::Signal { from, signal },
+        ))
+    }
+
+    /// Whether `from` may send a call message about `to` now: both in this room's call, not
+    /// the same member, and within `from`'s signaling budget (which this spends).
+    fn check_call_message(&mut self, from: PeerId, to: PeerId, now: Now) -> Result<(), Refusal> {
         let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
         let sender = self.call_member_mut(from)?;
         if to == from || !target_in_call {
@@ -1153,10 +1163,7 @@ impl Room {
                 "too many signaling messages; slow down",
             ));
         }
-        Ok(Outcome::deliver(
-            Recipients::Only(to),
-            ServerMsg::Signal { from, signal },
-        ))
+        Ok(())
     }
 
     /// `from` could not connect browser to browser to `to`. `to` hears of it, so it closes its
@@ -1169,21 +1176,8 @@ impl Room {
         reason: LinkFailure,
         now: Now,
     ) -> Result<Outcome, Refusal> {
-        let target_in_call = self.members.iter().any(|m| m.id == to && m.in_call);
+        self.check_call_message(from, to, now)?;
         let mode = self.call_mode;
-        let sender = self.call_member_mut(from)?;
-        if to == from || !target_in_call {
-            return Err(Refusal::new(
-                ErrorCode::UnknownPeer,
-                format!("{to} is not in this room's call"),
-            ));
-        }
-        if !sender.signal_budget.try_take(now.mono) {
-            return Err(Refusal::new(
-                ErrorCode::RateLimited,
-                "too many signaling messages; slow down",
-            ));
-        }
         let pair = (from.min(to), from.max(to));
         // A report from before a switch to the forwarding unit, or the pair's second one.
         if mode != CallMode::Mesh || self.failed_links.contains(&pair) {

@@ -162,6 +162,20 @@ pub struct Config {
     )]
     pub turn_allow_peers: Vec<super::proxy::Cidr>,
 
+    /// Certificate chain (PEM) for TURN over TLS (`turns:`), for networks that let only
+    /// TLS out; with --tls-key, the relay also listens on --turn-tls-addr.
+    #[arg(long, env = "ROOM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "ROOM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where TURN over TLS listens when --tls-cert is given; `0.0.0.0:443` gets through the
+    /// strictest firewalls if nothing else uses that port.
+    #[arg(long, env = "ROOM_TURN_TLS_ADDR", default_value = "0.0.0.0:5349")]
+    pub turn_tls_addr: SocketAddr,
+
     /// Relay allocations one call member may hold at once (a browser makes one or two per
     /// connection).
     #[arg(long, env = "ROOM_TURN_MAX_ALLOCATIONS", default_value_t = 32)]
@@ -455,6 +469,26 @@ mod tests {
         assert_eq!(config.max_frame_bytes, 16384);
         assert_eq!(config.room_limits(), RoomLimits::default());
         assert!(config.ice_servers().is_empty());
+    }
+
+    #[test]
+    fn the_relay_runs_with_a_public_address_or_when_asked_and_its_ports_parse() {
+        assert!(!Config::defaults().turn_enabled());
+        let public = Config::parse_from(["room", "--public-ip", "203.0.113.7"]);
+        assert!(public.turn_enabled());
+        assert_eq!(public.turn_advertised_ip().to_string(), "203.0.113.7");
+        let off = Config::parse_from(["room", "--public-ip", "203.0.113.7", "--turn", "off"]);
+        assert!(!off.turn_enabled());
+        let on = Config::parse_from(["room", "--turn", "on", "--turn-addr", "10.1.2.3:3478"]);
+        assert!(on.turn_enabled());
+        assert_eq!(on.turn_advertised_ip().to_string(), "10.1.2.3");
+        assert_eq!(parse_ports("49152-65535"), Ok(49152..=65535));
+        assert_eq!(parse_ports("3478"), Ok(3478..=3478));
+        for bad in ["5-1", "0-10", "70000", "a-b", ""] {
+            assert!(parse_ports(bad).is_err(), "{bad}");
+        }
+        let tls_half = Config::try_parse_from(["room", "--tls-cert", "cert.pem"]);
+        assert!(tls_half.is_err(), "a certificate needs its key");
     }
 
     #[test]

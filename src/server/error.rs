@@ -35,6 +35,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot use the TLS certificate or key for TURN over TLS: {0}")]
+    TurnTls(String),
     #[error("cannot read or create the TURN secret {path}: {source}")]
     TurnSecret {
         path: PathBuf,

@@ -323,6 +323,7 @@ fn start_turn(
             secret,
             config.turn_credential_secs,
         ),
+        tls: turn_tls(config, advertised_ip)?,
     };
     let handle =
         turn::start(settings, metrics.turn.clone(), tasks, shutdown.clone()).map_err(|source| {
@@ -332,6 +333,31 @@ fn start_turn(
             }
         })?;
     Ok(handle.grant)
+}
+
+/// TURN over TLS, when a certificate is given. Its URL names the host in --public-url (what
+/// the certificate is for), else the advertised address.
+fn turn_tls(
+    config: &Config,
+    advertised_ip: std::net::IpAddr,
+) -> Result<Option<turn::TlsSettings>, StartError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let acceptor = turn::tls_acceptor(cert, key).map_err(StartError::TurnTls)?;
+    let host = config
+        .public_url
+        .as_deref()
+        .and_then(origin::url_host)
+        .unwrap_or_else(|| match advertised_ip {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        });
+    Ok(Some(turn::TlsSettings {
+        listen: config.turn_tls_addr,
+        host,
+        acceptor,
+    }))
 }
 
 pub(crate) fn unix_now() -> UnixMillis {

@@ -138,6 +138,13 @@ fn without_default_port(scheme: &str, authority: &str) -> String {
         .to_string()
 }
 
+/// The host name in an http(s) address such as `--public-url`, e.g. `meet.example.com`: what
+/// its TLS certificate names.
+pub fn url_host(url: &str) -> Option<String> {
+    let (_, authority) = split_origin(url.trim().trim_end_matches('/'))?;
+    Some(host_name(&authority).to_string())
+}
+
 /// The host part of `host[:port]` or `[v6]:port`.
 fn host_name(authority: &str) -> &str {
     if authority.starts_with('[') {
@@ -152,6 +159,23 @@ fn host_name(authority: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_urls_host_is_what_a_certificate_names() {
+        assert_eq!(
+            url_host("https://Meet.Example.com/").as_deref(),
+            Some("meet.example.com")
+        );
+        assert_eq!(
+            url_host("https://meet.example.com:8443").as_deref(),
+            Some("meet.example.com")
+        );
+        assert_eq!(
+            url_host("https://[2001:db8::1]:8443").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(url_host("ftp://meet.example.com"), None);
+    }
 
     fn policy() -> OriginPolicy {
         OriginPolicy::new(

@@ -14,12 +14,13 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +52,46 @@ pub struct TurnSettings {
     pub limits: TurnLimits,
     pub policy: PeerPolicy,
     pub credentials: Credentials,
+    pub tls: Option<TlsSettings>,
+}
+
+/// TURN over TLS: where it listens, the host name its URL names (the certificate's), and the
+/// certificate itself.
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub host: String,
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("listen", &self.listen)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM certificate chain and private key into a TLS acceptor.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Hands each call member its own credentials for the relay.
@@ -113,6 +154,7 @@ pub struct TurnHandle {
     pub grant: TurnGrant,
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
 }
 
 /// Opens the listeners and starts the relay; it runs until `shutdown`.
@@ -130,13 +172,29 @@ pub fn start(
     let tcp = std::net::TcpListener::bind(tcp_listen)?;
     tcp.set_nonblocking(true)?;
     let tcp_addr = tcp.local_addr()?;
+    let tls = match settings.tls.clone() {
+        Some(tls) => {
+            let listener = std::net::TcpListener::bind(tls.listen)?;
+            listener.set_nonblocking(true)?;
+            Some((listener, tls))
+        }
+        None => None,
+    };
+    let tls_addr = match &tls {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
     let public = |port: u16| SocketAddr::new(settings.advertised_ip, port);
+    let mut urls = vec![
+        format!("turn:{}?transport=udp", public(udp_addr.port())),
+        format!("turn:{}?transport=tcp", public(tcp_addr.port())),
+    ];
+    if let (Some((_, tls)), Some(addr)) = (&tls, tls_addr) {
+        urls.push(format!("turns:{}:{}?transport=tcp", tls.host, addr.port()));
+    }
     let grant = TurnGrant {
         credentials: settings.credentials.clone(),
-        urls: vec![
-            format!("turn:{}?transport=udp", public(udp_addr.port())),
-            format!("turn:{}?transport=tcp", public(tcp_addr.port())),
-        ],
+        urls,
     };
     tracing::info!(%udp_addr, %tcp_addr, urls = ?grant.urls, relay_ports = ?settings.relay_ports, "TURN relay open");
 
@@ -162,6 +220,14 @@ pub fn start(
                         return;
                     }
                 };
+                let tls = match tls.map(|(l, tls)| TcpListener::from_std(l).map(|l| (l, tls))) {
+                    Some(Ok((listener, tls))) => Some((listener, tls.acceptor)),
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "TURN over TLS could not start");
+                        None
+                    }
+                    None => None,
+                };
                 let relay = Rc::new_cyclic(|me| {
                     RefCell::new(Relay {
                         server: TurnServer::new(
@@ -172,7 +238,7 @@ pub fn start(
                         ),
                         udp: Rc::clone(&udp),
                         sockets: HashMap::new(),
-                        tcp: HashMap::new(),
+                        streams: HashMap::new(),
                         bind_ip: settings.listen.ip(),
                         advertised_ip: settings.advertised_ip,
                         next_port: pick_start(&settings.relay_ports),
@@ -185,13 +251,20 @@ pub fn start(
                         frame: Vec::new(),
                     })
                 });
-                tasks.spawn_local(accept_tcp(
-                    tcp,
-                    Rc::downgrade(&relay),
-                    counters,
-                    tasks.clone(),
-                    shutdown.clone(),
-                ));
+                let open = Rc::new(RefCell::new(TcpCount::default()));
+                let accept = |listener, tls| Acceptor {
+                    listener,
+                    tls,
+                    relay: Rc::downgrade(&relay),
+                    open: Rc::clone(&open),
+                    counters: counters.clone(),
+                    tasks: tasks.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                tasks.spawn_local(accept(tcp, None).run());
+                if let Some((listener, acceptor)) = tls {
+                    tasks.spawn_local(accept(listener, Some(acceptor)).run());
+                }
                 serve_udp(&relay, &udp, shutdown).await;
                 relay.borrow_mut().close_all();
             });
@@ -200,6 +273,7 @@ pub fn start(
         grant,
         udp_addr,
         tcp_addr,
+        tls_addr,
     })
 }
 
@@ -274,8 +348,8 @@ struct Relay {
     server: TurnServer,
     udp: Rc<UdpSocket>,
     sockets: HashMap<RelayId, RelaySocket>,
-    /// Each TCP client's queue of frames to write.
-    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Each TCP or TLS client's queue of frames to write.
+    streams: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
     bind_ip: IpAddr,
     advertised_ip: IpAddr,
     ports: RangeInclusive<u16>,
@@ -326,7 +400,7 @@ impl Relay {
     fn peer_data(&mut self, relay: RelayId, peer: SocketAddr, data: &[u8]) {
         match self.server.on_peer_data(Instant::now(), relay, peer, data) {
             Some(ClientSend::Channel { client, channel }) => {
-                let padded = if client.transport == Transport::Tcp {
+                let padded = if client.transport.is_stream() {
                     data.len().next_multiple_of(4)
                 } else {
                     data.len()
@@ -345,16 +419,12 @@ impl Relay {
         }
     }
 
-    fn tcp_opened(&mut self, remote: SocketAddr, writer: mpsc::Sender<Vec<u8>>) {
-        self.tcp.insert(remote, writer);
+    fn stream_opened(&mut self, client: ClientAddr, writer: mpsc::Sender<Vec<u8>>) {
+        self.streams.insert(client, writer);
     }
 
-    fn tcp_closed(&mut self, remote: SocketAddr) {
-        self.tcp.remove(&remote);
-        let client = ClientAddr {
-            transport: Transport::Tcp,
-            remote,
-        };
+    fn stream_closed(&mut self, client: ClientAddr) {
+        self.streams.remove(&client);
         let mut out = std::mem::take(&mut self.out);
         self.server.client_closed(client, &mut out);
         self.carry_out(&mut out);
@@ -366,7 +436,7 @@ impl Relay {
         self.server.tick(Instant::now(), &mut out);
         self.carry_out(&mut out);
         self.out = out;
-        let now = self.server.stats.clone();
+        let now = self.server.stats();
         self.counters
             .add(&self.counted, &now, self.server.allocations());
         self.counted = now;
@@ -384,8 +454,8 @@ impl Relay {
             Transport::Udp => {
                 let _ = self.udp.try_send_to(data, client.remote);
             }
-            Transport::Tcp => {
-                if let Some(writer) = self.tcp.get(&client.remote) {
+            Transport::Tcp | Transport::Tls => {
+                if let Some(writer) = self.streams.get(&client) {
                     let _ = writer.try_send(data.to_vec());
                 }
             }
@@ -486,68 +556,98 @@ impl Drop for TcpSlot {
     }
 }
 
-async fn accept_tcp(
+/// Accepts TCP (or, with `tls`, TLS) connections from TURN clients.
+struct Acceptor {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     relay: Weak<RefCell<Relay>>,
+    open: Rc<RefCell<TcpCount>>,
     counters: TurnCounters,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-) {
-    let open = Rc::new(RefCell::new(TcpCount::default()));
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, remote)) = accepted else {
-            // Out of file descriptors, most likely: let some close.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let slot = {
-            let mut count = open.borrow_mut();
-            let here = count.per_ip.get(&remote.ip()).copied().unwrap_or(0);
-            if count.total >= MAX_TCP_CONNECTIONS || here >= MAX_TCP_CONNECTIONS_PER_IP {
+}
+
+impl Acceptor {
+    async fn run(self) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            let Ok((stream, remote)) = accepted else {
+                // Out of file descriptors, most likely: let some close.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let Some(slot) = self.slot(remote.ip()) else {
                 tracing::debug!(%remote, "refusing a TURN TCP connection: too many open");
                 continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let (relay, shutdown) = (self.relay.clone(), self.shutdown.clone());
+            match self.tls.clone() {
+                None => {
+                    let client = ClientAddr {
+                        transport: Transport::Tcp,
+                        remote,
+                    };
+                    let connection = serve_stream(stream, client, relay, slot, shutdown);
+                    self.tasks.spawn_local(connection);
+                }
+                Some(acceptor) => {
+                    let client = ClientAddr {
+                        transport: Transport::Tls,
+                        remote,
+                    };
+                    self.tasks.spawn_local(async move {
+                        let handshake = acceptor.accept(stream);
+                        match tokio::time::timeout(TCP_FIRST_MESSAGE, handshake).await {
+                            Ok(Ok(stream)) => {
+                                serve_stream(stream, client, relay, slot, shutdown).await;
+                            }
+                            _ => {
+                                tracing::debug!(%remote, "a TURN TLS handshake failed or timed out")
+                            }
+                        }
+                    });
+                }
             }
-            count.total += 1;
-            *count.per_ip.entry(remote.ip()).or_default() += 1;
-            counters.tcp_connections.inc();
-            TcpSlot {
-                open: Rc::clone(&open),
-                ip: remote.ip(),
-                gauge: counters.tcp_connections.clone(),
-            }
-        };
-        tasks.spawn_local(tcp_connection(
-            stream,
-            remote,
-            relay.clone(),
-            slot,
-            shutdown.clone(),
-        ));
+        }
+    }
+
+    /// A place for a connection from `ip`, unless there are too many.
+    fn slot(&self, ip: IpAddr) -> Option<TcpSlot> {
+        let mut count = self.open.borrow_mut();
+        let here = count.per_ip.get(&ip).copied().unwrap_or(0);
+        if count.total >= MAX_TCP_CONNECTIONS || here >= MAX_TCP_CONNECTIONS_PER_IP {
+            return None;
+        }
+        count.total += 1;
+        *count.per_ip.entry(ip).or_default() += 1;
+        self.counters.tcp_connections.inc();
+        Some(TcpSlot {
+            open: Rc::clone(&self.open),
+            ip,
+            gauge: self.counters.tcp_connections.clone(),
+        })
     }
 }
 
-async fn tcp_connection(
-    stream: TcpStream,
-    remote: SocketAddr,
+/// Reads STUN and ChannelData frames from one TCP or TLS client and writes what the relay
+/// queues for it, until either side closes, the client idles too long, or shutdown.
+async fn serve_stream<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    client: ClientAddr,
     relay: Weak<RefCell<Relay>>,
     _slot: TcpSlot,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (frames_out, mut outgoing) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
     match relay.upgrade() {
-        Some(relay) => relay.borrow_mut().tcp_opened(remote, frames_out),
+        Some(relay) => relay.borrow_mut().stream_opened(client, frames_out),
         None => return,
     }
-    let client = ClientAddr {
-        transport: Transport::Tcp,
-        remote,
-    };
     let write = async {
         while let Some(frame) = outgoing.recv().await {
             if writer.write_all(&frame).await.is_err() {
@@ -573,7 +673,7 @@ async fn tcp_connection(
                     }
                     Ok(_) => break,
                     Err(_) => {
-                        tracing::debug!(%remote, "closing a TURN TCP connection that sent neither STUN nor channel data");
+                        tracing::debug!(remote = %client.remote, "closing a TURN stream that sent neither STUN nor channel data");
                         return;
                     }
                 }
@@ -591,6 +691,6 @@ async fn tcp_connection(
         _ = shutdown.cancelled() => {}
     }
     if let Some(relay) = relay.upgrade() {
-        relay.borrow_mut().tcp_closed(remote);
+        relay.borrow_mut().stream_closed(client);
     }
 }

@@ -52,6 +52,15 @@ const FORBIDDEN_PEERS: &[&str] = &[
 pub enum Transport {
     Udp,
     Tcp,
+    /// TCP with TLS (`turns:`).
+    Tls,
+}
+
+impl Transport {
+    /// Whether messages come as a byte stream (framed, ChannelData padded to four bytes).
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
+    }
 }
 
 /// A client's side of the conversation: an allocation belongs to exactly one.
@@ -273,10 +282,34 @@ pub struct TurnServer {
     nonce_key: [u8; 16],
     allocations: HashMap<ClientAddr, Allocation>,
     relays: HashMap<RelayId, ClientAddr>,
-    members: HashMap<String, MemberUse>,
+    budgets: Budgets,
     next_relay: RelayId,
     next_indication: u64,
-    pub stats: TurnStats,
+    stats: TurnStats,
+}
+
+/// Each member's allocations and byte budget. Apart from the allocations, so the hot path
+/// can charge a member while it holds the allocation that names them.
+struct Budgets {
+    members: HashMap<String, MemberUse>,
+    bytes_per_second: u64,
+    refused: u64,
+}
+
+impl Budgets {
+    /// Takes `bytes` from `member`'s budget, or counts a refusal.
+    fn spend(&mut self, member: &str, bytes: usize, now: Instant) -> Option<()> {
+        let per_second = self.bytes_per_second;
+        let spent = self
+            .members
+            .get_mut(member)
+            .is_some_and(|m| m.spend(bytes, per_second, now));
+        if !spent {
+            self.refused += 1;
+            return None;
+        }
+        Some(())
+    }
 }
 
 impl TurnServer {
@@ -286,6 +319,11 @@ impl TurnServer {
         credentials: Credentials,
         nonce_key: [u8; 16],
     ) -> Self {
+        let budgets = Budgets {
+            members: HashMap::new(),
+            bytes_per_second: limits.member_bytes_per_second,
+            refused: 0,
+        };
         TurnServer {
             limits,
             policy,
@@ -293,7 +331,7 @@ impl TurnServer {
             nonce_key,
             allocations: HashMap::new(),
             relays: HashMap::new(),
-            members: HashMap::new(),
+            budgets,
             next_relay: 1,
             next_indication: 0,
             stats: TurnStats::default(),
@@ -302,6 +340,13 @@ impl TurnServer {
 
     pub fn allocations(&self) -> usize {
         self.allocations.len()
+    }
+
+    /// Counts since start.
+    pub fn stats(&self) -> TurnStats {
+        let mut stats = self.stats.clone();
+        stats.refused[Refusal::Bandwidth as usize] += self.budgets.refused;
+        stats
     }
 
     fn refuse(&mut self, why: Refusal) {
@@ -336,16 +381,16 @@ impl TurnServer {
                 self.allocate(now, client, &msg, out);
                 None
             }
-            (Class::Request, method::REFRESH) => {
-                self.refresh(now, client, &msg, out);
-                None
-            }
-            (Class::Request, method::CREATE_PERMISSION) => {
-                self.create_permission(now, client, &msg, out);
-                None
-            }
-            (Class::Request, method::CHANNEL_BIND) => {
-                self.channel_bind(now, client, &msg, out);
+            (
+                Class::Request,
+                method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND,
+            ) => {
+                let (Ok(reply) | Err(reply)) = match msg.method {
+                    method::REFRESH => self.refresh(now, client, &msg, out),
+                    method::CREATE_PERMISSION => self.create_permission(now, client, &msg),
+                    _ => self.channel_bind(now, client, &msg),
+                };
+                self.to_client(client, reply, out);
                 None
             }
             (Class::Indication, method::SEND) => self.send_indication(now.mono, client, &msg, data),
@@ -377,15 +422,7 @@ impl TurnServer {
         if until <= now || !allocation.permitted(peer.ip(), now) {
             return None;
         }
-        let budget = self.limits.member_bytes_per_second;
-        spend(
-            &mut self.members,
-            &mut self.stats,
-            &allocation.member,
-            len,
-            budget,
-            now,
-        )?;
+        self.budgets.spend(&allocation.member, len, now)?;
         self.stats.bytes_to_peers += len as u64;
         Some(PeerSend {
             relay,
@@ -408,15 +445,7 @@ impl TurnServer {
         if !allocation.permitted(peer.ip(), now) {
             return None;
         }
-        let budget = self.limits.member_bytes_per_second;
-        spend(
-            &mut self.members,
-            &mut self.stats,
-            &allocation.member,
-            payload.len(),
-            budget,
-            now,
-        )?;
+        self.budgets.spend(&allocation.member, payload.len(), now)?;
         self.stats.bytes_to_peers += payload.len() as u64;
         let start = payload.as_ptr() as usize - data.as_ptr() as usize;
         Some(PeerSend {
@@ -445,15 +474,7 @@ impl TurnServer {
             .get(&peer)
             .copied()
             .filter(|ch| allocation.channels.get(ch).is_some_and(|c| c.1 > now));
-        let budget = self.limits.member_bytes_per_second;
-        spend(
-            &mut self.members,
-            &mut self.stats,
-            &allocation.member,
-            data.len(),
-            budget,
-            now,
-        )?;
+        self.budgets.spend(&allocation.member, data.len(), now)?;
         self.stats.bytes_to_clients += data.len() as u64;
         if let Some(channel) = channel {
             return Some(ClientSend::Channel { client, channel });
@@ -637,7 +658,11 @@ impl TurnServer {
                 .map(|_| (Refusal::Unsupported, 440, "Address Family not Supported"))
         })
         .or_else(|| {
-            let held = self.members.get(&auth.member).map_or(0, |m| m.allocations);
+            let held = self
+                .budgets
+                .members
+                .get(&auth.member)
+                .map_or(0, |m| m.allocations);
             (held >= self.limits.max_allocations_per_member).then_some((
                 Refusal::Quota,
                 486,
@@ -657,7 +682,8 @@ impl TurnServer {
         }
         let lifetime = self.lifetime(msg);
         let rate = self.limits.member_bytes_per_second as f64;
-        self.members
+        self.budgets
+            .members
             .entry(auth.member.clone())
             .or_insert_with(|| MemberUse {
                 allocations: 0,
@@ -760,17 +786,16 @@ impl TurnServer {
         }
     }
 
+    /// Extends or ends the client's allocation. Like the two below, it returns the reply
+    /// either way: a refusal is a reply too.
     fn refresh(
         &mut self,
         now: TurnNow,
         client: ClientAddr,
         msg: &Message<'_>,
         out: &mut Vec<Output>,
-    ) {
-        let key = match self.own_allocation(now, client, msg) {
-            Ok(key) => key,
-            Err(reply) => return self.to_client(client, reply, out),
-        };
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        let key = self.own_allocation(now, client, msg)?;
         let lifetime = self.lifetime(msg);
         if lifetime.is_zero() {
             self.drop_allocation(client, out);
@@ -782,7 +807,7 @@ impl TurnServer {
             .u32(attr::LIFETIME, lifetime.as_secs() as u32)
             .attr(attr::SOFTWARE, SOFTWARE)
             .integrity(&key);
-        self.to_client(client, reply.finish(), out);
+        Ok(reply.finish())
     }
 
     /// The peers a permission or channel request names, if all may be relayed to.
@@ -830,24 +855,16 @@ impl TurnServer {
         now: TurnNow,
         client: ClientAddr,
         msg: &Message<'_>,
-        out: &mut Vec<Output>,
-    ) {
-        let outcome = self
-            .own_allocation(now, client, msg)
-            .and_then(|key| Ok((key, self.peers(msg, &key)?)));
-        let key = match outcome {
-            Ok((key, peers)) => {
-                let allocation = self.allocations.get_mut(&client).expect("checked above");
-                for peer in peers {
-                    allocation
-                        .permissions
-                        .insert(peer.ip(), now.mono + PERMISSION_LIFETIME);
-                }
-                key
-            }
-            Err(reply) => return self.to_client(client, reply, out),
-        };
-        self.to_client(client, success(msg, &key), out);
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        let key = self.own_allocation(now, client, msg)?;
+        let peers = self.peers(msg, &key)?;
+        let allocation = self.allocations.get_mut(&client).expect("checked above");
+        for peer in peers {
+            allocation
+                .permissions
+                .insert(peer.ip(), now.mono + PERMISSION_LIFETIME);
+        }
+        Ok(success(msg, &key))
     }
 
     fn channel_bind(
@@ -855,33 +872,19 @@ impl TurnServer {
         now: TurnNow,
         client: ClientAddr,
         msg: &Message<'_>,
-        out: &mut Vec<Output>,
-    ) {
-        let key = match self.own_allocation(now, client, msg) {
-            Ok(key) => key,
-            Err(reply) => return self.to_client(client, reply, out),
-        };
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        let key = self.own_allocation(now, client, msg)?;
         let channel = msg
             .get(attr::CHANNEL_NUMBER)
             .and_then(|v| v.get(..2))
             .map(|v| u16::from_be_bytes([v[0], v[1]]))
             .filter(|ch| (0x4000..=0x4FFF).contains(ch));
-        let peers = match (channel, msg.get_all(attr::XOR_PEER_ADDRESS).count()) {
-            (Some(_), 1) => self.peers(msg, &key),
-            _ => {
-                self.refuse(Refusal::BadRequest);
-                Err(error(
-                    msg,
-                    400,
-                    "Bad Request: one channel number and one peer",
-                    Some(&key),
-                ))
-            }
+        let (Some(channel), 1) = (channel, msg.get_all(attr::XOR_PEER_ADDRESS).count()) else {
+            self.refuse(Refusal::BadRequest);
+            let reason = "Bad Request: one channel number and one peer";
+            return Err(error(msg, 400, reason, Some(&key)));
         };
-        let (channel, peer) = match peers {
-            Ok(peers) => (channel.expect("matched above"), peers[0]),
-            Err(reply) => return self.to_client(client, reply, out),
-        };
+        let peer = self.peers(msg, &key)?[0];
         let allocation = self.allocations.get_mut(&client).expect("checked above");
         let taken = allocation
             .channels
@@ -893,13 +896,8 @@ impl TurnServer {
                 .is_some_and(|c| *c != channel);
         if taken {
             self.refuse(Refusal::BadRequest);
-            let reply = error(
-                msg,
-                400,
-                "Bad Request: channel or peer already bound",
-                Some(&key),
-            );
-            return self.to_client(client, reply, out);
+            let reason = "Bad Request: channel or peer already bound";
+            return Err(error(msg, 400, reason, Some(&key)));
         }
         allocation
             .channels
@@ -908,7 +906,7 @@ impl TurnServer {
         allocation
             .permissions
             .insert(peer.ip(), now.mono + PERMISSION_LIFETIME);
-        self.to_client(client, success(msg, &key), out);
+        Ok(success(msg, &key))
     }
 
     /// A TCP client went away: its allocation goes with it.
@@ -924,10 +922,10 @@ impl TurnServer {
             self.relays.remove(&relay);
             out.push(Output::CloseRelay { relay });
         }
-        if let Some(member) = self.members.get_mut(&allocation.member) {
+        if let Some(member) = self.budgets.members.get_mut(&allocation.member) {
             member.allocations -= 1;
             if member.allocations == 0 {
-                self.members.remove(&allocation.member);
+                self.budgets.members.remove(&allocation.member);
             }
         }
     }
@@ -952,27 +950,6 @@ impl TurnServer {
                 .retain(|_, channel| channels.contains_key(channel));
         }
     }
-}
-
-/// Takes `bytes` from `member`'s budget, or counts a refusal. A free function over the two
-/// fields it needs, so the hot path borrows the member's name from its allocation instead of
-/// copying it.
-fn spend(
-    members: &mut HashMap<String, MemberUse>,
-    stats: &mut TurnStats,
-    member: &str,
-    bytes: usize,
-    per_second: u64,
-    now: Instant,
-) -> Option<()> {
-    let spent = members
-        .get_mut(member)
-        .is_some_and(|m| m.spend(bytes, per_second, now));
-    if !spent {
-        stats.refused[Refusal::Bandwidth as usize] += 1;
-        return None;
-    }
-    Some(())
 }
 
 fn error(msg: &Message<'_>, code: u16, reason: &str, key: Option<&[u8]>) -> Vec<u8> {

@@ -185,7 +185,7 @@ fn error_code(m: &Message<'_>) -> Option<u16> {
 }
 
 fn refused(server: &TurnServer, why: Refusal) -> u64 {
-    server.stats.refused[why as usize]
+    server.stats().refused[why as usize]
 }
 
 #[test]
@@ -273,8 +273,8 @@ fn an_allocation_relays_both_ways_through_a_channel_and_indications() {
         error_code(&Message::parse(&reply.unwrap()).unwrap()),
         Some(400)
     );
-    assert_eq!(s.stats.bytes_to_peers, 8);
-    assert_eq!(s.stats.bytes_to_clients, 7);
+    assert_eq!(s.stats().bytes_to_peers, 8);
+    assert_eq!(s.stats().bytes_to_clients, 7);
 }
 
 #[test]
