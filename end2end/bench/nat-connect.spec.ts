@@ -9,7 +9,8 @@ import * as crypto from 'node:crypto';
 import { test, startServer, RoomServer } from '../tests/fixtures';
 import { PUBLIC_IP, topo, homeBrowser, callBetweenHomes } from '../tests/nat-helpers';
 
-const RUNS = 5;
+// NAT_RUNS and NAT_CASE (a part of a case's name) narrow a run down.
+const RUNS = Number(process.env.NAT_RUNS ?? 5);
 const COTURN_PORT = 3479;
 
 test.skip(process.getuid?.() !== 0, 'needs root (network namespaces)');
@@ -76,6 +77,7 @@ test('connection time through simulated NATs: Room relay vs coturn', async ({ co
   const rows: string[] = [];
   try {
     for (const [index, [name, setUp, tearDown]] of cases.entries()) {
+      if (process.env.NAT_CASE && !name.includes(process.env.NAT_CASE)) continue;
       const times: Record<string, number[]> = { room: [], coturn: [] };
       const paths: Record<string, string> = {};
       setUp();

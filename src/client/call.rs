@@ -186,7 +186,6 @@ impl Call {
         }
     }
 
-    /// Closes the connection to a member who left the call.
     /// `peer` gave up on its link to us: ours closes too, showing why on their tile.
     pub fn on_peer_gave_up(&self, peer: PeerId, reason: LinkFailure) {
         let link = self.shared.links.borrow().get(&peer).cloned();
@@ -197,6 +196,7 @@ impl Call {
         }
     }
 
+    /// Closes the connection to a member who left the call.
     pub fn hang_up(&self, peer: PeerId) {
         let link = self.shared.links.borrow_mut().remove(&peer);
         if let Some(link) = link {
