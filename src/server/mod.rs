@@ -325,14 +325,12 @@ fn start_turn(
         ),
         tls: turn_tls(config, advertised_ip)?,
     };
-    let handle =
-        turn::start(settings, metrics.turn.clone(), tasks, shutdown.clone()).map_err(|source| {
-            StartError::TurnSocket {
-                addr: config.turn_addr,
-                source,
-            }
-        })?;
-    Ok(handle.grant)
+    turn::start(settings, metrics.turn.clone(), tasks, shutdown.clone()).map_err(|source| {
+        StartError::TurnSocket {
+            addr: config.turn_addr,
+            source,
+        }
+    })
 }
 
 /// TURN over TLS, when a certificate is given. Its URL names the host in --public-url (what

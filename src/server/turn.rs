@@ -15,7 +15,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -32,6 +32,8 @@ use crate::turn::server::{
     TurnServer, TurnStats,
 };
 use crate::turn::stun;
+
+use super::limits::{ConnectionLimits, ConnectionPermit};
 
 /// Frames waiting for one TCP client's socket.
 const TCP_WRITE_QUEUE: usize = 256;
@@ -148,22 +150,14 @@ impl TurnCounters {
     }
 }
 
-/// What `start` opened.
-#[derive(Debug)]
-pub struct TurnHandle {
-    pub grant: TurnGrant,
-    pub udp_addr: SocketAddr,
-    pub tcp_addr: SocketAddr,
-    pub tls_addr: Option<SocketAddr>,
-}
-
-/// Opens the listeners and starts the relay; it runs until `shutdown`.
+/// Opens the listeners and starts the relay, which runs until `shutdown`; the grant hands
+/// out credentials for it.
 pub fn start(
     settings: TurnSettings,
     counters: TurnCounters,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> io::Result<TurnHandle> {
+) -> io::Result<TurnGrant> {
     let udp = StdUdpSocket::bind(settings.listen)?;
     udp.set_nonblocking(true)?;
     let udp_addr = udp.local_addr()?;
@@ -251,12 +245,12 @@ pub fn start(
                         frame: Vec::new(),
                     })
                 });
-                let open = Rc::new(RefCell::new(TcpCount::default()));
+                let limits = ConnectionLimits::new(MAX_TCP_CONNECTIONS, MAX_TCP_CONNECTIONS_PER_IP);
                 let accept = |listener, tls| Acceptor {
                     listener,
                     tls,
                     relay: Rc::downgrade(&relay),
-                    open: Rc::clone(&open),
+                    limits: Arc::clone(&limits),
                     counters: counters.clone(),
                     tasks: tasks.clone(),
                     shutdown: shutdown.clone(),
@@ -269,12 +263,7 @@ pub fn start(
                 relay.borrow_mut().close_all();
             });
         })?;
-    Ok(TurnHandle {
-        grant,
-        udp_addr,
-        tcp_addr,
-        tls_addr,
-    })
+    Ok(grant)
 }
 
 /// The secret relay passwords are derived from: read from `turn-secret` in the data
@@ -312,10 +301,7 @@ pub fn load_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+    super::unix_now().0 / 1000
 }
 
 fn turn_now() -> TurnNow {
@@ -383,34 +369,30 @@ async fn serve_udp(relay: &Rc<RefCell<Relay>>, udp: &UdpSocket, shutdown: Cancel
 }
 
 impl Relay {
-    fn client_data(&mut self, client: ClientAddr, data: &[u8]) {
+    /// Runs one step of the logic with the reused output list, then carries out its outputs.
+    fn step<T>(&mut self, f: impl FnOnce(&mut TurnServer, &mut Vec<Output>) -> T) -> T {
         let mut out = std::mem::take(&mut self.out);
-        if let Some(send) = self
-            .server
-            .on_client_data(turn_now(), client, data, &mut out)
-        {
+        let result = f(&mut self.server, &mut out);
+        self.carry_out(&mut out);
+        self.out = out;
+        result
+    }
+
+    fn client_data(&mut self, client: ClientAddr, data: &[u8]) {
+        let send = self.step(|server, out| server.on_client_data(turn_now(), client, data, out));
+        if let Some(send) = send {
             if let Some(relay) = self.sockets.get(&send.relay) {
                 let _ = relay.socket.try_send_to(&data[send.payload], send.peer);
             }
         }
-        self.carry_out(&mut out);
-        self.out = out;
     }
 
     fn peer_data(&mut self, relay: RelayId, peer: SocketAddr, data: &[u8]) {
         match self.server.on_peer_data(Instant::now(), relay, peer, data) {
             Some(ClientSend::Channel { client, channel }) => {
-                let padded = if client.transport.is_stream() {
-                    data.len().next_multiple_of(4)
-                } else {
-                    data.len()
-                };
                 let mut frame = std::mem::take(&mut self.frame);
-                frame.clear();
-                frame.extend_from_slice(&channel.to_be_bytes());
-                frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                frame.extend_from_slice(data);
-                frame.resize(4 + padded, 0);
+                let stream = client.transport.is_stream();
+                stun::write_channel_data(&mut frame, channel, data, stream);
                 self.to_client(client, &frame);
                 self.frame = frame;
             }
@@ -425,17 +407,11 @@ impl Relay {
 
     fn stream_closed(&mut self, client: ClientAddr) {
         self.streams.remove(&client);
-        let mut out = std::mem::take(&mut self.out);
-        self.server.client_closed(client, &mut out);
-        self.carry_out(&mut out);
-        self.out = out;
+        self.step(|server, out| server.client_closed(client, out));
     }
 
     fn tick(&mut self) {
-        let mut out = std::mem::take(&mut self.out);
-        self.server.tick(Instant::now(), &mut out);
-        self.carry_out(&mut out);
-        self.out = out;
+        self.step(|server, out| server.tick(Instant::now(), out));
         let now = self.server.stats();
         self.counters
             .add(&self.counted, &now, self.server.allocations());
@@ -528,30 +504,14 @@ async fn read_relay(relay: RelayId, socket: Rc<UdpSocket>, state: Weak<RefCell<R
     }
 }
 
-/// Open TCP connections, in all and per address.
-#[derive(Default)]
-struct TcpCount {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-/// Gives a connection's place back when the connection ends.
+/// A TURN client connection's place under the limits, and in the gauge.
 struct TcpSlot {
-    open: Rc<RefCell<TcpCount>>,
-    ip: IpAddr,
+    _permit: ConnectionPermit,
     gauge: Gauge,
 }
 
 impl Drop for TcpSlot {
     fn drop(&mut self) {
-        let mut open = self.open.borrow_mut();
-        open.total -= 1;
-        if let Some(count) = open.per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.per_ip.remove(&self.ip);
-            }
-        }
         self.gauge.dec();
     }
 }
@@ -561,7 +521,7 @@ struct Acceptor {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     relay: Weak<RefCell<Relay>>,
-    open: Rc<RefCell<TcpCount>>,
+    limits: Arc<ConnectionLimits>,
     counters: TurnCounters,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -617,17 +577,10 @@ impl Acceptor {
 
     /// A place for a connection from `ip`, unless there are too many.
     fn slot(&self, ip: IpAddr) -> Option<TcpSlot> {
-        let mut count = self.open.borrow_mut();
-        let here = count.per_ip.get(&ip).copied().unwrap_or(0);
-        if count.total >= MAX_TCP_CONNECTIONS || here >= MAX_TCP_CONNECTIONS_PER_IP {
-            return None;
-        }
-        count.total += 1;
-        *count.per_ip.entry(ip).or_default() += 1;
+        let permit = self.limits.admit(ip).ok()?;
         self.counters.tcp_connections.inc();
         Some(TcpSlot {
-            open: Rc::clone(&self.open),
-            ip,
+            _permit: permit,
             gauge: self.counters.tcp_connections.clone(),
         })
     }

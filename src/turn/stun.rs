@@ -371,6 +371,18 @@ pub fn channel_data(data: &[u8]) -> Option<(u16, &[u8])> {
     data.get(4..4 + len).map(|payload| (channel, payload))
 }
 
+/// Writes into `frame` (cleared first) a ChannelData message carrying `payload` on `channel`,
+/// padded to four bytes for a stream (TCP or TLS) as RFC 8656 §12.5 asks.
+pub fn write_channel_data(frame: &mut Vec<u8>, channel: u16, payload: &[u8], stream: bool) {
+    frame.clear();
+    frame.extend_from_slice(&channel.to_be_bytes());
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(payload);
+    if stream {
+        frame.resize(frame.len().next_multiple_of(4), 0);
+    }
+}
+
 /// How many bytes of a TCP stream starting at `data` make its next message, once its header
 /// is in: a STUN message, or a ChannelData message padded to four bytes (RFC 8656 §12.5).
 /// `Err` when the stream is neither, and the connection should close.
@@ -461,7 +473,12 @@ mod tests {
 
     #[test]
     fn channel_data_and_stream_framing() {
+        let mut written = Vec::new();
+        write_channel_data(&mut written, 0x4001, &[1, 2, 3], false);
+        assert_eq!(written, [0x40, 0x01, 0, 3, 1, 2, 3]);
+        write_channel_data(&mut written, 0x4001, &[1, 2, 3], true);
         let frame = [0x40, 0x01, 0, 3, 1, 2, 3, 0];
+        assert_eq!(written, frame);
         assert_eq!(channel_data(&frame), Some((0x4001, &[1u8, 2, 3][..])));
         assert_eq!(channel_data(&[0x30, 0, 0, 0]), None);
         assert_eq!(stream_frame_len(&frame), Ok(Some(8)));

@@ -281,10 +281,9 @@ async fn run_call(
     };
     let send = async {
         let mut tick = tokio::time::interval(interval);
-        let mut frame = vec![0u8; 4 + packet];
-        frame[..2].copy_from_slice(&CHANNEL.to_be_bytes());
-        frame[2..4].copy_from_slice(&(packet as u16).to_be_bytes());
         let mut datagram = vec![0u8; packet];
+        let mut frame = Vec::new();
+        stun::write_channel_data(&mut frame, CHANNEL, &datagram, false);
         while tokio::time::Instant::now() < stop {
             tick.tick().await;
             let now_us = (epoch.elapsed().as_micros() as u64).to_be_bytes();
