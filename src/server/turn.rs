@@ -8,7 +8,6 @@
 //! frames wait in a bounded queue, so a flood on one relay cannot stall the others.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::ops::RangeInclusive;
@@ -28,8 +27,8 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::{IceServer, PeerId};
 use crate::turn::credentials::Credentials;
 use crate::turn::server::{
-    ClientAddr, ClientSend, Output, PeerPolicy, Refusal, RelayId, Transport, TurnLimits, TurnNow,
-    TurnServer, TurnStats,
+    ClientAddr, ClientSend, HashMap, Output, PeerPolicy, Refusal, RelayId, Transport, TurnLimits,
+    TurnNow, TurnServer, TurnStats,
 };
 use crate::turn::stun;
 
@@ -231,8 +230,8 @@ pub fn start(
                             random_key(),
                         ),
                         udp: Rc::clone(&udp),
-                        sockets: HashMap::new(),
-                        streams: HashMap::new(),
+                        sockets: HashMap::default(),
+                        streams: HashMap::default(),
                         bind_ip: settings.listen.ip(),
                         advertised_ip: settings.advertised_ip,
                         next_port: pick_start(&settings.relay_ports),
@@ -243,6 +242,7 @@ pub fn start(
                         me: me.clone(),
                         out: Vec::new(),
                         frame: Vec::new(),
+                        unix_secs: unix_secs(),
                     })
                 });
                 let limits = ConnectionLimits::new(MAX_TCP_CONNECTIONS, MAX_TCP_CONNECTIONS_PER_IP);
@@ -304,13 +304,6 @@ fn unix_secs() -> u64 {
     super::unix_now().0 / 1000
 }
 
-fn turn_now() -> TurnNow {
-    TurnNow {
-        mono: Instant::now(),
-        unix_secs: unix_secs(),
-    }
-}
-
 fn random_key() -> [u8; 16] {
     let mut key = [0u8; 16];
     getrandom::fill(&mut key).expect("the OS random number generator works");
@@ -348,23 +341,39 @@ struct Relay {
     out: Vec<Output>,
     /// Reused for ChannelData frames to clients.
     frame: Vec<u8>,
+    /// The wall clock in seconds, read once a tick: credentials and nonces count whole
+    /// seconds, so the hot path reads only the monotonic clock.
+    unix_secs: u64,
 }
 
 /// Reads the UDP listener until shutdown, and ticks the relay's clocks once a second.
 async fn serve_udp(relay: &Rc<RefCell<Relay>>, udp: &UdpSocket, shutdown: CancellationToken) {
-    let mut buf = vec![0u8; 65_536];
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            received = udp.recv_from(&mut buf) => {
-                if let Ok((len, remote)) = received {
-                    let client = ClientAddr { transport: Transport::Udp, remote };
-                    relay.borrow_mut().client_data(client, &buf[..len]);
-                }
-            }
-            _ = tick.tick() => relay.borrow_mut().tick(),
+    let ticking = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            relay.borrow_mut().tick();
         }
+    };
+    // The loop has no select of its own: a fresh shutdown future and a timer poll for every
+    // datagram showed up in `perf` among the relay's own costs (docs/BENCHMARKS.md).
+    let reading = async {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            if let Ok((len, remote)) = udp.recv_from(&mut buf).await {
+                let client = ClientAddr {
+                    transport: Transport::Udp,
+                    remote,
+                };
+                relay.borrow_mut().client_data(client, &buf[..len]);
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {}
+        () = ticking => {}
+        () = reading => {}
     }
 }
 
@@ -379,7 +388,11 @@ impl Relay {
     }
 
     fn client_data(&mut self, client: ClientAddr, data: &[u8]) {
-        let send = self.step(|server, out| server.on_client_data(turn_now(), client, data, out));
+        let now = TurnNow {
+            mono: Instant::now(),
+            unix_secs: self.unix_secs,
+        };
+        let send = self.step(|server, out| server.on_client_data(now, client, data, out));
         if let Some(send) = send {
             if let Some(relay) = self.sockets.get(&send.relay) {
                 let _ = relay.socket.try_send_to(&data[send.payload], send.peer);
@@ -411,6 +424,7 @@ impl Relay {
     }
 
     fn tick(&mut self) {
+        self.unix_secs = unix_secs();
         self.step(|server, out| server.tick(Instant::now(), out));
         let now = self.server.stats();
         self.counters
