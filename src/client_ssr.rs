@@ -49,6 +49,20 @@ pub fn saved_name() -> Option<String> {
 
 pub fn save_name(_name: &str) {}
 
+pub fn browser_id() -> Option<String> {
+    None
+}
+
+pub fn host_key(_room: &str) -> Option<String> {
+    None
+}
+
+pub fn save_host_key(_room: &str, _key: &str) {}
+
+pub fn host_link(room: &str, key: &str) -> String {
+    format!("/r/{room}?host={key}")
+}
+
 /// `HH:MM` in UTC; only the browser knows the reader's time zone.
 pub fn clock_time(at: UnixMillis) -> String {
     let minutes = at.0 / 60_000;

@@ -10,7 +10,8 @@ use std::fmt;
 /// Bumped whenever a change would make an older client misunderstand the server.
 /// 2: `invalid_text` split into `empty_text` and `text_too_long`.
 /// 3: history in pages: `joined.more_history`, `load_history` and `history_page`.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: hosts: roles, host actions, meeting rules, removal and the end of a meeting.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -29,6 +30,10 @@ pub mod close_code {
     /// The same member resumed on another connection (another tab, or a reconnect the
     /// server saw before this connection's loss); this one is finished, do not reconnect.
     pub const SIGNED_IN_ELSEWHERE: u16 = 4000;
+    /// A host removed this member from the meeting; do not reconnect.
+    pub const REMOVED: u16 = 4001;
+    /// A host ended the meeting for everyone; do not reconnect.
+    pub const MEETING_ENDED: u16 = 4002;
 }
 
 /// A connection's identity inside the server; assigned by the server, never reused while it runs.
@@ -69,6 +74,13 @@ pub enum ClientMsg {
         /// The newest chat message this client has; the history sent back starts after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<MessageId>,
+        /// The room's host key (from an earlier `joined` or `host_key`, or a host link):
+        /// enter as the host, past a lock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
+        /// A random id this browser keeps: someone a host removed cannot come back from it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        browser: Option<String>,
     },
     /// Subscribe to the list of rooms in use (the home page). Answered by `rooms`, then again
     /// whenever the list changes.
@@ -116,6 +128,87 @@ pub enum ClientMsg {
     /// and did not come back). The server tells `peer`, so both sides give up together, and
     /// under `--media auto` moves the call through the server, where it can connect.
     LinkFailed { peer: PeerId, reason: LinkFailure },
+    /// Host only: make `peer` a co-host or a plain member again, or hand them the host role
+    /// (`host`: the sender becomes a co-host).
+    SetRole { peer: PeerId, role: Role },
+    /// Host or co-host: turn off `peer`'s microphone, camera or screen share.
+    Mute { peer: PeerId, source: TrackSource },
+    /// Host or co-host: turn off the microphone of everyone of a lower role.
+    MuteAll,
+    /// Host or co-host: let `peer` turn on again what a host turned off, under
+    /// `only_hosts_unmute`.
+    AllowUnmute { peer: PeerId },
+    /// Host or co-host: remove `peer` from the meeting; they cannot come back from that
+    /// browser until allowed.
+    Remove { peer: PeerId },
+    /// Host or co-host: let a removed person (by their former id, from `removed_list`) in again.
+    AllowBack { peer: PeerId },
+    /// Host or co-host: change the meeting's rules.
+    SetRules { rules: MeetingRules },
+    /// Host or co-host: end the meeting for everyone.
+    EndMeeting,
+}
+
+/// What a member may do in their room, in increasing order of power.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Member,
+    /// May mute, remove, lock and end, but not change roles.
+    Cohost,
+    /// One per room: everything a co-host may, and gives and takes roles.
+    Host,
+}
+
+impl Role {
+    pub fn is_member(&self) -> bool {
+        *self == Role::Member
+    }
+
+    /// Whether this role may use host actions at all.
+    pub fn moderates(self) -> bool {
+        self >= Role::Cohost
+    }
+}
+
+/// A meeting's rules, set by its hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingRules {
+    /// Nobody new gets in (members reconnecting and the host key still do).
+    #[serde(default)]
+    pub locked: bool,
+    /// Someone a host muted cannot unmute themselves until a host allows it.
+    #[serde(default)]
+    pub only_hosts_unmute: bool,
+}
+
+/// Done to a member by a host, told to that member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Moderation {
+    /// Their microphone, camera or screen share was turned off.
+    Muted { source: TrackSource },
+    /// They may turn on again what a host turned off.
+    UnmuteAllowed,
+}
+
+/// Why the server sent a member away for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dismissal {
+    Removed,
+    MeetingEnded,
+}
+
+/// Someone a host removed, as the hosts see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedPerson {
+    /// The id they had; `allow_back` names them by it.
+    pub id: PeerId,
+    pub name: String,
 }
 
 /// Why a browser-to-browser connection was given up.
@@ -183,6 +276,11 @@ pub enum ServerMsg {
         resumed: bool,
         /// Present this in `join` after a disconnection to resume.
         resume_token: String,
+        /// Only to the host: the room's host key; present it in `join` to come back as host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
+        #[serde(default)]
+        rules: MeetingRules,
     },
     /// Others entered the room, in the order they joined. Arrivals that reach the server
     /// together (everyone reconnecting after a restart, a class arriving at once) come in one
@@ -233,6 +331,22 @@ pub enum ServerMsg {
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
     Error { code: ErrorCode, message: String },
+    /// You became the host (handed over, or the host left): keep this key, and present it in
+    /// `join` to come back as host.
+    HostKey { key: String },
+    /// A host (`by`) did this to you.
+    Moderated { by: PeerId, action: Moderation },
+    /// The meeting's rules changed (or, after `joined`, are these).
+    Rules { rules: MeetingRules },
+    /// To hosts and co-hosts: the people removed from this meeting, oldest first.
+    RemovedList { people: Vec<RemovedPerson> },
+    /// You are out of the meeting for good (`by` removed you, or ended it); the connection
+    /// closes next. `by_name` is said, since `by` may be gone by the time this is read.
+    Dismissed {
+        reason: Dismissal,
+        by: PeerId,
+        by_name: String,
+    },
 }
 
 /// How a call's media travels.
@@ -292,6 +406,8 @@ pub struct PeerInfo {
     /// When their hand is raised: its place in the order hands went up (smaller is earlier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hand: Option<u64>,
+    #[serde(default, skip_serializing_if = "Role::is_member")]
+    pub role: Role,
 }
 
 /// Whether a call member's microphone, camera and screen sharing are on.
@@ -378,6 +494,10 @@ pub enum LeaveReason {
     TooSlow,
     /// The server is shutting down.
     ServerShutdown,
+    /// A host removed them.
+    Removed,
+    /// A host ended the meeting.
+    MeetingEnded,
 }
 
 /// Why a client message was refused. Stable strings on the wire; clients switch on these.
@@ -430,6 +550,10 @@ pub enum ErrorCode {
     /// A resume token for a member who is still connected from another address; try again
     /// once that connection is gone (the server notices within its idle timeout).
     SessionInUse,
+    /// A host locked the meeting: nobody new gets in.
+    Locked,
+    /// A host removed this browser from the meeting; it cannot come back until allowed.
+    Removed,
 }
 
 impl ErrorCode {
@@ -457,6 +581,8 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Forbidden,
         ErrorCode::SessionInUse,
+        ErrorCode::Locked,
+        ErrorCode::Removed,
     ];
 
     /// The code as it appears on the wire.
@@ -484,6 +610,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::SessionInUse => "session_in_use",
+            ErrorCode::Locked => "locked",
+            ErrorCode::Removed => "removed",
         }
     }
 }
@@ -506,6 +634,14 @@ impl ClientMsg {
         "media_answer",
         "view",
         "link_failed",
+        "set_role",
+        "mute",
+        "mute_all",
+        "allow_unmute",
+        "remove",
+        "allow_back",
+        "set_rules",
+        "end_meeting",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -525,6 +661,14 @@ impl ClientMsg {
             ClientMsg::MediaAnswer { .. } => 12,
             ClientMsg::View { .. } => 13,
             ClientMsg::LinkFailed { .. } => 14,
+            ClientMsg::SetRole { .. } => 15,
+            ClientMsg::Mute { .. } => 16,
+            ClientMsg::MuteAll => 17,
+            ClientMsg::AllowUnmute { .. } => 18,
+            ClientMsg::Remove { .. } => 19,
+            ClientMsg::AllowBack { .. } => 20,
+            ClientMsg::SetRules { .. } => 21,
+            ClientMsg::EndMeeting => 22,
         }
     }
 
@@ -553,6 +697,11 @@ impl ServerMsg {
         "media_offer",
         "active_speaker",
         "link_failed",
+        "host_key",
+        "moderated",
+        "rules",
+        "removed_list",
+        "dismissed",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -574,6 +723,11 @@ impl ServerMsg {
             ServerMsg::MediaOffer { .. } => 14,
             ServerMsg::ActiveSpeaker { .. } => 15,
             ServerMsg::LinkFailed { .. } => 16,
+            ServerMsg::HostKey { .. } => 17,
+            ServerMsg::Moderated { .. } => 18,
+            ServerMsg::Rules { .. } => 19,
+            ServerMsg::RemovedList { .. } => 20,
+            ServerMsg::Dismissed { .. } => 21,
         }
     }
 
@@ -634,6 +788,8 @@ impl ClientMsg {
             name: name.into(),
             resume: None,
             last_seen: None,
+            host_key: None,
+            browser: None,
         }
     }
 
@@ -702,6 +858,8 @@ mod tests {
                 name: "n".into(),
                 resume: None,
                 last_seen: None,
+                host_key: None,
+                browser: None,
             },
             ClientMsg::WatchRooms,
             ClientMsg::Chat { text: "t".into() },
@@ -740,6 +898,22 @@ mod tests {
                 peer: PeerId(2),
                 reason: LinkFailure::Lost,
             },
+            ClientMsg::SetRole {
+                peer: PeerId(2),
+                role: Role::Cohost,
+            },
+            ClientMsg::Mute {
+                peer: PeerId(2),
+                source: TrackSource::Microphone,
+            },
+            ClientMsg::MuteAll,
+            ClientMsg::AllowUnmute { peer: PeerId(2) },
+            ClientMsg::Remove { peer: PeerId(2) },
+            ClientMsg::AllowBack { peer: PeerId(2) },
+            ClientMsg::SetRules {
+                rules: MeetingRules::default(),
+            },
+            ClientMsg::EndMeeting,
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -772,6 +946,7 @@ mod tests {
             media: MediaState::default(),
             away: false,
             hand: None,
+            role: Role::Member,
         };
         assert_eq!(
             serde_json::to_string(&idle).unwrap(),
@@ -779,6 +954,41 @@ mod tests {
         );
         let back: PeerInfo = serde_json::from_str(r#"{"id":7,"name":"Ann"}"#).unwrap();
         assert_eq!(back, idle);
+    }
+
+    #[test]
+    fn host_messages_read_as_documented() {
+        let mute: ClientMsg =
+            serde_json::from_str(r#"{"type":"mute","peer":3,"source":"microphone"}"#).unwrap();
+        assert_eq!(
+            mute,
+            ClientMsg::Mute {
+                peer: PeerId(3),
+                source: TrackSource::Microphone
+            }
+        );
+        let told = ServerMsg::Moderated {
+            by: PeerId(1),
+            action: Moderation::Muted {
+                source: TrackSource::Camera,
+            },
+        };
+        assert_eq!(
+            told.to_json(),
+            r#"{"type":"moderated","by":1,"action":{"kind":"muted","source":"camera"}}"#
+        );
+        assert!(Role::Host > Role::Cohost && Role::Cohost > Role::Member);
+        let rules: ClientMsg =
+            serde_json::from_str(r#"{"type":"set_rules","rules":{"locked":true}}"#).unwrap();
+        assert_eq!(
+            rules,
+            ClientMsg::SetRules {
+                rules: MeetingRules {
+                    locked: true,
+                    only_hosts_unmute: false
+                }
+            }
+        );
     }
 
     #[test]
@@ -861,11 +1071,17 @@ mod tests {
                     media: MediaState::default(),
                     away: false,
                     hand: None,
+                    role: Role::Host,
                 }],
                 history: vec![entry.clone()],
                 more_history: true,
                 resumed: false,
                 resume_token: "t".into(),
+                host_key: Some("k".into()),
+                rules: MeetingRules {
+                    locked: true,
+                    only_hosts_unmute: true,
+                },
             },
             ServerMsg::HistoryPage {
                 entries: vec![entry.clone()],
@@ -919,7 +1135,27 @@ mod tests {
                     },
                     away: true,
                     hand: Some(3),
+                    role: Role::Cohost,
                 },
+            },
+            ServerMsg::HostKey { key: "k".into() },
+            ServerMsg::Moderated {
+                by: PeerId(1),
+                action: Moderation::UnmuteAllowed,
+            },
+            ServerMsg::Rules {
+                rules: MeetingRules::default(),
+            },
+            ServerMsg::RemovedList {
+                people: vec![RemovedPerson {
+                    id: PeerId(3),
+                    name: "Eve".into(),
+                }],
+            },
+            ServerMsg::Dismissed {
+                reason: Dismissal::Removed,
+                by: PeerId(1),
+                by_name: "Ann".into(),
             },
             ServerMsg::Reaction {
                 from: PeerId(2),
@@ -951,6 +1187,7 @@ mod tests {
                 media: MediaState::default(),
                 away: false,
                 hand: None,
+                role: Role::Member,
             }],
         };
         assert_eq!(joined.kind(), tag_of(&joined));

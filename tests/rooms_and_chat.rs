@@ -184,6 +184,12 @@ async fn oversized_frames_are_refused_and_only_that_connection_closes() {
         ServerMsg::PeerLeft { reason, .. } => assert_eq!(reason, LeaveReason::Left),
         other => panic!("expected peer_left, got {other:?}"),
     }
+    // Ann was the host (first in): the role passes to Bob, with a key of his own.
+    match bob.recv().await {
+        ServerMsg::PeerUpdated { peer } => assert_eq!(peer.role, room::protocol::Role::Host),
+        other => panic!("expected peer_updated, got {other:?}"),
+    }
+    assert!(matches!(bob.recv().await, ServerMsg::HostKey { .. }));
     bob.chat("fine here").await;
     assert_eq!(bob.expect_chat().await.text, "fine here");
     server.stop().await;

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use crate::app::room::model::Notice;
 use crate::app::room::session::{Alert, Ending};
 use crate::media::{LinkState, MediaProblem};
-use crate::protocol::{ErrorCode, LeaveReason, Limits};
+use crate::protocol::{ErrorCode, LeaveReason, Limits, TrackSource};
 
 /// Name of the cookie that keeps a language chosen with the switcher.
 pub const LANG_COOKIE: &str = "room_lang";
@@ -196,6 +196,45 @@ pub struct Texts {
     pub load_earlier: &'static str,
     pub who_can_read: &'static str,
     pub server_busy: &'static str,
+    pub hosts: HostTexts,
+}
+
+/// What hosts see and what their actions tell others.
+pub struct HostTexts {
+    pub host: &'static str,
+    pub cohost: &'static str,
+    pub host_controls: &'static str,
+    pub actions_for: fn(&str) -> String,
+    pub turn_off_mic: &'static str,
+    pub turn_off_camera: &'static str,
+    pub turn_off_screen: &'static str,
+    pub allow_unmute: &'static str,
+    pub make_cohost: &'static str,
+    pub take_cohost: &'static str,
+    pub make_host: &'static str,
+    pub remove: &'static str,
+    pub confirm_remove: fn(&str) -> String,
+    pub cancel: &'static str,
+    pub mute_all: &'static str,
+    pub lock: &'static str,
+    pub only_hosts_unmute: &'static str,
+    pub end_for_all: &'static str,
+    pub confirm_end: &'static str,
+    pub removed_people: &'static str,
+    pub allow_back: &'static str,
+    pub locked_badge: &'static str,
+    pub turned_off: fn(&str, TrackSource) -> String,
+    pub unmute_allowed: fn(&str) -> String,
+    pub blocked: fn(TrackSource) -> String,
+    pub you_are_host: &'static str,
+    pub host_link: &'static str,
+    pub removed_you: fn(&str) -> String,
+    pub ended_meeting: fn(&str) -> String,
+    pub locked_refusal: &'static str,
+    pub removed_refusal: &'static str,
+    pub locked_notice: &'static str,
+    pub unlocked_notice: &'static str,
+    pub new_host: fn(&str) -> String,
 }
 
 impl Texts {
@@ -225,6 +264,9 @@ impl Texts {
             Notice::ReconnectedAfterRestart => self.reconnected_restart.to_string(),
             Notice::Joined { name } => (self.joined)(name),
             Notice::Left { name, reason } => (self.left)(name, *reason),
+            Notice::Locked => self.hosts.locked_notice.to_string(),
+            Notice::Unlocked => self.hosts.unlocked_notice.to_string(),
+            Notice::NewHost { name } => (self.hosts.new_host)(name),
         }
     }
 
@@ -234,6 +276,7 @@ impl Texts {
             Alert::Refused(refusal) => self.refusal(refusal.code, &refusal.message, limits),
             Alert::NotConnected => self.not_connected.to_string(),
             Alert::ConnectionLost => self.connection_lost.to_string(),
+            Alert::HostBlocked(source) => (self.hosts.blocked)(*source),
         }
     }
 
@@ -247,6 +290,8 @@ impl Texts {
             Ending::CouldNotRejoin(refusal) => {
                 (self.could_not_rejoin)(&self.refusal(refusal.code, &refusal.message, limits))
             }
+            Ending::Removed(by) => (self.hosts.removed_you)(by),
+            Ending::MeetingEnded(by) => (self.hosts.ended_meeting)(by),
         }
     }
 
@@ -264,6 +309,8 @@ impl Texts {
             ErrorCode::TooManyConnections | ErrorCode::TooManyRooms | ErrorCode::Unavailable => {
                 self.server_busy.to_string()
             }
+            ErrorCode::Locked => self.hosts.locked_refusal.to_string(),
+            ErrorCode::Removed => self.hosts.removed_refusal.to_string(),
             _ => server_message.to_string(),
         }
     }
@@ -366,6 +413,8 @@ pub static EN: Texts = Texts {
         LeaveReason::Left => format!("{name} left"),
         LeaveReason::TooSlow => format!("{name} lost the connection"),
         LeaveReason::ServerShutdown => format!("{name} was disconnected: the server restarted"),
+        LeaveReason::Removed => format!("{name} was removed by a host"),
+        LeaveReason::MeetingEnded => format!("{name} left: the meeting ended"),
     },
     shortcuts_title: "Keyboard shortcuts",
     shortcut_mic: "Mute or unmute the microphone",
@@ -385,6 +434,67 @@ pub static EN: Texts = Texts {
     load_earlier: "Show earlier messages",
     who_can_read: "Anyone with this room's link can join it and read its chat, earlier meetings' messages included. Share the link only with the people you meet.",
     server_busy: "The server is busy. Try again in a moment.",
+    hosts: HostTexts {
+        host: "Host",
+        cohost: "Co-host",
+        host_controls: "Host controls",
+        actions_for: |name| format!("Host actions for {name}"),
+        turn_off_mic: "Mute",
+        turn_off_camera: "Stop camera",
+        turn_off_screen: "Stop screen share",
+        allow_unmute: "Let them unmute",
+        make_cohost: "Make co-host",
+        take_cohost: "Remove co-host role",
+        make_host: "Make host",
+        remove: "Remove from meeting",
+        confirm_remove: |name| {
+            format!("Remove {name}? They cannot come back unless a host lets them.")
+        },
+        cancel: "Cancel",
+        mute_all: "Mute everyone",
+        lock: "Lock meeting",
+        only_hosts_unmute: "Only hosts can unmute",
+        end_for_all: "End meeting for all",
+        confirm_end: "End the meeting for everyone?",
+        removed_people: "Removed",
+        allow_back: "Let back in",
+        locked_badge: "Locked",
+        turned_off: |by, source| {
+            let by = if by.is_empty() { "A host" } else { by };
+            match source {
+                TrackSource::Microphone => format!("{by} muted your microphone"),
+                TrackSource::Camera => format!("{by} turned off your camera"),
+                TrackSource::Screen => format!("{by} stopped your screen share"),
+            }
+        },
+        unmute_allowed: |by| {
+            let by = if by.is_empty() { "A host" } else { by };
+            format!("{by} lets you turn your microphone and camera on again")
+        },
+        blocked: |source| {
+            let what = match source {
+                TrackSource::Microphone => "your microphone",
+                TrackSource::Camera => "your camera",
+                TrackSource::Screen => "screen sharing",
+            };
+            format!("A host turned off {what}. Only a host can let you turn it on again.")
+        },
+        you_are_host: "You are the host. Keep this host link to come back as host later:",
+        host_link: "Host link",
+        removed_you: |by| {
+            let by = if by.is_empty() { "A host" } else { by };
+            format!("{by} removed you from this meeting. You cannot join it again unless a host lets you back in.")
+        },
+        ended_meeting: |by| {
+            let by = if by.is_empty() { "The host" } else { by };
+            format!("{by} ended the meeting for everyone.")
+        },
+        locked_refusal: "The host locked this meeting. Nobody new can join right now.",
+        removed_refusal: "A host removed you from this meeting. You can come back only if a host lets you.",
+        locked_notice: "The meeting is locked: nobody new can join",
+        unlocked_notice: "The meeting is unlocked",
+        new_host: |name| format!("{name} is now the host"),
+    },
 };
 
 pub static KO: Texts = Texts {
@@ -479,6 +589,8 @@ pub static KO: Texts = Texts {
         LeaveReason::Left => format!("{name}님이 나갔습니다"),
         LeaveReason::TooSlow => format!("{name}님의 연결이 끊어졌습니다"),
         LeaveReason::ServerShutdown => format!("{name}님의 연결이 끊어졌습니다: 서버 재시작"),
+        LeaveReason::Removed => format!("호스트가 {name}님을 내보냈습니다"),
+        LeaveReason::MeetingEnded => format!("{name}님이 나갔습니다: 회의가 끝났습니다"),
     },
     shortcuts_title: "단축키",
     shortcut_mic: "마이크 켜기/끄기",
@@ -498,6 +610,67 @@ pub static KO: Texts = Texts {
     load_earlier: "이전 메시지 보기",
     who_can_read: "이 방의 링크가 있는 사람은 누구나 들어와 이전 회의의 메시지를 포함한 채팅을 읽을 수 있습니다. 함께 회의할 사람에게만 링크를 공유하세요.",
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
+    hosts: HostTexts {
+        host: "호스트",
+        cohost: "공동 호스트",
+        host_controls: "호스트 도구",
+        actions_for: |name| format!("{name}님에 대한 호스트 작업"),
+        turn_off_mic: "음소거",
+        turn_off_camera: "카메라 끄기",
+        turn_off_screen: "화면 공유 중지",
+        allow_unmute: "다시 켜도록 허용",
+        make_cohost: "공동 호스트로 지정",
+        take_cohost: "공동 호스트 해제",
+        make_host: "호스트로 지정",
+        remove: "회의에서 내보내기",
+        confirm_remove: |name| {
+            format!("{name}님을 내보낼까요? 호스트가 허용하기 전에는 다시 들어올 수 없습니다.")
+        },
+        cancel: "취소",
+        mute_all: "모두 음소거",
+        lock: "회의 잠그기",
+        only_hosts_unmute: "호스트만 음소거 해제 가능",
+        end_for_all: "모두에게 회의 종료",
+        confirm_end: "모두에게 회의를 끝낼까요?",
+        removed_people: "내보낸 사람",
+        allow_back: "다시 들어오도록 허용",
+        locked_badge: "잠김",
+        turned_off: |by, source| {
+            let by = if by.is_empty() { "호스트" } else { by };
+            match source {
+                TrackSource::Microphone => format!("{by}님이 내 마이크를 음소거했습니다"),
+                TrackSource::Camera => format!("{by}님이 내 카메라를 껐습니다"),
+                TrackSource::Screen => format!("{by}님이 내 화면 공유를 중지했습니다"),
+            }
+        },
+        unmute_allowed: |by| {
+            let by = if by.is_empty() { "호스트" } else { by };
+            format!("{by}님이 마이크와 카메라를 다시 켤 수 있게 허용했습니다")
+        },
+        blocked: |source| {
+            let what = match source {
+                TrackSource::Microphone => "마이크",
+                TrackSource::Camera => "카메라",
+                TrackSource::Screen => "화면 공유",
+            };
+            format!("호스트가 {what}를 껐습니다. 호스트가 허용해야 다시 켤 수 있습니다.")
+        },
+        you_are_host: "내가 호스트입니다. 나중에 호스트로 돌아오려면 이 호스트 링크를 보관하세요:",
+        host_link: "호스트 링크",
+        removed_you: |by| {
+            let by = if by.is_empty() { "호스트" } else { by };
+            format!("{by}님이 나를 회의에서 내보냈습니다. 호스트가 허용하기 전에는 다시 참여할 수 없습니다.")
+        },
+        ended_meeting: |by| {
+            let by = if by.is_empty() { "호스트" } else { by };
+            format!("{by}님이 모두에게 회의를 종료했습니다.")
+        },
+        locked_refusal: "호스트가 회의를 잠갔습니다. 지금은 새로 참여할 수 없습니다.",
+        removed_refusal: "호스트가 나를 이 회의에서 내보냈습니다. 호스트가 허용해야 다시 들어올 수 있습니다.",
+        locked_notice: "회의가 잠겼습니다: 새로 참여할 수 없습니다",
+        unlocked_notice: "회의 잠금이 풀렸습니다",
+        new_host: |name| format!("이제 {name}님이 호스트입니다"),
+    },
 };
 
 /// The page's language, shared through context.

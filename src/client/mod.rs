@@ -149,6 +149,51 @@ pub fn save_name(name: &str) {
     let _ = gloo_storage::LocalStorage::set(NAME_KEY, name);
 }
 
+/// Where this browser keeps its random id (see [`browser_id`]).
+const BROWSER_KEY: &str = "room.browser";
+
+fn host_key_name(room: &str) -> String {
+    format!("room.host.{room}")
+}
+
+/// The random id this browser keeps, made at first use: a host's removal bars it. Not a
+/// secret, so `Math.random` is enough.
+pub fn browser_id() -> Option<String> {
+    if let Ok(id) = gloo_storage::LocalStorage::get::<String>(BROWSER_KEY) {
+        return Some(id);
+    }
+    let id: String = (0..4)
+        .map(|_| format!("{:08x}", (js_sys::Math::random() * 4_294_967_296.0) as u32))
+        .collect();
+    gloo_storage::LocalStorage::set(BROWSER_KEY, &id).ok()?;
+    Some(id)
+}
+
+/// This room's host key: from the page's address (`?host=`, a host link) or kept from an
+/// earlier visit as host.
+pub fn host_key(room: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let from_link = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("host="))
+        .filter(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(str::to_string);
+    from_link.or_else(|| gloo_storage::LocalStorage::get(host_key_name(room)).ok())
+}
+
+pub fn save_host_key(room: &str, key: &str) {
+    let _ = gloo_storage::LocalStorage::set(host_key_name(room), key);
+}
+
+/// The link that opens `room` as its host.
+pub fn host_link(room: &str, key: &str) -> String {
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default();
+    format!("{origin}/r/{room}?host={key}")
+}
+
 /// `HH:MM` in the browser's time zone.
 pub fn clock_time(at: UnixMillis) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.0 as f64));

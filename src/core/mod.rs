@@ -9,7 +9,9 @@ pub mod room;
 #[cfg(any(test, feature = "simulate"))]
 pub mod simulate;
 
-use crate::protocol::{ChatEntry, ErrorCode, MessageId, PeerId, ServerMsg, TileView, UnixMillis};
+use crate::protocol::{
+    ChatEntry, Dismissal, ErrorCode, MessageId, PeerId, ServerMsg, TileView, UnixMillis,
+};
 
 /// Milliseconds on a clock that never steps backwards (since the server started); what the
 /// core measures durations with: rate limits, grace periods, deadlines.
@@ -152,6 +154,9 @@ pub struct Outcome {
     pub need_history: Option<HistoryNeed>,
     /// Work for the forwarding unit, in order.
     pub media: Vec<MediaEffect>,
+    /// Connections to close for good once this outcome's messages are in their queues
+    /// (removed by a host, or the meeting ended); their members are already gone.
+    pub dismiss: Vec<(PeerId, Dismissal)>,
     /// When the room next needs [`room::Room::tick`] (a grace period runs out); `None` while
     /// nothing is pending. Every outcome carries the current value, so the caller just keeps
     /// the latest.
@@ -172,6 +177,7 @@ impl Outcome {
             && self.persist.is_empty()
             && self.need_history.is_none()
             && self.media.is_empty()
+            && self.dismiss.is_empty()
     }
 
     /// Adds `other`'s work after this one's; the later deadline value wins.
@@ -180,6 +186,7 @@ impl Outcome {
         self.persist.extend(other.persist);
         self.need_history = self.need_history.or(other.need_history);
         self.media.extend(other.media);
+        self.dismiss.extend(other.dismiss);
         self.next_deadline = other.next_deadline;
         self
     }

@@ -12,9 +12,13 @@ use super::{
 };
 use crate::protocol::{
     CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, LinkFailure,
-    MediaState, MessageId, PeerId, PeerInfo, ServerMsg, Signal, TileView, TrackSource,
-    MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
+    MediaState, MeetingRules, MessageId, PeerId, PeerInfo, Role, ServerMsg, Signal, TileView,
+    TrackSource, MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
 };
+
+mod hosts;
+
+use hosts::Removed;
 
 /// How calls carry media, as the operator chose (`--media`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct RoomLimits {
     pub state: RateLimit,
     /// Pages of older history per member: each is a storage read.
     pub history: RateLimit,
+    /// Host actions per member (mute, remove, roles, rules): each may reach everyone.
+    pub host: RateLimit,
     /// How long a member whose connection dropped keeps their place.
     pub resume_grace_ms: u64,
     /// The most chat history, in bytes of JSON, one `joined` or `history_page` carries; the
@@ -67,6 +73,9 @@ pub struct RoomLimits {
     /// restart) is announced in a few `peers_joined` instead of one per newcomer per member.
     pub announce_interval_ms: u64,
 }
+
+/// The longest browser id or host key a `join` may carry; ours are 32 hex digits.
+pub const MAX_KEY_BYTES: usize = 64;
 
 /// Messages read from storage for one replay or page at most; the byte budget usually stops
 /// earlier.
@@ -108,6 +117,7 @@ impl RoomLimits {
         reaction: RateLimit::new(5, 1),
         state: RateLimit::new(20, 10),
         history: RateLimit::new(5, 2),
+        host: RateLimit::new(20, 5),
         resume_grace_ms: 30_000,
         max_replay_bytes: 64 * 1024,
         announce_interval_ms: 100,
@@ -169,6 +179,13 @@ struct Member {
     reaction_budget: TokenBucket,
     state_budget: TokenBucket,
     history_budget: TokenBucket,
+    host_budget: TokenBucket,
+    role: Role,
+    /// What a host turned off; under `only_hosts_unmute` the member cannot turn it on again
+    /// until a host allows it.
+    blocked: MediaState,
+    /// The id the member's browser keeps; a removal bars it.
+    browser: Option<String>,
     in_call: bool,
     media: MediaState,
     /// Proof of identity for resuming after a dropped connection; a new one on every resume.
@@ -197,6 +214,7 @@ impl Member {
             media: self.media,
             away: self.away_since.is_some(),
             hand: self.hand,
+            role: self.role,
         }
     }
 }
@@ -212,6 +230,10 @@ pub struct JoinRequest {
     /// Where the connection comes from (as the server's limits count it): a resume token
     /// takes over a member who still looks connected only from the same address.
     pub address: Option<IpAddr>,
+    /// The room's host key, to enter as host.
+    pub host_key: Option<String>,
+    /// The id the browser keeps (see [`ClientMsg::Join`]).
+    pub browser: Option<String>,
 }
 
 /// A successful join: who the connection now is, and what to do about it.
@@ -249,6 +271,14 @@ pub struct Room {
     failed_links: Vec<(PeerId, PeerId)>,
     /// When arrivals were last announced on time (not forced by another input).
     last_announcement: Option<MonoMillis>,
+    /// What the current host holds to come back as host; a new one whenever the role moves.
+    host_key: Option<String>,
+    /// A fresh random key for the next host, supplied by the caller (the core has no
+    /// randomness): see [`Room::supply_key`].
+    spare_key: Option<String>,
+    rules: MeetingRules,
+    /// People removed by a host, oldest first, at most `MAX_REMOVED`.
+    removed: VecDeque<Removed>,
 }
 
 impl Room {
@@ -268,6 +298,10 @@ impl Room {
             next_hand: 1,
             unannounced: Vec::new(),
             last_announcement: None,
+            host_key: None,
+            spare_key: None,
+            rules: MeetingRules::default(),
+            removed: VecDeque::new(),
         }
     }
 
@@ -446,6 +480,25 @@ impl Room {
                 return Ok(joined);
             }
         }
+        if request
+            .browser
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_KEY_BYTES)
+            || request
+                .host_key
+                .as_ref()
+                .is_some_and(|k| k.len() > MAX_KEY_BYTES)
+        {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("a browser id or host key is at most {MAX_KEY_BYTES} bytes"),
+            ));
+        }
+        let claims_host = request.host_key.as_ref().is_some_and(|k| !k.is_empty())
+            && request.host_key == self.host_key;
+        if !claims_host {
+            self.may_enter(&request)?;
+        }
         let name = display_name(&request.name, self.limits.max_name_chars)?;
         let key = name_key(&name);
         if self.members.iter().any(|m| m.name_key == key) {
@@ -473,6 +526,10 @@ impl Room {
             reaction_budget: TokenBucket::new(limits.reaction, now.mono),
             state_budget: TokenBucket::new(limits.state, now.mono),
             history_budget: TokenBucket::new(limits.history, now.mono),
+            host_budget: TokenBucket::new(limits.host, now.mono),
+            role: Role::Member,
+            blocked: MediaState::default(),
+            browser: request.browser.clone(),
             in_call: false,
             media: MediaState::default(),
             resume_token,
@@ -485,12 +542,14 @@ impl Room {
         };
         self.members.push(member);
         self.unannounced.push(peer);
+        // Before the greeting, so `joined` already names the newcomer's role.
+        let crowned = self.crown_newcomer(peer, claims_host);
         let greeting = self.greet(peer, request.last_seen, false);
         let announced = self.announce_if_due(now.mono);
         Ok(Joined {
             peer,
             resumed: false,
-            outcome: self.finish(greeting.then(announced)),
+            outcome: self.finish(crowned.then(greeting).then(announced)),
         })
     }
 
@@ -673,6 +732,7 @@ impl Room {
         resumed: bool,
     ) -> ServerMsg {
         let member = self.members.iter().find(|m| m.id == peer);
+        let host = member.is_some_and(|m| m.role == Role::Host);
         ServerMsg::Joined {
             you: peer,
             room: self.slug.to_string(),
@@ -682,6 +742,8 @@ impl Room {
             more_history,
             resumed,
             resume_token: member.map(|m| m.resume_token.clone()).unwrap_or_default(),
+            host_key: self.host_key.clone().filter(|_| host),
+            rules: self.rules,
         }
     }
 
@@ -783,6 +845,11 @@ impl Room {
                 ServerMsg::PeerLeft { peer, reason },
             ))
         };
+        let outcome = if gone.role == Role::Host {
+            outcome.then(self.pass_host_on())
+        } else {
+            outcome
+        };
         self.finish(outcome)
     }
 
@@ -806,6 +873,14 @@ impl Room {
             }
             ClientMsg::View { tiles } => self.view(peer, tiles, now),
             ClientMsg::LinkFailed { peer: to, reason } => self.link_failed(peer, to, reason, now),
+            ClientMsg::SetRole { peer: to, role } => self.set_role(peer, to, role, now),
+            ClientMsg::Mute { peer: to, source } => self.mute(peer, to, source, now),
+            ClientMsg::MuteAll => self.mute_all(peer, now),
+            ClientMsg::AllowUnmute { peer: to } => self.allow_unmute(peer, to, now),
+            ClientMsg::Remove { peer: to } => self.remove(peer, to, now),
+            ClientMsg::AllowBack { peer: to } => self.allow_back(peer, to, now),
+            ClientMsg::SetRules { rules } => self.set_rules(peer, rules, now),
+            ClientMsg::EndMeeting => self.end_meeting(peer, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -831,6 +906,7 @@ impl Room {
     ) -> Result<Outcome, Refusal> {
         let max = self.limits.call_cap();
         let call_size = self.call_size();
+        let only_hosts_unmute = self.rules.only_hosts_unmute;
         let member = self.state_change(peer, now)?;
         let changed = !member.in_call || member.media != media;
         let newcomer = !member.in_call;
@@ -841,7 +917,13 @@ impl Room {
             ));
         }
         member.in_call = true;
-        member.media = media;
+        // What a host turned off stays off under `only_hosts_unmute`; the page hears the
+        // state it really has in `peer_updated`.
+        member.media = if only_hosts_unmute {
+            hosts::without(media, member.blocked)
+        } else {
+            media
+        };
         let updated = member.info();
         // The newcomer hears the mode in its own answer; the others, if it changed.
         let switched = if newcomer {
@@ -1077,12 +1159,24 @@ impl Room {
         media: MediaState,
         now: Now,
     ) -> Result<Outcome, Refusal> {
+        let only_hosts_unmute = self.rules.only_hosts_unmute;
         let member = self.state_change(peer, now)?;
         if !member.in_call {
             return Err(Refusal::new(ErrorCode::NotInCall, "join the call first"));
         }
         if member.media == media {
             return Ok(Outcome::default());
+        }
+        if only_hosts_unmute {
+            if let Some(source) = hosts::turned_on_blocked(member.media, media, member.blocked) {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "a host turned off your {}; ask a host to let you turn it on",
+                        hosts::source_words(source)
+                    ),
+                ));
+            }
         }
         member.media = media;
         let updated = member.info();
@@ -1427,6 +1521,7 @@ mod tests {
                     media: MediaState::default(),
                     away: false,
                     hand: None,
+                    role: Default::default(),
                 }]
             }
         );
@@ -1717,22 +1812,27 @@ mod tests {
         let mut room = room();
         enter(&mut room, PeerId(1), "Ann", T0).unwrap();
         enter(&mut room, PeerId(2), "Bob", T0).unwrap();
-        let out = room.leave(PeerId(1), LeaveReason::TooSlow).deliveries;
+        enter(&mut room, PeerId(3), "Cy", T0).unwrap();
+        // Bob is not the host (Ann, first in, is), so nothing but his leaving is heard of.
+        let out = room.leave(PeerId(2), LeaveReason::TooSlow).deliveries;
         assert_eq!(
             out,
             vec![Delivery {
                 to: Recipients::Everyone,
                 msg: ServerMsg::PeerLeft {
-                    peer: PeerId(1),
+                    peer: PeerId(2),
                     reason: LeaveReason::TooSlow
                 }
             }]
         );
         assert!(room
-            .leave(PeerId(1), LeaveReason::Left)
+            .leave(PeerId(2), LeaveReason::Left)
             .deliveries
             .is_empty());
-        assert_eq!(room.member_ids().collect::<Vec<_>>(), [PeerId(2)]);
+        assert_eq!(
+            room.member_ids().collect::<Vec<_>>(),
+            [PeerId(1), PeerId(3)]
+        );
         assert!(chat_text(&out).is_empty());
     }
 
@@ -2109,6 +2209,8 @@ mod tests {
             resume: Some(token.to_string()),
             last_seen: last_seen.map(MessageId),
             address: None,
+            host_key: None,
+            browser: None,
         };
         room.join(peer, request, format!("token-{}", peer.0), T0)
             .unwrap()
@@ -2175,6 +2277,8 @@ mod tests {
             resume: Some("token-2".into()),
             last_seen: None,
             address: None,
+            host_key: None,
+            browser: None,
         };
         let joined = room.join(PeerId(8), request, "token-8".into(), T0).unwrap();
         assert_eq!(joined.peer, PeerId(8));
@@ -2516,6 +2620,8 @@ mod tests {
             resume: Some(token.to_string()),
             last_seen: None,
             address: Some(address.parse().unwrap()),
+            host_key: None,
+            browser: None,
         };
         room.join(
             PeerId(connection),

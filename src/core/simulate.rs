@@ -9,7 +9,10 @@ use super::names::{same_name, RoomSlug};
 use super::rate::RateLimit;
 use super::room::{JoinRequest, Room, RoomLimits};
 use super::{HistoryNeed, Now, Outcome, Recipients};
-use crate::protocol::{ChatEntry, ClientMsg, MediaState, MessageId, PeerId, ServerMsg, Signal};
+use crate::protocol::{
+    ChatEntry, ClientMsg, MediaState, MeetingRules, MessageId, PeerId, Role, ServerMsg, Signal,
+    TrackSource,
+};
 
 /// One thing that can happen to a room. Peers are small numbers so sequences reuse them.
 #[derive(Clone, Debug)]
@@ -73,6 +76,41 @@ pub enum Op {
     MediaOffer {
         peer: u8,
     },
+    /// A member tries a host action (`action` picks which) on `target`.
+    Host {
+        peer: u8,
+        target: u8,
+        action: u8,
+    },
+}
+
+/// The host action `Op::Host` stands for.
+fn host_action(target: u8, action: u8) -> ClientMsg {
+    let peer = PeerId(target.into());
+    match action % 8 {
+        0 => ClientMsg::SetRole {
+            peer,
+            role: Role::Cohost,
+        },
+        1 => ClientMsg::SetRole {
+            peer,
+            role: Role::Host,
+        },
+        2 => ClientMsg::Mute {
+            peer,
+            source: TrackSource::Microphone,
+        },
+        3 => ClientMsg::MuteAll,
+        4 => ClientMsg::Remove { peer },
+        5 => ClientMsg::SetRules {
+            rules: MeetingRules {
+                locked: target.is_multiple_of(2),
+                only_hosts_unmute: true,
+            },
+        },
+        6 => ClientMsg::EndMeeting,
+        _ => ClientMsg::AllowBack { peer },
+    }
 }
 
 /// Grace period of the simulated room.
@@ -111,6 +149,7 @@ impl Simulation {
             reaction: RateLimit::new(2, 1),
             state: RateLimit::new(4, 2),
             history: RateLimit::new(2, 1),
+            host: RateLimit::new(3, 1),
             resume_grace_ms: GRACE_MS,
             // About three short messages: replays and pages are cut often.
             max_replay_bytes: 300,
@@ -155,6 +194,8 @@ impl Simulation {
                     resume: resume_of.map(Self::token),
                     last_seen: last_seen.map(MessageId),
                     address: None,
+                    host_key: None,
+                    browser: None,
                 };
                 match self
                     .room
@@ -236,6 +277,11 @@ impl Simulation {
                         },
                     ),
                     Op::React { peer, emoji } => (peer, ClientMsg::React { emoji }),
+                    Op::Host {
+                        peer,
+                        target,
+                        action,
+                    } => (peer, host_action(target, action)),
                     Op::LoadOlder { peer, before } => (
                         peer,
                         ClientMsg::LoadHistory {
@@ -280,6 +326,10 @@ impl Simulation {
             if a.name.is_empty() || a.name.chars().count() > self.limits.max_name_chars {
                 return fail("a name outside the limits");
             }
+        }
+        let hosts = peers.iter().filter(|p| p.role == Role::Host).count();
+        if hosts != usize::from(!peers.is_empty()) {
+            return fail("a room with members has not exactly one host");
         }
         if self.room.call_size() > self.limits.max_call_members {
             return fail("more call members than the cap");
@@ -380,9 +430,12 @@ impl Simulation {
             if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to.clone() {
                 // An arrival announced just before its own leaving (in one outcome) names
                 // someone who is gone by the end of it, as a goodbye does.
+                // And the one a host removed hears why, once gone.
                 let left = matches!(
                     delivery.msg,
-                    ServerMsg::PeerLeft { .. } | ServerMsg::PeersJoined { .. }
+                    ServerMsg::PeerLeft { .. }
+                        | ServerMsg::PeersJoined { .. }
+                        | ServerMsg::Dismissed { .. }
                 );
                 if !members.contains(&peer) && !left {
                     return fail("a delivery addressed to a non-member");
@@ -396,6 +449,19 @@ impl Simulation {
                     return fail("chat from a non-member");
                 }
                 self.expected_next_id += 1;
+            }
+            if let ServerMsg::HostKey { .. } = &delivery.msg {
+                if delivery.to != Recipients::Only(self.room.host().unwrap_or(PeerId(u64::MAX))) {
+                    return fail("a host key sent to someone who is not the host");
+                }
+            }
+            if let ServerMsg::RemovedList { .. } = &delivery.msg {
+                let Recipients::Only(to) = delivery.to else {
+                    return fail("the removed list broadcast");
+                };
+                if !peers.iter().any(|p| p.id == to && p.role.moderates()) {
+                    return fail("the removed list sent to someone who is not a host");
+                }
             }
             if let ServerMsg::Signal { .. } = &delivery.msg {
                 let Recipients::Only(to) = delivery.to else {
@@ -537,6 +603,11 @@ mod tests {
             (peer, 0u64..20).prop_map(|(peer, before)| Op::LoadOlder { peer, before }),
             Just(Op::Announce),
             (0u8..7).prop_map(|peer| Op::MediaOffer { peer }),
+            (0u8..7, 0u8..7, any::<u8>()).prop_map(|(peer, target, action)| Op::Host {
+                peer,
+                target,
+                action
+            }),
         ]
     }
 

@@ -397,6 +397,7 @@ impl Config {
             reaction: RateLimit::new(self.reaction_burst, self.reaction_per_second),
             state: RateLimit::new(self.state_burst, self.state_per_second),
             history: RateLimit::new(self.history_burst, self.history_per_second),
+            host: RoomLimits::DEFAULT.host,
             max_replay_bytes: self.max_replay_bytes,
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
             announce_interval_ms: RoomLimits::DEFAULT.announce_interval_ms,

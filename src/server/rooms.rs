@@ -17,7 +17,9 @@ use crate::core::names::{readable_slug, RoomSlug};
 use crate::core::rate::{KeyedBuckets, RateLimit};
 use crate::core::room::{JoinRequest, Room, RoomLimits};
 use crate::core::{Delivery, HistoryNeed, MediaEffect, MonoMillis, Outcome, Recipients, Refusal};
-use crate::protocol::{ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg};
+use crate::protocol::{
+    ChatEntry, ClientMsg, Dismissal, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg,
+};
 
 use super::media::{MediaCommand, MediaHandle};
 use super::metrics::Metrics;
@@ -38,6 +40,29 @@ pub struct Outbox {
     /// Cancelled when the member resumed on a newer connection; this one then closes with
     /// "signed in elsewhere" instead of "too slow".
     pub replaced: CancellationToken,
+    /// Set when a host removed the member or ended the meeting: the connection writes what
+    /// is queued (the `dismissed` message) and closes for good.
+    pub dismissed: Dismissed,
+}
+
+/// The room's word that a connection is finished for good, and why.
+#[derive(Clone, Debug, Default)]
+pub struct Dismissed {
+    token: CancellationToken,
+    reason: Arc<std::sync::OnceLock<Dismissal>>,
+}
+
+impl Dismissed {
+    pub fn dismiss(&self, reason: Dismissal) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once dismissed, with the reason.
+    pub async fn wait(&self) -> Dismissal {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or(Dismissal::Removed)
+    }
 }
 
 impl Outbox {
@@ -345,6 +370,7 @@ impl RoomTask {
                     None => break,
                 },
                 () = sleep_until(deadline) => {
+                    self.supply_key();
                     let before = self.room.member_count();
                     let outcome = self.room.tick(self.rooms.clock.now());
                     self.carry_out(outcome);
@@ -377,7 +403,15 @@ impl RoomTask {
         }
     }
 
+    /// The core mints host keys from a spare the task keeps supplied.
+    fn supply_key(&mut self) {
+        if self.room.needs_key() {
+            self.room.supply_key(resume_token());
+        }
+    }
+
     fn handle(&mut self, command: RoomCommand) {
+        self.supply_key();
         let before = self.room.member_count();
         let now = self.rooms.clock.now();
         match command {
@@ -513,6 +547,13 @@ impl RoomTask {
         }
         self.deadline = outcome.next_deadline;
         self.deliver(outcome.deliveries);
+        for (peer, reason) in outcome.dismiss {
+            // The member is already gone from the room; its `dismissed` is in its queue.
+            if let Some(outbox) = self.outboxes.get(&peer).or_else(|| self.waiting.get(&peer)) {
+                outbox.dismissed.dismiss(reason);
+            }
+            self.forget_outbox(peer);
+        }
     }
 
     /// Reads stored history in a task of its own, so the room goes on serving everyone else;

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::core::names::RoomSlug;
 use crate::core::room::JoinRequest;
 use crate::core::Refusal;
-use crate::protocol::{close_code, ClientMsg, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION};
+use crate::protocol::{
+    close_code, ClientMsg, Dismissal, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION,
+};
 
 use super::limits::ConnectionPermit;
 use super::rooms::{Outbox, RoomCommand, RoomHandle};
@@ -53,6 +55,8 @@ enum Ending {
     Silent,
     /// The member resumed on a newer connection; it goes on there.
     Replaced,
+    /// A host removed the member or ended the meeting.
+    Dismissed(Dismissal),
 }
 
 impl Ending {
@@ -88,6 +92,12 @@ impl Ending {
                 close_code::INVALID_DATA,
                 "text frames must be UTF-8".to_string(),
             ),
+            Ending::Dismissed(Dismissal::Removed) => {
+                (close_code::REMOVED, "removed by a host".to_string())
+            }
+            Ending::Dismissed(Dismissal::MeetingEnded) => {
+                (close_code::MEETING_ENDED, "the meeting ended".to_string())
+            }
         };
         Some(CloseFrame {
             code,
@@ -154,6 +164,7 @@ pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermi
             frames: frames_tx,
             kick: state.shutdown.child_token(),
             replaced: CancellationToken::new(),
+            dismissed: Default::default(),
         },
         socket,
         state,
@@ -201,6 +212,9 @@ impl<S: Socket> Connection<S> {
                         return ending;
                     }
                 }
+                // After the frames, so what the room queued before dismissing goes out first
+                // (`finish` writes whatever is left).
+                reason = self.outbox.dismissed.wait() => return Ending::Dismissed(reason),
                 Ok(()) = changed(&mut self.room_list) => {
                     if let Some(list) = &mut self.room_list {
                         let frame = list.borrow_and_update().clone();
@@ -335,12 +349,16 @@ impl<S: Socket> Connection<S> {
                 name,
                 resume,
                 last_seen,
+                host_key,
+                browser,
             } => {
                 let request = JoinRequest {
                     name,
                     resume,
                     last_seen,
                     address: Some(self.address),
+                    host_key,
+                    browser,
                 };
                 self.join(&room, request).await
             }
@@ -730,11 +748,14 @@ mod tests {
             resume: Some(bob_token),
             last_seen: None,
             address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            host_key: None,
+            browser: None,
         };
         let outbox = Outbox {
             frames,
             kick: Default::default(),
             replaced: Default::default(),
+            dismissed: Default::default(),
         };
         room.commands
             .send(RoomCommand::Join {

@@ -39,6 +39,25 @@ pub fn resuming_join_msg(
         name: name.into(),
         resume,
         last_seen,
+        host_key: None,
+        browser: None,
+    }
+}
+
+/// A `join` from a browser that keeps the id `browser`, optionally with a host key.
+pub fn browser_join_msg(
+    room: &str,
+    name: impl Into<String>,
+    browser: &str,
+    host_key: Option<String>,
+) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        resume: None,
+        last_seen: None,
+        host_key,
+        browser: Some(browser.into()),
     }
 }
 
@@ -205,6 +224,8 @@ pub struct Joined {
     pub history: Vec<ChatEntry>,
     pub more_history: bool,
     pub resume_token: String,
+    /// Only the host's `joined` carries the room's host key.
+    pub host_key: Option<String>,
 }
 
 /// A WebSocket upgrade request for `addr` with the `Origin` of Room's own page, as a browser
@@ -457,7 +478,12 @@ impl Client {
     }
 
     pub async fn join(&mut self, room: &str, name: &str) -> Joined {
-        self.send(&join_msg(room, name)).await;
+        self.join_with(join_msg(room, name)).await
+    }
+
+    /// Sends this `join` and reads the `joined` that answers it.
+    pub async fn join_with(&mut self, join: ClientMsg) -> Joined {
+        self.send(&join).await;
         match self.recv().await {
             ServerMsg::Joined {
                 you,
@@ -465,6 +491,7 @@ impl Client {
                 history,
                 more_history,
                 resume_token,
+                host_key,
                 ..
             } => Joined {
                 you,
@@ -472,6 +499,7 @@ impl Client {
                 history,
                 more_history,
                 resume_token,
+                host_key,
             },
             other => panic!("expected joined, got {other:?}"),
         }

@@ -567,6 +567,7 @@ mod tests {
             media: Default::default(),
             away: false,
             hand: None,
+            role: Default::default(),
         };
         let msg = ServerMsg::PeersJoined {
             peers: vec![peer(1), peer(2), peer(3)],

@@ -107,6 +107,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     media: MediaState::default(),
                     away: false,
                     hand: None,
+                    role: Default::default(),
                 };
                 let joined = ServerMsg::Joined {
                     you: id,
@@ -117,6 +118,8 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     more_history: false,
                     resumed: false,
                     resume_token: String::new(),
+                    host_key: None,
+                    rules: Default::default(),
                 };
                 let _ = tx.send(joined.to_json().into());
                 let notice: Utf8Bytes = ServerMsg::PeersJoined { peers: vec![me] }.to_json().into();

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod controls;
+pub mod hosts;
 pub mod model;
 pub mod people;
 pub mod prejoin;
@@ -21,11 +22,13 @@ use leptos_router::hooks::use_params_map;
 use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
-use crate::protocol::{CallMode, ClientMsg, Limits, MediaState, PeerId};
+use crate::protocol::{
+    CallMode, ClientMsg, Limits, MediaState, MeetingRules, PeerId, RemovedPerson, Role, TrackSource,
+};
 
 use self::model::{ChatLine, Roster};
 pub use self::session::{Alert, CallPhase, Phase, ShownReaction};
-use self::session::{CallCommand, Command, Env, Input, Session};
+use self::session::{CallCommand, Command, Env, HostNotice, Input, JoinKeys, Session};
 use super::i18n::{use_i18n, I18n};
 use super::LangSwitch;
 
@@ -83,6 +86,11 @@ pub struct MeetingState {
     /// Reconnect attempts since the connection dropped; 0 while connected.
     pub reconnecting: Memo<u32>,
     pub reactions: Memo<Vec<ShownReaction>>,
+    /// This page's role, and what hosts see.
+    pub role: Memo<Role>,
+    pub rules: Memo<MeetingRules>,
+    pub removed: Memo<Vec<RemovedPerson>>,
+    pub host_notice: Memo<Option<HostNotice>>,
     /// Changes whenever a chat line is added (the list itself is capped, so its length stops
     /// changing in a long meeting).
     pub chat_version: Memo<u64>,
@@ -127,6 +135,10 @@ impl MeetingState {
             reconnecting: Memo::new(move |_| session.with(|s| s.reconnecting)),
             reactions: Memo::new(move |_| session.with(|s| s.reactions.clone())),
             chat_version: Memo::new(move |_| session.with(|s| s.chat.version())),
+            role: Memo::new(move |_| session.with(Session::my_role)),
+            rules: Memo::new(move |_| session.with(|s| s.rules)),
+            removed: Memo::new(move |_| session.with(|s| s.removed.clone())),
+            host_notice: Memo::new(move |_| session.with(|s| s.host_notice.clone())),
             name: RwSignal::new(String::new()),
             level: RwSignal::new(0.0),
             devices: RwSignal::new(Devices::default()),
@@ -203,6 +215,16 @@ impl MeetingState {
                 client::save_name(&name);
                 self.name.set(name);
             }
+            Command::SaveHostKey { room, key } => client::save_host_key(&room, &key),
+            Command::TurnOff(source) => match source {
+                TrackSource::Microphone => self.with_media(|m| m.set_mic(false)),
+                TrackSource::Camera => self.with_media(|m| m.set_camera(false)),
+                TrackSource::Screen => {
+                    if self.local.get_untracked().screen {
+                        self.with_media(MediaSession::stop_screen_share);
+                    }
+                }
+            },
             Command::StartMedia => self.start_media(),
             Command::Call(call) => self.call_command(call),
         }
@@ -373,10 +395,24 @@ impl MeetingState {
 
     /// Joins the room under the name in the form; the session checks it first.
     pub fn join(self, room: String) {
+        let keys = JoinKeys {
+            browser: client::browser_id(),
+            host_key: client::host_key(&room),
+        };
         self.dispatch(Input::Join {
             room,
             name: self.name.get_untracked(),
+            keys,
         });
+    }
+
+    /// Sends a host action (the server checks this page may).
+    pub fn host_action(self, msg: ClientMsg) {
+        self.dispatch(Input::Host(msg));
+    }
+
+    pub fn dismiss_host_notice(self) {
+        self.dispatch(Input::DismissHostNotice);
     }
 
     /// Sends a chat message; false (and an alert) when there is no connection.
@@ -400,20 +436,35 @@ impl MeetingState {
         self.dispatch(Input::React(emoji.to_string()));
     }
 
+    /// Whether `source` may be turned on; if a host keeps it off, says so instead.
+    fn may_turn_on(self, source: TrackSource) -> bool {
+        let may = self.session.with_untracked(|s| s.may_turn_on(source));
+        if !may {
+            self.dispatch(Input::Blocked(source));
+        }
+        may
+    }
+
     pub fn toggle_mic(self) {
         let on = !self.local.get_untracked().mic;
+        if on && !self.may_turn_on(TrackSource::Microphone) {
+            return;
+        }
         self.with_media(|m| m.set_mic(on));
     }
 
     pub fn toggle_camera(self) {
         let on = !self.local.get_untracked().camera;
+        if on && !self.may_turn_on(TrackSource::Camera) {
+            return;
+        }
         self.with_media(|m| m.set_camera(on));
     }
 
     pub fn toggle_screen(self) {
         if self.local.get_untracked().screen {
             self.with_media(MediaSession::stop_screen_share);
-        } else {
+        } else if self.may_turn_on(TrackSource::Screen) {
             self.with_media(MediaSession::start_screen_share);
         }
     }
@@ -457,6 +508,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
 
     let title = format!("{room} · Room");
     let heading = room.clone();
+    let heading_room = room.clone();
     view! {
         <Title text=title/>
         <main class="page meeting">
@@ -472,6 +524,11 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                     <span class="participant-count" data-testid="participant-count">
                         {move || (i18n.t().people_count)(state.roster.with(|r| r.peers.len()))}
                     </span>
+                    <Show when=move || state.rules.get().locked>
+                        <span class="locked-badge" data-testid="locked-badge">
+                            "🔒 "{move || i18n.t().hosts.locked_badge}
+                        </span>
+                    </Show>
                 </Show>
                 <LangSwitch/>
             </header>
@@ -484,6 +541,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                         <div class="meeting-body" class:sidebar-open=move || state.sidebar_open.get()>
                             <section class="stage" aria-label=move || i18n.t().call>
                                 <CallNotice state/>
+                                <hosts::HostNoticeBanner state room=heading_room.clone()/>
                                 <tiles::Tiles state/>
                                 <tiles::Reactions state/>
                                 <controls::Controls state/>
@@ -498,14 +556,20 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                 }
                 Phase::Ended(why) => {
                     let join = join.clone();
+                    let may_rejoin = why.may_rejoin();
                     let why = i18n.t().ending(&why, state.limits.get_untracked());
                     view! {
-                        <section class="card narrow ended">
+                        <section class="card narrow ended" data-testid="ended">
                             <p class="ended-reason">{why}</p>
                             <div class="row">
-                                <button class="primary" on:click=move |_| join()>
-                                    {move || i18n.t().rejoin}
-                                </button>
+                                <Show when=move || may_rejoin>
+                                    <button class="primary" on:click={
+                                        let join = join.clone();
+                                        move |_| join()
+                                    }>
+                                        {move || i18n.t().rejoin}
+                                    </button>
+                                </Show>
                                 <a class="button" href="/">{move || i18n.t().home}</a>
                             </div>
                         </section>

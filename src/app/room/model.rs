@@ -27,6 +27,13 @@ pub enum Notice {
         name: String,
         reason: LeaveReason,
     },
+    /// A host locked the meeting: nobody new gets in.
+    Locked,
+    Unlocked,
+    /// `name` is the host now.
+    NewHost {
+        name: String,
+    },
 }
 
 /// What tells chat lines apart.
@@ -335,6 +342,7 @@ mod tests {
             media: Default::default(),
             away: false,
             hand: None,
+            role: Default::default(),
         };
         roster.add(ann.clone());
         roster.add(ann);

@@ -27,6 +27,7 @@ pub fn PeoplePanel(state: MeetingState) -> impl IntoView {
                 <h2>{move || i18n.t().people}</h2>
                 <span class="badge">{move || state.roster.with(|r| r.peers.len())}</span>
             </summary>
+            <super::hosts::HostPanel state/>
             <Show when=move || !hands().is_empty()>
                 <ol class="hands" data-testid="hands" aria-label=move || i18n.t().hand_raised>
                     <For each=hands key=|name| name.clone() let:name>
@@ -66,6 +67,7 @@ fn Person(
             <Show when=you>
                 <span class="muted">{move || i18n.t().you_suffix}</span>
             </Show>
+            <super::hosts::RoleBadge state peer/>
             <span class="states">
                 <Show when=hand>
                     <span class="state" role="img" aria-label=move || i18n.t().hand_raised data-testid="person-hand">
@@ -99,6 +101,7 @@ fn Person(
                     </span>
                 </Show>
             </span>
+            <super::hosts::PersonActions state peer name=name.clone()/>
         </li>
     }
 }

@@ -8,8 +8,9 @@ use crate::core::names::tidy_name;
 use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
-    close_code, CallMode, ClientMsg, ErrorCode, IceServer, Limits, LinkFailure, MediaState, PeerId,
-    RemoteTrack, ServerMsg, Signal, UnixMillis, PROTOCOL_VERSION,
+    close_code, CallMode, ClientMsg, Dismissal, ErrorCode, IceServer, Limits, LinkFailure,
+    MediaState, MeetingRules, Moderation, PeerId, RemoteTrack, RemovedPerson, Role, ServerMsg,
+    Signal, TrackSource, UnixMillis, PROTOCOL_VERSION,
 };
 
 use super::model::{ChatStream, Notice, Roster};
@@ -38,6 +39,37 @@ pub enum Ending {
     CouldNotRejoin(Refusal),
     /// This member went on in another tab or window.
     SignedInElsewhere,
+    /// A host (named) removed this member.
+    Removed(String),
+    /// A host (named) ended the meeting for everyone.
+    MeetingEnded(String),
+}
+
+impl Ending {
+    /// Whether joining again makes sense: not for someone removed, nor into an ended meeting.
+    pub fn may_rejoin(&self) -> bool {
+        !matches!(self, Ending::Removed(_) | Ending::MeetingEnded(_))
+    }
+}
+
+/// What a host did that this page shows in a banner until dismissed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostNotice {
+    /// `by` turned off this member's microphone, camera or screen share.
+    TurnedOff { by: String, source: TrackSource },
+    /// `by` lets this member turn on again what a host turned off.
+    UnmuteAllowed { by: String },
+    /// This member is the host now; the key opens the meeting as host later (the host link).
+    YouAreHost { key: Option<String> },
+}
+
+/// What the page keeps between visits to come back into a room as the same browser.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JoinKeys {
+    /// The browser's own random id (a host's removal bars it).
+    pub browser: Option<String>,
+    /// This room's host key, if this browser was its host (or holds a host link).
+    pub host_key: Option<String>,
 }
 
 /// Whether this page takes part in the room's call.
@@ -57,6 +89,8 @@ pub enum Alert {
     /// A message could not be sent: there is no connection right now.
     NotConnected,
     ConnectionLost,
+    /// A host turned this off and only hosts may turn it on again.
+    HostBlocked(TrackSource),
 }
 
 /// A reaction on screen for a few seconds.
@@ -73,6 +107,7 @@ struct Rejoin {
     room: String,
     name: String,
     token: Option<String>,
+    keys: JoinKeys,
 }
 
 /// Everything that can happen to the session.
@@ -94,6 +129,7 @@ pub enum Input {
     Join {
         room: String,
         name: String,
+        keys: JoinKeys,
     },
     Leave,
     Chat(String),
@@ -105,6 +141,12 @@ pub enum Input {
     React(String),
     /// What this browser sends changed (a device toggled or switched).
     LocalMedia(MediaState),
+    /// A host action (`mute`, `remove`, `set_role`, `set_rules`, …) to send.
+    Host(ClientMsg),
+    /// The person closed the host notice.
+    DismissHostNotice,
+    /// The person tried to turn on what a host keeps off.
+    Blocked(TrackSource),
 }
 
 /// What the page must do for the session.
@@ -124,6 +166,13 @@ pub enum Command {
     },
     /// Remember the display name for the next visit.
     SaveName(String),
+    /// Remember this room's host key for the next visit.
+    SaveHostKey {
+        room: String,
+        key: String,
+    },
+    /// A host turned this off: switch the device (or the screen share) off here too.
+    TurnOff(TrackSource),
     /// Open camera and microphone (if not open yet).
     StartMedia,
     Call(CallCommand),
@@ -206,9 +255,18 @@ pub struct Session {
     pub call_mode: CallMode,
     /// In a call through the server: who speaks, as the server hears it.
     pub server_speaker: Option<PeerId>,
+    pub rules: MeetingRules,
+    /// For hosts and co-hosts: who was removed (and may be let back in).
+    pub removed: Vec<RemovedPerson>,
+    pub host_notice: Option<HostNotice>,
+    /// What a host turned off here; under `only_hosts_unmute` it stays off (the server
+    /// refuses it too) until a host allows it.
+    pub blocked: MediaState,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
+    /// What the last `join` presented, and the host key since received.
+    keys: JoinKeys,
     next_reaction: u64,
 }
 
@@ -229,8 +287,13 @@ impl Default for Session {
             loading_history: false,
             call_mode: CallMode::Mesh,
             server_speaker: None,
+            rules: MeetingRules::default(),
+            removed: Vec::new(),
+            host_notice: None,
+            blocked: MediaState::default(),
             rejoin: None,
             greeted: false,
+            keys: JoinKeys::default(),
             next_reaction: 0,
         }
     }
@@ -253,6 +316,32 @@ impl Session {
     /// Whether a message sent now would reach the server.
     pub fn can_send(&self) -> bool {
         self.greeted
+    }
+
+    /// This page's role in the room.
+    pub fn my_role(&self) -> Role {
+        self.me
+            .and_then(|me| self.roster.get(me))
+            .map(|p| p.role)
+            .unwrap_or_default()
+    }
+
+    /// Whether this page may turn `source` on, as the server will judge it.
+    pub fn may_turn_on(&self, source: TrackSource) -> bool {
+        let blocked = match source {
+            TrackSource::Microphone => self.blocked.mic,
+            TrackSource::Camera => self.blocked.camera,
+            TrackSource::Screen => self.blocked.screen,
+        };
+        !(blocked && self.rules.only_hosts_unmute)
+    }
+
+    /// The name of member `peer`, or nothing if they are gone (the text then says "a host").
+    fn name_of(&self, peer: PeerId) -> String {
+        self.roster
+            .get(peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
     }
 
     pub fn my_hand_raised(&self) -> bool {
@@ -285,7 +374,7 @@ impl Session {
             Input::SocketFailed => self.on_closed(0, String::new(), env, &mut out),
             Input::ReconnectDue => self.reconnect(&mut out),
             Input::ReactionDone(key) => self.reactions.retain(|r| r.key != key),
-            Input::Join { room, name } => self.join(room, name, &mut out),
+            Input::Join { room, name, keys } => self.join(room, name, keys, &mut out),
             Input::Leave => {
                 self.rejoin = None;
                 self.greeted = false;
@@ -327,6 +416,15 @@ impl Session {
                     }
                 }
             }
+            Input::Host(msg) => {
+                if self.greeted {
+                    out.push(Command::Send(msg));
+                } else {
+                    self.alert = Some(Alert::NotConnected);
+                }
+            }
+            Input::DismissHostNotice => self.host_notice = None,
+            Input::Blocked(source) => self.alert = Some(Alert::HostBlocked(source)),
         }
         out
     }
@@ -341,7 +439,7 @@ impl Session {
             && self.chat.oldest_message_id().is_some()
     }
 
-    fn join(&mut self, room: String, name: String, out: &mut Vec<Command>) {
+    fn join(&mut self, room: String, name: String, keys: JoinKeys, out: &mut Vec<Command>) {
         let chosen = match tidy_name(&name, self.limits_or_default().max_name_chars) {
             Ok(chosen) => chosen,
             Err(refusal) => {
@@ -354,7 +452,15 @@ impl Session {
         self.phase = Phase::Joining;
         self.call = CallPhase::Joining;
         out.push(Command::StartMedia);
-        let join = ClientMsg::join(room, chosen);
+        self.keys = keys.clone();
+        let join = ClientMsg::Join {
+            room,
+            name: chosen,
+            resume: None,
+            last_seen: None,
+            host_key: keys.host_key,
+            browser: keys.browser,
+        };
         // A socket that is still open after a refused name is reused.
         if self.greeted {
             out.push(Command::Send(join));
@@ -379,6 +485,8 @@ impl Session {
                 room,
                 resumed,
                 resume_token,
+                host_key,
+                rules,
             } => {
                 let returning = self.reconnecting > 0;
                 let previous = self.me;
@@ -418,10 +526,15 @@ impl Session {
                     (true, false) => Notice::ReconnectedAfterRestart,
                 };
                 self.chat.push_notice(notice, Some(env.now));
+                self.rules = rules;
+                if let Some(key) = host_key {
+                    self.got_host_key(&room, key, !returning, out);
+                }
                 self.rejoin = Some(Rejoin {
                     room,
                     name,
                     token: Some(resume_token),
+                    keys: self.keys.clone(),
                 });
                 self.reconnecting = 0;
                 self.alert = None;
@@ -465,6 +578,18 @@ impl Session {
             ServerMsg::PeerUpdated { peer } => {
                 if !peer.in_call {
                     out.push(Command::Call(CallCommand::HangUp(peer.id)));
+                }
+                let was_host = self
+                    .roster
+                    .get(peer.id)
+                    .is_some_and(|p| p.role == Role::Host);
+                if peer.role == Role::Host && !was_host {
+                    let name = peer.name.clone();
+                    self.chat
+                        .push_notice(Notice::NewHost { name }, Some(env.now));
+                }
+                if !peer.role.moderates() && Some(peer.id) == self.me {
+                    self.removed.clear();
                 }
                 self.roster.update(peer);
             }
@@ -525,9 +650,85 @@ impl Session {
                 });
             }
             ServerMsg::Rooms { .. } => {}
+            ServerMsg::HostKey { key } => {
+                if let Some(room) = self.rejoin.as_ref().map(|r| r.room.clone()) {
+                    self.got_host_key(&room, key, true, out);
+                }
+            }
+            ServerMsg::Moderated { by, action } => {
+                let by = self.name_of(by);
+                self.host_notice = Some(match action {
+                    Moderation::Muted { source } => {
+                        match source {
+                            TrackSource::Microphone => self.blocked.mic = true,
+                            TrackSource::Camera => self.blocked.camera = true,
+                            TrackSource::Screen => self.blocked.screen = true,
+                        }
+                        out.push(Command::TurnOff(source));
+                        HostNotice::TurnedOff { by, source }
+                    }
+                    Moderation::UnmuteAllowed => {
+                        self.blocked = MediaState::default();
+                        if matches!(self.alert, Some(Alert::HostBlocked(_))) {
+                            self.alert = None;
+                        }
+                        HostNotice::UnmuteAllowed { by }
+                    }
+                });
+            }
+            ServerMsg::Rules { rules } => {
+                if rules.locked != self.rules.locked {
+                    self.chat.push_notice(
+                        if rules.locked {
+                            Notice::Locked
+                        } else {
+                            Notice::Unlocked
+                        },
+                        Some(env.now),
+                    );
+                }
+                if !rules.only_hosts_unmute {
+                    // As the server does: turning the rule off forgets what hosts turned off.
+                    self.blocked = MediaState::default();
+                }
+                self.rules = rules;
+            }
+            ServerMsg::RemovedList { people } => self.removed = people,
+            ServerMsg::Dismissed {
+                reason, by_name, ..
+            } => {
+                self.rejoin = None;
+                self.reconnecting = 0;
+                self.greeted = false;
+                out.push(Command::CloseSocket);
+                self.end_call(out);
+                self.phase = Phase::Ended(match reason {
+                    Dismissal::Removed => Ending::Removed(by_name),
+                    Dismissal::MeetingEnded => Ending::MeetingEnded(by_name),
+                });
+            }
             ServerMsg::Error { code, message } => {
                 self.on_error(Refusal::new(code, message), env, out);
             }
+        }
+    }
+
+    /// Keeps the host key for this room and, the first time, shows the host link.
+    /// Saved every time (a host link's key is not in storage yet); shown only when new.
+    fn got_host_key(&mut self, room: &str, key: String, show: bool, out: &mut Vec<Command>) {
+        out.push(Command::SaveHostKey {
+            room: room.to_string(),
+            key: key.clone(),
+        });
+        if self.keys.host_key.as_ref() == Some(&key) {
+            return;
+        }
+        self.keys.host_key = Some(key.clone());
+        if let Some(rejoin) = &mut self.rejoin {
+            rejoin.keys.host_key = Some(key.clone());
+        }
+        if show {
+            self.host_notice = Some(HostNotice::YouAreHost { key: Some(key) });
         }
     }
 
@@ -540,6 +741,8 @@ impl Session {
                 | ErrorCode::InvalidRoom
                 | ErrorCode::Unavailable
                 | ErrorCode::TooManyRooms
+                | ErrorCode::Locked
+                | ErrorCode::Removed
         );
         let ends_a_rejoin = matches!(
             refusal.code,
@@ -547,6 +750,8 @@ impl Session {
                 | ErrorCode::NameTaken
                 | ErrorCode::RoomFull
                 | ErrorCode::TooManyRooms
+                | ErrorCode::Locked
+                | ErrorCode::Removed
         );
         // Passing conditions: the old connection is not gone yet, the server is busy.
         let retries_a_rejoin = matches!(
@@ -577,6 +782,22 @@ impl Session {
 
     fn on_closed(&mut self, code: u16, reason: String, env: Env, out: &mut Vec<Command>) {
         self.greeted = false;
+        if matches!(code, close_code::REMOVED | close_code::MEETING_ENDED)
+            && matches!(self.phase, Phase::Joining | Phase::InRoom)
+        {
+            // The `dismissed` that names the host did not arrive; the close code still says
+            // not to come back.
+            self.rejoin = None;
+            self.reconnecting = 0;
+            self.end_call(out);
+            let by = String::new();
+            self.phase = Phase::Ended(if code == close_code::REMOVED {
+                Ending::Removed(by)
+            } else {
+                Ending::MeetingEnded(by)
+            });
+            return;
+        }
         if code == close_code::SIGNED_IN_ELSEWHERE && self.phase == Phase::InRoom {
             // Reconnecting would take the meeting back from the other tab, and so on.
             self.rejoin = None;
@@ -630,6 +851,8 @@ impl Session {
                 name: rejoin.name,
                 resume: rejoin.token,
                 last_seen: self.chat.last_message_id(),
+                host_key: rejoin.keys.host_key,
+                browser: rejoin.keys.browser,
             },
         ]));
     }
@@ -665,6 +888,7 @@ mod tests {
             media: MediaState::default(),
             away: false,
             hand: None,
+            role: Default::default(),
         }
     }
 
@@ -678,6 +902,8 @@ mod tests {
             more_history: false,
             resumed,
             resume_token: format!("token-{you}"),
+            host_key: None,
+            rules: Default::default(),
         })
     }
 
@@ -709,6 +935,22 @@ mod tests {
         Input::Join {
             room: "standup".into(),
             name: name.into(),
+            keys: JoinKeys {
+                browser: Some("browser-1".into()),
+                host_key: None,
+            },
+        }
+    }
+
+    /// The `join` a page of browser "browser-1" sends.
+    fn join_msg(name: &str) -> ClientMsg {
+        ClientMsg::Join {
+            room: "standup".into(),
+            name: name.into(),
+            resume: None,
+            last_seen: None,
+            host_key: None,
+            browser: Some("browser-1".into()),
         }
     }
 
@@ -796,10 +1038,7 @@ mod tests {
         let out = session.step(join_as("  Ann "), ENV);
         assert_eq!(session.phase, Phase::Joining);
         assert!(out.contains(&Command::SaveName("Ann".into())));
-        assert!(out.contains(&Command::Connect(vec![
-            hello(),
-            ClientMsg::join("standup", "Ann")
-        ])));
+        assert!(out.contains(&Command::Connect(vec![hello(), join_msg("Ann")])));
         session.step(hello_from_server(), ENV);
         let out = session.step(joined(1, false, Vec::new()), ENV);
         assert_eq!(session.phase, Phase::InRoom);
@@ -830,7 +1069,7 @@ mod tests {
         assert_eq!(session.phase, Phase::Lobby);
         assert_eq!(session.call, CallPhase::Off);
         let out = session.step(join_as("Ann B"), ENV);
-        assert!(out.contains(&Command::Send(ClientMsg::join("standup", "Ann B"))));
+        assert!(out.contains(&Command::Send(join_msg("Ann B"))));
         assert!(!out.iter().any(|c| matches!(c, Command::Connect(_))));
     }
 
@@ -856,6 +1095,8 @@ mod tests {
                     name: "Ann".into(),
                     resume: Some("token-1".into()),
                     last_seen: Some(MessageId(2)),
+                    host_key: None,
+                    browser: Some("browser-1".into()),
                 }
             ])]
         );
@@ -1186,5 +1427,94 @@ mod tests {
         );
         assert!(!out.iter().any(|c| matches!(c, Command::ReconnectIn(_))));
         assert_eq!(session.phase, Phase::Ended(Ending::SignedInElsewhere));
+    }
+
+    #[test]
+    fn a_host_muting_turns_the_device_off_and_keeps_it_off_under_the_rule() {
+        let mut session = in_room();
+        session.step(
+            Input::Server(ServerMsg::Rules {
+                rules: MeetingRules {
+                    locked: false,
+                    only_hosts_unmute: true,
+                },
+            }),
+            ENV,
+        );
+        let out = session.step(
+            Input::Server(ServerMsg::Moderated {
+                by: PeerId(2),
+                action: Moderation::Muted {
+                    source: TrackSource::Microphone,
+                },
+            }),
+            ENV,
+        );
+        assert_eq!(out, [Command::TurnOff(TrackSource::Microphone)]);
+        assert_eq!(
+            session.host_notice,
+            Some(HostNotice::TurnedOff {
+                by: "Bob".into(),
+                source: TrackSource::Microphone
+            })
+        );
+        assert!(!session.may_turn_on(TrackSource::Microphone));
+        assert!(session.may_turn_on(TrackSource::Camera));
+        session.step(
+            Input::Server(ServerMsg::Moderated {
+                by: PeerId(2),
+                action: Moderation::UnmuteAllowed,
+            }),
+            ENV,
+        );
+        assert!(session.may_turn_on(TrackSource::Microphone));
+    }
+
+    #[test]
+    fn a_removed_member_ends_for_good_and_a_new_host_keeps_the_key() {
+        let mut session = joined_room();
+        let out = session.step(Input::Server(ServerMsg::HostKey { key: "k2".into() }), ENV);
+        assert!(out.contains(&Command::SaveHostKey {
+            room: "standup".into(),
+            key: "k2".into()
+        }));
+        assert_eq!(
+            session.host_notice,
+            Some(HostNotice::YouAreHost {
+                key: Some("k2".into())
+            })
+        );
+        session.step(
+            Input::Server(ServerMsg::Dismissed {
+                reason: Dismissal::Removed,
+                by: PeerId(2),
+                by_name: "Bob".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(session.phase, Phase::Ended(Ending::Removed("Bob".into())));
+        let out = session.step(
+            Input::SocketClosed {
+                code: close_code::REMOVED,
+                reason: "removed by a host".into(),
+            },
+            ENV,
+        );
+        assert!(!out.iter().any(|c| matches!(c, Command::ReconnectIn(_))));
+        assert!(!Ending::Removed(String::new()).may_rejoin());
+        // Without the message, the close code alone ends the meeting the same way.
+        let mut other = joined_room();
+        let out = other.step(
+            Input::SocketClosed {
+                code: close_code::MEETING_ENDED,
+                reason: String::new(),
+            },
+            ENV,
+        );
+        assert!(!out.iter().any(|c| matches!(c, Command::ReconnectIn(_))));
+        assert_eq!(
+            other.phase,
+            Phase::Ended(Ending::MeetingEnded(String::new()))
+        );
     }
 }

@@ -1,0 +1,217 @@
+//! What hosts and co-hosts see: each participant's host actions, the host panel (mute
+//! everyone, lock, who may unmute, removed people, end for all), and the banner that tells a
+//! participant what a host did. The server decides; these only offer what it allows.
+
+use leptos::prelude::*;
+
+use super::session::HostNotice;
+use super::MeetingState;
+use crate::client;
+use crate::protocol::{ClientMsg, MeetingRules, PeerId, Role, TrackSource};
+
+/// The role's badge next to a name ("Host", "Co-host"); nothing for members.
+#[component]
+pub fn RoleBadge(state: MeetingState, peer: PeerId) -> impl IntoView {
+    let i18n = state.i18n;
+    let role = move || state.roster.with(|r| r.get(peer).map(|p| p.role));
+    move || {
+        let text = match role()? {
+            Role::Host => i18n.t().hosts.host,
+            Role::Cohost => i18n.t().hosts.cohost,
+            Role::Member => return None,
+        };
+        Some(view! { <span class="role-badge" data-testid="role-badge">{text}</span> })
+    }
+}
+
+/// The host actions for one participant, folded behind a button; shown only to a host or
+/// co-host of a higher role than theirs.
+#[component]
+pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl IntoView {
+    let i18n = state.i18n;
+    let info = move || state.roster.with(|r| r.get(peer).cloned());
+    let allowed = move || {
+        let mine = state.role.get();
+        mine.moderates() && Some(peer) != state.me.get() && info().is_some_and(|p| p.role < mine)
+    };
+    let confirming = RwSignal::new(false);
+    let act = move |msg: ClientMsg| state.host_action(msg);
+    let name = StoredValue::new(name);
+    let label = move || name.with_value(|n| (i18n.t().hosts.actions_for)(n));
+    let confirm_text = move || name.with_value(|n| (i18n.t().hosts.confirm_remove)(n));
+    view! {
+        <Show when=allowed>
+            <details class="person-menu" data-testid="person-actions">
+                <summary aria-label=label title=label>"⋯"</summary>
+                <div class="menu" role="group" aria-label=label>
+                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.mic)>
+                        <button data-testid="host-mute" on:click=move |_| {
+                            act(ClientMsg::Mute { peer, source: TrackSource::Microphone })
+                        }>{move || i18n.t().hosts.turn_off_mic}</button>
+                    </Show>
+                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.camera)>
+                        <button data-testid="host-stop-camera" on:click=move |_| {
+                            act(ClientMsg::Mute { peer, source: TrackSource::Camera })
+                        }>{move || i18n.t().hosts.turn_off_camera}</button>
+                    </Show>
+                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.screen)>
+                        <button data-testid="host-stop-screen" on:click=move |_| {
+                            act(ClientMsg::Mute { peer, source: TrackSource::Screen })
+                        }>{move || i18n.t().hosts.turn_off_screen}</button>
+                    </Show>
+                    <Show when=move || state.rules.get().only_hosts_unmute>
+                        <button data-testid="host-allow-unmute" on:click=move |_| {
+                            act(ClientMsg::AllowUnmute { peer })
+                        }>{move || i18n.t().hosts.allow_unmute}</button>
+                    </Show>
+                    <Show when=move || state.role.get() == Role::Host>
+                        {move || {
+                            let cohost = info().is_some_and(|p| p.role == Role::Cohost);
+                            let (role, text, id) = if cohost {
+                                (Role::Member, i18n.t().hosts.take_cohost, "host-take-cohost")
+                            } else {
+                                (Role::Cohost, i18n.t().hosts.make_cohost, "host-make-cohost")
+                            };
+                            view! {
+                                <button data-testid=id on:click=move |_| {
+                                    act(ClientMsg::SetRole { peer, role })
+                                }>{text}</button>
+                            }
+                        }}
+                        <button data-testid="host-make-host" on:click=move |_| {
+                            act(ClientMsg::SetRole { peer, role: Role::Host })
+                        }>{move || i18n.t().hosts.make_host}</button>
+                    </Show>
+                    <Show
+                        when=move || confirming.get()
+                        fallback=move || view! {
+                            <button class="danger" data-testid="host-remove" on:click=move |_| confirming.set(true)>
+                                {move || i18n.t().hosts.remove}
+                            </button>
+                        }
+                    >
+                        <p class="confirm">{confirm_text}</p>
+                        <button class="danger" data-testid="host-remove-confirm" on:click=move |_| {
+                            confirming.set(false);
+                            act(ClientMsg::Remove { peer });
+                        }>{move || i18n.t().hosts.remove}</button>
+                        <button on:click=move |_| confirming.set(false)>
+                            {move || i18n.t().hosts.cancel}
+                        </button>
+                    </Show>
+                </div>
+            </details>
+        </Show>
+    }
+}
+
+/// The meeting-wide host tools, above the participant list.
+#[component]
+pub fn HostPanel(state: MeetingState) -> impl IntoView {
+    let i18n = state.i18n;
+    let ending = RwSignal::new(false);
+    let set_rules = move |change: fn(&mut MeetingRules, bool), on: bool| {
+        let mut rules = state.rules.get_untracked();
+        change(&mut rules, on);
+        state.host_action(ClientMsg::SetRules { rules });
+    };
+    view! {
+        <Show when=move || state.role.get().moderates()>
+            <section class="host-panel" data-testid="host-panel" aria-label=move || i18n.t().hosts.host_controls>
+                <h3>{move || i18n.t().hosts.host_controls}</h3>
+                <button data-testid="host-mute-all" on:click=move |_| state.host_action(ClientMsg::MuteAll)>
+                    {move || i18n.t().hosts.mute_all}
+                </button>
+                <label class="toggle">
+                    <input
+                        type="checkbox"
+                        data-testid="host-lock"
+                        prop:checked=move || state.rules.get().locked
+                        on:change=move |ev| set_rules(|r, on| r.locked = on, event_target_checked(&ev))
+                    />
+                    {move || i18n.t().hosts.lock}
+                </label>
+                <label class="toggle">
+                    <input
+                        type="checkbox"
+                        data-testid="host-only-hosts-unmute"
+                        prop:checked=move || state.rules.get().only_hosts_unmute
+                        on:change=move |ev| {
+                            set_rules(|r, on| r.only_hosts_unmute = on, event_target_checked(&ev))
+                        }
+                    />
+                    {move || i18n.t().hosts.only_hosts_unmute}
+                </label>
+                <Show when=move || !state.removed.get().is_empty()>
+                    <h4>{move || i18n.t().hosts.removed_people}</h4>
+                    <ul class="removed-list" data-testid="removed-list">
+                        <For each=move || state.removed.get() key=|p| p.id let:person>
+                            <li>
+                                <span>{person.name.clone()}</span>
+                                <button on:click=move |_| state.host_action(ClientMsg::AllowBack { peer: person.id })>
+                                    {move || i18n.t().hosts.allow_back}
+                                </button>
+                            </li>
+                        </For>
+                    </ul>
+                </Show>
+                <Show
+                    when=move || ending.get()
+                    fallback=move || view! {
+                        <button class="danger" data-testid="host-end" on:click=move |_| ending.set(true)>
+                            {move || i18n.t().hosts.end_for_all}
+                        </button>
+                    }
+                >
+                    <p class="confirm">{move || i18n.t().hosts.confirm_end}</p>
+                    <button class="danger" data-testid="host-end-confirm" on:click=move |_| {
+                        ending.set(false);
+                        state.host_action(ClientMsg::EndMeeting);
+                    }>{move || i18n.t().hosts.end_for_all}</button>
+                    <button on:click=move |_| ending.set(false)>{move || i18n.t().hosts.cancel}</button>
+                </Show>
+            </section>
+        </Show>
+    }
+}
+
+/// What a host did to this participant, or the host link for a new host, until closed.
+#[component]
+pub fn HostNoticeBanner(state: MeetingState, room: String) -> impl IntoView {
+    let i18n = state.i18n;
+    move || {
+        let notice = state.host_notice.get()?;
+        let body = match notice {
+            HostNotice::TurnedOff { by, source } => {
+                view! { <span>{(i18n.t().hosts.turned_off)(&by, source)}</span> }.into_any()
+            }
+            HostNotice::UnmuteAllowed { by } => {
+                view! { <span>{(i18n.t().hosts.unmute_allowed)(&by)}</span> }.into_any()
+            }
+            HostNotice::YouAreHost { key } => {
+                let link = key.map(|key| client::host_link(&room, &key));
+                view! {
+                    <span>{i18n.t().hosts.you_are_host}</span>
+                    {link.map(|link| view! {
+                        <input
+                            class="host-link"
+                            readonly
+                            data-testid="host-link"
+                            aria-label=i18n.t().hosts.host_link
+                            prop:value=link
+                        />
+                    })}
+                }
+                .into_any()
+            }
+        };
+        Some(view! {
+            <div class="host-notice" role="status" data-testid="host-notice">
+                {body}
+                <button class="close" aria-label=i18n.t().close on:click=move |_| state.dismiss_host_notice()>
+                    "×"
+                </button>
+            </div>
+        })
+    }
+}
