@@ -28,6 +28,8 @@ async function main() {
   };
 
   const ann = await join('design-review', 'Ann Lee');
+  // Ann is the host: her banner shows the host link once; closed for the meeting shots.
+  await ann.getByTestId('host-notice').getByRole('button').click();
   const min = await join('design-review', '김민수');
   const sam = await join('design-review', 'Sam Ortiz');
   await say(ann, 'Morning! Shall we go through the new onboarding flow?');
@@ -49,6 +51,21 @@ async function main() {
   await ann.waitForTimeout(2000);
   await ann.screenshot({ path: path.join(out, 'screen-share.png') });
   await sam.getByRole('button', { name: 'Stop sharing' }).click();
+
+  // The host's tools: someone waiting to be let in, and the actions for one participant.
+  await ann.getByTestId('host-waiting-room').check();
+  const late = await (await browser.newContext({ viewport })).newPage();
+  await late.goto(`${base}/r/design-review`);
+  await late.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
+  await late.locator('#display-name').fill('Lee Park');
+  await late.locator('.join-pane button[type=submit]').click();
+  await ann.getByTestId('waiting-list').waitFor();
+  await ann.getByTestId('people').locator('.person', { hasText: 'Sam Ortiz' }).locator('summary').click();
+  await ann.waitForTimeout(500);
+  await ann.screenshot({ path: path.join(out, 'hosts.png') });
+  await ann.getByTestId('people').locator('.person', { hasText: 'Sam Ortiz' }).locator('summary').click();
+  await ann.getByTestId('host-admit-all').click();
+  await ann.getByTestId('host-waiting-room').uncheck();
 
   const phone = await join('design-review', 'Kim', { viewport: { width: 390, height: 760 }, locale: 'ko-KR' });
   await phone.waitForTimeout(2000);

@@ -34,6 +34,9 @@ pub mod close_code {
     pub const REMOVED: u16 = 4001;
     /// A host ended the meeting for everyone; do not reconnect.
     pub const MEETING_ENDED: u16 = 4002;
+    /// A host turned this person away from the waiting room (or locked the meeting while
+    /// they waited); do not reconnect.
+    pub const DENIED: u16 = 4003;
 }
 
 /// A connection's identity inside the server; assigned by the server, never reused while it runs.
@@ -147,6 +150,12 @@ pub enum ClientMsg {
     SetRules { rules: MeetingRules },
     /// Host or co-host: end the meeting for everyone.
     EndMeeting,
+    /// Host or co-host: let `peer` in from the waiting room.
+    Admit { peer: PeerId },
+    /// Host or co-host: let everyone waiting in.
+    AdmitAll,
+    /// Host or co-host: turn `peer` away from the waiting room.
+    Deny { peer: PeerId },
 }
 
 /// What a member may do in their room, in increasing order of power.
@@ -183,6 +192,9 @@ pub struct MeetingRules {
     /// Someone a host muted cannot unmute themselves until a host allows it.
     #[serde(default)]
     pub only_hosts_unmute: bool,
+    /// Newcomers wait until a host or co-host lets them in.
+    #[serde(default)]
+    pub waiting_room: bool,
 }
 
 /// Done to a member by a host, told to that member.
@@ -201,12 +213,17 @@ pub enum Moderation {
 pub enum Dismissal {
     Removed,
     MeetingEnded,
+    /// A host did not let this person in from the waiting room.
+    Denied,
+    /// A host locked the meeting while this person waited to be let in.
+    Locked,
 }
 
-/// Someone a host removed, as the hosts see them.
+/// Someone hosts see by name: a person waiting to be let in, or one removed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemovedPerson {
-    /// The id they had; `allow_back` names them by it.
+pub struct NamedPeer {
+    /// Their connection's id (a removed person's former id); `admit`, `deny` and
+    /// `allow_back` name them by it.
     pub id: PeerId,
     pub name: String,
 }
@@ -281,6 +298,11 @@ pub enum ServerMsg {
         host_key: Option<String>,
         #[serde(default)]
         rules: MeetingRules,
+        /// Only to hosts and co-hosts: who waits to be let in, and who was removed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting: Vec<NamedPeer>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<NamedPeer>,
     },
     /// Others entered the room, in the order they joined. Arrivals that reach the server
     /// together (everyone reconnecting after a restart, a class arriving at once) come in one
@@ -339,9 +361,14 @@ pub enum ServerMsg {
     /// The meeting's rules changed (or, after `joined`, are these).
     Rules { rules: MeetingRules },
     /// To hosts and co-hosts: the people removed from this meeting, oldest first.
-    RemovedList { people: Vec<RemovedPerson> },
-    /// You are out of the meeting for good (`by` removed you, or ended it); the connection
-    /// closes next. `by_name` is said, since `by` may be gone by the time this is read.
+    RemovedList { people: Vec<NamedPeer> },
+    /// Answer to `join` while the meeting has a waiting room: wait until a host lets you in
+    /// (`joined` follows) or not (`dismissed`). Nothing else of the room comes meanwhile.
+    Waiting,
+    /// To hosts and co-hosts: who waits to be let in, in the order they came.
+    WaitingList { people: Vec<NamedPeer> },
+    /// You are out of the meeting for good (`by` removed you, turned you away, or ended it);
+    /// the connection closes next. `by_name` is said, since `by` may be gone by then.
     Dismissed {
         reason: Dismissal,
         by: PeerId,
@@ -642,6 +669,9 @@ impl ClientMsg {
         "allow_back",
         "set_rules",
         "end_meeting",
+        "admit",
+        "admit_all",
+        "deny",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -669,6 +699,9 @@ impl ClientMsg {
             ClientMsg::AllowBack { .. } => 20,
             ClientMsg::SetRules { .. } => 21,
             ClientMsg::EndMeeting => 22,
+            ClientMsg::Admit { .. } => 23,
+            ClientMsg::AdmitAll => 24,
+            ClientMsg::Deny { .. } => 25,
         }
     }
 
@@ -702,6 +735,8 @@ impl ServerMsg {
         "rules",
         "removed_list",
         "dismissed",
+        "waiting",
+        "waiting_list",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -728,6 +763,8 @@ impl ServerMsg {
             ServerMsg::Rules { .. } => 19,
             ServerMsg::RemovedList { .. } => 20,
             ServerMsg::Dismissed { .. } => 21,
+            ServerMsg::Waiting => 22,
+            ServerMsg::WaitingList { .. } => 23,
         }
     }
 
@@ -914,6 +951,9 @@ mod tests {
                 rules: MeetingRules::default(),
             },
             ClientMsg::EndMeeting,
+            ClientMsg::Admit { peer: PeerId(2) },
+            ClientMsg::AdmitAll,
+            ClientMsg::Deny { peer: PeerId(2) },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -985,7 +1025,8 @@ mod tests {
             ClientMsg::SetRules {
                 rules: MeetingRules {
                     locked: true,
-                    only_hosts_unmute: false
+                    only_hosts_unmute: false,
+                    waiting_room: false,
                 }
             }
         );
@@ -1078,9 +1119,15 @@ mod tests {
                 resumed: false,
                 resume_token: "t".into(),
                 host_key: Some("k".into()),
+                waiting: vec![NamedPeer {
+                    id: PeerId(5),
+                    name: "Eve".into(),
+                }],
+                removed: Vec::new(),
                 rules: MeetingRules {
                     locked: true,
                     only_hosts_unmute: true,
+                    waiting_room: false,
                 },
             },
             ServerMsg::HistoryPage {
@@ -1147,7 +1194,7 @@ mod tests {
                 rules: MeetingRules::default(),
             },
             ServerMsg::RemovedList {
-                people: vec![RemovedPerson {
+                people: vec![NamedPeer {
                     id: PeerId(3),
                     name: "Eve".into(),
                 }],
@@ -1156,6 +1203,13 @@ mod tests {
                 reason: Dismissal::Removed,
                 by: PeerId(1),
                 by_name: "Ann".into(),
+            },
+            ServerMsg::Waiting,
+            ServerMsg::WaitingList {
+                people: vec![NamedPeer {
+                    id: PeerId(4),
+                    name: "Dee".into(),
+                }],
             },
             ServerMsg::Reaction {
                 from: PeerId(2),

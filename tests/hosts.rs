@@ -54,6 +54,7 @@ fn every_host_action(target: PeerId) -> Vec<ClientMsg> {
             rules: MeetingRules {
                 locked: true,
                 only_hosts_unmute: true,
+                waiting_room: false,
             },
         },
         ClientMsg::EndMeeting,
@@ -140,6 +141,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
         rules: MeetingRules {
             locked: false,
             only_hosts_unmute: true,
+            waiting_room: false,
         },
     })
     .await;
@@ -287,6 +289,7 @@ async fn a_co_host_cannot_act_on_the_host_and_only_the_host_gives_roles() {
         rules: MeetingRules {
             locked: true,
             only_hosts_unmute: false,
+            waiting_room: false,
         },
     })
     .await;
@@ -317,6 +320,7 @@ async fn the_host_key_opens_a_locked_meeting_and_the_role_passes_on_when_the_hos
         rules: MeetingRules {
             locked: true,
             only_hosts_unmute: false,
+            waiting_room: false,
         },
     })
     .await;
@@ -409,5 +413,164 @@ async fn oversized_keys_and_unknown_targets_are_refused() {
     ann.send_raw(r#"{"type":"set_role","peer":1,"role":"emperor"}"#)
         .await;
     ann.expect_error(ErrorCode::BadMessage).await;
+    server.stop().await;
+}
+
+/// Turns the waiting room on (or off) from the host's connection, leaving the rest as is.
+async fn set_waiting_room(host: &mut Client, on: bool, locked: bool) {
+    host.send(&ClientMsg::SetRules {
+        rules: MeetingRules {
+            locked,
+            only_hosts_unmute: false,
+            waiting_room: on,
+        },
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn someone_waiting_gets_nothing_of_the_room_until_let_in() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = joined_from(&server, "lobby", "Ann", "b-ann").await;
+    ann.chat("before anyone waits").await;
+    ann.expect_chat().await;
+    set_waiting_room(&mut ann, true, false).await;
+    ann.drain(QUIET).await;
+
+    let mut bob = server.client().await;
+    bob.hello().await;
+    bob.send(&browser_join_msg("lobby", "Bob", "b-bob", None))
+        .await;
+    assert_eq!(bob.recv().await, ServerMsg::Waiting);
+    let bob_id = match ann.recv().await {
+        ServerMsg::WaitingList { people } => {
+            assert_eq!(people.len(), 1);
+            assert_eq!(people[0].name, "Bob");
+            people[0].id
+        }
+        other => panic!("expected waiting_list, got {other:?}"),
+    };
+    // While he waits: no chat, no names, no history, and what he sends does nothing.
+    ann.chat("secret plans").await;
+    ann.expect_chat().await;
+    bob.chat("let me in").await;
+    bob.send(&ClientMsg::Remove { peer: bob_id }).await;
+    bob.send(&ClientMsg::LoadHistory {
+        before: room::protocol::MessageId(9),
+    })
+    .await;
+    bob.expect_silence(QUIET).await;
+    ann.expect_silence(QUIET).await;
+
+    ann.send(&ClientMsg::Admit { peer: bob_id }).await;
+    match bob.recv().await {
+        ServerMsg::Joined { you, history, .. } => {
+            assert_eq!(you, bob_id);
+            let texts: Vec<&str> = history.iter().map(|e| e.text.as_str()).collect();
+            assert_eq!(texts, ["before anyone waits", "secret plans"]);
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    let told = ann.collect(QUIET).await;
+    assert!(told.contains(&ServerMsg::WaitingList { people: Vec::new() }));
+    assert!(told.iter().any(|m| matches!(m,
+        ServerMsg::PeersJoined { peers } if peers[0].id == bob_id)));
+    bob.chat("thanks").await;
+    assert_eq!(ann.expect_chat().await.text, "thanks");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_denied_or_locked_out_person_is_told_and_closed() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, _) = joined_from(&server, "deny", "Ann", "b-ann").await;
+    let (mut bob, bob_joined) = joined_from(&server, "deny", "Bob", "b-bob").await;
+    ann.drain(QUIET).await;
+    set_waiting_room(&mut ann, true, false).await;
+    bob.drain(QUIET).await;
+    ann.drain(QUIET).await;
+    let mut cy = server.client().await;
+    cy.hello().await;
+    cy.send(&browser_join_msg("deny", "Cy", "b-cy", None)).await;
+    assert_eq!(cy.recv().await, ServerMsg::Waiting);
+    let mut dee = server.client().await;
+    dee.hello().await;
+    dee.send(&browser_join_msg("deny", "Dee", "b-dee", None))
+        .await;
+    assert_eq!(dee.recv().await, ServerMsg::Waiting);
+    let waiting = ann.collect(QUIET).await;
+    let ServerMsg::WaitingList { people } = waiting.last().unwrap() else {
+        panic!("expected waiting_list, got {waiting:?}")
+    };
+    assert_eq!(people.len(), 2);
+    // A member who is not a host cannot let anyone in.
+    bob.send(&ClientMsg::Admit { peer: people[0].id }).await;
+    bob.expect_error(ErrorCode::Forbidden).await;
+
+    ann.send(&ClientMsg::Deny { peer: people[0].id }).await;
+    assert!(matches!(cy.recv().await,
+        ServerMsg::Dismissed { reason: Dismissal::Denied, by_name, .. } if by_name == "Ann"));
+    assert_eq!(
+        cy.ending().await,
+        Ending::Closed(close_code::DENIED, "not let in by a host".into())
+    );
+    // Locking sends the rest of the line away too.
+    set_waiting_room(&mut ann, true, true).await;
+    assert!(matches!(
+        dee.recv().await,
+        ServerMsg::Dismissed {
+            reason: Dismissal::Locked,
+            ..
+        }
+    ));
+    assert_eq!(
+        dee.ending().await,
+        Ending::Closed(
+            close_code::DENIED,
+            "the meeting was locked while waiting".into()
+        )
+    );
+    // Bob, a member, only heard the rules change.
+    let heard = bob.collect(QUIET).await;
+    assert!(
+        heard.iter().all(|m| matches!(m, ServerMsg::Rules { .. })),
+        "{heard:?}"
+    );
+    assert!(bob_joined.peers.len() == 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn turning_the_waiting_room_off_lets_everyone_in_and_the_host_key_skips_it() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = joined_from(&server, "open", "Ann", "b-ann").await;
+    let key = ann_joined.host_key.unwrap();
+    set_waiting_room(&mut ann, true, false).await;
+    ann.drain(QUIET).await;
+    let mut bob = server.client().await;
+    bob.hello().await;
+    bob.send(&browser_join_msg("open", "Bob", "b-bob", None))
+        .await;
+    assert_eq!(bob.recv().await, ServerMsg::Waiting);
+    // The host's key enters at once, and the new host connection sees who waits.
+    let mut ann2 = server.client().await;
+    ann2.hello().await;
+    ann2.send(&browser_join_msg(
+        "open",
+        "Ann on phone",
+        "b-ann2",
+        Some(key),
+    ))
+    .await;
+    match ann2.recv().await {
+        ServerMsg::Joined { waiting, .. } => {
+            assert_eq!(waiting.len(), 1);
+            assert_eq!(waiting[0].name, "Bob");
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    ann.drain(QUIET).await;
+    set_waiting_room(&mut ann, false, false).await;
+    assert!(matches!(bob.recv().await, ServerMsg::Joined { .. }));
     server.stop().await;
 }

@@ -114,3 +114,41 @@ test('a locked meeting keeps newcomers out; the host role passes on when the hos
   await expect(cy.getByTestId('ended')).toContainText('Bob ended the meeting for everyone');
   await expect(bob.getByTestId('ended')).toContainText('Bob ended the meeting for everyone');
 });
+
+test('with the waiting room on, a newcomer waits seeing nothing, then is admitted; another is denied', async ({
+  server,
+  newContext,
+  consoleErrors,
+}) => {
+  const ann = await joinRoom(await newContext(), server, 'lobby', 'Ann', consoleErrors);
+  await ann.getByTestId('host-waiting-room').check();
+  await ann.getByLabel('Message').fill('only for those let in');
+  await ann.getByLabel('Message').press('Enter');
+
+  const openAndJoin = async (name: string) => {
+    const page = await (await newContext()).newPage();
+    page.on('pageerror', (err) => consoleErrors.push(`${name}: ${err.message}`));
+    await page.goto(`${server.url}/r/lobby`);
+    await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
+    await page.getByLabel('Your name').fill(name);
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    return page;
+  };
+  const bob = await openAndJoin('Bob');
+  await expect(bob.getByTestId('waiting')).toContainText('Waiting for a host to let you in');
+  await expect(bob.getByText('only for those let in')).toHaveCount(0);
+  await expect(bob.getByText('Ann')).toHaveCount(0);
+  await expect(ann.getByTestId('waiting-count')).toHaveText('1 person waiting');
+  await expect(ann.getByTestId('waiting-list')).toContainText('Bob');
+
+  await ann.getByTestId('waiting-list').getByRole('button', { name: 'Admit' }).click();
+  await expect(bob.getByTestId('participant-count')).toHaveText('2 people');
+  await expect(bob.getByText('only for those let in')).toBeVisible();
+  await expect(ann.getByTestId('waiting-list')).toHaveCount(0);
+
+  const cy = await openAndJoin('Cy');
+  await expect(cy.getByTestId('waiting')).toBeVisible();
+  await ann.getByTestId('waiting-list').getByRole('button', { name: 'Deny' }).click();
+  await expect(cy.getByTestId('ended')).toContainText('Ann did not let you in');
+  await expect(ann.getByTestId('participant-count')).toHaveText('2 people');
+});

@@ -235,6 +235,15 @@ pub struct HostTexts {
     pub locked_notice: &'static str,
     pub unlocked_notice: &'static str,
     pub new_host: fn(&str) -> String,
+    pub waiting_title: &'static str,
+    pub waiting_body: &'static str,
+    pub waiting_room: &'static str,
+    pub waiting_count: fn(usize) -> String,
+    pub admit: &'static str,
+    pub deny: &'static str,
+    pub admit_all: &'static str,
+    pub denied_you: fn(&str) -> String,
+    pub locked_out: &'static str,
 }
 
 impl Texts {
@@ -292,6 +301,8 @@ impl Texts {
             }
             Ending::Removed(by) => (self.hosts.removed_you)(by),
             Ending::MeetingEnded(by) => (self.hosts.ended_meeting)(by),
+            Ending::Denied(by) => (self.hosts.denied_you)(by),
+            Ending::LockedOut => self.hosts.locked_out.to_string(),
         }
     }
 
@@ -486,14 +497,35 @@ pub static EN: Texts = Texts {
             format!("{by} removed you from this meeting. You cannot join it again unless a host lets you back in.")
         },
         ended_meeting: |by| {
-            let by = if by.is_empty() { "The host" } else { by };
-            format!("{by} ended the meeting for everyone.")
+            if by.is_empty() {
+                "The meeting ended.".to_string()
+            } else {
+                format!("{by} ended the meeting for everyone.")
+            }
         },
         locked_refusal: "The host locked this meeting. Nobody new can join right now.",
         removed_refusal: "A host removed you from this meeting. You can come back only if a host lets you.",
         locked_notice: "The meeting is locked: nobody new can join",
         unlocked_notice: "The meeting is unlocked",
         new_host: |name| format!("{name} is now the host"),
+        waiting_title: "Waiting for a host to let you in…",
+        waiting_body: "This meeting has a waiting room. You will join as soon as a host lets you in.",
+        waiting_room: "Waiting room",
+        waiting_count: |n| {
+            if n == 1 {
+                "1 person waiting".to_string()
+            } else {
+                format!("{n} people waiting")
+            }
+        },
+        admit: "Admit",
+        deny: "Deny",
+        admit_all: "Admit all",
+        denied_you: |by| {
+            let by = if by.is_empty() { "A host" } else { by };
+            format!("{by} did not let you in to this meeting.")
+        },
+        locked_out: "The host locked the meeting while you were waiting. Nobody new can join now.",
     },
 };
 
@@ -662,14 +694,29 @@ pub static KO: Texts = Texts {
             format!("{by}님이 나를 회의에서 내보냈습니다. 호스트가 허용하기 전에는 다시 참여할 수 없습니다.")
         },
         ended_meeting: |by| {
-            let by = if by.is_empty() { "호스트" } else { by };
-            format!("{by}님이 모두에게 회의를 종료했습니다.")
+            if by.is_empty() {
+                "회의가 끝났습니다.".to_string()
+            } else {
+                format!("{by}님이 모두에게 회의를 종료했습니다.")
+            }
         },
         locked_refusal: "호스트가 회의를 잠갔습니다. 지금은 새로 참여할 수 없습니다.",
         removed_refusal: "호스트가 나를 이 회의에서 내보냈습니다. 호스트가 허용해야 다시 들어올 수 있습니다.",
         locked_notice: "회의가 잠겼습니다: 새로 참여할 수 없습니다",
         unlocked_notice: "회의 잠금이 풀렸습니다",
         new_host: |name| format!("이제 {name}님이 호스트입니다"),
+        waiting_title: "호스트가 입장을 허용할 때까지 기다리는 중…",
+        waiting_body: "이 회의에는 대기실이 있습니다. 호스트가 허용하면 바로 참여합니다.",
+        waiting_room: "대기실",
+        waiting_count: |n| format!("{n}명 대기 중"),
+        admit: "입장 허용",
+        deny: "거절",
+        admit_all: "모두 입장 허용",
+        denied_you: |by| {
+            let by = if by.is_empty() { "호스트" } else { by };
+            format!("{by}님이 이 회의에 입장을 허용하지 않았습니다.")
+        },
+        locked_out: "기다리는 동안 호스트가 회의를 잠갔습니다. 지금은 새로 참여할 수 없습니다.",
     },
 };
 

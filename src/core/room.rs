@@ -11,9 +11,9 @@ use super::{
     Delivery, HistoryNeed, HistoryRange, MediaEffect, MonoMillis, Now, Outcome, Recipients, Refusal,
 };
 use crate::protocol::{
-    CallMode, ChatEntry, ClientMsg, ErrorCode, IceServer, LeaveReason, Limits, LinkFailure,
-    MediaState, MeetingRules, MessageId, PeerId, PeerInfo, Role, ServerMsg, Signal, TileView,
-    TrackSource, MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
+    CallMode, ChatEntry, ClientMsg, Dismissal, ErrorCode, IceServer, LeaveReason, Limits,
+    LinkFailure, MediaState, MeetingRules, MessageId, PeerId, PeerInfo, Role, ServerMsg, Signal,
+    TileView, TrackSource, MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
 };
 
 mod hosts;
@@ -241,6 +241,9 @@ pub struct JoinRequest {
 pub struct Joined {
     pub peer: PeerId,
     pub resumed: bool,
+    /// In the waiting room, not a member yet: the connection hears only `waiting`, then
+    /// `joined` or `dismissed`.
+    pub waiting: bool,
     pub outcome: Outcome,
 }
 
@@ -279,6 +282,9 @@ pub struct Room {
     rules: MeetingRules,
     /// People removed by a host, oldest first, at most `MAX_REMOVED`.
     removed: VecDeque<Removed>,
+    /// People waiting to be let in (`waiting_room`), in the order they came: members to be,
+    /// who hear nothing of the room yet.
+    lobby: Vec<Member>,
 }
 
 impl Room {
@@ -302,6 +308,7 @@ impl Room {
             spare_key: None,
             rules: MeetingRules::default(),
             removed: VecDeque::new(),
+            lobby: Vec::new(),
         }
     }
 
@@ -455,7 +462,7 @@ impl Room {
         resume_token: String,
         now: Now,
     ) -> Result<Joined, Refusal> {
-        if self.is_member(peer) {
+        if self.is_member(peer) || self.is_waiting(peer) {
             return Err(Refusal::new(
                 ErrorCode::AlreadyJoined,
                 "this connection is already in the room",
@@ -501,7 +508,9 @@ impl Room {
         }
         let name = display_name(&request.name, self.limits.max_name_chars)?;
         let key = name_key(&name);
-        if self.members.iter().any(|m| m.name_key == key) {
+        if self.members.iter().any(|m| m.name_key == key)
+            || self.lobby.iter().any(|w| w.name_key == key)
+        {
             return Err(Refusal::new(
                 ErrorCode::NameTaken,
                 format!("someone in this room is already called {name:?}; pick another name"),
@@ -516,11 +525,39 @@ impl Room {
                 ),
             ));
         }
+        let member = self.new_member(peer, name, key, &request, resume_token, now);
+        if self.rules.waiting_room && !claims_host && !self.members.is_empty() {
+            return self.wait(member);
+        }
+        self.members.push(member);
+        self.unannounced.push(peer);
+        // Before the greeting, so `joined` already names the newcomer's role.
+        let crowned = self.crown_newcomer(peer, claims_host);
+        let greeting = self.greet(peer, request.last_seen, false);
+        let announced = self.announce_if_due(now.mono);
+        Ok(Joined {
+            peer,
+            resumed: false,
+            waiting: false,
+            outcome: self.finish(crowned.then(greeting).then(announced)),
+        })
+    }
+
+    /// A member as they enter, with full budgets and no role.
+    fn new_member(
+        &self,
+        peer: PeerId,
+        name: String,
+        name_key: String,
+        request: &JoinRequest,
+        resume_token: String,
+        now: Now,
+    ) -> Member {
         let limits = &self.limits;
-        let member = Member {
+        Member {
             id: peer,
             name,
-            name_key: key,
+            name_key,
             chat_budget: TokenBucket::new(limits.chat, now.mono),
             signal_budget: TokenBucket::new(limits.signal, now.mono),
             reaction_budget: TokenBucket::new(limits.reaction, now.mono),
@@ -539,18 +576,7 @@ impl Room {
             greeting: None,
             sdp_parts: String::new(),
             sdp_refused: false,
-        };
-        self.members.push(member);
-        self.unannounced.push(peer);
-        // Before the greeting, so `joined` already names the newcomer's role.
-        let crowned = self.crown_newcomer(peer, claims_host);
-        let greeting = self.greet(peer, request.last_seen, false);
-        let announced = self.announce_if_due(now.mono);
-        Ok(Joined {
-            peer,
-            resumed: false,
-            outcome: self.finish(crowned.then(greeting).then(announced)),
-        })
+        }
     }
 
     /// Announces pending arrivals now, whatever the time; what any input but a join does
@@ -733,6 +759,7 @@ impl Room {
     ) -> ServerMsg {
         let member = self.members.iter().find(|m| m.id == peer);
         let host = member.is_some_and(|m| m.role == Role::Host);
+        let moderates = member.is_some_and(|m| m.role.moderates());
         ServerMsg::Joined {
             you: peer,
             room: self.slug.to_string(),
@@ -744,6 +771,16 @@ impl Room {
             resume_token: member.map(|m| m.resume_token.clone()).unwrap_or_default(),
             host_key: self.host_key.clone().filter(|_| host),
             rules: self.rules,
+            waiting: if moderates {
+                self.waiting_people()
+            } else {
+                Vec::new()
+            },
+            removed: if moderates {
+                self.removed_people()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -768,6 +805,7 @@ impl Room {
         Joined {
             peer,
             resumed: true,
+            waiting: false,
             outcome: self.finish(outcome),
         }
     }
@@ -775,6 +813,10 @@ impl Room {
     /// The member's connection dropped without a goodbye: keep them for the grace period,
     /// shown as away, instead of telling everyone they left.
     pub fn disconnect(&mut self, peer: PeerId, now: Now) -> Outcome {
+        // Someone waiting keeps no place: they come back to the end of the line.
+        if let Some(outcome) = self.leave_lobby(peer) {
+            return self.finish(outcome);
+        }
         let announced = self.announce_pending();
         let outcome = self.mark_away(peer, now);
         self.finish(announced.then(outcome))
@@ -820,6 +862,9 @@ impl Room {
     /// so is leaving before anyone heard of the arrival: the newest arrival, not announced yet
     /// (anyone who came after it saw it in their `joined`, so then the others hear as usual).
     pub fn leave(&mut self, peer: PeerId, reason: LeaveReason) -> Outcome {
+        if let Some(outcome) = self.leave_lobby(peer) {
+            return self.finish(outcome);
+        }
         let unheard_of = self.unannounced.last() == Some(&peer);
         if unheard_of {
             self.unannounced.pop();
@@ -850,12 +895,22 @@ impl Room {
         } else {
             outcome
         };
+        let outcome = if self.members.is_empty() {
+            // Nobody is left to let them in.
+            outcome.then(self.dismiss_lobby(Dismissal::MeetingEnded, peer, String::new()))
+        } else {
+            outcome
+        };
         self.finish(outcome)
     }
 
     /// Carries out one room-level request from a member. Connection-level messages (hello,
     /// join, watch_rooms) belong to the transport and are refused here.
     pub fn request(&mut self, peer: PeerId, msg: ClientMsg, now: Now) -> Result<Outcome, Refusal> {
+        if self.is_waiting(peer) {
+            // Someone waiting gets nothing of the room, not even refusals to count on.
+            return Ok(self.finish(Outcome::default()));
+        }
         let outcome = match msg {
             ClientMsg::Chat { text } => self.chat(peer, text, now),
             ClientMsg::JoinCall { media } => self.join_call(peer, media, now),
@@ -881,6 +936,9 @@ impl Room {
             ClientMsg::AllowBack { peer: to } => self.allow_back(peer, to, now),
             ClientMsg::SetRules { rules } => self.set_rules(peer, rules, now),
             ClientMsg::EndMeeting => self.end_meeting(peer, now),
+            ClientMsg::Admit { peer: to } => self.admit(peer, to, now),
+            ClientMsg::AdmitAll => self.admit_all(peer, now),
+            ClientMsg::Deny { peer: to } => self.deny(peer, to, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,

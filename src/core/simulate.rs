@@ -87,7 +87,7 @@ pub enum Op {
 /// The host action `Op::Host` stands for.
 fn host_action(target: u8, action: u8) -> ClientMsg {
     let peer = PeerId(target.into());
-    match action % 8 {
+    match action % 12 {
         0 => ClientMsg::SetRole {
             peer,
             role: Role::Cohost,
@@ -106,10 +106,21 @@ fn host_action(target: u8, action: u8) -> ClientMsg {
             rules: MeetingRules {
                 locked: target.is_multiple_of(2),
                 only_hosts_unmute: true,
+                waiting_room: false,
             },
         },
         6 => ClientMsg::EndMeeting,
-        _ => ClientMsg::AllowBack { peer },
+        7 => ClientMsg::AllowBack { peer },
+        8 => ClientMsg::SetRules {
+            rules: MeetingRules {
+                locked: false,
+                only_hosts_unmute: false,
+                waiting_room: !target.is_multiple_of(3),
+            },
+        },
+        9 => ClientMsg::Admit { peer },
+        10 => ClientMsg::AdmitAll,
+        _ => ClientMsg::Deny { peer },
     }
 }
 
@@ -202,8 +213,15 @@ impl Simulation {
                     .join(PeerId(peer.into()), request, Self::token(peer), now)
                 {
                     Ok(joined) => {
-                        if !self.room.is_member(joined.peer) {
-                            return Err(format!("{op:?}: joined peer is not a member"));
+                        let placed = if joined.waiting {
+                            self.room.is_waiting(joined.peer)
+                        } else {
+                            self.room.is_member(joined.peer)
+                        };
+                        if !placed {
+                            return Err(format!(
+                                "{op:?}: joined peer is neither member nor waiting"
+                            ));
                         }
                         joined.outcome
                     }
@@ -327,6 +345,9 @@ impl Simulation {
                 return fail("a name outside the limits");
             }
         }
+        if peers.iter().any(|p| self.room.is_waiting(p.id)) {
+            return fail("a member is also waiting to be let in");
+        }
         let hosts = peers.iter().filter(|p| p.role == Role::Host).count();
         if hosts != usize::from(!peers.is_empty()) {
             return fail("a room with members has not exactly one host");
@@ -430,13 +451,14 @@ impl Simulation {
             if let Recipients::Only(peer) | Recipients::EveryoneBut(peer) = delivery.to.clone() {
                 // An arrival announced just before its own leaving (in one outcome) names
                 // someone who is gone by the end of it, as a goodbye does.
-                // And the one a host removed hears why, once gone.
+                // And the one a host removed hears why, once gone; someone waiting to be
+                // let in hears that, and nothing else.
                 let left = matches!(
                     delivery.msg,
                     ServerMsg::PeerLeft { .. }
                         | ServerMsg::PeersJoined { .. }
                         | ServerMsg::Dismissed { .. }
-                );
+                ) || (delivery.msg == ServerMsg::Waiting && self.room.is_waiting(peer));
                 if !members.contains(&peer) && !left {
                     return fail("a delivery addressed to a non-member");
                 }

@@ -241,6 +241,7 @@ impl Rooms {
             ),
             outboxes: HashMap::new(),
             waiting: HashMap::new(),
+            lobby: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
             commands: handle.commands.downgrade(),
@@ -324,6 +325,9 @@ struct RoomTask {
     /// Members whose `joined` waits for a history read: they receive nothing until it is
     /// sent, so it still comes first.
     waiting: HashMap<PeerId, Outbox>,
+    /// People in the waiting room: not members, they receive only what is addressed to
+    /// them alone (`waiting`, then `joined` or `dismissed`).
+    lobby: HashMap<PeerId, Outbox>,
     rooms: Arc<Rooms>,
     generation: u64,
     /// This room's own inbox, for the tasks that read history to answer through. Weak, so
@@ -467,11 +471,15 @@ impl RoomTask {
         self.outboxes
             .get(&peer)
             .or_else(|| self.waiting.get(&peer))
+            .or_else(|| self.lobby.get(&peer))
             .is_some_and(|current| current.frames.same_channel(outbox))
     }
 
     /// Drops the member's connection from the fan-out, if they had one.
     fn forget_outbox(&mut self, peer: PeerId) {
+        if self.lobby.remove(&peer).is_some() {
+            return;
+        }
         let had = self
             .outboxes
             .remove(&peer)
@@ -518,6 +526,11 @@ impl RoomTask {
             .outboxes
             .remove(&peer)
             .or_else(|| self.waiting.remove(&peer));
+        if joined.waiting {
+            self.lobby.insert(peer, outbox);
+            self.carry_out(joined.outcome);
+            return;
+        }
         if let Some(previous) = previous {
             // Resumed while the old connection still looked alive: that one is finished.
             previous.replaced.cancel();
@@ -546,13 +559,40 @@ impl RoomTask {
             self.to_media(effect);
         }
         self.deadline = outcome.next_deadline;
+        self.settle_lobby();
         self.deliver(outcome.deliveries);
         for (peer, reason) in outcome.dismiss {
             // The member is already gone from the room; its `dismissed` is in its queue.
-            if let Some(outbox) = self.outboxes.get(&peer).or_else(|| self.waiting.get(&peer)) {
+            let outbox = self
+                .outboxes
+                .get(&peer)
+                .or_else(|| self.waiting.get(&peer))
+                .or_else(|| self.lobby.get(&peer));
+            if let Some(outbox) = outbox {
                 outbox.dismissed.dismiss(reason);
             }
             self.forget_outbox(peer);
+        }
+    }
+
+    /// Moves the people a host let in from the waiting room to the members' fan-out, before
+    /// their `joined` is delivered.
+    fn settle_lobby(&mut self) {
+        let admitted: Vec<PeerId> = self
+            .lobby
+            .keys()
+            .copied()
+            .filter(|&peer| self.room.is_member(peer))
+            .collect();
+        for peer in admitted {
+            if let Some(outbox) = self.lobby.remove(&peer) {
+                self.rooms.metrics.members.inc();
+                if self.room.is_awaiting_history(peer) {
+                    self.waiting.insert(peer, outbox);
+                } else {
+                    self.outboxes.insert(peer, outbox);
+                }
+            }
         }
     }
 
@@ -647,7 +687,8 @@ impl RoomTask {
             };
             match delivery.to {
                 Recipients::Only(peer) => {
-                    if let Some(outbox) = self.outboxes.get(&peer) {
+                    if let Some(outbox) = self.outboxes.get(&peer).or_else(|| self.lobby.get(&peer))
+                    {
                         offer(peer, outbox);
                     }
                 }
@@ -664,7 +705,7 @@ impl RoomTask {
                 .count_sent(&delivery.msg, sent, frame.len() as u64);
         }
         for peer in too_slow {
-            if let Some(outbox) = self.outboxes.get(&peer) {
+            if let Some(outbox) = self.outboxes.get(&peer).or_else(|| self.lobby.get(&peer)) {
                 tracing::info!(room = %self.room.slug(), %peer, "disconnecting a peer that stopped reading");
                 self.rooms.metrics.slow_disconnects.inc();
                 outbox.kick.cancel();

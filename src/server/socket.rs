@@ -98,6 +98,13 @@ impl Ending {
             Ending::Dismissed(Dismissal::MeetingEnded) => {
                 (close_code::MEETING_ENDED, "the meeting ended".to_string())
             }
+            Ending::Dismissed(Dismissal::Denied) => {
+                (close_code::DENIED, "not let in by a host".to_string())
+            }
+            Ending::Dismissed(Dismissal::Locked) => (
+                close_code::DENIED,
+                "the meeting was locked while waiting".to_string(),
+            ),
         };
         Some(CloseFrame {
             code,

@@ -120,6 +120,8 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     resume_token: String::new(),
                     host_key: None,
                     rules: Default::default(),
+                    waiting: Vec::new(),
+                    removed: Vec::new(),
                 };
                 let _ = tx.send(joined.to_json().into());
                 let notice: Utf8Bytes = ServerMsg::PeersJoined { peers: vec![me] }.to_json().into();

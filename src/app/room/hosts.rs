@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use super::session::HostNotice;
 use super::MeetingState;
+use crate::app::i18n::Texts;
 use crate::client;
 use crate::protocol::{ClientMsg, MeetingRules, PeerId, Role, TrackSource};
 
@@ -110,44 +111,61 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
 pub fn HostPanel(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
     let ending = RwSignal::new(false);
-    let set_rules = move |change: fn(&mut MeetingRules, bool), on: bool| {
-        let mut rules = state.rules.get_untracked();
-        change(&mut rules, on);
-        state.host_action(ClientMsg::SetRules { rules });
-    };
     view! {
         <Show when=move || state.role.get().moderates()>
             <section class="host-panel" data-testid="host-panel" aria-label=move || i18n.t().hosts.host_controls>
                 <h3>{move || i18n.t().hosts.host_controls}</h3>
-                <button data-testid="host-mute-all" on:click=move |_| state.host_action(ClientMsg::MuteAll)>
-                    {move || i18n.t().hosts.mute_all}
-                </button>
-                <label class="toggle">
-                    <input
-                        type="checkbox"
-                        data-testid="host-lock"
-                        prop:checked=move || state.rules.get().locked
-                        on:change=move |ev| set_rules(|r, on| r.locked = on, event_target_checked(&ev))
-                    />
-                    {move || i18n.t().hosts.lock}
-                </label>
-                <label class="toggle">
-                    <input
-                        type="checkbox"
-                        data-testid="host-only-hosts-unmute"
-                        prop:checked=move || state.rules.get().only_hosts_unmute
-                        on:change=move |ev| {
-                            set_rules(|r, on| r.only_hosts_unmute = on, event_target_checked(&ev))
-                        }
-                    />
-                    {move || i18n.t().hosts.only_hosts_unmute}
-                </label>
+                // Who waits comes first: they need an answer.
+                <Show when=move || !state.waiting.get().is_empty()>
+                    <div class="waiting-line">
+                        <h4 data-testid="waiting-count">
+                            {move || (i18n.t().hosts.waiting_count)(state.waiting.get().len())}
+                        </h4>
+                        <ul class="waiting-list" data-testid="waiting-list">
+                            <For each=move || state.waiting.get() key=|p| p.id let:person>
+                                <li>
+                                    <span class="person-name">{person.name.clone()}</span>
+                                    <button data-testid="host-admit" on:click=move |_| state.host_action(ClientMsg::Admit { peer: person.id })>
+                                        {move || i18n.t().hosts.admit}
+                                    </button>
+                                    <button class="danger" data-testid="host-deny" on:click=move |_| state.host_action(ClientMsg::Deny { peer: person.id })>
+                                        {move || i18n.t().hosts.deny}
+                                    </button>
+                                </li>
+                            </For>
+                        </ul>
+                        <button data-testid="host-admit-all" on:click=move |_| state.host_action(ClientMsg::AdmitAll)>
+                            {move || i18n.t().hosts.admit_all}
+                        </button>
+                    </div>
+                </Show>
+                <RuleToggle
+                    state
+                    test_id="host-lock"
+                    get=|r| r.locked
+                    set=|r, on| r.locked = on
+                    label=|t| t.hosts.lock
+                />
+                <RuleToggle
+                    state
+                    test_id="host-waiting-room"
+                    get=|r| r.waiting_room
+                    set=|r, on| r.waiting_room = on
+                    label=|t| t.hosts.waiting_room
+                />
+                <RuleToggle
+                    state
+                    test_id="host-only-hosts-unmute"
+                    get=|r| r.only_hosts_unmute
+                    set=|r, on| r.only_hosts_unmute = on
+                    label=|t| t.hosts.only_hosts_unmute
+                />
                 <Show when=move || !state.removed.get().is_empty()>
                     <h4>{move || i18n.t().hosts.removed_people}</h4>
                     <ul class="removed-list" data-testid="removed-list">
                         <For each=move || state.removed.get() key=|p| p.id let:person>
                             <li>
-                                <span>{person.name.clone()}</span>
+                                <span class="person-name">{person.name.clone()}</span>
                                 <button on:click=move |_| state.host_action(ClientMsg::AllowBack { peer: person.id })>
                                     {move || i18n.t().hosts.allow_back}
                                 </button>
@@ -155,23 +173,56 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                         </For>
                     </ul>
                 </Show>
-                <Show
-                    when=move || ending.get()
-                    fallback=move || view! {
-                        <button class="danger" data-testid="host-end" on:click=move |_| ending.set(true)>
-                            {move || i18n.t().hosts.end_for_all}
-                        </button>
-                    }
-                >
-                    <p class="confirm">{move || i18n.t().hosts.confirm_end}</p>
-                    <button class="danger" data-testid="host-end-confirm" on:click=move |_| {
-                        ending.set(false);
-                        state.host_action(ClientMsg::EndMeeting);
-                    }>{move || i18n.t().hosts.end_for_all}</button>
-                    <button on:click=move |_| ending.set(false)>{move || i18n.t().hosts.cancel}</button>
-                </Show>
+                <div class="host-actions">
+                    <Show
+                        when=move || ending.get()
+                        fallback=move || view! {
+                            <button data-testid="host-mute-all" on:click=move |_| state.host_action(ClientMsg::MuteAll)>
+                                {move || i18n.t().hosts.mute_all}
+                            </button>
+                            <button class="danger" data-testid="host-end" on:click=move |_| ending.set(true)>
+                                {move || i18n.t().hosts.end_for_all}
+                            </button>
+                        }
+                    >
+                        <p class="confirm">{move || i18n.t().hosts.confirm_end}</p>
+                        <button class="danger" data-testid="host-end-confirm" on:click=move |_| {
+                            ending.set(false);
+                            state.host_action(ClientMsg::EndMeeting);
+                        }>{move || i18n.t().hosts.end_for_all}</button>
+                        <button on:click=move |_| ending.set(false)>{move || i18n.t().hosts.cancel}</button>
+                    </Show>
+                </div>
             </section>
         </Show>
+    }
+}
+
+/// A check box for one of the meeting's rules: it shows the rule as the server last said and
+/// asks the server to change it.
+#[component]
+fn RuleToggle(
+    state: MeetingState,
+    test_id: &'static str,
+    get: fn(&MeetingRules) -> bool,
+    set: fn(&mut MeetingRules, bool),
+    label: fn(&Texts) -> &'static str,
+) -> impl IntoView {
+    let i18n = state.i18n;
+    view! {
+        <label class="toggle">
+            <input
+                type="checkbox"
+                data-testid=test_id
+                prop:checked=move || get(&state.rules.get())
+                on:change=move |ev| {
+                    let mut rules = state.rules.get_untracked();
+                    set(&mut rules, event_target_checked(&ev));
+                    state.host_action(ClientMsg::SetRules { rules });
+                }
+            />
+            {move || label(i18n.t())}
+        </label>
     }
 }
 

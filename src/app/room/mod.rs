@@ -23,7 +23,7 @@ use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
 use crate::protocol::{
-    CallMode, ClientMsg, Limits, MediaState, MeetingRules, PeerId, RemovedPerson, Role, TrackSource,
+    CallMode, ClientMsg, Limits, MediaState, MeetingRules, NamedPeer, PeerId, Role, TrackSource,
 };
 
 use self::model::{ChatLine, Roster};
@@ -89,7 +89,8 @@ pub struct MeetingState {
     /// This page's role, and what hosts see.
     pub role: Memo<Role>,
     pub rules: Memo<MeetingRules>,
-    pub removed: Memo<Vec<RemovedPerson>>,
+    pub removed: Memo<Vec<NamedPeer>>,
+    pub waiting: Memo<Vec<NamedPeer>>,
     pub host_notice: Memo<Option<HostNotice>>,
     /// Changes whenever a chat line is added (the list itself is capped, so its length stops
     /// changing in a long meeting).
@@ -138,6 +139,7 @@ impl MeetingState {
             role: Memo::new(move |_| session.with(Session::my_role)),
             rules: Memo::new(move |_| session.with(|s| s.rules)),
             removed: Memo::new(move |_| session.with(|s| s.removed.clone())),
+            waiting: Memo::new(move |_| session.with(|s| s.waiting.clone())),
             host_notice: Memo::new(move |_| session.with(|s| s.host_notice.clone())),
             name: RwSignal::new(String::new()),
             level: RwSignal::new(0.0),
@@ -535,6 +537,16 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             {move || match state.phase.get() {
                 Phase::Lobby | Phase::Joining => {
                     view! { <prejoin::PreJoin state join=join.clone()/> }.into_any()
+                }
+                Phase::Waiting => {
+                    view! {
+                        <section class="card narrow waiting" role="status" data-testid="waiting">
+                            <h2>{move || i18n.t().hosts.waiting_title}</h2>
+                            <p>{move || i18n.t().hosts.waiting_body}</p>
+                            <button on:click=move |_| state.leave()>{move || i18n.t().leave}</button>
+                        </section>
+                    }
+                        .into_any()
                 }
                 Phase::InRoom => {
                     view! {

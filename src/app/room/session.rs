@@ -9,8 +9,8 @@ use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
     close_code, CallMode, ClientMsg, Dismissal, ErrorCode, IceServer, Limits, LinkFailure,
-    MediaState, MeetingRules, Moderation, PeerId, RemoteTrack, RemovedPerson, Role, ServerMsg,
-    Signal, TrackSource, UnixMillis, PROTOCOL_VERSION,
+    MediaState, MeetingRules, Moderation, NamedPeer, PeerId, RemoteTrack, Role, ServerMsg, Signal,
+    TrackSource, UnixMillis, PROTOCOL_VERSION,
 };
 
 use super::model::{ChatStream, Notice, Roster};
@@ -24,6 +24,8 @@ pub enum Phase {
     /// Choosing a name and checking camera and microphone.
     Lobby,
     Joining,
+    /// In the meeting's waiting room until a host lets this page in.
+    Waiting,
     InRoom,
     Ended(Ending),
 }
@@ -43,12 +45,19 @@ pub enum Ending {
     Removed(String),
     /// A host (named) ended the meeting for everyone.
     MeetingEnded(String),
+    /// A host (named) did not let this page in from the waiting room.
+    Denied(String),
+    /// A host locked the meeting while this page waited.
+    LockedOut,
 }
 
 impl Ending {
     /// Whether joining again makes sense: not for someone removed, nor into an ended meeting.
     pub fn may_rejoin(&self) -> bool {
-        !matches!(self, Ending::Removed(_) | Ending::MeetingEnded(_))
+        !matches!(
+            self,
+            Ending::Removed(_) | Ending::MeetingEnded(_) | Ending::Denied(_)
+        )
     }
 }
 
@@ -257,7 +266,9 @@ pub struct Session {
     pub server_speaker: Option<PeerId>,
     pub rules: MeetingRules,
     /// For hosts and co-hosts: who was removed (and may be let back in).
-    pub removed: Vec<RemovedPerson>,
+    pub removed: Vec<NamedPeer>,
+    /// For hosts and co-hosts: who waits to be let in.
+    pub waiting: Vec<NamedPeer>,
     pub host_notice: Option<HostNotice>,
     /// What a host turned off here; under `only_hosts_unmute` it stays off (the server
     /// refuses it too) until a host allows it.
@@ -289,6 +300,7 @@ impl Default for Session {
             server_speaker: None,
             rules: MeetingRules::default(),
             removed: Vec::new(),
+            waiting: Vec::new(),
             host_notice: None,
             blocked: MediaState::default(),
             rejoin: None,
@@ -487,6 +499,8 @@ impl Session {
                 resume_token,
                 host_key,
                 rules,
+                waiting,
+                removed,
             } => {
                 let returning = self.reconnecting > 0;
                 let previous = self.me;
@@ -527,6 +541,8 @@ impl Session {
                 };
                 self.chat.push_notice(notice, Some(env.now));
                 self.rules = rules;
+                self.waiting = waiting;
+                self.removed = removed;
                 if let Some(key) = host_key {
                     self.got_host_key(&room, key, !returning, out);
                 }
@@ -694,6 +710,13 @@ impl Session {
                 self.rules = rules;
             }
             ServerMsg::RemovedList { people } => self.removed = people,
+            ServerMsg::WaitingList { people } => self.waiting = people,
+            ServerMsg::Waiting => {
+                if self.phase == Phase::Joining {
+                    self.phase = Phase::Waiting;
+                    self.alert = None;
+                }
+            }
             ServerMsg::Dismissed {
                 reason, by_name, ..
             } => {
@@ -705,6 +728,8 @@ impl Session {
                 self.phase = Phase::Ended(match reason {
                     Dismissal::Removed => Ending::Removed(by_name),
                     Dismissal::MeetingEnded => Ending::MeetingEnded(by_name),
+                    Dismissal::Denied => Ending::Denied(by_name),
+                    Dismissal::Locked => Ending::LockedOut,
                 });
             }
             ServerMsg::Error { code, message } => {
@@ -782,8 +807,10 @@ impl Session {
 
     fn on_closed(&mut self, code: u16, reason: String, env: Env, out: &mut Vec<Command>) {
         self.greeted = false;
-        if matches!(code, close_code::REMOVED | close_code::MEETING_ENDED)
-            && matches!(self.phase, Phase::Joining | Phase::InRoom)
+        if matches!(
+            code,
+            close_code::REMOVED | close_code::MEETING_ENDED | close_code::DENIED
+        ) && matches!(self.phase, Phase::Joining | Phase::Waiting | Phase::InRoom)
         {
             // The `dismissed` that names the host did not arrive; the close code still says
             // not to come back.
@@ -791,10 +818,10 @@ impl Session {
             self.reconnecting = 0;
             self.end_call(out);
             let by = String::new();
-            self.phase = Phase::Ended(if code == close_code::REMOVED {
-                Ending::Removed(by)
-            } else {
-                Ending::MeetingEnded(by)
+            self.phase = Phase::Ended(match code {
+                close_code::REMOVED => Ending::Removed(by),
+                close_code::DENIED => Ending::Denied(by),
+                _ => Ending::MeetingEnded(by),
             });
             return;
         }
@@ -815,7 +842,7 @@ impl Session {
             self.retry_later(env, out);
             return;
         }
-        if matches!(self.phase, Phase::Joining | Phase::InRoom) {
+        if matches!(self.phase, Phase::Joining | Phase::Waiting | Phase::InRoom) {
             self.end_call(out);
             self.phase = Phase::Ended(if reason.is_empty() {
                 Ending::ConnectionLost
@@ -904,6 +931,8 @@ mod tests {
             resume_token: format!("token-{you}"),
             host_key: None,
             rules: Default::default(),
+            waiting: Vec::new(),
+            removed: Vec::new(),
         })
     }
 
@@ -1437,6 +1466,7 @@ mod tests {
                 rules: MeetingRules {
                     locked: false,
                     only_hosts_unmute: true,
+                    waiting_room: false,
                 },
             }),
             ENV,
@@ -1516,5 +1546,34 @@ mod tests {
             other.phase,
             Phase::Ended(Ending::MeetingEnded(String::new()))
         );
+    }
+
+    #[test]
+    fn a_page_in_the_waiting_room_waits_then_joins_or_is_turned_away() {
+        let mut session = greeted();
+        session.step(Input::Server(ServerMsg::Waiting), ENV);
+        assert_eq!(session.phase, Phase::Waiting);
+        let out = session.step(joined(1, false, Vec::new()), ENV);
+        assert_eq!(session.phase, Phase::InRoom);
+        assert!(out.contains(&Command::Send(ClientMsg::JoinCall {
+            media: session.local
+        })));
+
+        let mut turned_away = greeted();
+        turned_away.step(Input::Server(ServerMsg::Waiting), ENV);
+        turned_away.step(
+            Input::Server(ServerMsg::Dismissed {
+                reason: Dismissal::Denied,
+                by: PeerId(2),
+                by_name: "Bob".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(
+            turned_away.phase,
+            Phase::Ended(Ending::Denied("Bob".into()))
+        );
+        assert!(!Ending::Denied(String::new()).may_rejoin());
+        assert!(Ending::LockedOut.may_rejoin());
     }
 }

@@ -198,6 +198,9 @@ fn RemoteTile(state: MeetingState, peer: PeerId, featured: Signal<bool>) -> impl
                 <div class="link-state" role="status">{move || i18n.t().link_state(link())}</div>
             </Show>
             <HandBadge state peer=Signal::derive(move || Some(peer))/>
+            <div class="tile-host-actions">
+                <super::hosts::PersonActions state peer name=name()/>
+            </div>
             <button
                 class="pin"
                 class:on=pinned

@@ -7,12 +7,15 @@
 
 use std::net::IpAddr;
 
-use super::{JoinRequest, Member, Room};
+use super::{JoinRequest, Joined, Member, Room};
 use crate::core::{Delivery, MediaEffect, Now, Outcome, Recipients, Refusal};
 use crate::protocol::{
-    CallMode, Dismissal, ErrorCode, LeaveReason, MediaState, MeetingRules, Moderation, PeerId,
-    RemovedPerson, Role, ServerMsg, TrackSource,
+    CallMode, Dismissal, ErrorCode, LeaveReason, MediaState, MeetingRules, Moderation, NamedPeer,
+    PeerId, Role, ServerMsg, TrackSource,
 };
+
+/// People who may wait to be let in at once; past this a newcomer hears the room is full.
+pub const MAX_WAITING: usize = 50;
 
 /// Removed people a room remembers; the oldest is forgotten past this (a host removing more
 /// than this many people from one meeting has a bigger problem than the list).
@@ -202,46 +205,212 @@ impl Room {
                 msg: ServerMsg::HostKey { key },
             });
         }
-        outcome.then(self.removed_list_to(peer))
+        outcome.then(self.lists_to(peer))
     }
 
-    /// The removed list, to one new moderator (if there is anything to list).
-    fn removed_list_to(&self, peer: PeerId) -> Outcome {
-        if self.removed.is_empty() {
-            return Outcome::default();
+    /// What a new host or co-host needs to see: who waits and who was removed (if anyone).
+    fn lists_to(&self, peer: PeerId) -> Outcome {
+        let mut outcome = Outcome::default();
+        if !self.lobby.is_empty() {
+            outcome.deliveries.push(Delivery {
+                to: Recipients::Only(peer),
+                msg: ServerMsg::WaitingList {
+                    people: self.waiting_people(),
+                },
+            });
         }
-        Outcome::deliver(Recipients::Only(peer), self.removed_list())
+        if !self.removed.is_empty() {
+            outcome.deliveries.push(Delivery {
+                to: Recipients::Only(peer),
+                msg: self.removed_list(),
+            });
+        }
+        outcome
     }
 
     fn removed_list(&self) -> ServerMsg {
         ServerMsg::RemovedList {
-            people: self
-                .removed
-                .iter()
-                .map(|r| RemovedPerson {
-                    id: r.id,
-                    name: r.name.clone(),
-                })
-                .collect(),
+            people: self.removed_people(),
         }
     }
 
-    /// The removed list, to every host and co-host: it changed.
-    fn removed_list_to_moderators(&self) -> Outcome {
-        let list = self.removed_list();
+    pub(super) fn removed_people(&self) -> Vec<NamedPeer> {
+        self.removed
+            .iter()
+            .map(|r| NamedPeer {
+                id: r.id,
+                name: r.name.clone(),
+            })
+            .collect()
+    }
+
+    pub(super) fn waiting_people(&self) -> Vec<NamedPeer> {
+        self.lobby
+            .iter()
+            .map(|w| NamedPeer {
+                id: w.id,
+                name: w.name.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether `peer` waits to be let in.
+    pub fn is_waiting(&self, peer: PeerId) -> bool {
+        self.lobby.iter().any(|w| w.id == peer)
+    }
+
+    /// `message` to every host and co-host, one delivery each.
+    fn to_moderators(&self, message: ServerMsg) -> Outcome {
         let deliveries = self
             .members
             .iter()
             .filter(|m| m.role.moderates())
             .map(|m| Delivery {
                 to: Recipients::Only(m.id),
-                msg: list.clone(),
+                msg: message.clone(),
             })
             .collect();
         Outcome {
             deliveries,
             ..Outcome::default()
         }
+    }
+
+    fn waiting_list_to_moderators(&self) -> Outcome {
+        self.to_moderators(ServerMsg::WaitingList {
+            people: self.waiting_people(),
+        })
+    }
+
+    /// Puts a newcomer in the waiting room: they hear `waiting`, the hosts their name.
+    pub(super) fn wait(&mut self, newcomer: Member) -> Result<Joined, Refusal> {
+        if self.lobby.len() >= MAX_WAITING {
+            return Err(Refusal::new(
+                ErrorCode::RoomFull,
+                format!("{MAX_WAITING} people are already waiting to be let in; try again later"),
+            ));
+        }
+        let peer = newcomer.id;
+        self.lobby.push(newcomer);
+        let outcome = Outcome::deliver(Recipients::Only(peer), ServerMsg::Waiting)
+            .then(self.waiting_list_to_moderators());
+        Ok(Joined {
+            peer,
+            resumed: false,
+            waiting: true,
+            outcome: self.finish(outcome),
+        })
+    }
+
+    /// Takes `peer` out of the waiting room (they left or lost their connection), if there.
+    pub(super) fn leave_lobby(&mut self, peer: PeerId) -> Option<Outcome> {
+        let index = self.lobby.iter().position(|w| w.id == peer)?;
+        self.lobby.remove(index);
+        Some(self.waiting_list_to_moderators())
+    }
+
+    /// Sends everyone waiting away for good, saying why.
+    pub(super) fn dismiss_lobby(
+        &mut self,
+        reason: Dismissal,
+        by: PeerId,
+        by_name: String,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        for waiter in std::mem::take(&mut self.lobby) {
+            outcome.deliveries.push(Delivery {
+                to: Recipients::Only(waiter.id),
+                msg: ServerMsg::Dismissed {
+                    reason,
+                    by,
+                    by_name: by_name.clone(),
+                },
+            });
+            outcome.dismiss.push((waiter.id, reason));
+        }
+        if !outcome.dismiss.is_empty() {
+            outcome = outcome.then(self.waiting_list_to_moderators());
+        }
+        outcome
+    }
+
+    /// Lets the person waiting at `index` in: they become a member and get `joined`.
+    fn let_in(&mut self, index: usize, now: Now) -> Result<Outcome, Refusal> {
+        if self.members.len() >= self.limits.max_members {
+            return Err(Refusal::new(
+                ErrorCode::RoomFull,
+                format!("the room is full ({} people)", self.limits.max_members),
+            ));
+        }
+        let member = self.lobby.remove(index);
+        let peer = member.id;
+        self.members.push(member);
+        self.unannounced.push(peer);
+        let greeting = self.greet(peer, None, false);
+        Ok(greeting.then(self.announce_if_due(now.mono)))
+    }
+
+    /// Where `peer` stands in the waiting room's line.
+    fn waiting_index(&self, peer: PeerId) -> Result<usize, Refusal> {
+        self.lobby
+            .iter()
+            .position(|w| w.id == peer)
+            .ok_or_else(|| Refusal::new(ErrorCode::UnknownPeer, "nobody waiting has that id"))
+    }
+
+    pub(super) fn admit(
+        &mut self,
+        actor: PeerId,
+        peer: PeerId,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        self.moderator(actor, now)?;
+        let index = self.waiting_index(peer)?;
+        let outcome = self.let_in(index, now)?;
+        Ok(outcome.then(self.waiting_list_to_moderators()))
+    }
+
+    pub(super) fn admit_all(&mut self, actor: PeerId, now: Now) -> Result<Outcome, Refusal> {
+        self.moderator(actor, now)?;
+        Ok(self.let_everyone_in(now))
+    }
+
+    /// Lets in everyone waiting, as long as the room has places.
+    fn let_everyone_in(&mut self, now: Now) -> Outcome {
+        let mut outcome = Outcome::default();
+        while !self.lobby.is_empty() {
+            match self.let_in(0, now) {
+                Ok(greeted) => outcome = outcome.then(greeted),
+                Err(_) => break,
+            }
+        }
+        outcome.then(self.waiting_list_to_moderators())
+    }
+
+    pub(super) fn deny(
+        &mut self,
+        actor: PeerId,
+        peer: PeerId,
+        now: Now,
+    ) -> Result<Outcome, Refusal> {
+        self.moderator(actor, now)?;
+        let index = self.waiting_index(peer)?;
+        self.lobby.remove(index);
+        let mut outcome = Outcome::deliver(
+            Recipients::Only(peer),
+            ServerMsg::Dismissed {
+                reason: Dismissal::Denied,
+                by: actor,
+                by_name: self.name_of(actor),
+            },
+        );
+        outcome.dismiss.push((peer, Dismissal::Denied));
+        Ok(outcome.then(self.waiting_list_to_moderators()))
+    }
+
+    /// The removed list, to every host and co-host: it changed.
+    fn removed_list_to_moderators(&self) -> Outcome {
+        self.to_moderators(self.removed_list())
     }
 
     /// The sender's role, if it may use host actions; every host action, allowed or not,
@@ -426,11 +595,22 @@ impl Room {
                 member.blocked = MediaState::default();
             }
         }
+        let turned_away = if rules.locked && !self.rules.locked {
+            self.dismiss_lobby(Dismissal::Locked, actor, self.name_of(actor))
+        } else {
+            Outcome::default()
+        };
+        let waiting_room_closed = self.rules.waiting_room && !rules.waiting_room;
         self.rules = rules;
-        Ok(Outcome::deliver(
-            Recipients::Everyone,
-            ServerMsg::Rules { rules },
-        ))
+        let told = Outcome::deliver(Recipients::Everyone, ServerMsg::Rules { rules });
+        // Turning the waiting room off lets in whoever waits, as people expect.
+        let let_in = if waiting_room_closed && !rules.locked {
+            self.let_everyone_in(now)
+        } else {
+            Outcome::default()
+        };
+        // The people let in hear `joined` first: `rules` reaches them as members already.
+        Ok(turned_away.then(let_in).then(told))
     }
 
     pub(super) fn set_role(
@@ -457,7 +637,7 @@ impl Room {
                 },
             );
             return Ok(if role.moderates() {
-                outcome.then(self.removed_list_to(target))
+                outcome.then(self.lists_to(target))
             } else {
                 outcome
             });
@@ -499,7 +679,7 @@ impl Room {
         self.unannounced.clear();
         self.failed_links.clear();
         self.host_key = None;
-        Ok(outcome)
+        Ok(outcome.then(self.dismiss_lobby(Dismissal::MeetingEnded, actor, by_name)))
     }
 }
 
@@ -670,6 +850,7 @@ mod tests {
             MeetingRules {
                 locked: true,
                 only_hosts_unmute: false,
+                waiting_room: false,
             },
             T0,
         )
