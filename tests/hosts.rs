@@ -58,6 +58,9 @@ fn every_host_action(target: PeerId) -> Vec<ClientMsg> {
             },
         },
         ClientMsg::EndMeeting,
+        ClientMsg::Admit { peer: target },
+        ClientMsg::AdmitAll,
+        ClientMsg::Deny { peer: target },
     ]
 }
 

@@ -468,11 +468,17 @@ impl RoomTask {
     /// Whether `outbox` is the connection the member uses now; an older one that a resume
     /// replaced must not take the member with it when it ends.
     fn is_current(&self, peer: PeerId, outbox: &mpsc::Sender<Utf8Bytes>) -> bool {
+        self.connection(peer)
+            .is_some_and(|current| current.frames.same_channel(outbox))
+    }
+
+    /// The connection of `peer`, whether a member receiving, a member waiting for history,
+    /// or someone in the waiting room.
+    fn connection(&self, peer: PeerId) -> Option<&Outbox> {
         self.outboxes
             .get(&peer)
             .or_else(|| self.waiting.get(&peer))
             .or_else(|| self.lobby.get(&peer))
-            .is_some_and(|current| current.frames.same_channel(outbox))
     }
 
     /// Drops the member's connection from the fan-out, if they had one.
@@ -563,12 +569,7 @@ impl RoomTask {
         self.deliver(outcome.deliveries);
         for (peer, reason) in outcome.dismiss {
             // The member is already gone from the room; its `dismissed` is in its queue.
-            let outbox = self
-                .outboxes
-                .get(&peer)
-                .or_else(|| self.waiting.get(&peer))
-                .or_else(|| self.lobby.get(&peer));
-            if let Some(outbox) = outbox {
+            if let Some(outbox) = self.connection(peer) {
                 outbox.dismissed.dismiss(reason);
             }
             self.forget_outbox(peer);

@@ -116,7 +116,6 @@ struct Rejoin {
     room: String,
     name: String,
     token: Option<String>,
-    keys: JoinKeys,
 }
 
 /// Everything that can happen to the session.
@@ -276,7 +275,8 @@ pub struct Session {
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
-    /// What the last `join` presented, and the host key since received.
+    /// What the last `join` presented, and the host key since received; a reconnect
+    /// presents them again.
     keys: JoinKeys,
     next_reaction: u64,
 }
@@ -394,13 +394,7 @@ impl Session {
                 self.end_call(&mut out);
                 self.phase = Phase::Ended(Ending::YouLeft);
             }
-            Input::Chat(text) => {
-                if self.greeted {
-                    out.push(Command::Send(ClientMsg::Chat { text }));
-                } else {
-                    self.alert = Some(Alert::NotConnected);
-                }
-            }
+            Input::Chat(text) => self.send_if_connected(ClientMsg::Chat { text }, &mut out),
             Input::LoadEarlier => {
                 if let Some(before) = self
                     .chat
@@ -428,13 +422,7 @@ impl Session {
                     }
                 }
             }
-            Input::Host(msg) => {
-                if self.greeted {
-                    out.push(Command::Send(msg));
-                } else {
-                    self.alert = Some(Alert::NotConnected);
-                }
-            }
+            Input::Host(msg) => self.send_if_connected(msg, &mut out),
             Input::DismissHostNotice => self.host_notice = None,
             Input::Blocked(source) => self.alert = Some(Alert::HostBlocked(source)),
         }
@@ -550,7 +538,6 @@ impl Session {
                     room,
                     name,
                     token: Some(resume_token),
-                    keys: self.keys.clone(),
                 });
                 self.reconnecting = 0;
                 self.alert = None;
@@ -738,6 +725,15 @@ impl Session {
         }
     }
 
+    /// Sends `msg` if a connection is up; otherwise says there is none (nothing is queued).
+    fn send_if_connected(&mut self, msg: ClientMsg, out: &mut Vec<Command>) {
+        if self.greeted {
+            out.push(Command::Send(msg));
+        } else {
+            self.alert = Some(Alert::NotConnected);
+        }
+    }
+
     /// Keeps the host key for this room and, the first time, shows the host link.
     /// Saved every time (a host link's key is not in storage yet); shown only when new.
     fn got_host_key(&mut self, room: &str, key: String, show: bool, out: &mut Vec<Command>) {
@@ -749,9 +745,6 @@ impl Session {
             return;
         }
         self.keys.host_key = Some(key.clone());
-        if let Some(rejoin) = &mut self.rejoin {
-            rejoin.keys.host_key = Some(key.clone());
-        }
         if show {
             self.host_notice = Some(HostNotice::YouAreHost { key: Some(key) });
         }
@@ -878,8 +871,8 @@ impl Session {
                 name: rejoin.name,
                 resume: rejoin.token,
                 last_seen: self.chat.last_message_id(),
-                host_key: rejoin.keys.host_key,
-                browser: rejoin.keys.browser,
+                host_key: self.keys.host_key.clone(),
+                browser: self.keys.browser.clone(),
             },
         ]));
     }

@@ -92,6 +92,20 @@ fn source_on(media: MediaState, source: TrackSource) -> bool {
     }
 }
 
+/// Tells `peer` they are out for good, and has their connection closed after it.
+fn dismissed(peer: PeerId, reason: Dismissal, by: PeerId, by_name: String) -> Outcome {
+    let mut outcome = Outcome::deliver(
+        Recipients::Only(peer),
+        ServerMsg::Dismissed {
+            reason,
+            by,
+            by_name,
+        },
+    );
+    outcome.dismiss.push((peer, reason));
+    outcome
+}
+
 fn forbidden(message: &str) -> Refusal {
     Refusal::new(ErrorCode::Forbidden, message)
 }
@@ -318,15 +332,7 @@ impl Room {
     ) -> Outcome {
         let mut outcome = Outcome::default();
         for waiter in std::mem::take(&mut self.lobby) {
-            outcome.deliveries.push(Delivery {
-                to: Recipients::Only(waiter.id),
-                msg: ServerMsg::Dismissed {
-                    reason,
-                    by,
-                    by_name: by_name.clone(),
-                },
-            });
-            outcome.dismiss.push((waiter.id, reason));
+            outcome = outcome.then(dismissed(waiter.id, reason, by, by_name.clone()));
         }
         if !outcome.dismiss.is_empty() {
             outcome = outcome.then(self.waiting_list_to_moderators());
@@ -396,15 +402,7 @@ impl Room {
         self.moderator(actor, now)?;
         let index = self.waiting_index(peer)?;
         self.lobby.remove(index);
-        let mut outcome = Outcome::deliver(
-            Recipients::Only(peer),
-            ServerMsg::Dismissed {
-                reason: Dismissal::Denied,
-                by: actor,
-                by_name: self.name_of(actor),
-            },
-        );
-        outcome.dismiss.push((peer, Dismissal::Denied));
+        let outcome = dismissed(peer, Dismissal::Denied, actor, self.name_of(actor));
         Ok(outcome.then(self.waiting_list_to_moderators()))
     }
 
@@ -545,15 +543,7 @@ impl Room {
             browser: gone.browser.clone(),
             address: gone.address,
         });
-        let mut outcome = Outcome::deliver(
-            Recipients::Only(target),
-            ServerMsg::Dismissed {
-                reason: Dismissal::Removed,
-                by: actor,
-                by_name: self.name_of(actor),
-            },
-        );
-        outcome.dismiss.push((target, Dismissal::Removed));
+        let outcome = dismissed(target, Dismissal::Removed, actor, self.name_of(actor));
         let left = self.leave(target, LeaveReason::Removed);
         Ok(outcome.then(left).then(self.removed_list_to_moderators()))
     }
@@ -662,15 +652,12 @@ impl Room {
         let by_name = self.name_of(actor);
         let mut outcome = Outcome::default();
         for member in std::mem::take(&mut self.members) {
-            outcome.deliveries.push(Delivery {
-                to: Recipients::Only(member.id),
-                msg: ServerMsg::Dismissed {
-                    reason: Dismissal::MeetingEnded,
-                    by: actor,
-                    by_name: by_name.clone(),
-                },
-            });
-            outcome.dismiss.push((member.id, Dismissal::MeetingEnded));
+            outcome = outcome.then(dismissed(
+                member.id,
+                Dismissal::MeetingEnded,
+                actor,
+                by_name.clone(),
+            ));
             if member.in_call && self.call_mode == CallMode::Sfu {
                 outcome.media.push(MediaEffect::Drop { peer: member.id });
             }
