@@ -59,6 +59,10 @@ pub fn host_key(_room: &str) -> Option<String> {
 
 pub fn save_host_key(_room: &str, _key: &str) {}
 
+pub fn link_token() -> Option<String> {
+    None
+}
+
 pub fn host_link(room: &str, key: &str) -> String {
     format!("/r/{room}?host={key}")
 }

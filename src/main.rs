@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use room::server::{config::Config, http, run, shutdown_signal, site, spawn_metrics, AppState};
+use room::server::config::{Command, Config};
+use room::server::{auth, http, run, shutdown_signal, site, spawn_metrics, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -19,6 +20,19 @@ async fn main() -> ExitCode {
         .init();
 
     let config = Config::parse();
+    if let Some(Command::Token(args)) = &config.command {
+        let now = room::server::unix_now().0 / 1000;
+        return match auth::token_command(args, now) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("room token: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let leptos = match site::load(&config.site_config) {
         Ok(options) => options,
         Err(error) => {

@@ -11,7 +11,7 @@ use std::fmt;
 /// 2: `invalid_text` split into `empty_text` and `text_too_long`.
 /// 3: history in pages: `joined.more_history`, `load_history` and `history_page`.
 /// 6: hosts: roles, host actions, meeting rules, removal and the end of a meeting.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// WebSocket close codes the server uses, named (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -84,6 +84,14 @@ pub enum ClientMsg {
         /// A random id this browser keeps: someone a host removed cannot come back from it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         browser: Option<String>,
+        /// The meeting's password, when a host set one (`error` `password_required` says so).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// A signed token (the room link's `?token=`), which a server started with
+        /// `--auth-secret` or `--auth-public-key` requires; its name and role win over the
+        /// ones asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Subscribe to the list of rooms in use (the home page). Answered by `rooms`, then again
     /// whenever the list changes.
@@ -156,6 +164,9 @@ pub enum ClientMsg {
     AdmitAll,
     /// Host or co-host: turn `peer` away from the waiting room.
     Deny { peer: PeerId },
+    /// Host or co-host: set the meeting's password (newcomers must type it), or clear it
+    /// with `null`. Members already in stay.
+    SetPassword { password: Option<String> },
 }
 
 /// What a member may do in their room, in increasing order of power.
@@ -195,6 +206,10 @@ pub struct MeetingRules {
     /// Newcomers wait until a host or co-host lets them in.
     #[serde(default)]
     pub waiting_room: bool,
+    /// Newcomers must type the meeting's password. Only `set_password` changes it; the value
+    /// in `set_rules` is ignored.
+    #[serde(default)]
+    pub password: bool,
 }
 
 /// Done to a member by a host, told to that member.
@@ -581,6 +596,26 @@ pub enum ErrorCode {
     Locked,
     /// A host removed this browser from the meeting; it cannot come back until allowed.
     Removed,
+    /// The meeting has a password and the `join` carried none.
+    PasswordRequired,
+    /// The `join` carried a password that is not the meeting's.
+    WrongPassword,
+    /// Too many password guesses for this meeting, or from this address, just now.
+    TooManyGuesses,
+    /// This server admits only people with a signed token (`join`'s `token`).
+    TokenRequired,
+    /// The token is malformed or its signature is not the server's.
+    TokenInvalid,
+    /// The token's `alg` is `none` or not the one this server verifies.
+    TokenAlgorithm,
+    /// The token's `exp` has passed.
+    TokenExpired,
+    /// The token's `nbf` is still to come.
+    TokenNotYetValid,
+    /// The token's `room` is another room.
+    TokenWrongRoom,
+    /// The token lacks a claim Room needs (`room`, `name`, `exp`) or one has a wrong value.
+    TokenClaims,
 }
 
 impl ErrorCode {
@@ -610,6 +645,16 @@ impl ErrorCode {
         ErrorCode::SessionInUse,
         ErrorCode::Locked,
         ErrorCode::Removed,
+        ErrorCode::PasswordRequired,
+        ErrorCode::WrongPassword,
+        ErrorCode::TooManyGuesses,
+        ErrorCode::TokenRequired,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenAlgorithm,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::TokenWrongRoom,
+        ErrorCode::TokenClaims,
     ];
 
     /// The code as it appears on the wire.
@@ -639,6 +684,16 @@ impl ErrorCode {
             ErrorCode::SessionInUse => "session_in_use",
             ErrorCode::Locked => "locked",
             ErrorCode::Removed => "removed",
+            ErrorCode::PasswordRequired => "password_required",
+            ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::TooManyGuesses => "too_many_guesses",
+            ErrorCode::TokenRequired => "token_required",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenAlgorithm => "token_algorithm",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TokenNotYetValid => "token_not_yet_valid",
+            ErrorCode::TokenWrongRoom => "token_wrong_room",
+            ErrorCode::TokenClaims => "token_claims",
         }
     }
 }
@@ -672,6 +727,7 @@ impl ClientMsg {
         "admit",
         "admit_all",
         "deny",
+        "set_password",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -702,6 +758,7 @@ impl ClientMsg {
             ClientMsg::Admit { .. } => 23,
             ClientMsg::AdmitAll => 24,
             ClientMsg::Deny { .. } => 25,
+            ClientMsg::SetPassword { .. } => 26,
         }
     }
 
@@ -827,6 +884,8 @@ impl ClientMsg {
             last_seen: None,
             host_key: None,
             browser: None,
+            password: None,
+            token: None,
         }
     }
 
@@ -897,6 +956,8 @@ mod tests {
                 last_seen: None,
                 host_key: None,
                 browser: None,
+                password: None,
+                token: None,
             },
             ClientMsg::WatchRooms,
             ClientMsg::Chat { text: "t".into() },
@@ -954,6 +1015,9 @@ mod tests {
             ClientMsg::Admit { peer: PeerId(2) },
             ClientMsg::AdmitAll,
             ClientMsg::Deny { peer: PeerId(2) },
+            ClientMsg::SetPassword {
+                password: Some("open sesame".into()),
+            },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -1027,6 +1091,7 @@ mod tests {
                     locked: true,
                     only_hosts_unmute: false,
                     waiting_room: false,
+                    password: false,
                 }
             }
         );
@@ -1128,6 +1193,7 @@ mod tests {
                     locked: true,
                     only_hosts_unmute: true,
                     waiting_room: false,
+                    password: false,
                 },
             },
             ServerMsg::HistoryPage {

@@ -55,6 +55,7 @@ fn every_host_action(target: PeerId) -> Vec<ClientMsg> {
                 locked: true,
                 only_hosts_unmute: true,
                 waiting_room: false,
+                password: false,
             },
         },
         ClientMsg::EndMeeting,
@@ -145,6 +146,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
             locked: false,
             only_hosts_unmute: true,
             waiting_room: false,
+            password: false,
         },
     })
     .await;
@@ -293,6 +295,7 @@ async fn a_co_host_cannot_act_on_the_host_and_only_the_host_gives_roles() {
             locked: true,
             only_hosts_unmute: false,
             waiting_room: false,
+            password: false,
         },
     })
     .await;
@@ -324,6 +327,7 @@ async fn the_host_key_opens_a_locked_meeting_and_the_role_passes_on_when_the_hos
             locked: true,
             only_hosts_unmute: false,
             waiting_room: false,
+            password: false,
         },
     })
     .await;
@@ -426,6 +430,7 @@ async fn set_waiting_room(host: &mut Client, on: bool, locked: bool) {
             locked,
             only_hosts_unmute: false,
             waiting_room: on,
+            password: false,
         },
     })
     .await;

@@ -244,6 +244,19 @@ pub struct HostTexts {
     pub admit_all: &'static str,
     pub denied_you: fn(&str) -> String,
     pub locked_out: &'static str,
+    pub meeting_password: &'static str,
+    pub password_is_set: &'static str,
+    pub set_password: &'static str,
+    pub clear_password: &'static str,
+    pub password_required: &'static str,
+    pub wrong_password: &'static str,
+    pub too_many_guesses: &'static str,
+    pub name_from_link: &'static str,
+    pub token_required: &'static str,
+    pub token_expired: &'static str,
+    pub token_not_yet_valid: &'static str,
+    pub token_wrong_room: &'static str,
+    pub token_invalid: &'static str,
 }
 
 impl Texts {
@@ -322,6 +335,17 @@ impl Texts {
             }
             ErrorCode::Locked => self.hosts.locked_refusal.to_string(),
             ErrorCode::Removed => self.hosts.removed_refusal.to_string(),
+            ErrorCode::PasswordRequired => self.hosts.password_required.to_string(),
+            ErrorCode::WrongPassword => self.hosts.wrong_password.to_string(),
+            ErrorCode::TooManyGuesses => self.hosts.too_many_guesses.to_string(),
+            ErrorCode::TokenRequired => self.hosts.token_required.to_string(),
+            ErrorCode::TokenExpired => self.hosts.token_expired.to_string(),
+            ErrorCode::TokenNotYetValid => self.hosts.token_not_yet_valid.to_string(),
+            ErrorCode::TokenWrongRoom => self.hosts.token_wrong_room.to_string(),
+            // The server's sentence names the fault an integrator must fix.
+            ErrorCode::TokenInvalid | ErrorCode::TokenAlgorithm | ErrorCode::TokenClaims => {
+                format!("{} ({server_message})", self.hosts.token_invalid)
+            }
             _ => server_message.to_string(),
         }
     }
@@ -526,6 +550,19 @@ pub static EN: Texts = Texts {
             format!("{by} did not let you in to this meeting.")
         },
         locked_out: "The host locked the meeting while you were waiting. Nobody new can join now.",
+        meeting_password: "Meeting password",
+        password_is_set: "A password is set. New password:",
+        set_password: "Set password",
+        clear_password: "Remove password",
+        password_required: "This meeting has a password. Type it to join.",
+        wrong_password: "That is not the meeting's password. Check it and try again.",
+        too_many_guesses: "Too many wrong passwords just now. Wait a minute, then try again.",
+        name_from_link: "Your name comes from your invitation link.",
+        token_required: "This server admits only people with an invitation link. Ask the organiser for yours.",
+        token_expired: "Your invitation link has expired. Ask the organiser for a new one.",
+        token_not_yet_valid: "Your invitation link is not valid yet. Try again when the meeting starts.",
+        token_wrong_room: "Your invitation link is for another meeting.",
+        token_invalid: "Your invitation link is not valid on this server.",
     },
 };
 
@@ -717,6 +754,19 @@ pub static KO: Texts = Texts {
             format!("{by}님이 이 회의에 입장을 허용하지 않았습니다.")
         },
         locked_out: "기다리는 동안 호스트가 회의를 잠갔습니다. 지금은 새로 참여할 수 없습니다.",
+        meeting_password: "회의 비밀번호",
+        password_is_set: "비밀번호가 설정되어 있습니다. 새 비밀번호:",
+        set_password: "비밀번호 설정",
+        clear_password: "비밀번호 해제",
+        password_required: "이 회의에는 비밀번호가 있습니다. 비밀번호를 입력해야 참여할 수 있습니다.",
+        wrong_password: "회의 비밀번호가 아닙니다. 확인한 뒤 다시 시도하세요.",
+        too_many_guesses: "잘못된 비밀번호를 너무 많이 입력했습니다. 잠시 후 다시 시도하세요.",
+        name_from_link: "이름은 초대 링크에 정해져 있습니다.",
+        token_required: "이 서버는 초대 링크가 있는 사람만 들어올 수 있습니다. 주최자에게 링크를 요청하세요.",
+        token_expired: "초대 링크가 만료되었습니다. 주최자에게 새 링크를 요청하세요.",
+        token_not_yet_valid: "초대 링크가 아직 유효하지 않습니다. 회의가 시작되면 다시 시도하세요.",
+        token_wrong_room: "이 초대 링크는 다른 회의용입니다.",
+        token_invalid: "초대 링크가 이 서버에서 유효하지 않습니다.",
     },
 };
 

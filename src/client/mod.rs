@@ -172,14 +172,27 @@ pub fn browser_id() -> Option<String> {
 /// This room's host key: from the page's address (`?host=`, a host link) or kept from an
 /// earlier visit as host.
 pub fn host_key(room: &str) -> Option<String> {
+    let from_link = link_param("host=", |c| c.is_ascii_alphanumeric());
+    from_link.or_else(|| gloo_storage::LocalStorage::get(host_key_name(room)).ok())
+}
+
+/// The signed token in the page's address (`?token=`), for servers that require one.
+pub fn link_token() -> Option<String> {
+    link_param("token=", |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+    })
+}
+
+/// The value after `prefix` in the page's query, if every character passes `allowed` (both
+/// values are base64url or hex, so nothing needs unescaping).
+fn link_param(prefix: &str, allowed: fn(char) -> bool) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
-    let from_link = search
+    search
         .trim_start_matches('?')
         .split('&')
-        .find_map(|pair| pair.strip_prefix("host="))
-        .filter(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()))
-        .map(str::to_string);
-    from_link.or_else(|| gloo_storage::LocalStorage::get(host_key_name(room)).ok())
+        .find_map(|pair| pair.strip_prefix(prefix))
+        .filter(|value| !value.is_empty() && value.chars().all(allowed))
+        .map(str::to_string)
 }
 
 pub fn save_host_key(room: &str, key: &str) {

@@ -157,6 +157,9 @@ pub struct Outcome {
     /// Connections to close for good once this outcome's messages are in their queues
     /// (removed by a host, or the meeting ended); their members are already gone.
     pub dismiss: Vec<(PeerId, Dismissal)>,
+    /// A password a host set, to hash off the room's task and hand back with
+    /// [`room::Room::password_hashed`].
+    pub hash_password: Option<room::PasswordToHash>,
     /// When the room next needs [`room::Room::tick`] (a grace period runs out); `None` while
     /// nothing is pending. Every outcome carries the current value, so the caller just keeps
     /// the latest.
@@ -178,6 +181,7 @@ impl Outcome {
             && self.need_history.is_none()
             && self.media.is_empty()
             && self.dismiss.is_empty()
+            && self.hash_password.is_none()
     }
 
     /// Adds `other`'s work after this one's; the later deadline value wins.
@@ -187,6 +191,7 @@ impl Outcome {
         self.need_history = self.need_history.or(other.need_history);
         self.media.extend(other.media);
         self.dismiss.extend(other.dismiss);
+        self.hash_password = self.hash_password.or(other.hash_password);
         self.next_deadline = other.next_deadline;
         self
     }

@@ -41,6 +41,11 @@ impl TokenBucket {
 
     /// Takes one token if there is one. A clock that steps backwards refills nothing.
     pub fn try_take(&mut self, now: MonoMillis) -> bool {
+        self.try_take_many(now, 1)
+    }
+
+    /// Takes `count` tokens if there are that many, else none.
+    pub fn try_take_many(&mut self, now: MonoMillis, count: u32) -> bool {
         let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
         if elapsed_ms > 0 {
             let refill = elapsed_ms.saturating_mul(u64::from(self.per_second));
@@ -52,8 +57,9 @@ impl TokenBucket {
         } else if now.0 < self.refilled_at.0 {
             self.refilled_at = now;
         }
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
+        let cost = u64::from(count) * 1000;
+        if self.milli_tokens >= cost {
+            self.milli_tokens -= cost;
             true
         } else {
             false
@@ -68,6 +74,39 @@ impl TokenBucket {
         let elapsed_ms = now.0.saturating_sub(self.refilled_at.0);
         let refill = elapsed_ms.saturating_mul(u64::from(self.per_second));
         self.milli_tokens.saturating_add(refill) >= u64::from(self.capacity) * 1000
+    }
+}
+
+/// A limit for rare, costly events (password guesses): `burst` at once after a quiet spell,
+/// then one every `every_secs` seconds, slower than [`RateLimit`] can say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowLimit {
+    pub burst: u32,
+    pub every_secs: u32,
+}
+
+impl SlowLimit {
+    pub const fn new(burst: u32, every_secs: u32) -> Self {
+        SlowLimit { burst, every_secs }
+    }
+
+    /// The same limit as a bucket refilling one token per second, where each event costs
+    /// `every_secs` tokens ([`SlowLimit::cost`]).
+    pub const fn as_rate(self) -> RateLimit {
+        let every = if self.every_secs == 0 {
+            1
+        } else {
+            self.every_secs
+        };
+        RateLimit::new(self.burst.saturating_mul(every), 1)
+    }
+
+    pub const fn cost(self) -> u32 {
+        if self.every_secs == 0 {
+            1
+        } else {
+            self.every_secs
+        }
     }
 }
 
@@ -92,6 +131,10 @@ impl<K: Hash + Eq> KeyedBuckets<K> {
     }
 
     pub fn try_take(&mut self, key: K, now: MonoMillis) -> bool {
+        self.try_take_many(key, now, 1)
+    }
+
+    pub fn try_take_many(&mut self, key: K, now: MonoMillis, count: u32) -> bool {
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_keys {
             self.buckets.retain(|_, bucket| !bucket.is_full(now));
             if self.buckets.len() >= self.max_keys {
@@ -102,7 +145,7 @@ impl<K: Hash + Eq> KeyedBuckets<K> {
         self.buckets
             .entry(key)
             .or_insert_with(|| TokenBucket::new(limit, now))
-            .try_take(now)
+            .try_take_many(now, count)
     }
 
     pub fn len(&self) -> usize {
@@ -127,6 +170,17 @@ mod tests {
         assert!(!bucket.try_take(MonoMillis(499)));
         assert!(bucket.try_take(MonoMillis(500)));
         assert!(!bucket.try_take(MonoMillis(500)));
+    }
+
+    #[test]
+    fn a_slow_limit_allows_its_burst_then_one_event_per_period() {
+        let limit = SlowLimit::new(2, 30);
+        let mut bucket = TokenBucket::new(limit.as_rate(), MonoMillis(0));
+        assert!(bucket.try_take_many(MonoMillis(0), limit.cost()));
+        assert!(bucket.try_take_many(MonoMillis(0), limit.cost()));
+        assert!(!bucket.try_take_many(MonoMillis(29_999), limit.cost()));
+        assert!(bucket.try_take_many(MonoMillis(30_000), limit.cost()));
+        assert!(!bucket.try_take_many(MonoMillis(30_000), limit.cost()));
     }
 
     #[test]

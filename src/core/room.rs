@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 use super::names::{display_name, name_key, RoomSlug, MAX_ROOM_CHARS};
-use super::rate::{RateLimit, TokenBucket};
+use super::rate::{RateLimit, SlowLimit, TokenBucket};
 use super::{
     Delivery, HistoryNeed, HistoryRange, MediaEffect, MonoMillis, Now, Outcome, Recipients, Refusal,
 };
@@ -17,8 +17,10 @@ use crate::protocol::{
 };
 
 mod hosts;
+mod password;
 
 use hosts::Removed;
+pub use password::{PasswordToHash, MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS};
 
 /// How calls carry media, as the operator chose (`--media`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct RoomLimits {
     pub history: RateLimit,
     /// Host actions per member (mute, remove, roles, rules): each may reach everyone.
     pub host: RateLimit,
+    /// Password guesses per room (each is an Argon2 check; the server also limits them per
+    /// client address).
+    pub password_guesses: SlowLimit,
     /// How long a member whose connection dropped keeps their place.
     pub resume_grace_ms: u64,
     /// The most chat history, in bytes of JSON, one `joined` or `history_page` carries; the
@@ -118,6 +123,7 @@ impl RoomLimits {
         state: RateLimit::new(20, 10),
         history: RateLimit::new(5, 2),
         host: RateLimit::new(20, 5),
+        password_guesses: SlowLimit::new(20, 6),
         resume_grace_ms: 30_000,
         max_replay_bytes: 64 * 1024,
         announce_interval_ms: 100,
@@ -234,6 +240,16 @@ pub struct JoinRequest {
     pub host_key: Option<String>,
     /// The id the browser keeps (see [`ClientMsg::Join`]).
     pub browser: Option<String>,
+    /// The meeting password as typed.
+    pub password: Option<String>,
+    /// The hash of the meeting's password that `password` was found to match, by the caller
+    /// and off the room's task (see [`Room::password_to_check`]).
+    pub password_matched: Option<String>,
+    /// The role a signed token grants: `Host` enters as host, like the host key.
+    pub token_role: Option<Role>,
+    /// Set when the request may only resume an earlier membership, with the refusal a fresh
+    /// join gets (an expired token lets a member reconnect, not enter anew).
+    pub resume_only: Option<Refusal>,
 }
 
 /// A successful join: who the connection now is, and what to do about it.
@@ -285,11 +301,16 @@ pub struct Room {
     /// People waiting to be let in (`waiting_room`), in the order they came: members to be,
     /// who hear nothing of the room yet.
     lobby: Vec<Member>,
+    /// The hash of the meeting's password (computed by the caller), if a host set one.
+    password: Option<String>,
+    /// Password guesses this room still allows.
+    guesses: TokenBucket,
 }
 
 impl Room {
     pub fn new(slug: RoomSlug, limits: RoomLimits, ice_servers: Vec<IceServer>) -> Self {
         let call_mode = mode_for(limits.media, limits.mesh_max, 0);
+        let guesses = TokenBucket::new(limits.password_guesses.as_rate(), MonoMillis::default());
         Room {
             slug,
             ice_servers,
@@ -309,6 +330,8 @@ impl Room {
             rules: MeetingRules::default(),
             removed: VecDeque::new(),
             lobby: Vec::new(),
+            password: None,
+            guesses,
         }
     }
 
@@ -368,6 +391,15 @@ impl Room {
 
     pub fn is_member(&self, peer: PeerId) -> bool {
         self.members.iter().any(|m| m.id == peer)
+    }
+
+    /// Whether `request` carries the resume token of a member (who keeps their place).
+    fn resumes_a_member(&self, request: &JoinRequest) -> bool {
+        request
+            .resume
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .is_some_and(|token| self.members.iter().any(|m| m.resume_token == token))
     }
 
     pub fn member_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
@@ -487,6 +519,9 @@ impl Room {
                 return Ok(joined);
             }
         }
+        if let Some(refusal) = request.resume_only.clone() {
+            return Err(refusal);
+        }
         if request
             .browser
             .as_ref()
@@ -501,8 +536,7 @@ impl Room {
                 format!("a browser id or host key is at most {MAX_KEY_BYTES} bytes"),
             ));
         }
-        let claims_host = request.host_key.as_ref().is_some_and(|k| !k.is_empty())
-            && request.host_key == self.host_key;
+        let claims_host = self.claims_host(&request);
         if !claims_host {
             self.may_enter(&request)?;
         }
@@ -939,6 +973,7 @@ impl Room {
             ClientMsg::Admit { peer: to } => self.admit(peer, to, now),
             ClientMsg::AdmitAll => self.admit_all(peer, now),
             ClientMsg::Deny { peer: to } => self.deny(peer, to, now),
+            ClientMsg::SetPassword { password } => self.set_password(peer, password, now),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -2267,8 +2302,7 @@ mod tests {
             resume: Some(token.to_string()),
             last_seen: last_seen.map(MessageId),
             address: None,
-            host_key: None,
-            browser: None,
+            ..JoinRequest::default()
         };
         room.join(peer, request, format!("token-{}", peer.0), T0)
             .unwrap()
@@ -2335,8 +2369,7 @@ mod tests {
             resume: Some("token-2".into()),
             last_seen: None,
             address: None,
-            host_key: None,
-            browser: None,
+            ..JoinRequest::default()
         };
         let joined = room.join(PeerId(8), request, "token-8".into(), T0).unwrap();
         assert_eq!(joined.peer, PeerId(8));
@@ -2678,8 +2711,7 @@ mod tests {
             resume: Some(token.to_string()),
             last_seen: None,
             address: Some(address.parse().unwrap()),
-            host_key: None,
-            browser: None,
+            ..JoinRequest::default()
         };
         room.join(
             PeerId(connection),

@@ -87,7 +87,7 @@ pub enum Op {
 /// The host action `Op::Host` stands for.
 fn host_action(target: u8, action: u8) -> ClientMsg {
     let peer = PeerId(target.into());
-    match action % 12 {
+    match action % 14 {
         0 => ClientMsg::SetRole {
             peer,
             role: Role::Cohost,
@@ -107,6 +107,7 @@ fn host_action(target: u8, action: u8) -> ClientMsg {
                 locked: target.is_multiple_of(2),
                 only_hosts_unmute: true,
                 waiting_room: false,
+                password: false,
             },
         },
         6 => ClientMsg::EndMeeting,
@@ -116,11 +117,16 @@ fn host_action(target: u8, action: u8) -> ClientMsg {
                 locked: false,
                 only_hosts_unmute: false,
                 waiting_room: !target.is_multiple_of(3),
+                password: false,
             },
         },
         9 => ClientMsg::Admit { peer },
         10 => ClientMsg::AdmitAll,
-        _ => ClientMsg::Deny { peer },
+        11 => ClientMsg::Deny { peer },
+        12 => ClientMsg::SetPassword {
+            password: Some("secret".into()),
+        },
+        _ => ClientMsg::SetPassword { password: None },
     }
 }
 
@@ -161,6 +167,7 @@ impl Simulation {
             state: RateLimit::new(4, 2),
             history: RateLimit::new(2, 1),
             host: RateLimit::new(3, 1),
+            password_guesses: super::rate::SlowLimit::new(2, 1),
             resume_grace_ms: GRACE_MS,
             // About three short messages: replays and pages are cut often.
             max_replay_bytes: 300,
@@ -205,9 +212,10 @@ impl Simulation {
                     resume: resume_of.map(Self::token),
                     last_seen: last_seen.map(MessageId),
                     address: None,
-                    host_key: None,
-                    browser: None,
+                    ..JoinRequest::default()
                 };
+                // Simulated newcomers never know the password.
+                let barred = self.room.rules().password;
                 match self
                     .room
                     .join(PeerId(peer.into()), request, Self::token(peer), now)
@@ -222,6 +230,9 @@ impl Simulation {
                             return Err(format!(
                                 "{op:?}: joined peer is neither member nor waiting"
                             ));
+                        }
+                        if barred && !joined.resumed {
+                            return Err(format!("{op:?}: got in past the meeting password"));
                         }
                         joined.outcome
                     }
@@ -319,9 +330,18 @@ impl Simulation {
                     ),
                     _ => unreachable!("handled above"),
                 };
-                self.room
+                let outcome = self
+                    .room
                     .request(PeerId(peer.into()), msg, now)
-                    .unwrap_or_else(|_| self.unchanged())
+                    .unwrap_or_else(|_| self.unchanged());
+                // The transport hashes a new password and hands it back at once.
+                match outcome.hash_password.clone() {
+                    Some(job) => {
+                        let hash = format!("hash:{}", job.password);
+                        outcome.then(self.room.password_hashed(job.by, hash))
+                    }
+                    None => outcome,
+                }
             }
         };
         self.check(op, &outcome)

@@ -308,6 +308,63 @@ pub struct Config {
     /// store is flushed anyway.
     #[arg(long, env = "ROOM_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,
+
+    /// Admit only people whose room link carries a token (`?token=`) signed with this shared
+    /// secret (HS256, at least 16 bytes), as a site embedding Room mints them. Without this
+    /// or --auth-public-key, rooms are open to anyone with the link.
+    #[arg(
+        long,
+        env = "ROOM_AUTH_SECRET",
+        hide_env_values = true,
+        conflicts_with = "auth_public_key"
+    )]
+    pub auth_secret: Option<String>,
+
+    /// Admit only people whose token is signed by the private half of this public key (a PEM
+    /// file: Ed25519 for EdDSA tokens, RSA for RS256).
+    #[arg(long, env = "ROOM_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Things the binary does instead of serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a signed token for a room link (`/r/ROOM?token=…`), signed with --auth-secret or
+    /// --private-key.
+    Token(TokenArgs),
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The room the token opens, or `*` for any room.
+    #[arg(long)]
+    pub room: String,
+    /// The display name the holder gets.
+    #[arg(long)]
+    pub name: String,
+    /// `host` enters as the room's host; `member` as anyone else.
+    #[arg(long, default_value = "member", value_parser = ["host", "member"])]
+    pub role: String,
+    /// Seconds from now until the token no longer lets anyone in.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub valid_for: u64,
+    /// Seconds from now before which the token does not let anyone in yet.
+    #[arg(long)]
+    pub starts_in: Option<u64>,
+    /// The shared secret of servers started with --auth-secret.
+    #[arg(
+        long = "auth-secret",
+        env = "ROOM_AUTH_SECRET",
+        hide_env_values = true,
+        conflicts_with = "private_key"
+    )]
+    pub secret: Option<String>,
+    /// The private key (PEM, Ed25519 or RSA) for servers started with --auth-public-key.
+    #[arg(long)]
+    pub private_key: Option<PathBuf>,
 }
 
 /// `--metrics-addr`: an address to listen on, or `off`.
@@ -398,6 +455,7 @@ impl Config {
             state: RateLimit::new(self.state_burst, self.state_per_second),
             history: RateLimit::new(self.history_burst, self.history_per_second),
             host: RoomLimits::DEFAULT.host,
+            password_guesses: RoomLimits::DEFAULT.password_guesses,
             max_replay_bytes: self.max_replay_bytes,
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
             announce_interval_ms: RoomLimits::DEFAULT.announce_interval_ms,

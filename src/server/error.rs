@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("cannot use the TLS certificate or key for TURN over TLS: {0}")]
     TurnTls(String),
+    #[error("cannot check room tokens: {0}")]
+    Auth(String),
     #[error("cannot read or create the TURN secret {path}: {source}")]
     TurnSecret {
         path: PathBuf,

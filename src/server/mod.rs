@@ -1,6 +1,7 @@
 //! The axum server (feature `ssr`): shared state, the router (Leptos pages, `/ws`,
 //! `/metrics`, room creation) and `run`, which serves until told to shut down.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -9,6 +10,7 @@ pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod origin;
+pub mod password;
 pub mod proxy;
 pub mod rooms;
 pub mod site;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionLimits>,
     /// Which hosts are served and which pages may open a WebSocket.
     pub origins: Arc<OriginPolicy>,
+    /// Signed tokens every join needs (`--auth-secret`, `--auth-public-key`), if any.
+    pub auth: Option<Arc<auth::TokenAuth>>,
     /// Cancelled once when the server begins shutting down; every connection watches it.
     pub shutdown: CancellationToken,
     /// Connections and room tasks, so shutdown can wait for their close frames.
@@ -74,6 +78,14 @@ impl AppState {
     pub fn new(config: Config, leptos: LeptosOptions) -> Result<Self, StartError> {
         let origins = OriginPolicy::new(config.public_url.as_deref(), &config.allowed_origins)
             .map_err(StartError::InvalidOrigin)?;
+        let auth = match (&config.auth_secret, &config.auth_public_key) {
+            (Some(secret), _) => Some(auth::TokenAuth::shared_secret(secret)),
+            (None, Some(path)) => Some(auth::TokenAuth::public_key(path)),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(StartError::Auth)?
+        .map(Arc::new);
         let metrics = Arc::new(Metrics::default());
         let tasks = TaskTracker::new();
         let store = ChatStore::open(&config.data_dir, config.retention(), metrics.store.clone())?;
@@ -139,6 +151,7 @@ impl AppState {
                 config.max_connections_per_ip,
             ),
             origins: Arc::new(origins),
+            auth,
             leptos,
             config: Arc::new(config),
             metrics,
@@ -358,7 +371,7 @@ fn turn_tls(
     }))
 }
 
-pub(crate) fn unix_now() -> UnixMillis {
+pub fn unix_now() -> UnixMillis {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
-use crate::core::rate::{KeyedBuckets, RateLimit};
-use crate::core::room::{JoinRequest, Room, RoomLimits};
+use crate::core::rate::{KeyedBuckets, RateLimit, SlowLimit};
+use crate::core::room::{JoinRequest, PasswordToHash, Room, RoomLimits};
 use crate::core::{Delivery, HistoryNeed, MediaEffect, MonoMillis, Outcome, Recipients, Refusal};
 use crate::protocol::{
     ChatEntry, ClientMsg, Dismissal, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg,
@@ -23,6 +23,7 @@ use crate::protocol::{
 
 use super::media::{MediaCommand, MediaHandle};
 use super::metrics::Metrics;
+use super::password::Passwords;
 use super::store::ChatStore;
 use super::Clock;
 
@@ -113,6 +114,8 @@ pub enum RoomCommand {
     },
     /// Signalling the forwarding unit has for a member (sent by the media task).
     FromMedia { peer: PeerId, msg: ServerMsg },
+    /// The hash of the password `by` set (sent by the hashing task).
+    PasswordHashed { by: PeerId, hash: String },
 }
 
 /// A way to reach a running room task.
@@ -128,6 +131,8 @@ struct Registry {
     next_generation: u64,
     /// Room openings per client address.
     openers: KeyedBuckets<IpAddr>,
+    /// Password guesses per client address, over all rooms.
+    guessers: KeyedBuckets<IpAddr>,
 }
 
 /// All rooms of this server.
@@ -140,6 +145,7 @@ pub struct Rooms {
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
     clock: Clock,
+    passwords: Passwords,
 }
 
 /// What every room of this server shares.
@@ -167,6 +173,10 @@ const CRASH_ID_GAP: u64 = 1_000_000;
 /// new addresses cannot open rooms until some are quiet (joining open rooms still works).
 const MAX_TRACKED_OPENERS: usize = 100_000;
 
+/// Password guesses one client address may make, over all rooms: a person who mistypes a
+/// few times is not held up, a guesser gets two a minute.
+const GUESSES_PER_ADDRESS: SlowLimit = SlowLimit::new(10, 30);
+
 impl Rooms {
     pub fn new(
         settings: RoomSettings,
@@ -182,6 +192,7 @@ impl Rooms {
                 directory: Directory::default(),
                 next_generation: 0,
                 openers: KeyedBuckets::new(settings.new_rooms, MAX_TRACKED_OPENERS),
+                guessers: KeyedBuckets::new(GUESSES_PER_ADDRESS.as_rate(), MAX_TRACKED_OPENERS),
             }),
             list: watch::channel(empty).0,
             settings,
@@ -189,6 +200,7 @@ impl Rooms {
             metrics,
             tasks,
             clock,
+            passwords: Passwords::default(),
         })
     }
 
@@ -284,6 +296,14 @@ impl Rooms {
             drop(registry);
             self.list.send_replace(encoded);
         }
+    }
+
+    /// Takes a password guess from `address`'s budget.
+    fn may_guess(&self, address: IpAddr) -> bool {
+        let now = self.clock.now().mono;
+        self.registry()
+            .guessers
+            .try_take_many(address, now, GUESSES_PER_ADDRESS.cost())
     }
 
     /// Forgets the room if it is still the running instance; a newer one may have replaced it.
@@ -424,7 +444,13 @@ impl RoomTask {
                 request,
                 outbox,
                 reply,
-            } => self.join(peer, request, outbox, reply),
+            } => match self.room.password_to_check(&request) {
+                Ok(None) => self.join(peer, request, outbox, reply),
+                Ok(Some(hash)) => self.check_password(peer, request, hash, outbox, reply),
+                Err(refusal) => {
+                    let _ = reply.send(Err(refusal));
+                }
+            },
             RoomCommand::Request {
                 peer,
                 msg,
@@ -450,6 +476,10 @@ impl RoomTask {
             }
             RoomCommand::FromMedia { peer, msg } => {
                 let outcome = self.room.from_media_server(peer, msg);
+                self.carry_out(outcome);
+            }
+            RoomCommand::PasswordHashed { by, hash } => {
+                let outcome = self.room.password_hashed(by, hash);
                 self.carry_out(outcome);
             }
             RoomCommand::HistoryLoaded { need, entries } => {
@@ -551,6 +581,78 @@ impl RoomTask {
         self.carry_out(joined.outcome);
     }
 
+    /// Checks a newcomer's password off the room's task, once the address and then the
+    /// room allow another guess; a match comes back as the same join, marked as matching
+    /// this hash, and a miss is refused.
+    fn check_password(
+        &mut self,
+        peer: PeerId,
+        mut request: JoinRequest,
+        hash: String,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<PeerId, Refusal>>,
+    ) {
+        let Some(inbox) = self.commands.upgrade() else {
+            return;
+        };
+        if let Some(address) = request.address {
+            if !self.rooms.may_guess(address) {
+                let _ = reply.send(Err(Refusal::new(
+                    ErrorCode::TooManyGuesses,
+                    format!(
+                        "too many wrong passwords from your address; try again in {} seconds",
+                        GUESSES_PER_ADDRESS.every_secs
+                    ),
+                )));
+                return;
+            }
+        }
+        if let Err(refusal) = self.room.take_guess(self.rooms.clock.now()) {
+            let _ = reply.send(Err(refusal));
+            return;
+        }
+        let passwords = self.rooms.passwords.clone();
+        let guess = request.password.clone().unwrap_or_default();
+        self.rooms.tasks.spawn(async move {
+            if passwords.matches(hash.clone(), guess).await {
+                request.password_matched = Some(hash);
+                // A room that closed meanwhile drops the reply: the connection starts over.
+                let _ = inbox
+                    .send(RoomCommand::Join {
+                        peer,
+                        request,
+                        outbox,
+                        reply,
+                    })
+                    .await;
+            } else {
+                let _ = reply.send(Err(Refusal::new(
+                    ErrorCode::WrongPassword,
+                    "that is not the meeting's password",
+                )));
+            }
+        });
+    }
+
+    /// Hashes the password a host set off the room's task; the hash comes back through the
+    /// room's inbox.
+    fn hash_password(&self, job: PasswordToHash) {
+        let Some(inbox) = self.commands.upgrade() else {
+            return;
+        };
+        let passwords = self.rooms.passwords.clone();
+        self.rooms.tasks.spawn(async move {
+            match passwords.hash(job.password).await {
+                Some(hash) => {
+                    let _ = inbox
+                        .send(RoomCommand::PasswordHashed { by: job.by, hash })
+                        .await;
+                }
+                None => tracing::error!("no OS randomness to salt a meeting password"),
+            }
+        });
+    }
+
     /// Does what the core asked: stores new chat (fan-out does not wait for it), starts the
     /// history read a joining member needs, remembers the next deadline, and delivers.
     fn carry_out(&mut self, outcome: Outcome) {
@@ -560,6 +662,9 @@ impl RoomTask {
         }
         if let Some(need) = outcome.need_history {
             self.read_history(need);
+        }
+        if let Some(job) = outcome.hash_password {
+            self.hash_password(job);
         }
         for effect in outcome.media {
             self.to_media(effect);

@@ -20,7 +20,7 @@ use crate::protocol::{
 
 use super::limits::ConnectionPermit;
 use super::rooms::{Outbox, RoomCommand, RoomHandle};
-use super::AppState;
+use super::{unix_now, AppState};
 
 /// Frames written before one flush; enough to amortize the syscall, small enough that one busy
 /// connection does not starve the others on its worker thread.
@@ -358,6 +358,8 @@ impl<S: Socket> Connection<S> {
                 last_seen,
                 host_key,
                 browser,
+                password,
+                token,
             } => {
                 let request = JoinRequest {
                     name,
@@ -366,8 +368,10 @@ impl<S: Socket> Connection<S> {
                     address: Some(self.address),
                     host_key,
                     browser,
+                    password,
+                    ..JoinRequest::default()
                 };
-                self.join(&room, request).await
+                self.join(&room, request, token).await
             }
             ClientMsg::WatchRooms if !self.state.config.public_room_list => {
                 self.refuse(Refusal::new(
@@ -421,7 +425,7 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    async fn join(&mut self, room: &str, request: JoinRequest) {
+    async fn join(&mut self, room: &str, mut request: JoinRequest, token: Option<String>) {
         if self.room.is_some() {
             return self.refuse(Refusal::new(
                 ErrorCode::AlreadyJoined,
@@ -432,6 +436,27 @@ impl<S: Socket> Connection<S> {
             Ok(slug) => slug,
             Err(refusal) => return self.refuse(refusal),
         };
+        if let Some(auth) = &self.state.auth {
+            let checked = match token.as_deref().filter(|t| !t.is_empty()) {
+                Some(token) => auth.check(token, &slug, unix_now().0 / 1000),
+                None => Err(Refusal::new(
+                    ErrorCode::TokenRequired,
+                    "this server admits only people with an invitation link; ask the organiser for yours",
+                )),
+            };
+            match checked {
+                Ok(grant) => {
+                    request.name = grant.name;
+                    request.token_role = Some(grant.role);
+                }
+                // Reconnecting outlives the token: the member may come back as themselves,
+                // not enter anew.
+                Err(refusal) if refusal.code == ErrorCode::TokenExpired => {
+                    request.resume_only = Some(refusal);
+                }
+                Err(refusal) => return self.refuse(refusal),
+            }
+        }
         for _ in 0..JOIN_ATTEMPTS {
             let handle = match self.state.rooms.handle(&slug, self.address) {
                 Ok(handle) => handle,
@@ -755,8 +780,7 @@ mod tests {
             resume: Some(bob_token),
             last_seen: None,
             address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            host_key: None,
-            browser: None,
+            ..JoinRequest::default()
         };
         let outbox = Outbox {
             frames,

@@ -41,6 +41,8 @@ pub fn resuming_join_msg(
         last_seen,
         host_key: None,
         browser: None,
+        password: None,
+        token: None,
     }
 }
 
@@ -58,6 +60,27 @@ pub fn browser_join_msg(
         last_seen: None,
         host_key,
         browser: Some(browser.into()),
+        password: None,
+        token: None,
+    }
+}
+
+/// A `join` that brings a meeting password and/or a signed token.
+pub fn secret_join_msg(
+    room: &str,
+    name: impl Into<String>,
+    password: Option<&str>,
+    token: Option<&str>,
+) -> ClientMsg {
+    ClientMsg::Join {
+        room: room.into(),
+        name: name.into(),
+        resume: None,
+        last_seen: None,
+        host_key: None,
+        browser: None,
+        password: password.map(String::from),
+        token: token.map(String::from),
     }
 }
 

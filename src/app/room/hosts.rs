@@ -8,6 +8,7 @@ use super::session::HostNotice;
 use super::MeetingState;
 use crate::app::i18n::Texts;
 use crate::client;
+use crate::core::room::MAX_PASSWORD_CHARS;
 use crate::protocol::{ClientMsg, MeetingRules, PeerId, Role, TrackSource};
 
 /// The role's badge next to a name ("Host", "Co-host"); nothing for members.
@@ -160,6 +161,7 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                     set=|r, on| r.only_hosts_unmute = on
                     label=|t| t.hosts.only_hosts_unmute
                 />
+                <PasswordSetting state/>
                 <Show when=move || !state.removed.get().is_empty()>
                     <h4>{move || i18n.t().hosts.removed_people}</h4>
                     <ul class="removed-list" data-testid="removed-list">
@@ -195,6 +197,58 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                 </div>
             </section>
         </Show>
+    }
+}
+
+/// The meeting password: set a new one (the server keeps only its hash, so the current one
+/// cannot be shown) or remove it.
+#[component]
+fn PasswordSetting(state: MeetingState) -> impl IntoView {
+    let i18n = state.i18n;
+    let typed = RwSignal::new(String::new());
+    view! {
+        <form
+            class="password-setting"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                let password = typed.get_untracked();
+                if !password.is_empty() {
+                    state.host_action(ClientMsg::SetPassword { password: Some(password) });
+                    typed.set(String::new());
+                }
+            }
+        >
+            <label for="host-password">
+                {move || if state.rules.get().password {
+                    i18n.t().hosts.password_is_set
+                } else {
+                    i18n.t().hosts.meeting_password
+                }}
+            </label>
+            <div class="row">
+                <input
+                    id="host-password"
+                    type="password"
+                    autocomplete="new-password"
+                    maxlength=MAX_PASSWORD_CHARS.to_string()
+                    data-testid="host-password"
+                    prop:value=move || typed.get()
+                    on:input=move |ev| typed.set(event_target_value(&ev))
+                />
+                <button type="submit" data-testid="host-set-password">
+                    {move || i18n.t().hosts.set_password}
+                </button>
+                <Show when=move || state.rules.get().password>
+                    <button
+                        type="button"
+                        data-testid="host-clear-password"
+                        on:click=move |_| state.host_action(ClientMsg::SetPassword { password: None })
+                    >
+                        {move || i18n.t().hosts.clear_password}
+                    </button>
+                </Show>
+            </div>
+        </form>
     }
 }
 

@@ -97,6 +97,12 @@ pub struct MeetingState {
     pub chat_version: Memo<u64>,
     /// The name typed in the pre-join form.
     pub name: RwSignal<String>,
+    /// The meeting password typed in the pre-join form.
+    pub password: RwSignal<String>,
+    /// The meeting asked for its password.
+    pub needs_password: Memo<bool>,
+    /// The signed token from the room link; its name is the one the server uses.
+    pub token: RwSignal<Option<String>>,
     pub level: RwSignal<f32>,
     pub devices: RwSignal<Devices>,
     pub problem: RwSignal<Option<MediaProblem>>,
@@ -142,6 +148,9 @@ impl MeetingState {
             waiting: Memo::new(move |_| session.with(|s| s.waiting.clone())),
             host_notice: Memo::new(move |_| session.with(|s| s.host_notice.clone())),
             name: RwSignal::new(String::new()),
+            password: RwSignal::new(String::new()),
+            needs_password: Memo::new(move |_| session.with(|s| s.needs_password)),
+            token: RwSignal::new(None),
             level: RwSignal::new(0.0),
             devices: RwSignal::new(Devices::default()),
             problem: RwSignal::new(None),
@@ -397,9 +406,12 @@ impl MeetingState {
 
     /// Joins the room under the name in the form; the session checks it first.
     pub fn join(self, room: String) {
+        let password = self.password.get_untracked();
         let keys = JoinKeys {
             browser: client::browser_id(),
             host_key: client::host_key(&room),
+            password: (!password.is_empty()).then_some(password),
+            token: self.token.get_untracked(),
         };
         self.dispatch(Input::Join {
             room,
@@ -497,6 +509,12 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     Effect::new(move |_| {
         if let Some(saved) = client::saved_name() {
             state.name.set(saved);
+        }
+        if let Some(token) = client::link_token() {
+            if let Some(name) = session::token_name(&token) {
+                state.name.set(name);
+            }
+            state.token.set(Some(token));
         }
         state.start_media();
     });

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use super::controls::{DevicePicker, MediaToggles};
 use super::{MeetingState, Phase};
+use crate::core::room::MAX_PASSWORD_CHARS;
 use crate::media::DeviceKind;
 
 #[component]
@@ -96,8 +97,26 @@ pub fn PreJoin(
                     maxlength=move || state.limits.get().max_name_chars.to_string()
                     placeholder=move || i18n.t().name_placeholder
                     prop:value=move || name.get()
+                    readonly=move || state.token.with(Option::is_some)
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
+                <Show when=move || state.token.with(Option::is_some)>
+                    <p class="muted">{move || i18n.t().hosts.name_from_link}</p>
+                </Show>
+                <Show when=move || state.needs_password.get()>
+                    <label for="meeting-password">{move || i18n.t().hosts.meeting_password}</label>
+                    <input
+                        id="meeting-password"
+                        name="password"
+                        type="password"
+                        required
+                        autocomplete="off"
+                        maxlength=MAX_PASSWORD_CHARS.to_string()
+                        data-testid="password-input"
+                        prop:value=move || state.password.get()
+                        on:input=move |ev| state.password.set(event_target_value(&ev))
+                    />
+                </Show>
                 <button type="submit" class="primary big" disabled=joining>
                     {join_label}
                 </button>

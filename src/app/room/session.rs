@@ -79,6 +79,47 @@ pub struct JoinKeys {
     pub browser: Option<String>,
     /// This room's host key, if this browser was its host (or holds a host link).
     pub host_key: Option<String>,
+    /// The meeting password as typed, if the meeting asked for one.
+    pub password: Option<String>,
+    /// The signed token from the room link (`?token=`), on servers that require one.
+    pub token: Option<String>,
+}
+
+/// The display name a signed token carries (its `name` claim), to show on the pre-join
+/// screen: the server uses it whatever the page sends. Read without checking the signature,
+/// which is the server's job.
+pub fn token_name(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        name: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = base64url_decode(payload)?;
+    serde_json::from_slice::<Claims>(&json).ok()?.name
+}
+
+/// Unpadded base64url, as in a JWT; `None` for anything else.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for c in text.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(bytes)
 }
 
 /// Whether this page takes part in the room's call.
@@ -272,6 +313,8 @@ pub struct Session {
     /// What a host turned off here; under `only_hosts_unmute` it stays off (the server
     /// refuses it too) until a host allows it.
     pub blocked: MediaState,
+    /// The meeting asked for its password: the pre-join screen shows the field.
+    pub needs_password: bool,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
@@ -303,6 +346,7 @@ impl Default for Session {
             waiting: Vec::new(),
             host_notice: None,
             blocked: MediaState::default(),
+            needs_password: false,
             rejoin: None,
             greeted: false,
             keys: JoinKeys::default(),
@@ -460,6 +504,8 @@ impl Session {
             last_seen: None,
             host_key: keys.host_key,
             browser: keys.browser,
+            password: keys.password,
+            token: keys.token,
         };
         // A socket that is still open after a refused name is reused.
         if self.greeted {
@@ -751,18 +797,8 @@ impl Session {
     }
 
     fn on_error(&mut self, refusal: Refusal, env: Env, out: &mut Vec<Command>) {
-        let ends_a_join = matches!(
-            refusal.code,
-            ErrorCode::InvalidName
-                | ErrorCode::NameTaken
-                | ErrorCode::RoomFull
-                | ErrorCode::InvalidRoom
-                | ErrorCode::Unavailable
-                | ErrorCode::TooManyRooms
-                | ErrorCode::Locked
-                | ErrorCode::Removed
-        );
-        let ends_a_rejoin = matches!(
+        // Refusals that only a person can change: another name, the password, a new link.
+        let needs_the_person = matches!(
             refusal.code,
             ErrorCode::InvalidName
                 | ErrorCode::NameTaken
@@ -770,7 +806,30 @@ impl Session {
                 | ErrorCode::TooManyRooms
                 | ErrorCode::Locked
                 | ErrorCode::Removed
+                | ErrorCode::PasswordRequired
+                | ErrorCode::WrongPassword
+                | ErrorCode::TooManyGuesses
+                | ErrorCode::TokenRequired
+                | ErrorCode::TokenInvalid
+                | ErrorCode::TokenAlgorithm
+                | ErrorCode::TokenExpired
+                | ErrorCode::TokenNotYetValid
+                | ErrorCode::TokenWrongRoom
+                | ErrorCode::TokenClaims
         );
+        if matches!(
+            refusal.code,
+            ErrorCode::PasswordRequired | ErrorCode::WrongPassword
+        ) {
+            self.needs_password = true;
+        }
+        // While joining, a rate limit (password guesses) also hands back to the person.
+        let ends_a_join = needs_the_person
+            || matches!(
+                refusal.code,
+                ErrorCode::InvalidRoom | ErrorCode::Unavailable | ErrorCode::RateLimited
+            );
+        let ends_a_rejoin = needs_the_person;
         // Passing conditions: the old connection is not gone yet, the server is busy.
         let retries_a_rejoin = matches!(
             refusal.code,
@@ -873,6 +932,8 @@ impl Session {
                 last_seen: self.chat.last_message_id(),
                 host_key: self.keys.host_key.clone(),
                 browser: self.keys.browser.clone(),
+                password: self.keys.password.clone(),
+                token: self.keys.token.clone(),
             },
         ]));
     }
@@ -959,7 +1020,7 @@ mod tests {
             name: name.into(),
             keys: JoinKeys {
                 browser: Some("browser-1".into()),
-                host_key: None,
+                ..JoinKeys::default()
             },
         }
     }
@@ -973,6 +1034,8 @@ mod tests {
             last_seen: None,
             host_key: None,
             browser: Some("browser-1".into()),
+            password: None,
+            token: None,
         }
     }
 
@@ -1119,6 +1182,8 @@ mod tests {
                     last_seen: Some(MessageId(2)),
                     host_key: None,
                     browser: Some("browser-1".into()),
+                    password: None,
+                    token: None,
                 }
             ])]
         );
@@ -1452,6 +1517,55 @@ mod tests {
     }
 
     #[test]
+    fn a_password_refusal_asks_for_the_password_and_the_next_join_brings_it() {
+        let mut session = Session::default();
+        session.step(join_as("Ann"), ENV);
+        session.step(hello_from_server(), ENV);
+        session.step(
+            Input::Server(ServerMsg::Error {
+                code: ErrorCode::PasswordRequired,
+                message: "password".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(session.phase, Phase::Lobby);
+        assert!(session.needs_password);
+        let out = session.step(
+            Input::Join {
+                room: "standup".into(),
+                name: "Ann".into(),
+                keys: JoinKeys {
+                    password: Some("tiger".into()),
+                    ..JoinKeys::default()
+                },
+            },
+            ENV,
+        );
+        assert!(out.iter().any(|c| matches!(
+            c,
+            Command::Send(ClientMsg::Join { password: Some(p), .. }) if p == "tiger"
+        )));
+        // Too many guesses hands back to the person too, rather than hang on "joining".
+        session.step(
+            Input::Server(ServerMsg::Error {
+                code: ErrorCode::TooManyGuesses,
+                message: "wait".into(),
+            }),
+            ENV,
+        );
+        assert_eq!(session.phase, Phase::Lobby);
+    }
+
+    #[test]
+    fn a_tokens_name_is_read_from_its_payload() {
+        // {"name":"Ann Lee","room":"*"} with any header and signature.
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJuYW1lIjoiQW5uIExlZSIsInJvb20iOiIqIn0.sig";
+        assert_eq!(token_name(token).as_deref(), Some("Ann Lee"));
+        assert_eq!(token_name("no dots"), None);
+        assert_eq!(token_name("a.!!!.c"), None);
+    }
+
+    #[test]
     fn a_host_muting_turns_the_device_off_and_keeps_it_off_under_the_rule() {
         let mut session = in_room();
         session.step(
@@ -1460,6 +1574,7 @@ mod tests {
                     locked: false,
                     only_hosts_unmute: true,
                     waiting_room: false,
+                    password: false,
                 },
             }),
             ENV,

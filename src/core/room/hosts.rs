@@ -143,7 +143,20 @@ impl Room {
     }
 
     /// Refuses a newcomer the hosts keep out: someone removed, or anyone while locked.
+    /// Whether the newcomer enters as host: with the room's host key or a host's token.
+    pub(super) fn claims_host(&self, request: &JoinRequest) -> bool {
+        let holds_key = request.host_key.as_ref().is_some_and(|k| !k.is_empty())
+            && request.host_key == self.host_key;
+        holds_key || request.token_role == Some(Role::Host)
+    }
+
+    /// Whether a newcomer who does not enter as host may come in.
     pub(super) fn may_enter(&self, request: &JoinRequest) -> Result<(), Refusal> {
+        self.removed_or_locked(request)?;
+        self.password_gate(request)
+    }
+
+    pub(super) fn removed_or_locked(&self, request: &JoinRequest) -> Result<(), Refusal> {
         if self.removed.iter().any(|r| r.bars(request)) {
             return Err(Refusal::new(
                 ErrorCode::Removed,
@@ -413,7 +426,7 @@ impl Room {
 
     /// The sender's role, if it may use host actions; every host action, allowed or not,
     /// takes from the sender's budget, so refused ones cannot flood either.
-    fn moderator(&mut self, peer: PeerId, now: Now) -> Result<Role, Refusal> {
+    pub(super) fn moderator(&mut self, peer: PeerId, now: Now) -> Result<Role, Refusal> {
         let member = self.member_mut(peer)?;
         if !member.host_budget.try_take(now.mono) {
             return Err(Refusal::new(
@@ -576,6 +589,11 @@ impl Room {
         now: Now,
     ) -> Result<Outcome, Refusal> {
         self.moderator(actor, now)?;
+        // Only `set_password` changes the password.
+        let rules = MeetingRules {
+            password: self.rules.password,
+            ..rules
+        };
         if rules == self.rules {
             return Ok(Outcome::default());
         }
@@ -838,6 +856,7 @@ mod tests {
                 locked: true,
                 only_hosts_unmute: false,
                 waiting_room: false,
+                password: false,
             },
             T0,
         )
