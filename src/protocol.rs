@@ -167,6 +167,47 @@ pub enum ClientMsg {
     /// Host or co-host: set the meeting's password (newcomers must type it), or clear it
     /// with `null`. Members already in stay.
     SetPassword { password: Option<String> },
+    /// Host or co-host: open breakout rooms (at most `MAX_BREAKOUTS`), each with a name and
+    /// who goes there; `minutes` closes them by themselves after that long.
+    OpenBreakouts {
+        rooms: Vec<BreakoutRoom>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u32>,
+    },
+    /// Host or co-host, while breakout rooms are open: send `peer` to another one (or to none).
+    AssignBreakout { peer: PeerId, room: Option<u8> },
+    /// Host or co-host: a message shown in the main room and every breakout room.
+    BroadcastToBreakouts { text: String },
+    /// Host or co-host: everyone comes back to the main room after a 60-second countdown.
+    CloseBreakouts,
+    /// Go to breakout room `room` (the one you are assigned to; hosts and co-hosts may visit
+    /// any). The connection moves: `joined` of that room follows, without a new socket.
+    EnterBreakout { room: u8 },
+    /// From a breakout room: come back to the main room (`joined` of it follows).
+    ReturnToMain,
+}
+
+/// Breakout rooms at most.
+pub const MAX_BREAKOUTS: usize = 20;
+
+/// One breakout room: its name and who is assigned to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakoutRoom {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<PeerId>,
+}
+
+/// Open breakout rooms, as everyone in the meeting sees them; a room's number is its index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breakouts {
+    pub rooms: Vec<BreakoutRoom>,
+    /// When the timer closes them (the countdown starts then), if a host set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<UnixMillis>,
+    /// When everyone is brought back: set once a host closed them or the timer ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing_at: Option<UnixMillis>,
 }
 
 /// What a member may do in their room, in increasing order of power.
@@ -318,6 +359,13 @@ pub enum ServerMsg {
         waiting: Vec<NamedPeer>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removed: Vec<NamedPeer>,
+        /// Which breakout room this is (its number), when it is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        breakout: Option<u8>,
+        /// The meeting's breakout rooms, while they are open (boxed: rarely there, and
+        /// every message is as large as its largest kind).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        breakouts: Option<Box<Breakouts>>,
     },
     /// Others entered the room, in the order they joined. Arrivals that reach the server
     /// together (everyone reconnecting after a restart, a class arriving at once) come in one
@@ -389,6 +437,18 @@ pub enum ServerMsg {
         by: PeerId,
         by_name: String,
     },
+    /// The meeting's breakout rooms opened, changed or closed (`null`); to the main room and
+    /// to every breakout room.
+    BreakoutsChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        breakouts: Option<Breakouts>,
+    },
+    /// A host's message to every room of the meeting.
+    Broadcast {
+        from: PeerId,
+        name: String,
+        text: String,
+    },
 }
 
 /// How a call's media travels.
@@ -450,6 +510,9 @@ pub struct PeerInfo {
     pub hand: Option<u64>,
     #[serde(default, skip_serializing_if = "Role::is_member")]
     pub role: Role,
+    /// The breakout room they are in now, if any (in the main room's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakout: Option<u8>,
 }
 
 /// Whether a call member's microphone, camera and screen sharing are on.
@@ -728,6 +791,12 @@ impl ClientMsg {
         "admit_all",
         "deny",
         "set_password",
+        "open_breakouts",
+        "assign_breakout",
+        "broadcast_to_breakouts",
+        "close_breakouts",
+        "enter_breakout",
+        "return_to_main",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -759,6 +828,12 @@ impl ClientMsg {
             ClientMsg::AdmitAll => 24,
             ClientMsg::Deny { .. } => 25,
             ClientMsg::SetPassword { .. } => 26,
+            ClientMsg::OpenBreakouts { .. } => 27,
+            ClientMsg::AssignBreakout { .. } => 28,
+            ClientMsg::BroadcastToBreakouts { .. } => 29,
+            ClientMsg::CloseBreakouts => 30,
+            ClientMsg::EnterBreakout { .. } => 31,
+            ClientMsg::ReturnToMain => 32,
         }
     }
 
@@ -794,6 +869,8 @@ impl ServerMsg {
         "dismissed",
         "waiting",
         "waiting_list",
+        "breakouts_changed",
+        "broadcast",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -822,6 +899,8 @@ impl ServerMsg {
             ServerMsg::Dismissed { .. } => 21,
             ServerMsg::Waiting => 22,
             ServerMsg::WaitingList { .. } => 23,
+            ServerMsg::BreakoutsChanged { .. } => 24,
+            ServerMsg::Broadcast { .. } => 25,
         }
     }
 
@@ -1018,6 +1097,21 @@ mod tests {
             ClientMsg::SetPassword {
                 password: Some("open sesame".into()),
             },
+            ClientMsg::OpenBreakouts {
+                rooms: vec![BreakoutRoom {
+                    name: "Room 1".into(),
+                    members: vec![PeerId(2)],
+                }],
+                minutes: Some(10),
+            },
+            ClientMsg::AssignBreakout {
+                peer: PeerId(2),
+                room: None,
+            },
+            ClientMsg::BroadcastToBreakouts { text: "t".into() },
+            ClientMsg::CloseBreakouts,
+            ClientMsg::EnterBreakout { room: 0 },
+            ClientMsg::ReturnToMain,
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -1051,6 +1145,7 @@ mod tests {
             away: false,
             hand: None,
             role: Role::Member,
+            breakout: None,
         };
         assert_eq!(
             serde_json::to_string(&idle).unwrap(),
@@ -1178,6 +1273,7 @@ mod tests {
                     away: false,
                     hand: None,
                     role: Role::Host,
+                    breakout: None,
                 }],
                 history: vec![entry.clone()],
                 more_history: true,
@@ -1195,6 +1291,8 @@ mod tests {
                     waiting_room: false,
                     password: false,
                 },
+                breakout: Some(1),
+                breakouts: None,
             },
             ServerMsg::HistoryPage {
                 entries: vec![entry.clone()],
@@ -1249,6 +1347,7 @@ mod tests {
                     away: true,
                     hand: Some(3),
                     role: Role::Cohost,
+                    breakout: None,
                 },
             },
             ServerMsg::HostKey { key: "k".into() },
@@ -1276,6 +1375,21 @@ mod tests {
                     id: PeerId(4),
                     name: "Dee".into(),
                 }],
+            },
+            ServerMsg::BreakoutsChanged {
+                breakouts: Some(Breakouts {
+                    rooms: vec![BreakoutRoom {
+                        name: "Room 1".into(),
+                        members: vec![PeerId(2)],
+                    }],
+                    ends_at: Some(UnixMillis(1_000)),
+                    closing_at: None,
+                }),
+            },
+            ServerMsg::Broadcast {
+                from: PeerId(1),
+                name: "Ann".into(),
+                text: "Five minutes left".into(),
             },
             ServerMsg::Reaction {
                 from: PeerId(2),
@@ -1308,6 +1422,7 @@ mod tests {
                 away: false,
                 hand: None,
                 role: Role::Member,
+                breakout: None,
             }],
         };
         assert_eq!(joined.kind(), tag_of(&joined));

@@ -197,6 +197,33 @@ pub struct Texts {
     pub who_can_read: &'static str,
     pub server_busy: &'static str,
     pub hosts: HostTexts,
+    pub breakouts: BreakoutTexts,
+}
+
+/// Breakout rooms: the host's plan and controls, and what everyone is told.
+pub struct BreakoutTexts {
+    pub title: &'static str,
+    pub rooms_count: &'static str,
+    pub split: &'static str,
+    pub room_name: fn(usize) -> String,
+    pub unassigned: &'static str,
+    pub move_to: fn(&str) -> String,
+    pub minutes: &'static str,
+    pub open: &'static str,
+    pub visit: &'static str,
+    pub here: fn(usize) -> String,
+    pub broadcast_placeholder: &'static str,
+    pub broadcast: &'static str,
+    pub close: &'static str,
+    pub you_are_assigned: fn(&str) -> String,
+    pub join_room: fn(&str) -> String,
+    pub you_are_in: fn(&str) -> String,
+    pub back_in_main: &'static str,
+    pub return_to_main: &'static str,
+    pub closing_in: fn(u64) -> String,
+    pub time_left: fn(u64) -> String,
+    pub broadcast_from: fn(&str, &str) -> String,
+    pub drag_hint: &'static str,
 }
 
 /// What hosts see and what their actions tell others.
@@ -289,6 +316,11 @@ impl Texts {
             Notice::Locked => self.hosts.locked_notice.to_string(),
             Notice::Unlocked => self.hosts.unlocked_notice.to_string(),
             Notice::NewHost { name } => (self.hosts.new_host)(name),
+            Notice::Moved {
+                breakout: Some(name),
+            } => (self.breakouts.you_are_in)(name),
+            Notice::Moved { breakout: None } => self.breakouts.back_in_main.to_string(),
+            Notice::Broadcast { name, text } => (self.breakouts.broadcast_from)(name, text),
         }
     }
 
@@ -564,6 +596,30 @@ pub static EN: Texts = Texts {
         token_wrong_room: "Your invitation link is for another meeting.",
         token_invalid: "Your invitation link is not valid on this server.",
     },
+    breakouts: BreakoutTexts {
+        title: "Breakout rooms",
+        rooms_count: "Rooms",
+        split: "Split automatically",
+        room_name: |n| format!("Room {n}"),
+        unassigned: "Not assigned",
+        move_to: |name| format!("Room for {name}"),
+        minutes: "Close after (minutes; 0 for no timer)",
+        open: "Open rooms",
+        visit: "Visit",
+        here: |n| if n == 1 { "1 here".to_string() } else { format!("{n} here") },
+        broadcast_placeholder: "Message to every room",
+        broadcast: "Send to all rooms",
+        close: "Close rooms",
+        you_are_assigned: |room| format!("You are assigned to {room}."),
+        join_room: |room| format!("Join {room}"),
+        you_are_in: |room| format!("You are in {room}."),
+        back_in_main: "You are back in the main room.",
+        return_to_main: "Return to main room",
+        closing_in: |secs| format!("Breakout rooms close in {secs} s: everyone returns to the main room."),
+        time_left: |secs| format!("Time left: {}:{:02}", secs / 60, secs % 60),
+        broadcast_from: |name, text| format!("{name} to all rooms: {text}"),
+        drag_hint: "Drag names between rooms, or pick a room for each person.",
+    },
 };
 
 pub static KO: Texts = Texts {
@@ -767,6 +823,30 @@ pub static KO: Texts = Texts {
         token_not_yet_valid: "초대 링크가 아직 유효하지 않습니다. 회의가 시작되면 다시 시도하세요.",
         token_wrong_room: "이 초대 링크는 다른 회의용입니다.",
         token_invalid: "초대 링크가 이 서버에서 유효하지 않습니다.",
+    },
+    breakouts: BreakoutTexts {
+        title: "소회의실",
+        rooms_count: "회의실 수",
+        split: "자동으로 나누기",
+        room_name: |n| format!("회의실 {n}"),
+        unassigned: "배정 안 됨",
+        move_to: |name| format!("{name}의 회의실"),
+        minutes: "자동 종료(분, 0은 타이머 없음)",
+        open: "회의실 열기",
+        visit: "방문",
+        here: |n| format!("{n}명 참여 중"),
+        broadcast_placeholder: "모든 회의실에 보낼 메시지",
+        broadcast: "모든 회의실에 보내기",
+        close: "회의실 닫기",
+        you_are_assigned: |room| format!("{room}에 배정되었습니다."),
+        join_room: |room| format!("{room} 참여"),
+        you_are_in: |room| format!("{room}에 있습니다."),
+        back_in_main: "메인 회의실로 돌아왔습니다.",
+        return_to_main: "메인 회의실로 돌아가기",
+        closing_in: |secs| format!("소회의실이 {secs}초 후에 닫힙니다. 모두 메인 회의실로 돌아갑니다."),
+        time_left: |secs| format!("남은 시간: {}:{:02}", secs / 60, secs % 60),
+        broadcast_from: |name, text| format!("{name}님이 모든 회의실에: {text}"),
+        drag_hint: "이름을 끌어 회의실을 옮기거나 사람마다 회의실을 고르세요.",
     },
 };
 

@@ -157,6 +157,8 @@ pub struct Outcome {
     /// Connections to close for good once this outcome's messages are in their queues
     /// (removed by a host, or the meeting ended); their members are already gone.
     pub dismiss: Vec<(PeerId, Dismissal)>,
+    /// Breakout rooms: connections to move, messages for them, the round's end.
+    pub breakouts: room::BreakoutWork,
     /// A password a host set, to hash off the room's task and hand back with
     /// [`room::Room::password_hashed`].
     pub hash_password: Option<room::PasswordToHash>,
@@ -182,6 +184,7 @@ impl Outcome {
             && self.media.is_empty()
             && self.dismiss.is_empty()
             && self.hash_password.is_none()
+            && self.breakouts.is_empty()
     }
 
     /// Adds `other`'s work after this one's; the later deadline value wins.
@@ -192,6 +195,7 @@ impl Outcome {
         self.media.extend(other.media);
         self.dismiss.extend(other.dismiss);
         self.hash_password = self.hash_password.or(other.hash_password);
+        self.breakouts = self.breakouts.then(other.breakouts);
         self.next_deadline = other.next_deadline;
         self
     }

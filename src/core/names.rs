@@ -36,6 +36,23 @@ impl RoomSlug {
         }
     }
 
+    /// Breakout room `number` of round `round` of the meeting `parent`. The double hyphen
+    /// never parses, so nobody can name (and enter) a breakout room from outside; the store
+    /// keeps its chat under this name like any room's.
+    pub fn breakout(parent: &RoomSlug, round: &str, number: u8) -> Self {
+        let round: String = round
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        RoomSlug(format!("{}--{round}-{number}", parent.0))
+    }
+
+    /// Whether this is a breakout room's name (see [`RoomSlug::breakout`]).
+    pub fn is_breakout(&self) -> bool {
+        self.0.contains("--")
+    }
+
     /// Turns what a person typed ("Team Standup!") into a slug ("team-standup").
     pub fn normalize(input: &str) -> Result<Self, Refusal> {
         let mut slug = String::with_capacity(input.len().min(MAX_ROOM_CHARS));

@@ -16,8 +16,11 @@ use crate::protocol::{
     TileView, TrackSource, MAX_SDP_BYTES, MAX_TILE_PIXELS, MAX_VIEW_TILES, REACTIONS,
 };
 
+mod breakouts;
 mod hosts;
 mod password;
+
+pub use breakouts::{BreakoutMove, BreakoutWork};
 
 use hosts::Removed;
 pub use password::{PasswordToHash, MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS};
@@ -67,6 +70,9 @@ pub struct RoomLimits {
     /// Password guesses per room (each is an Argon2 check; the server also limits them per
     /// client address).
     pub password_guesses: SlowLimit,
+    /// From a host closing the breakout rooms (or their timer running out) until everyone is
+    /// back in the main room.
+    pub breakout_countdown_ms: u64,
     /// How long a member whose connection dropped keeps their place.
     pub resume_grace_ms: u64,
     /// The most chat history, in bytes of JSON, one `joined` or `history_page` carries; the
@@ -124,6 +130,7 @@ impl RoomLimits {
         history: RateLimit::new(5, 2),
         host: RateLimit::new(20, 5),
         password_guesses: SlowLimit::new(20, 6),
+        breakout_countdown_ms: 60_000,
         resume_grace_ms: 30_000,
         max_replay_bytes: 64 * 1024,
         announce_interval_ms: 100,
@@ -202,6 +209,8 @@ struct Member {
     away_since: Option<MonoMillis>,
     /// The raised hand's place in line.
     hand: Option<u64>,
+    /// The breakout room the member is in now (the main room keeps them meanwhile).
+    breakout: Option<u8>,
     greeting: Option<PendingGreeting>,
     /// The parts of a session description received so far (`media_offer`/`media_answer`
     /// with `more`), at most `MAX_SDP_BYTES`.
@@ -221,12 +230,13 @@ impl Member {
             away: self.away_since.is_some(),
             hand: self.hand,
             role: self.role,
+            breakout: self.breakout,
         }
     }
 }
 
 /// How a joining connection wants to enter.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct JoinRequest {
     pub name: String,
     /// A token from an earlier `joined`, to resume that identity.
@@ -245,8 +255,9 @@ pub struct JoinRequest {
     /// The hash of the meeting's password that `password` was found to match, by the caller
     /// and off the room's task (see [`Room::password_to_check`]).
     pub password_matched: Option<String>,
-    /// The role a signed token grants: `Host` enters as host, like the host key.
-    pub token_role: Option<Role>,
+    /// The role a signed token (or, for a breakout room, the main room) grants: `Host`
+    /// enters as host, like the host key; `Cohost` as a co-host.
+    pub granted_role: Option<Role>,
     /// Set when the request may only resume an earlier membership, with the refusal a fresh
     /// join gets (an expired token lets a member reconnect, not enter anew).
     pub resume_only: Option<Refusal>,
@@ -305,6 +316,11 @@ pub struct Room {
     password: Option<String>,
     /// Password guesses this room still allows.
     guesses: TokenBucket,
+    /// The breakout rooms this (main) room opened, while open.
+    round: Option<breakouts::Round>,
+    /// In a breakout room: its number, and what the main room last said about the round.
+    breakout_number: Option<u8>,
+    relayed_breakouts: Option<crate::protocol::Breakouts>,
 }
 
 impl Room {
@@ -332,6 +348,25 @@ impl Room {
             lobby: Vec::new(),
             password: None,
             guesses,
+            round: None,
+            breakout_number: None,
+            relayed_breakouts: None,
+        }
+    }
+
+    /// Breakout room `number` of a meeting: a room of its own (chat, call), whose members
+    /// come only from the main room and have only the roles they have there.
+    pub fn new_breakout(
+        slug: RoomSlug,
+        limits: RoomLimits,
+        ice_servers: Vec<IceServer>,
+        number: u8,
+        round: Option<crate::protocol::Breakouts>,
+    ) -> Self {
+        Room {
+            breakout_number: Some(number),
+            relayed_breakouts: round,
+            ..Room::new(slug, limits, ice_servers)
         }
     }
 
@@ -437,7 +472,10 @@ impl Room {
     /// When the next announcement of arrivals is due, or the first away member's grace
     /// period runs out, whichever is sooner.
     pub fn next_deadline(&self) -> Option<MonoMillis> {
-        let announcement = self.announcement_due();
+        let announcement = match (self.announcement_due(), self.breakout_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if self.away_members == 0 {
             return announcement;
         }
@@ -598,7 +636,10 @@ impl Room {
             state_budget: TokenBucket::new(limits.state, now.mono),
             history_budget: TokenBucket::new(limits.history, now.mono),
             host_budget: TokenBucket::new(limits.host, now.mono),
-            role: Role::Member,
+            role: match request.granted_role {
+                Some(Role::Cohost) => Role::Cohost,
+                _ => Role::Member,
+            },
             blocked: MediaState::default(),
             browser: request.browser.clone(),
             in_call: false,
@@ -607,6 +648,7 @@ impl Room {
             address: request.address,
             away_since: None,
             hand: None,
+            breakout: None,
             greeting: None,
             sdp_parts: String::new(),
             sdp_refused: false,
@@ -815,6 +857,8 @@ impl Room {
             } else {
                 Vec::new()
             },
+            breakout: self.breakout_number,
+            breakouts: self.breakouts_view().map(Box::new),
         }
     }
 
@@ -828,6 +872,8 @@ impl Room {
         if member.away_since.take().is_some() {
             self.away_members -= 1;
         }
+        // A new connection starts in the main room.
+        member.breakout = None;
         member.greeting = None;
         let peer = member.id;
         let back = member.info();
@@ -889,6 +935,7 @@ impl Room {
         let outcome = expired.into_iter().fold(announced, |outcome, peer| {
             outcome.then(self.leave(peer, LeaveReason::Left))
         });
+        let outcome = outcome.then(self.breakouts_tick(now));
         self.finish(outcome)
     }
 
@@ -924,7 +971,8 @@ impl Room {
                 ServerMsg::PeerLeft { peer, reason },
             ))
         };
-        let outcome = if gone.role == Role::Host {
+        // A breakout room's roles are the main room's: nobody inherits one there.
+        let outcome = if gone.role == Role::Host && self.breakout_number.is_none() {
             outcome.then(self.pass_host_on())
         } else {
             outcome
@@ -974,6 +1022,20 @@ impl Room {
             ClientMsg::AdmitAll => self.admit_all(peer, now),
             ClientMsg::Deny { peer: to } => self.deny(peer, to, now),
             ClientMsg::SetPassword { password } => self.set_password(peer, password, now),
+            ClientMsg::OpenBreakouts { rooms, minutes } => {
+                self.open_breakouts(peer, rooms, minutes, now)
+            }
+            ClientMsg::AssignBreakout { peer: to, room } => {
+                self.assign_breakout(peer, to, room, now)
+            }
+            ClientMsg::BroadcastToBreakouts { text } => self.broadcast(peer, text, now),
+            ClientMsg::CloseBreakouts => self.close_breakouts(peer, now),
+            ClientMsg::EnterBreakout { room } => self.enter_breakout(peer, room, now),
+            // The connection handles it while in a breakout room.
+            ClientMsg::ReturnToMain => Err(Refusal::new(
+                ErrorCode::BadMessage,
+                "you are in the main room already",
+            )),
             ClientMsg::Hello { .. } | ClientMsg::Join { .. } | ClientMsg::WatchRooms => {
                 Err(Refusal::new(
                     ErrorCode::BadMessage,
@@ -1615,6 +1677,7 @@ mod tests {
                     away: false,
                     hand: None,
                     role: Default::default(),
+                    breakout: None,
                 }]
             }
         );

@@ -168,6 +168,7 @@ impl Simulation {
             history: RateLimit::new(2, 1),
             host: RateLimit::new(3, 1),
             password_guesses: super::rate::SlowLimit::new(2, 1),
+            breakout_countdown_ms: 1_000,
             resume_grace_ms: GRACE_MS,
             // About three short messages: replays and pages are cut often.
             max_replay_bytes: 300,

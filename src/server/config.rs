@@ -309,6 +309,10 @@ pub struct Config {
     #[arg(long, env = "ROOM_SHUTDOWN_TIMEOUT_SECS", default_value_t = 5)]
     pub shutdown_timeout_secs: u64,
 
+    /// Seconds from a host closing the breakout rooms until everyone is back in the main room.
+    #[arg(long, env = "ROOM_BREAKOUT_COUNTDOWN_SECS", default_value_t = RoomLimits::DEFAULT.breakout_countdown_ms / 1000)]
+    pub breakout_countdown_secs: u64,
+
     /// Admit only people whose room link carries a token (`?token=`) signed with this shared
     /// secret (HS256, at least 16 bytes), as a site embedding Room mints them. Without this
     /// or --auth-public-key, rooms are open to anyone with the link.
@@ -456,6 +460,7 @@ impl Config {
             history: RateLimit::new(self.history_burst, self.history_per_second),
             host: RoomLimits::DEFAULT.host,
             password_guesses: RoomLimits::DEFAULT.password_guesses,
+            breakout_countdown_ms: self.breakout_countdown_secs.saturating_mul(1000),
             max_replay_bytes: self.max_replay_bytes,
             resume_grace_ms: self.resume_grace_secs.saturating_mul(1000),
             announce_interval_ms: RoomLimits::DEFAULT.announce_interval_ms,

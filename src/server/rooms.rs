@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::core::directory::Directory;
 use crate::core::names::{readable_slug, RoomSlug};
 use crate::core::rate::{KeyedBuckets, RateLimit, SlowLimit};
-use crate::core::room::{JoinRequest, PasswordToHash, Room, RoomLimits};
+use crate::core::room::{BreakoutWork, JoinRequest, PasswordToHash, Room, RoomLimits};
 use crate::core::{Delivery, HistoryNeed, MediaEffect, MonoMillis, Outcome, Recipients, Refusal};
 use crate::protocol::{
     ChatEntry, ClientMsg, Dismissal, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg,
@@ -44,7 +44,25 @@ pub struct Outbox {
     /// Set when a host removed the member or ended the meeting: the connection writes what
     /// is queued (the `dismissed` message) and closes for good.
     pub dismissed: Dismissed,
+    /// Where the connection moves between a meeting's main room and its breakout rooms.
+    pub moves: mpsc::Sender<Move>,
 }
+
+/// A connection's move between rooms of one meeting, told by the room it is in.
+#[derive(Debug)]
+pub enum Move {
+    /// From the main room into a breakout room: join it with this request.
+    ToBreakout {
+        room: RoomHandle,
+        request: Box<JoinRequest>,
+    },
+    /// The breakout rooms closed: back to the main room.
+    BackToMain,
+}
+
+/// Moves queued for one connection at most; a connection that does not take them is too
+/// slow anyway.
+pub const MOVE_QUEUE: usize = 4;
 
 /// The room's word that a connection is finished for good, and why.
 #[derive(Clone, Debug, Default)]
@@ -116,6 +134,25 @@ pub enum RoomCommand {
     FromMedia { peer: PeerId, msg: ServerMsg },
     /// The hash of the password `by` set (sent by the hashing task).
     PasswordHashed { by: PeerId, hash: String },
+    /// A member's connection is back from a breakout room (`then`: on its way to another).
+    /// The reply says whether they are still a member.
+    Return {
+        peer: PeerId,
+        outbox: Outbox,
+        then: Option<u8>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A member leaves a breakout room for the main room; `done` is answered once the room
+    /// will send them nothing more, so nothing of it arrives after the main room's greeting.
+    LeaveForMain {
+        peer: PeerId,
+        outbox: mpsc::Sender<Utf8Bytes>,
+        done: oneshot::Sender<()>,
+    },
+    /// To a breakout room: what its main room says to every breakout room.
+    FromMain(ServerMsg),
+    /// To a breakout room: the round is over, send everyone back to the main room.
+    CloseBreakout,
 }
 
 /// A way to reach a running room task.
@@ -227,6 +264,44 @@ impl Rooms {
                 "your address has opened many rooms just now; wait a little and try again",
             ));
         }
+        let room = Room::new(
+            slug.clone(),
+            self.settings.limits.clone(),
+            self.settings.ice_servers.clone(),
+        );
+        self.start(registry, room)
+    }
+
+    /// The task of breakout room `number` of round `round` of `parent`, started if needed.
+    fn breakout_handle(
+        self: &Arc<Self>,
+        parent: &RoomSlug,
+        round: &str,
+        number: u8,
+        state: Option<crate::protocol::Breakouts>,
+    ) -> Result<RoomHandle, Refusal> {
+        let slug = RoomSlug::breakout(parent, round, number);
+        let registry = self.registry();
+        if let Some(handle) = registry.running.get(&slug) {
+            return Ok(handle.clone());
+        }
+        let room = Room::new_breakout(
+            slug,
+            self.settings.limits.clone(),
+            self.settings.ice_servers.clone(),
+            number,
+            state,
+        );
+        self.start(registry, room)
+    }
+
+    /// Starts the task of `room`, if the server may run another.
+    fn start(
+        self: &Arc<Self>,
+        mut registry: std::sync::MutexGuard<'_, Registry>,
+        room: Room,
+    ) -> Result<RoomHandle, Refusal> {
+        let slug = room.slug().clone();
         if registry.running.len() >= self.settings.max_rooms {
             return Err(Refusal::new(
                 ErrorCode::TooManyRooms,
@@ -246,14 +321,12 @@ impl Rooms {
         drop(registry);
         self.metrics.rooms_open.inc();
         let task = RoomTask {
-            room: Room::new(
-                slug.clone(),
-                self.settings.limits.clone(),
-                self.settings.ice_servers.clone(),
-            ),
+            room,
             outboxes: HashMap::new(),
             waiting: HashMap::new(),
             lobby: HashMap::new(),
+            in_breakouts: HashMap::new(),
+            breakout_rooms: HashMap::new(),
             rooms: Arc::clone(self),
             generation: handle.generation,
             commands: handle.commands.downgrade(),
@@ -288,6 +361,10 @@ impl Rooms {
     }
 
     fn publish_count(&self, slug: &RoomSlug, count: usize) {
+        // A meeting's breakout rooms are its own business.
+        if slug.is_breakout() {
+            return;
+        }
         let mut registry = self.registry();
         // Sorting and encoding the list on every join and leave cost a tenth of the CPU in a
         // reconnect storm; nobody reads it unless it is public.
@@ -348,6 +425,11 @@ struct RoomTask {
     /// People in the waiting room: not members, they receive only what is addressed to
     /// them alone (`waiting`, then `joined` or `dismissed`).
     lobby: HashMap<PeerId, Outbox>,
+    /// Members away in a breakout room: they hear nothing from here, but a removal or the
+    /// meeting's end still reaches their connection.
+    in_breakouts: HashMap<PeerId, Outbox>,
+    /// The breakout rooms of the open round that have been started, by number.
+    breakout_rooms: HashMap<u8, RoomHandle>,
     rooms: Arc<Rooms>,
     generation: u64,
     /// This room's own inbox, for the tasks that read history to answer through. Weak, so
@@ -482,6 +564,41 @@ impl RoomTask {
                 let outcome = self.room.password_hashed(by, hash);
                 self.carry_out(outcome);
             }
+            RoomCommand::Return {
+                peer,
+                outbox,
+                then,
+                reply,
+            } => {
+                let member = self.room.is_member(peer);
+                if reply.send(member).is_ok() && member {
+                    self.in_breakouts.remove(&peer);
+                    self.rooms.metrics.members.inc();
+                    self.outboxes.insert(peer, outbox);
+                    let outcome = self.room.returned(peer, then, now);
+                    if self.room.is_awaiting_history(peer) {
+                        if let Some(outbox) = self.outboxes.remove(&peer) {
+                            self.waiting.insert(peer, outbox);
+                        }
+                    }
+                    self.carry_out(outcome);
+                }
+            }
+            RoomCommand::LeaveForMain { peer, outbox, done } => {
+                if self.is_current(peer, &outbox) {
+                    self.remove(peer, LeaveReason::Left);
+                }
+                let _ = done.send(());
+            }
+            RoomCommand::FromMain(msg) => {
+                let outcome = self.room.from_main_room(msg);
+                self.carry_out(outcome);
+            }
+            RoomCommand::CloseBreakout => {
+                for outbox in self.outboxes.values().chain(self.waiting.values()) {
+                    let _ = outbox.moves.try_send(Move::BackToMain);
+                }
+            }
             RoomCommand::HistoryLoaded { need, entries } => {
                 let outcome = self.room.history_loaded(need, entries);
                 if !self.room.is_awaiting_history(need.peer) {
@@ -509,11 +626,12 @@ impl RoomTask {
             .get(&peer)
             .or_else(|| self.waiting.get(&peer))
             .or_else(|| self.lobby.get(&peer))
+            .or_else(|| self.in_breakouts.get(&peer))
     }
 
     /// Drops the member's connection from the fan-out, if they had one.
     fn forget_outbox(&mut self, peer: PeerId) {
-        if self.lobby.remove(&peer).is_some() {
+        if self.lobby.remove(&peer).is_some() || self.in_breakouts.remove(&peer).is_some() {
             return;
         }
         let had = self
@@ -562,6 +680,11 @@ impl RoomTask {
             .outboxes
             .remove(&peer)
             .or_else(|| self.waiting.remove(&peer));
+        let from_breakout = self.in_breakouts.remove(&peer);
+        if let Some(old) = &from_breakout {
+            // Resumed while the old connection sat in a breakout room: it is finished too.
+            old.replaced.cancel();
+        }
         if joined.waiting {
             self.lobby.insert(peer, outbox);
             self.carry_out(joined.outcome);
@@ -666,6 +789,7 @@ impl RoomTask {
         if let Some(job) = outcome.hash_password {
             self.hash_password(job);
         }
+        self.breakout_work(outcome.breakouts);
         for effect in outcome.media {
             self.to_media(effect);
         }
@@ -678,6 +802,63 @@ impl RoomTask {
                 outbox.dismissed.dismiss(reason);
             }
             self.forget_outbox(peer);
+        }
+    }
+
+    /// Moves connections into breakout rooms, tells the started breakout rooms what the
+    /// main room says, and sends everyone back when the round ends.
+    fn breakout_work(&mut self, work: BreakoutWork) {
+        for hop in work.moves {
+            let Some(outbox) = self
+                .outboxes
+                .remove(&hop.peer)
+                .or_else(|| self.waiting.remove(&hop.peer))
+            else {
+                continue;
+            };
+            // A breakout room everyone left has closed; entering it again starts it anew.
+            let running = self
+                .breakout_rooms
+                .get(&hop.room)
+                .filter(|room| !room.commands.is_closed());
+            let room = match running {
+                Some(room) => Ok(room.clone()),
+                // A new breakout room starts knowing the round (its first command must be
+                // a join: an empty room closes after any other).
+                None => self
+                    .rooms
+                    .breakout_handle(
+                        self.room.slug(),
+                        &hop.round,
+                        hop.room,
+                        self.room.breakouts_view(),
+                    )
+                    .inspect(|room| {
+                        self.breakout_rooms.insert(hop.room, room.clone());
+                    }),
+            };
+            self.rooms.metrics.members.dec();
+            let moved = match room {
+                Ok(room) => outbox.moves.try_send(Move::ToBreakout {
+                    room,
+                    request: Box::new(hop.request),
+                }),
+                Err(_) => outbox.moves.try_send(Move::BackToMain),
+            };
+            if moved.is_err() {
+                outbox.kick.cancel();
+            }
+            self.in_breakouts.insert(hop.peer, outbox);
+        }
+        for msg in work.relay {
+            for room in self.breakout_rooms.values() {
+                let _ = room.commands.try_send(RoomCommand::FromMain(msg.clone()));
+            }
+        }
+        if work.close {
+            for (_, room) in self.breakout_rooms.drain() {
+                let _ = room.commands.try_send(RoomCommand::CloseBreakout);
+            }
         }
     }
 
@@ -755,6 +936,7 @@ impl RoomTask {
     }
 
     fn remove(&mut self, peer: PeerId, reason: LeaveReason) {
+        tracing::debug!(room = %self.room.slug(), %peer, ?reason, "leaving");
         self.forget_outbox(peer);
         let outcome = self.room.leave(peer, reason);
         self.carry_out(outcome);
@@ -792,8 +974,14 @@ impl RoomTask {
                 }
             };
             match delivery.to {
+                // What is for one member alone (a refusal, a host's mute, the host key)
+                // reaches them in a breakout room too.
                 Recipients::Only(peer) => {
-                    if let Some(outbox) = self.outboxes.get(&peer).or_else(|| self.lobby.get(&peer))
+                    if let Some(outbox) = self
+                        .outboxes
+                        .get(&peer)
+                        .or_else(|| self.lobby.get(&peer))
+                        .or_else(|| self.in_breakouts.get(&peer))
                     {
                         offer(peer, outbox);
                     }

@@ -19,7 +19,7 @@ use crate::protocol::{
 };
 
 use super::limits::ConnectionPermit;
-use super::rooms::{Outbox, RoomCommand, RoomHandle};
+use super::rooms::{Move, Outbox, RoomCommand, RoomHandle, MOVE_QUEUE};
 use super::{unix_now, AppState};
 
 /// Frames written before one flush; enough to amortize the syscall, small enough that one busy
@@ -134,7 +134,12 @@ struct Connection<S> {
     outbox: Outbox,
     frames: mpsc::Receiver<Utf8Bytes>,
     greeted: bool,
+    /// The room this connection's messages go to: the meeting's main room, or the breakout
+    /// room it moved into.
     room: Option<RoomHandle>,
+    /// While in a breakout room: the main room, which keeps the member meanwhile.
+    main: Option<RoomHandle>,
+    moves: mpsc::Receiver<Move>,
     room_list: Option<watch::Receiver<Utf8Bytes>>,
     last_heard: Instant,
     /// The client's address as the limits count it.
@@ -165,6 +170,7 @@ pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermi
     metrics.connections_open.inc();
     metrics.connections_total.inc();
     let (frames_tx, frames) = mpsc::channel(state.config.peer_queue);
+    let (moves_tx, moves) = mpsc::channel(MOVE_QUEUE);
     let mut connection = Connection {
         peer: state.next_peer_id(),
         outbox: Outbox {
@@ -172,12 +178,15 @@ pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermi
             kick: state.shutdown.child_token(),
             replaced: CancellationToken::new(),
             dismissed: Default::default(),
+            moves: moves_tx,
         },
         socket,
         state,
         frames,
         greeted: false,
         room: None,
+        main: None,
+        moves,
         room_list: None,
         last_heard: Instant::now(),
         address: permit.address(),
@@ -222,6 +231,7 @@ impl<S: Socket> Connection<S> {
                 // After the frames, so what the room queued before dismissing goes out first
                 // (`finish` writes whatever is left).
                 reason = self.outbox.dismissed.wait() => return Ending::Dismissed(reason),
+                Some(hop) = self.moves.recv() => self.on_move(hop).await,
                 Ok(()) = changed(&mut self.room_list) => {
                     if let Some(list) = &mut self.room_list {
                         let frame = list.borrow_and_update().clone();
@@ -389,6 +399,28 @@ impl<S: Socket> Connection<S> {
                 list.mark_changed();
                 self.room_list = Some(list);
             }
+            ClientMsg::ReturnToMain if self.main.is_some() => self.back_to_main(None).await,
+            ClientMsg::EnterBreakout { room } if self.main.is_some() => {
+                self.back_to_main(Some(room)).await;
+            }
+            // Hosts visiting a breakout room still run the round from there.
+            msg @ (ClientMsg::OpenBreakouts { .. }
+            | ClientMsg::AssignBreakout { .. }
+            | ClientMsg::BroadcastToBreakouts { .. }
+            | ClientMsg::CloseBreakouts)
+                if self.main.is_some() =>
+            {
+                if let Some(main) = &self.main {
+                    let _ = main
+                        .commands
+                        .send(RoomCommand::Request {
+                            peer: self.peer,
+                            msg,
+                            received: std::time::Instant::now(),
+                        })
+                        .await;
+                }
+            }
             room_request => self.forward_to_room(room_request).await,
         }
         None
@@ -447,7 +479,7 @@ impl<S: Socket> Connection<S> {
             match checked {
                 Ok(grant) => {
                     request.name = grant.name;
-                    request.token_role = Some(grant.role);
+                    request.granted_role = Some(grant.role);
                 }
                 // Reconnecting outlives the token: the member may come back as themselves,
                 // not enter anew.
@@ -490,6 +522,79 @@ impl<S: Socket> Connection<S> {
         ));
     }
 
+    /// A room moves this connection: into a breakout room, or back to the main room.
+    async fn on_move(&mut self, hop: Move) {
+        match hop {
+            Move::ToBreakout { room, request } => {
+                let (reply, joined) = oneshot::channel();
+                let command = RoomCommand::Join {
+                    peer: self.peer,
+                    request: *request,
+                    outbox: self.outbox.clone(),
+                    reply,
+                };
+                let sent = room.commands.send(command).await.is_ok();
+                let answer = joined.await;
+                tracing::debug!(peer = %self.peer, sent, ?answer, "into a breakout room");
+                let entered = sent && matches!(answer, Ok(Ok(_)));
+                if self.main.is_none() {
+                    self.main = self.room.take();
+                }
+                if entered {
+                    self.room = Some(room);
+                } else {
+                    // The breakout room is full or gone: back where the member came from.
+                    self.back_to_main(None).await;
+                    self.refuse(Refusal::new(
+                        ErrorCode::Unavailable,
+                        "that breakout room could not be entered; you are back in the main room",
+                    ));
+                }
+            }
+            Move::BackToMain => self.back_to_main(None).await,
+        }
+    }
+
+    /// Leaves the breakout room (if in one) for the main room, which greets the member
+    /// again, or (`then`) moves them on to another breakout room.
+    async fn back_to_main(&mut self, then: Option<u8>) {
+        let Some(main) = self.main.take().or_else(|| self.room.clone()) else {
+            return;
+        };
+        if let Some(breakout) = self.room.take() {
+            if !breakout.commands.same_channel(&main.commands) {
+                let (done, left) = oneshot::channel();
+                let command = RoomCommand::LeaveForMain {
+                    peer: self.peer,
+                    outbox: self.outbox.frames.clone(),
+                    done,
+                };
+                if breakout.commands.send(command).await.is_ok() {
+                    // A closed room answers nothing, and has nothing more to send either.
+                    let _ = left.await;
+                }
+            }
+        }
+        let (reply, still) = oneshot::channel();
+        let command = RoomCommand::Return {
+            peer: self.peer,
+            outbox: self.outbox.clone(),
+            then,
+            reply,
+        };
+        let sent = main.commands.send(command).await.is_ok();
+        let answer = still.await;
+        tracing::debug!(peer = %self.peer, sent, ?answer, ?then, "back to the main room");
+        if sent && answer == Ok(true) {
+            self.room = Some(main);
+        } else {
+            self.refuse(Refusal::new(
+                ErrorCode::NotJoined,
+                "you are no longer in this meeting; join it again",
+            ));
+        }
+    }
+
     async fn forward_to_room(&mut self, msg: ClientMsg) {
         let Some(room) = &self.room else {
             return self.refuse(Refusal::new(ErrorCode::NotJoined, "join a room first"));
@@ -525,6 +630,18 @@ impl<S: Socket> Connection<S> {
     }
 
     async fn finish(mut self, ending: Ending) {
+        if let (Some(breakout), Some(_)) = (&self.room, &self.main) {
+            // The breakout room keeps nobody for a resume: a connection that comes back
+            // resumes in the main room.
+            let _ = breakout
+                .commands
+                .send(RoomCommand::Leave {
+                    peer: self.peer,
+                    outbox: self.outbox.frames.clone(),
+                })
+                .await;
+            self.room = self.main.take();
+        }
         if let Some(room) = self.room.take() {
             let peer = self.peer;
             let outbox = self.outbox.frames.clone();
@@ -787,6 +904,7 @@ mod tests {
             kick: Default::default(),
             replaced: Default::default(),
             dismissed: Default::default(),
+            moves: tokio::sync::mpsc::channel(1).0,
         };
         room.commands
             .send(RoomCommand::Join {

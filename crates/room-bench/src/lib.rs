@@ -568,6 +568,7 @@ mod tests {
             away: false,
             hand: None,
             role: Default::default(),
+            breakout: None,
         };
         let msg = ServerMsg::PeersJoined {
             peers: vec![peer(1), peer(2), peer(3)],

@@ -108,6 +108,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     away: false,
                     hand: None,
                     role: Default::default(),
+                    breakout: None,
                 };
                 let joined = ServerMsg::Joined {
                     you: id,
@@ -122,6 +123,8 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     rules: Default::default(),
                     waiting: Vec::new(),
                     removed: Vec::new(),
+                    breakout: None,
+                    breakouts: None,
                 };
                 let _ = tx.send(joined.to_json().into());
                 let notice: Utf8Bytes = ServerMsg::PeersJoined { peers: vec![me] }.to_json().into();

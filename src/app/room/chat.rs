@@ -77,9 +77,11 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
                         {move || i18n.t().earlier_hidden}
                     </li>
                 </Show>
+                // Keyed by era too: another room's messages reuse the same ids, and a row
+                // kept for its key would go on showing the old room's line.
                 <For
                     each=move || state.chat_lines()
-                    key=|line| line.key()
+                    key=move |line| (state.chat_era.get_untracked(), line.key())
                     let:line
                 >
                     <ChatLineView line i18n/>

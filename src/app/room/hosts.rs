@@ -162,6 +162,7 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                     label=|t| t.hosts.only_hosts_unmute
                 />
                 <PasswordSetting state/>
+                <super::breakouts::BreakoutPanel state/>
                 <Show when=move || !state.removed.get().is_empty()>
                     <h4>{move || i18n.t().hosts.removed_people}</h4>
                     <ul class="removed-list" data-testid="removed-list">

@@ -1,6 +1,7 @@
 //! The meeting page at `/r/{room}`: a pre-join screen (name, camera preview, devices), then
 //! the call's video tiles with controls, the chat and the participant list.
 
+pub mod breakouts;
 pub mod chat;
 pub mod controls;
 pub mod hosts;
@@ -23,7 +24,8 @@ use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
 use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
 use crate::protocol::{
-    CallMode, ClientMsg, Limits, MediaState, MeetingRules, NamedPeer, PeerId, Role, TrackSource,
+    Breakouts, CallMode, ClientMsg, Limits, MediaState, MeetingRules, NamedPeer, PeerId, Role,
+    TrackSource,
 };
 
 use self::model::{ChatLine, Roster};
@@ -92,9 +94,14 @@ pub struct MeetingState {
     pub removed: Memo<Vec<NamedPeer>>,
     pub waiting: Memo<Vec<NamedPeer>>,
     pub host_notice: Memo<Option<HostNotice>>,
+    /// The meeting's breakout rooms while open, and the one this page is in.
+    pub breakouts: Memo<Option<Breakouts>>,
+    pub in_breakout: Memo<Option<u8>>,
     /// Changes whenever a chat line is added (the list itself is capped, so its length stops
     /// changing in a long meeting).
     pub chat_version: Memo<u64>,
+    /// Changes when the chat starts over (another room): the list is built anew.
+    pub chat_era: Memo<u64>,
     /// The name typed in the pre-join form.
     pub name: RwSignal<String>,
     /// The meeting password typed in the pre-join form.
@@ -142,11 +149,14 @@ impl MeetingState {
             reconnecting: Memo::new(move |_| session.with(|s| s.reconnecting)),
             reactions: Memo::new(move |_| session.with(|s| s.reactions.clone())),
             chat_version: Memo::new(move |_| session.with(|s| s.chat.version())),
+            chat_era: Memo::new(move |_| session.with(|s| s.chat.era())),
             role: Memo::new(move |_| session.with(Session::my_role)),
             rules: Memo::new(move |_| session.with(|s| s.rules)),
             removed: Memo::new(move |_| session.with(|s| s.removed.clone())),
             waiting: Memo::new(move |_| session.with(|s| s.waiting.clone())),
             host_notice: Memo::new(move |_| session.with(|s| s.host_notice.clone())),
+            breakouts: Memo::new(move |_| session.with(|s| s.breakouts.clone())),
+            in_breakout: Memo::new(move |_| session.with(|s| s.in_breakout)),
             name: RwSignal::new(String::new()),
             password: RwSignal::new(String::new()),
             needs_password: Memo::new(move |_| session.with(|s| s.needs_password)),
@@ -425,6 +435,11 @@ impl MeetingState {
         self.dispatch(Input::Host(msg));
     }
 
+    /// Goes to breakout room `room`, or back to the main room.
+    pub fn go_to(self, room: Option<u8>) {
+        self.dispatch(Input::GoTo(room));
+    }
+
     pub fn dismiss_host_notice(self) {
         self.dispatch(Input::DismissHostNotice);
     }
@@ -539,7 +554,16 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             </Show>
             <header class="meeting-header">
                 <a class="brand small" href="/">"Room"</a>
-                <h1 class="room-name">{heading}</h1>
+                <h1 class="room-name">
+                    {heading}
+                    {move || {
+                        let n = state.in_breakout.get()?;
+                        let name = state
+                            .breakouts
+                            .with(|b| b.as_ref()?.rooms.get(usize::from(n)).map(|r| r.name.clone()))?;
+                        Some(view! { <span class="breakout-name" data-testid="breakout-name">" · "{name}</span> })
+                    }}
+                </h1>
                 <Show when=move || state.phase.get() == Phase::InRoom>
                     <span class="participant-count" data-testid="participant-count">
                         {move || (i18n.t().people_count)(state.roster.with(|r| r.peers.len()))}
@@ -572,6 +596,7 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                             <section class="stage" aria-label=move || i18n.t().call>
                                 <CallNotice state/>
                                 <hosts::HostNoticeBanner state room=heading_room.clone()/>
+                                <breakouts::BreakoutBanner state/>
                                 <tiles::Tiles state/>
                                 <tiles::Reactions state/>
                                 <controls::Controls state/>

@@ -34,6 +34,15 @@ pub enum Notice {
     NewHost {
         name: String,
     },
+    /// This page moved into a breakout room, or back to the main room (`None`).
+    Moved {
+        breakout: Option<String>,
+    },
+    /// A host's message to every room of the meeting.
+    Broadcast {
+        name: String,
+        text: String,
+    },
 }
 
 /// What tells chat lines apart.
@@ -93,6 +102,9 @@ pub struct ChatStream {
     /// Bumped by every line added, so a view can tell that something changed once the cap
     /// keeps the length still.
     version: u64,
+    /// Which stream this is: another room's (a breakout room), or the same room's after a
+    /// gap, numbers its messages afresh, so a view keyed by message id must start over.
+    era: u64,
 }
 
 impl ChatStream {
@@ -102,6 +114,21 @@ impl ChatStream {
 
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    pub fn era(&self) -> u64 {
+        self.era
+    }
+
+    /// Empties the stream for another room (or after a gap): a new era, and notice numbers
+    /// that go on rising.
+    pub fn start_over(&mut self) {
+        *self = ChatStream {
+            era: self.era + 1,
+            next_notice: self.next_notice,
+            version: self.version + 1,
+            ..ChatStream::default()
+        };
     }
 
     pub fn len(&self) -> usize {
@@ -343,6 +370,7 @@ mod tests {
             away: false,
             hand: None,
             role: Default::default(),
+            breakout: None,
         };
         roster.add(ann.clone());
         roster.add(ann);

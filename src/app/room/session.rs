@@ -8,9 +8,9 @@ use crate::core::names::tidy_name;
 use crate::core::room::RoomLimits;
 use crate::core::Refusal;
 use crate::protocol::{
-    close_code, CallMode, ClientMsg, Dismissal, ErrorCode, IceServer, Limits, LinkFailure,
-    MediaState, MeetingRules, Moderation, NamedPeer, PeerId, RemoteTrack, Role, ServerMsg, Signal,
-    TrackSource, UnixMillis, PROTOCOL_VERSION,
+    close_code, Breakouts, CallMode, ClientMsg, Dismissal, ErrorCode, IceServer, Limits,
+    LinkFailure, MediaState, MeetingRules, Moderation, NamedPeer, PeerId, RemoteTrack, Role,
+    ServerMsg, Signal, TrackSource, UnixMillis, PROTOCOL_VERSION,
 };
 
 use super::model::{ChatStream, Notice, Roster};
@@ -196,6 +196,8 @@ pub enum Input {
     DismissHostNotice,
     /// The person tried to turn on what a host keeps off.
     Blocked(TrackSource),
+    /// Go to breakout room `n`, or back to the main room (`None`).
+    GoTo(Option<u8>),
 }
 
 /// What the page must do for the session.
@@ -315,6 +317,9 @@ pub struct Session {
     pub blocked: MediaState,
     /// The meeting asked for its password: the pre-join screen shows the field.
     pub needs_password: bool,
+    /// The meeting's breakout rooms while open, and the one this page is in.
+    pub breakouts: Option<Breakouts>,
+    pub in_breakout: Option<u8>,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
@@ -347,6 +352,8 @@ impl Default for Session {
             host_notice: None,
             blocked: MediaState::default(),
             needs_password: false,
+            breakouts: None,
+            in_breakout: None,
             rejoin: None,
             greeted: false,
             keys: JoinKeys::default(),
@@ -469,6 +476,10 @@ impl Session {
             Input::Host(msg) => self.send_if_connected(msg, &mut out),
             Input::DismissHostNotice => self.host_notice = None,
             Input::Blocked(source) => self.alert = Some(Alert::HostBlocked(source)),
+            Input::GoTo(Some(room)) => {
+                self.send_if_connected(ClientMsg::EnterBreakout { room }, &mut out)
+            }
+            Input::GoTo(None) => self.send_if_connected(ClientMsg::ReturnToMain, &mut out),
         }
         out
     }
@@ -512,7 +523,7 @@ impl Session {
             out.push(Command::Send(join));
             return;
         }
-        self.chat = ChatStream::default();
+        self.chat.start_over();
         out.push(Command::Connect(vec![hello(), join]));
     }
 
@@ -535,13 +546,21 @@ impl Session {
                 rules,
                 waiting,
                 removed,
+                breakout,
+                breakouts,
             } => {
                 let returning = self.reconnecting > 0;
                 let previous = self.me;
                 self.me = Some(you);
+                // Into or out of a breakout room: another room's chat, people and call.
+                let moved = self.phase == Phase::InRoom && self.in_breakout != breakout;
+                if moved {
+                    self.chat.start_over();
+                    self.more_history = false;
+                }
                 // Links to members who are gone (or whose ids changed with a restarted server)
                 // are closed; the same member resumed keeps its links.
-                let keep = if resumed {
+                let keep = if resumed && !moved {
                     peers.iter().map(|p| p.id).collect()
                 } else {
                     Vec::new()
@@ -558,14 +577,23 @@ impl Session {
                         .zip(seen)
                         .is_some_and(|(first, seen)| first.id.0 > seen.0 + 1);
                 if hole {
-                    self.chat = ChatStream::default();
+                    self.chat.start_over();
                 }
                 self.more_history = more_history || (self.more_history && !hole);
                 self.loading_history = false;
                 for entry in history {
                     self.chat.push_message(entry, Some(you));
                 }
+                let breakout_name = breakout.and_then(|n| {
+                    breakouts
+                        .as_ref()
+                        .and_then(|b| b.rooms.get(usize::from(n)))
+                        .map(|r| r.name.clone())
+                });
                 let notice = match (returning, resumed) {
+                    _ if moved => Notice::Moved {
+                        breakout: breakout_name,
+                    },
                     (false, _) => Notice::YouJoined {
                         room: room.clone(),
                         name: name.clone(),
@@ -573,6 +601,8 @@ impl Session {
                     (true, true) => Notice::Reconnected,
                     (true, false) => Notice::ReconnectedAfterRestart,
                 };
+                self.in_breakout = breakout;
+                self.breakouts = breakouts.map(|b| *b);
                 self.chat.push_notice(notice, Some(env.now));
                 self.rules = rules;
                 self.waiting = waiting;
@@ -580,16 +610,21 @@ impl Session {
                 if let Some(key) = host_key {
                     self.got_host_key(&room, key, !returning, out);
                 }
-                self.rejoin = Some(Rejoin {
-                    room,
-                    name,
-                    token: Some(resume_token),
-                });
+                // A breakout room is entered from the main room only: a dropped connection
+                // comes back to the main room.
+                if breakout.is_none() {
+                    self.rejoin = Some(Rejoin {
+                        room,
+                        name,
+                        token: Some(resume_token),
+                    });
+                }
                 self.reconnecting = 0;
                 self.alert = None;
                 self.phase = Phase::InRoom;
-                // After a restart the call starts over under the new id.
-                if returning && !resumed && previous != Some(you) {
+                // After a restart the call starts over under the new id; a move starts it
+                // over in the new room.
+                if moved || (returning && !resumed && previous != Some(you)) {
                     let was_in_call = matches!(self.call, CallPhase::In | CallPhase::Joining);
                     out.push(Command::Call(CallCommand::Leave));
                     if was_in_call {
@@ -744,6 +779,11 @@ impl Session {
             }
             ServerMsg::RemovedList { people } => self.removed = people,
             ServerMsg::WaitingList { people } => self.waiting = people,
+            ServerMsg::BreakoutsChanged { breakouts } => self.breakouts = breakouts,
+            ServerMsg::Broadcast { name, text, .. } => {
+                self.chat
+                    .push_notice(Notice::Broadcast { name, text }, Some(env.now));
+            }
             ServerMsg::Waiting => {
                 if self.phase == Phase::Joining {
                     self.phase = Phase::Waiting;
@@ -970,6 +1010,7 @@ mod tests {
             away: false,
             hand: None,
             role: Default::default(),
+            breakout: None,
         }
     }
 
@@ -987,6 +1028,8 @@ mod tests {
             rules: Default::default(),
             waiting: Vec::new(),
             removed: Vec::new(),
+            breakout: None,
+            breakouts: None,
         })
     }
 
@@ -1554,6 +1597,52 @@ mod tests {
             ENV,
         );
         assert_eq!(session.phase, Phase::Lobby);
+    }
+
+    #[test]
+    fn moving_into_a_breakout_room_and_back_switches_chat_and_call_but_not_the_way_home() {
+        let mut session = in_room();
+        assert_eq!(session.call, CallPhase::In);
+        let rejoin = session.rejoin.clone();
+        let mut into = joined(1, false, vec![entry(7, 2)]);
+        if let Input::Server(ServerMsg::Joined {
+            breakout,
+            breakouts,
+            room,
+            ..
+        }) = &mut into
+        {
+            *breakout = Some(0);
+            *room = "standup--abcd-0".into();
+            *breakouts = Some(Box::new(Breakouts {
+                rooms: vec![crate::protocol::BreakoutRoom {
+                    name: "Room 1".into(),
+                    members: vec![PeerId(1)],
+                }],
+                ends_at: None,
+                closing_at: None,
+            }));
+        }
+        let out = session.step(into, ENV);
+        assert!(out.contains(&Command::Call(CallCommand::KeepOnly(Vec::new()))));
+        assert!(out.contains(&Command::Call(CallCommand::Leave)));
+        assert!(out.contains(&Command::Send(ClientMsg::JoinCall {
+            media: session.local
+        })));
+        assert_eq!(session.in_breakout, Some(0));
+        // Only the breakout room's chat, and a note saying where this is.
+        assert_eq!(message_ids(&session), [7]);
+        assert!(session.chat.lines().any(|l| matches!(
+            &**l,
+            ChatLine::Notice { notice: Notice::Moved { breakout: Some(name) }, .. } if name == "Room 1"
+        )));
+        // A dropped connection still comes back to the main room.
+        assert_eq!(session.rejoin, rejoin);
+        session.step(joined(1, true, vec![entry(3, 1)]), ENV);
+        assert_eq!(session.in_breakout, None);
+        assert_eq!(message_ids(&session), [3]);
+        let out = session.step(Input::GoTo(Some(0)), ENV);
+        assert_eq!(out, [Command::Send(ClientMsg::EnterBreakout { room: 0 })]);
     }
 
     #[test]

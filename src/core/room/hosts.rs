@@ -137,17 +137,22 @@ impl Room {
     }
 
     /// The host key moves to whoever becomes host; the one before it opens nothing any more.
+    /// The spare random key, for another use than a host key (it is replaced before the
+    /// next input).
+    pub(super) fn take_spare_key(&mut self) -> Option<String> {
+        self.spare_key.take()
+    }
+
     fn mint_key(&mut self) -> Option<String> {
         self.host_key = self.spare_key.take();
         self.host_key.clone()
     }
 
-    /// Refuses a newcomer the hosts keep out: someone removed, or anyone while locked.
     /// Whether the newcomer enters as host: with the room's host key or a host's token.
     pub(super) fn claims_host(&self, request: &JoinRequest) -> bool {
         let holds_key = request.host_key.as_ref().is_some_and(|k| !k.is_empty())
             && request.host_key == self.host_key;
-        holds_key || request.token_role == Some(Role::Host)
+        holds_key || request.granted_role == Some(Role::Host)
     }
 
     /// Whether a newcomer who does not enter as host may come in.
@@ -156,6 +161,7 @@ impl Room {
         self.password_gate(request)
     }
 
+    /// Refuses a newcomer the hosts keep out: someone removed, or anyone while locked.
     pub(super) fn removed_or_locked(&self, request: &JoinRequest) -> Result<(), Refusal> {
         if self.removed.iter().any(|r| r.bars(request)) {
             return Err(Refusal::new(
@@ -193,6 +199,8 @@ impl Room {
                     },
                 });
             }
+            // A breakout room's roles come from the main room only.
+            None if !claims_host && self.breakout_number.is_some() => return outcome,
             None if !claims_host => {
                 self.mint_key();
             }
@@ -463,7 +471,7 @@ impl Room {
         Ok(index)
     }
 
-    fn name_of(&self, peer: PeerId) -> String {
+    pub(super) fn name_of(&self, peer: PeerId) -> String {
         self.members
             .iter()
             .find(|m| m.id == peer)
