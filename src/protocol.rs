@@ -534,6 +534,15 @@ impl MediaState {
     pub fn is_off(&self) -> bool {
         *self == MediaState::default()
     }
+
+    /// Whether `source` is on.
+    pub fn has(self, source: TrackSource) -> bool {
+        match source {
+            TrackSource::Microphone => self.mic,
+            TrackSource::Camera => self.camera,
+            TrackSource::Screen => self.screen,
+        }
+    }
 }
 
 /// A STUN or TURN server for the browser's `RTCPeerConnection`.

@@ -10,7 +10,7 @@ pub mod room;
 pub mod simulate;
 
 use crate::protocol::{
-    ChatEntry, Dismissal, ErrorCode, MessageId, PeerId, ServerMsg, TileView, UnixMillis,
+    ChatEntry, Dismissal, ErrorCode, MediaState, MessageId, PeerId, ServerMsg, TileView, UnixMillis,
 };
 
 /// Milliseconds on a clock that never steps backwards (since the server started); what the
@@ -140,6 +140,9 @@ pub enum MediaEffect {
     /// The member no longer sends or receives through the server: they left the call or the
     /// room, or the call went back to browser-to-browser.
     Drop { peer: PeerId },
+    /// Drop what the member sends of these sources: a host turned them off and the member
+    /// may not turn them on again, whatever a modified page sends.
+    Withhold { peer: PeerId, sources: MediaState },
 }
 
 /// Everything one input to a room asks the transport to do, in the style of str0m's

@@ -1217,8 +1217,17 @@ impl Room {
         } else {
             MediaEffect::Answer { peer, sdp }
         };
+        let mut media = vec![effect];
+        // A connection to the forwarding unit starts knowing what it must drop.
+        if offer {
+            if let Some(index) = self.members.iter().position(|m| m.id == peer) {
+                if !self.members[index].blocked.is_off() {
+                    media.extend(self.withhold(index));
+                }
+            }
+        }
         Ok(Outcome {
-            media: vec![effect],
+            media,
             ..Outcome::default()
         })
     }
@@ -1335,10 +1344,17 @@ impl Room {
         }
         member.media = media;
         let updated = member.info();
-        Ok(Outcome::deliver(
+        let mut outcome = Outcome::deliver(
             Recipients::Everyone,
             ServerMsg::PeerUpdated { peer: updated },
-        ))
+        );
+        // Turned on again where that is allowed: the forwarding unit passes it on again.
+        if let Some(index) = self.members.iter().position(|m| m.id == peer) {
+            if !self.members[index].blocked.is_off() {
+                outcome.media.extend(self.withhold(index));
+            }
+        }
+        Ok(outcome)
     }
 
     /// Raises (joining the end of the line) or lowers `peer`'s hand.

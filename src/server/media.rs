@@ -54,6 +54,12 @@ pub enum MediaCommand {
         room: RoomKey,
         peer: PeerId,
     },
+    /// Drop these sources of `peer`'s media (a host turned them off).
+    Withhold {
+        room: RoomKey,
+        peer: PeerId,
+        sources: crate::protocol::MediaState,
+    },
 }
 
 impl MediaCommand {
@@ -62,7 +68,8 @@ impl MediaCommand {
             MediaCommand::Offer { room, .. }
             | MediaCommand::Answer { room, .. }
             | MediaCommand::View { room, .. }
-            | MediaCommand::Drop { room, .. } => room,
+            | MediaCommand::Drop { room, .. }
+            | MediaCommand::Withhold { room, .. } => room,
         }
     }
 
@@ -71,7 +78,8 @@ impl MediaCommand {
             MediaCommand::Offer { peer, .. }
             | MediaCommand::Answer { peer, .. }
             | MediaCommand::View { peer, .. }
-            | MediaCommand::Drop { peer, .. } => *peer,
+            | MediaCommand::Drop { peer, .. }
+            | MediaCommand::Withhold { peer, .. } => *peer,
         }
     }
 }
@@ -92,6 +100,7 @@ pub struct MediaCounters {
     pub nacks_sent: Counter,
     pub speaker_changes: Counter,
     pub silence_dropped: Counter,
+    pub withheld_dropped: Counter,
     pub recovery_probes: Counter,
     pub mids_redrawn: Counter,
     pub unknown_datagrams: Counter,
@@ -143,6 +152,11 @@ impl MediaCounters {
                 &self.silence_dropped,
                 before.silence_dropped,
                 now.silence_dropped,
+            ),
+            (
+                &self.withheld_dropped,
+                before.withheld_dropped,
+                now.withheld_dropped,
             ),
             (
                 &self.recovery_probes,
@@ -350,6 +364,7 @@ impl MediaTask {
                 self.sfu.remove(now, peer);
                 self.inboxes.remove(&peer);
             }
+            MediaCommand::Withhold { peer, sources, .. } => self.sfu.withhold(peer, sources),
         }
     }
 

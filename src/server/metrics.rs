@@ -219,6 +219,11 @@ impl Metrics {
             &media.silence_dropped,
         );
         add(
+            "sfu_withheld_dropped",
+            "Frames of a microphone, camera or screen a host turned off, not forwarded",
+            &media.withheld_dropped,
+        );
+        add(
             "sfu_recovery_probes",
             "Bandwidth estimates started over for viewers held below what their tiles want",
             &media.recovery_probes,

@@ -928,6 +928,11 @@ impl RoomTask {
                 room: Arc::clone(&self.media_key),
                 peer,
             },
+            MediaEffect::Withhold { peer, sources } => MediaCommand::Withhold {
+                room: Arc::clone(&self.media_key),
+                peer,
+                sources,
+            },
         };
         let peer = command.peer();
         if !media.send(command) {

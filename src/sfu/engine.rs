@@ -25,7 +25,7 @@ use super::layers::{
     fit_budget, layer_for, vp8_keyframe_size, KeyframeThrottle, LayerInfo, RateMeter, Want,
 };
 use super::speaker::ActiveSpeaker;
-use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
+use crate::protocol::{MediaState, PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
 
 /// Which room a participant is in; media never crosses rooms.
 pub type RoomKey = Arc<str>;
@@ -111,6 +111,8 @@ pub struct SfuStats {
     pub speaker_changes: u64,
     /// Microphone frames of silence, not forwarded.
     pub silence_dropped: u64,
+    /// Frames of a source a host turned off (from a page that kept sending), not forwarded.
+    pub withheld_dropped: u64,
     /// Bandwidth estimates started over for viewers held below what their tiles want.
     pub recovery_probes: u64,
     /// Offers whose new sections were given a mid twice by str0m, and drawn again.
@@ -128,6 +130,9 @@ pub struct Sfu {
     candidates: Vec<SocketAddr>,
     crypto: Arc<CryptoProvider>,
     participants: HashMap<PeerId, Participant>,
+    /// What hosts turned off, per participant: frames of those sources are dropped. Kept
+    /// apart from `participants`, since it may come before the participant's offer.
+    withheld: HashMap<PeerId, MediaState>,
     /// Who is connected in each room, so forwarding a frame looks at its room only.
     rooms: HashMap<RoomKey, Vec<PeerId>>,
     /// Where each participant's datagrams come from, once ICE told us.
@@ -284,6 +289,7 @@ impl Sfu {
             candidates,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             participants: HashMap::new(),
+            withheld: HashMap::new(),
             rooms: HashMap::new(),
             by_source: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -471,7 +477,17 @@ impl Sfu {
 
     /// The participant left the call or the room: frees their connection and stops their
     /// tracks for everyone else.
+    /// Drops `sources` of what `peer` sends from now on (none: forwards everything again).
+    pub fn withhold(&mut self, peer: PeerId, sources: MediaState) {
+        if sources.is_off() {
+            self.withheld.remove(&peer);
+        } else {
+            self.withheld.insert(peer, sources);
+        }
+    }
+
     pub fn remove(&mut self, now: Instant, peer: PeerId) {
+        self.withheld.remove(&peer);
         let Some(mut gone) = self.participants.remove(&peer) else {
             return;
         };
@@ -958,6 +974,11 @@ impl Sfu {
             return Vec::new();
         };
         let track = sender.track(data.mid);
+        let withheld = self.withheld.get(&origin).copied().unwrap_or_default();
+        if track.is_some_and(|t| withheld.has(t.source)) {
+            self.stats.withheld_dropped += 1;
+            return Vec::new();
+        }
         if track.is_some_and(|t| t.kind == MediaKind::Audio && !t.speaking(now)) {
             self.stats.silence_dropped += 1;
             return Vec::new();

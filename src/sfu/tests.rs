@@ -14,7 +14,7 @@ use str0m::{Event, Input, Output};
 use super::engine::{RoomKey, Sfu, SfuOutput};
 use super::layers::vp8_keyframe_size;
 use super::synthetic::SyntheticPeer;
-use crate::protocol::{PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
+use crate::protocol::{MediaState, PeerId, RemoteTrack, ServerMsg, TileView, TrackSource};
 
 const SERVER: &str = "10.0.0.1:7882";
 
@@ -414,6 +414,35 @@ fn each_viewer_gets_the_layer_that_fills_its_tile_and_switches_at_a_keyframe() {
     assert!(steps.len() > 20);
     let largest = steps.iter().max().unwrap();
     assert!(*largest < 10_000, "a jump of {largest} ticks in {steps:?}");
+}
+
+#[test]
+fn what_a_host_turned_off_is_not_forwarded_even_if_the_page_keeps_sending() {
+    let mut net = Network::new();
+    net.join(1, "standup");
+    net.join(2, "standup");
+    net.run(Duration::from_secs(1), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Microphone) > 10);
+    // The host turned off the microphone; the (modified) page sends on regardless.
+    let muted = MediaState {
+        mic: true,
+        ..MediaState::default()
+    };
+    net.sfu.withhold(PeerId(1), muted);
+    net.run(Duration::from_millis(50), Some(1));
+    let audio = net.browser(2).frames_from(1, TrackSource::Microphone);
+    let video = net.browser(2).frames_from(1, TrackSource::Camera);
+    net.run(Duration::from_secs(1), Some(1));
+    assert_eq!(
+        net.browser(2).frames_from(1, TrackSource::Microphone),
+        audio
+    );
+    assert!(net.browser(2).frames_from(1, TrackSource::Camera) > video + 10);
+    assert!(net.sfu.stats().withheld_dropped > 30);
+    // Allowed again: the sound goes on.
+    net.sfu.withhold(PeerId(1), MediaState::default());
+    net.run(Duration::from_secs(1), Some(1));
+    assert!(net.browser(2).frames_from(1, TrackSource::Microphone) > audio + 30);
 }
 
 #[test]

@@ -85,11 +85,7 @@ fn set_source(media: &mut MediaState, source: TrackSource, on: bool) {
 }
 
 fn source_on(media: MediaState, source: TrackSource) -> bool {
-    match source {
-        TrackSource::Microphone => media.mic,
-        TrackSource::Camera => media.camera,
-        TrackSource::Screen => media.screen,
-    }
+    media.has(source)
 }
 
 /// Tells `peer` they are out for good, and has their connection closed after it.
@@ -481,6 +477,25 @@ impl Room {
 
     /// Turns off one source of the member at `index` and bars it from coming back on under
     /// `only_hosts_unmute`; tells them who did it, and everyone the new state.
+    /// What the forwarding unit must drop of member `index`'s media: what a host turned off
+    /// and the server has not seen them turn on again with leave. Nothing outside a call
+    /// through the server.
+    pub(super) fn withhold(&self, index: usize) -> Option<MediaEffect> {
+        let member = self.members.get(index)?;
+        if self.call_mode != CallMode::Sfu || !member.in_call {
+            return None;
+        }
+        let (blocked, media) = (member.blocked, member.media);
+        Some(MediaEffect::Withhold {
+            peer: member.id,
+            sources: MediaState {
+                mic: blocked.mic && !media.mic,
+                camera: blocked.camera && !media.camera,
+                screen: blocked.screen && !media.screen,
+            },
+        })
+    }
+
     fn turn_off(&mut self, index: usize, source: TrackSource, by: PeerId) -> Outcome {
         let member = &mut self.members[index];
         set_source(&mut member.blocked, source, true);
@@ -501,6 +516,7 @@ impl Room {
                 action: Moderation::Muted { source },
             },
         });
+        outcome.media.extend(self.withhold(index));
         outcome
     }
 
@@ -537,13 +553,15 @@ impl Room {
         let role = self.moderator(actor, now)?;
         let index = self.target(actor, role, target)?;
         self.members[index].blocked = MediaState::default();
-        Ok(Outcome::deliver(
+        let mut outcome = Outcome::deliver(
             Recipients::Only(target),
             ServerMsg::Moderated {
                 by: actor,
                 action: Moderation::UnmuteAllowed,
             },
-        ))
+        );
+        outcome.media.extend(self.withhold(index));
+        Ok(outcome)
     }
 
     pub(super) fn remove(
@@ -605,11 +623,15 @@ impl Room {
         if rules == self.rules {
             return Ok(Outcome::default());
         }
+        let mut freed = Vec::new();
         if !rules.only_hosts_unmute {
             // Otherwise turning the rule on again later would bring back old bars.
             for member in &mut self.members {
                 member.blocked = MediaState::default();
             }
+            freed = (0..self.members.len())
+                .filter_map(|index| self.withhold(index))
+                .collect();
         }
         let turned_away = if rules.locked && !self.rules.locked {
             self.dismiss_lobby(Dismissal::Locked, actor, self.name_of(actor))
@@ -626,7 +648,9 @@ impl Room {
             Outcome::default()
         };
         // The people let in hear `joined` first: `rules` reaches them as members already.
-        Ok(turned_away.then(let_in).then(told))
+        let mut outcome = turned_away.then(let_in).then(told);
+        outcome.media.extend(freed);
+        Ok(outcome)
     }
 
     pub(super) fn set_role(
@@ -734,6 +758,57 @@ mod tests {
             .find(|m| m.id == PeerId(id))
             .map(|m| m.role)
             .unwrap()
+    }
+
+    #[test]
+    fn in_a_call_through_the_server_what_a_host_turned_off_is_withheld_until_allowed() {
+        let mut room = Room::new(
+            RoomSlug::parse("sfu").unwrap(),
+            RoomLimits {
+                media: crate::core::room::MediaPolicy::Sfu,
+                ..RoomLimits::default()
+            },
+            Vec::new(),
+        );
+        room.supply_key("key-1".into());
+        enter(&mut room, 1, "Ann", "a");
+        enter(&mut room, 2, "Bob", "b");
+        let on = MediaState {
+            mic: true,
+            camera: true,
+            screen: false,
+        };
+        room.join_call(PeerId(2), on, T0).unwrap();
+        let withheld = |outcome: &Outcome| {
+            outcome.media.iter().find_map(|effect| match effect {
+                MediaEffect::Withhold { peer, sources } if *peer == PeerId(2) => Some(*sources),
+                _ => None,
+            })
+        };
+        let muted = room
+            .mute(PeerId(1), PeerId(2), TrackSource::Microphone, T0)
+            .unwrap();
+        assert_eq!(
+            withheld(&muted),
+            Some(MediaState {
+                mic: true,
+                ..MediaState::default()
+            })
+        );
+        // A new connection to the forwarding unit starts knowing it.
+        let offer = room
+            .request(
+                PeerId(2),
+                crate::protocol::ClientMsg::MediaOffer {
+                    sdp: "v=0".into(),
+                    more: false,
+                },
+                T0,
+            )
+            .unwrap();
+        assert!(withheld(&offer).is_some_and(|s| s.mic));
+        let allowed = room.allow_unmute(PeerId(1), PeerId(2), T0).unwrap();
+        assert_eq!(withheld(&allowed), Some(MediaState::default()));
     }
 
     #[test]
