@@ -67,6 +67,13 @@ async function main() {
   await ann.getByTestId('host-admit-all').click();
   await ann.getByTestId('host-waiting-room').uncheck();
 
+  // Breakout rooms planned: everyone split over two rooms, ready to open.
+  await ann.getByTestId('breakout-panel').locator('summary').click();
+  await ann.getByTestId('breakout-split').click();
+  await ann.getByTestId('breakout-panel').scrollIntoViewIfNeeded();
+  await ann.waitForTimeout(300);
+  await ann.screenshot({ path: path.join(out, 'breakouts.png') });
+
   const phone = await join('design-review', 'Kim', { viewport: { width: 390, height: 760 }, locale: 'ko-KR' });
   await phone.waitForTimeout(2000);
   await phone.screenshot({ path: path.join(out, 'meeting-phone.png') });

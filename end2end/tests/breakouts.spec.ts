@@ -24,6 +24,7 @@ test('four people into two breakout rooms and back: chat and video switch withou
     for (const page of [ann, bob, cy, dee]) await page.evaluate(() => ((window as any).__sameDocument = true));
 
     // Split automatically (Bob and Dee, Cy), then move Dee by hand to Room 2 and back.
+    await ann.getByTestId('breakout-panel').locator('summary').click();
     await ann.getByTestId('breakout-split').click();
     const plan = ann.getByTestId('breakout-box');
     await expect(plan.nth(0)).toContainText('Bob');

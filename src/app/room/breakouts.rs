@@ -27,14 +27,19 @@ pub fn split_evenly(people: &[PeerId], me: Option<PeerId>, rooms: u8) -> Plan {
 #[component]
 pub fn BreakoutPanel(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
+    // Folded away until needed, so the host panel stays short; open while rooms are.
     view! {
-        <section class="breakout-panel" data-testid="breakout-panel">
-            <h4>{move || i18n.t().breakouts.title}</h4>
+        <details
+            class="breakout-panel"
+            data-testid="breakout-panel"
+            prop:open=move || state.breakouts.with(Option::is_some)
+        >
+            <summary>{move || i18n.t().breakouts.title}</summary>
             {move || match state.breakouts.get() {
                 None => view! { <BreakoutPlanner state/> }.into_any(),
                 Some(open) => view! { <OpenBreakouts state open/> }.into_any(),
             }}
-        </section>
+        </details>
     }
 }
 
