@@ -570,7 +570,13 @@ impl RoomTask {
                 then,
                 reply,
             } => {
-                let member = self.room.is_member(peer);
+                // Only the connection the main room let go: one a resume replaced meanwhile
+                // must not take the member back from the new one.
+                let away_on_it = self
+                    .in_breakouts
+                    .get(&peer)
+                    .is_some_and(|away| away.frames.same_channel(&outbox.frames));
+                let member = self.room.is_member(peer) && away_on_it;
                 if reply.send(member).is_ok() && member {
                     self.in_breakouts.remove(&peer);
                     self.rooms.metrics.members.inc();

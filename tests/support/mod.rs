@@ -72,16 +72,17 @@ pub fn secret_join_msg(
     password: Option<&str>,
     token: Option<&str>,
 ) -> ClientMsg {
-    ClientMsg::Join {
-        room: room.into(),
-        name: name.into(),
-        resume: None,
-        last_seen: None,
-        host_key: None,
-        browser: None,
-        password: password.map(String::from),
-        token: token.map(String::from),
+    let mut join = ClientMsg::join(room, name);
+    if let ClientMsg::Join {
+        password: p,
+        token: t,
+        ..
+    } = &mut join
+    {
+        *p = password.map(String::from);
+        *t = token.map(String::from);
     }
+    join
 }
 
 /// This process's resident memory in KiB, from /proc.

@@ -46,7 +46,7 @@ pub fn BreakoutPanel(state: MeetingState) -> impl IntoView {
 #[component]
 fn BreakoutPlanner(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
-    let count = RwSignal::new(2u8);
+    let count = RwSignal::new(2u32);
     let minutes = RwSignal::new(0u32);
     let plan = RwSignal::new(Plan::new());
     let dragging = RwSignal::new(None::<PeerId>);
@@ -62,11 +62,11 @@ fn BreakoutPlanner(state: MeetingState) -> impl IntoView {
     };
     let split = move |_| {
         let ids: Vec<PeerId> = people().iter().map(|p| p.id).collect();
-        plan.set(split_evenly(&ids, None, count.get_untracked()));
+        plan.set(split_evenly(&ids, None, count.get_untracked() as u8));
     };
     let open = move |_| {
         let plan = plan.get_untracked();
-        let rooms = (0..count.get_untracked())
+        let rooms = (0..count.get_untracked() as u8)
             .map(|n| BreakoutRoom {
                 name: (i18n.t().breakouts.room_name)(usize::from(n) + 1),
                 members: people()
@@ -84,25 +84,17 @@ fn BreakoutPlanner(state: MeetingState) -> impl IntoView {
     };
     // One box per room plus "not assigned" (`None`); names are dropped onto them.
     let boxes = move || {
-        let rooms: Vec<Option<u8>> = (0..count.get()).map(Some).collect();
+        let rooms: Vec<Option<u8>> = (0..count.get() as u8).map(Some).collect();
         rooms.into_iter().chain([None]).collect::<Vec<_>>()
     };
     view! {
         <div class="row wrap breakout-setup">
-            <label>
-                {move || i18n.t().breakouts.rooms_count}
-                <input
-                    type="number"
-                    min="1"
-                    max=MAX_BREAKOUTS.to_string()
-                    data-testid="breakout-count"
-                    prop:value=move || count.get().to_string()
-                    on:input=move |ev| {
-                        let n = event_target_value(&ev).parse::<u8>().unwrap_or(1);
-                        count.set(n.clamp(1, MAX_BREAKOUTS as u8));
-                    }
-                />
-            </label>
+            <NumberField
+                label=move || i18n.t().breakouts.rooms_count
+                test_id="breakout-count"
+                range=(1, MAX_BREAKOUTS as u32)
+                value=count
+            />
             <button data-testid="breakout-split" on:click=split>
                 {move || i18n.t().breakouts.split}
             </button>
@@ -143,7 +135,7 @@ fn BreakoutPlanner(state: MeetingState) -> impl IntoView {
                                 <RoomPicker
                                     state
                                     name=person.name.clone()
-                                    rooms=Signal::derive(move || count.get())
+                                    rooms=Signal::derive(move || count.get() as u8)
                                     current=Signal::derive(move || room)
                                     pick=Callback::new(move |to| plan.update(|plan| assign(plan, person.id, to)))
                                 />
@@ -154,21 +146,43 @@ fn BreakoutPlanner(state: MeetingState) -> impl IntoView {
             </For>
         </div>
         <div class="row wrap">
-            <label>
-                {move || i18n.t().breakouts.minutes}
-                <input
-                    type="number"
-                    min="0"
-                    max="1440"
-                    data-testid="breakout-minutes"
-                    prop:value=move || minutes.get().to_string()
-                    on:input=move |ev| minutes.set(event_target_value(&ev).parse().unwrap_or(0))
-                />
-            </label>
+            <NumberField
+                label=move || i18n.t().breakouts.minutes
+                test_id="breakout-minutes"
+                range=(0, 1440)
+                value=minutes
+            />
             <button class="primary" data-testid="breakout-open" on:click=open>
                 {move || i18n.t().breakouts.open}
             </button>
         </div>
+    }
+}
+
+/// A labelled whole number kept within `range` (what the browser's own check allows too).
+#[component]
+fn NumberField(
+    label: impl Fn() -> &'static str + Send + Sync + 'static,
+    test_id: &'static str,
+    range: (u32, u32),
+    value: RwSignal<u32>,
+) -> impl IntoView {
+    let (low, high) = range;
+    view! {
+        <label>
+            {label}
+            <input
+                type="number"
+                min=low.to_string()
+                max=high.to_string()
+                data-testid=test_id
+                prop:value=move || value.get().to_string()
+                on:input=move |ev| {
+                    let typed = event_target_value(&ev).parse::<u32>().unwrap_or(low);
+                    value.set(typed.clamp(low, high));
+                }
+            />
+        </label>
     }
 }
 
