@@ -229,6 +229,8 @@ pub struct BreakoutTexts {
 /// What hosts see and what their actions tell others.
 pub struct HostTexts {
     pub host: &'static str,
+    /// Who did something when their name is not known (they already left).
+    pub a_host: &'static str,
     pub cohost: &'static str,
     pub host_controls: &'static str,
     pub actions_for: fn(&str) -> String,
@@ -287,6 +289,15 @@ pub struct HostTexts {
 }
 
 impl Texts {
+    /// The name of the host who acted, or "a host" when it is not known.
+    pub fn host_name<'a>(&'a self, by: &'a str) -> &'a str {
+        if by.is_empty() {
+            self.hosts.a_host
+        } else {
+            by
+        }
+    }
+
     pub fn link_state(&self, state: LinkState) -> &'static str {
         match state {
             LinkState::Connected => "",
@@ -344,9 +355,9 @@ impl Texts {
             Ending::CouldNotRejoin(refusal) => {
                 (self.could_not_rejoin)(&self.refusal(refusal.code, &refusal.message, limits))
             }
-            Ending::Removed(by) => (self.hosts.removed_you)(by),
+            Ending::Removed(by) => (self.hosts.removed_you)(self.host_name(by)),
             Ending::MeetingEnded(by) => (self.hosts.ended_meeting)(by),
-            Ending::Denied(by) => (self.hosts.denied_you)(by),
+            Ending::Denied(by) => (self.hosts.denied_you)(self.host_name(by)),
             Ending::LockedOut => self.hosts.locked_out.to_string(),
         }
     }
@@ -503,6 +514,7 @@ pub static EN: Texts = Texts {
     server_busy: "The server is busy. Try again in a moment.",
     hosts: HostTexts {
         host: "Host",
+        a_host: "A host",
         cohost: "Co-host",
         host_controls: "Host controls",
         actions_for: |name| format!("Host actions for {name}"),
@@ -527,7 +539,6 @@ pub static EN: Texts = Texts {
         allow_back: "Let back in",
         locked_badge: "Locked",
         turned_off: |by, source| {
-            let by = if by.is_empty() { "A host" } else { by };
             match source {
                 TrackSource::Microphone => format!("{by} muted your microphone"),
                 TrackSource::Camera => format!("{by} turned off your camera"),
@@ -535,7 +546,6 @@ pub static EN: Texts = Texts {
             }
         },
         unmute_allowed: |by| {
-            let by = if by.is_empty() { "A host" } else { by };
             format!("{by} lets you turn your microphone and camera on again")
         },
         blocked: |source| {
@@ -549,7 +559,6 @@ pub static EN: Texts = Texts {
         you_are_host: "You are the host. Keep this host link to come back as host later:",
         host_link: "Host link",
         removed_you: |by| {
-            let by = if by.is_empty() { "A host" } else { by };
             format!("{by} removed you from this meeting. You cannot join it again unless a host lets you back in.")
         },
         ended_meeting: |by| {
@@ -578,7 +587,6 @@ pub static EN: Texts = Texts {
         deny: "Deny",
         admit_all: "Admit all",
         denied_you: |by| {
-            let by = if by.is_empty() { "A host" } else { by };
             format!("{by} did not let you in to this meeting.")
         },
         locked_out: "The host locked the meeting while you were waiting. Nobody new can join now.",
@@ -737,6 +745,7 @@ pub static KO: Texts = Texts {
     server_busy: "서버가 바쁩니다. 잠시 후 다시 시도하세요.",
     hosts: HostTexts {
         host: "호스트",
+        a_host: "호스트",
         cohost: "공동 호스트",
         host_controls: "호스트 도구",
         actions_for: |name| format!("{name}님에 대한 호스트 작업"),
@@ -761,7 +770,6 @@ pub static KO: Texts = Texts {
         allow_back: "다시 들어오도록 허용",
         locked_badge: "잠김",
         turned_off: |by, source| {
-            let by = if by.is_empty() { "호스트" } else { by };
             match source {
                 TrackSource::Microphone => format!("{by}님이 내 마이크를 음소거했습니다"),
                 TrackSource::Camera => format!("{by}님이 내 카메라를 껐습니다"),
@@ -769,7 +777,6 @@ pub static KO: Texts = Texts {
             }
         },
         unmute_allowed: |by| {
-            let by = if by.is_empty() { "호스트" } else { by };
             format!("{by}님이 마이크와 카메라를 다시 켤 수 있게 허용했습니다")
         },
         blocked: |source| {
@@ -783,7 +790,6 @@ pub static KO: Texts = Texts {
         you_are_host: "내가 호스트입니다. 나중에 호스트로 돌아오려면 이 호스트 링크를 보관하세요:",
         host_link: "호스트 링크",
         removed_you: |by| {
-            let by = if by.is_empty() { "호스트" } else { by };
             format!("{by}님이 나를 회의에서 내보냈습니다. 호스트가 허용하기 전에는 다시 참여할 수 없습니다.")
         },
         ended_meeting: |by| {
@@ -806,7 +812,6 @@ pub static KO: Texts = Texts {
         deny: "거절",
         admit_all: "모두 입장 허용",
         denied_you: |by| {
-            let by = if by.is_empty() { "호스트" } else { by };
             format!("{by}님이 이 회의에 입장을 허용하지 않았습니다.")
         },
         locked_out: "기다리는 동안 호스트가 회의를 잠갔습니다. 지금은 새로 참여할 수 없습니다.",

@@ -289,24 +289,24 @@ pub fn HostNoticeBanner(state: MeetingState, room: String) -> impl IntoView {
         let notice = state.host_notice.get()?;
         let body = match notice {
             HostNotice::TurnedOff { by, source } => {
-                view! { <span>{(i18n.t().hosts.turned_off)(&by, source)}</span> }.into_any()
+                let t = i18n.t();
+                view! { <span>{(t.hosts.turned_off)(t.host_name(&by), source)}</span> }.into_any()
             }
             HostNotice::UnmuteAllowed { by } => {
-                view! { <span>{(i18n.t().hosts.unmute_allowed)(&by)}</span> }.into_any()
+                let t = i18n.t();
+                view! { <span>{(t.hosts.unmute_allowed)(t.host_name(&by))}</span> }.into_any()
             }
             HostNotice::YouAreHost { key } => {
-                let link = key.map(|key| client::host_link(&room, &key));
+                let link = client::host_link(&room, &key);
                 view! {
                     <span>{i18n.t().hosts.you_are_host}</span>
-                    {link.map(|link| view! {
-                        <input
-                            class="host-link"
-                            readonly
-                            data-testid="host-link"
-                            aria-label=i18n.t().hosts.host_link
-                            prop:value=link
-                        />
-                    })}
+                    <input
+                        class="host-link"
+                        readonly
+                        data-testid="host-link"
+                        aria-label=i18n.t().hosts.host_link
+                        prop:value=link
+                    />
                 }
                 .into_any()
             }

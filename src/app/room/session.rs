@@ -69,7 +69,7 @@ pub enum HostNotice {
     /// `by` lets this member turn on again what a host turned off.
     UnmuteAllowed { by: String },
     /// This member is the host now; the key opens the meeting as host later (the host link).
-    YouAreHost { key: Option<String> },
+    YouAreHost { key: String },
 }
 
 /// What the page keeps between visits to come back into a room as the same browser.
@@ -832,7 +832,7 @@ impl Session {
         }
         self.keys.host_key = Some(key.clone());
         if show {
-            self.host_notice = Some(HostNotice::YouAreHost { key: Some(key) });
+            self.host_notice = Some(HostNotice::YouAreHost { key });
         }
     }
 
@@ -1707,9 +1707,7 @@ mod tests {
         }));
         assert_eq!(
             session.host_notice,
-            Some(HostNotice::YouAreHost {
-                key: Some("k2".into())
-            })
+            Some(HostNotice::YouAreHost { key: "k2".into() })
         );
         session.step(
             Input::Server(ServerMsg::Dismissed {
