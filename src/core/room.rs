@@ -1220,11 +1220,7 @@ impl Room {
         let mut media = vec![effect];
         // A connection to the forwarding unit starts knowing what it must drop.
         if offer {
-            if let Some(index) = self.members.iter().position(|m| m.id == peer) {
-                if !self.members[index].blocked.is_off() {
-                    media.extend(self.withhold(index));
-                }
-            }
+            media.extend(self.withhold_if_blocked(peer));
         }
         Ok(Outcome {
             media,
@@ -1349,11 +1345,7 @@ impl Room {
             ServerMsg::PeerUpdated { peer: updated },
         );
         // Turned on again where that is allowed: the forwarding unit passes it on again.
-        if let Some(index) = self.members.iter().position(|m| m.id == peer) {
-            if !self.members[index].blocked.is_off() {
-                outcome.media.extend(self.withhold(index));
-            }
-        }
+        outcome.media.extend(self.withhold_if_blocked(peer));
         Ok(outcome)
     }
 

@@ -114,10 +114,13 @@ pub enum RoomCommand {
         received: std::time::Instant,
     },
     /// The member said goodbye (closed the page, pressed leave): they leave at once.
-    /// `outbox` tells the connection apart from a newer one that already resumed.
+    /// `outbox` tells the connection apart from a newer one that already resumed. `done`,
+    /// if given, is answered once the room will send them nothing more (a move back to the
+    /// main room waits for it, so nothing of this room arrives after that room's greeting).
     Leave {
         peer: PeerId,
         outbox: mpsc::Sender<Utf8Bytes>,
+        done: Option<oneshot::Sender<()>>,
     },
     /// The connection dropped without a goodbye: the member may resume within the grace
     /// period. `outbox` tells the connection apart from a newer one that already resumed.
@@ -141,13 +144,6 @@ pub enum RoomCommand {
         outbox: Outbox,
         then: Option<u8>,
         reply: oneshot::Sender<bool>,
-    },
-    /// A member leaves a breakout room for the main room; `done` is answered once the room
-    /// will send them nothing more, so nothing of it arrives after the main room's greeting.
-    LeaveForMain {
-        peer: PeerId,
-        outbox: mpsc::Sender<Utf8Bytes>,
-        done: oneshot::Sender<()>,
     },
     /// To a breakout room: what its main room says to every breakout room.
     FromMain(ServerMsg),
@@ -544,9 +540,12 @@ impl RoomTask {
                 }
                 self.rooms.metrics.observe_fan_out(received.elapsed());
             }
-            RoomCommand::Leave { peer, outbox } => {
+            RoomCommand::Leave { peer, outbox, done } => {
                 if self.is_current(peer, &outbox) {
                     self.remove(peer, LeaveReason::Left);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
             RoomCommand::Disconnect { peer, outbox } => {
@@ -589,12 +588,6 @@ impl RoomTask {
                     }
                     self.carry_out(outcome);
                 }
-            }
-            RoomCommand::LeaveForMain { peer, outbox, done } => {
-                if self.is_current(peer, &outbox) {
-                    self.remove(peer, LeaveReason::Left);
-                }
-                let _ = done.send(());
             }
             RoomCommand::FromMain(msg) => {
                 let outcome = self.room.from_main_room(msg);

@@ -564,10 +564,10 @@ impl<S: Socket> Connection<S> {
         if let Some(breakout) = self.room.take() {
             if !breakout.commands.same_channel(&main.commands) {
                 let (done, left) = oneshot::channel();
-                let command = RoomCommand::LeaveForMain {
+                let command = RoomCommand::Leave {
                     peer: self.peer,
                     outbox: self.outbox.frames.clone(),
-                    done,
+                    done: Some(done),
                 };
                 if breakout.commands.send(command).await.is_ok() {
                     // A closed room answers nothing, and has nothing more to send either.
@@ -638,6 +638,7 @@ impl<S: Socket> Connection<S> {
                 .send(RoomCommand::Leave {
                     peer: self.peer,
                     outbox: self.outbox.frames.clone(),
+                    done: None,
                 })
                 .await;
             self.room = self.main.take();
@@ -650,7 +651,11 @@ impl<S: Socket> Connection<S> {
             let command = if ending == Ending::ConnectionLost || ending == Ending::Silent {
                 RoomCommand::Disconnect { peer, outbox }
             } else {
-                RoomCommand::Leave { peer, outbox }
+                RoomCommand::Leave {
+                    peer,
+                    outbox,
+                    done: None,
+                }
             };
             let _ = room.commands.send(command).await;
         }

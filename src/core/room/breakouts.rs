@@ -187,13 +187,7 @@ impl Room {
             name: self.name_of(actor),
             text,
         };
-        Ok(Outcome {
-            breakouts: BreakoutWork {
-                relay: vec![msg.clone()],
-                ..BreakoutWork::default()
-            },
-            ..Outcome::deliver(Recipients::Everyone, msg)
-        })
+        Ok(to_every_room(msg))
     }
 
     pub(super) fn close_breakouts(&mut self, actor: PeerId, now: Now) -> Result<Outcome, Refusal> {
@@ -349,13 +343,7 @@ impl Room {
         let msg = ServerMsg::BreakoutsChanged {
             breakouts: self.breakouts_view(),
         };
-        Outcome {
-            breakouts: BreakoutWork {
-                relay: vec![msg.clone()],
-                ..BreakoutWork::default()
-            },
-            ..Outcome::deliver(Recipients::Everyone, msg)
-        }
+        to_every_room(msg)
     }
 
     fn open_round(&mut self) -> Result<&mut Round, Refusal> {
@@ -371,6 +359,17 @@ impl Room {
             ));
         }
         Ok(())
+    }
+}
+
+/// `msg` to everyone in the main room and in every breakout room.
+fn to_every_room(msg: ServerMsg) -> Outcome {
+    Outcome {
+        breakouts: BreakoutWork {
+            relay: vec![msg.clone()],
+            ..BreakoutWork::default()
+        },
+        ..Outcome::deliver(Recipients::Everyone, msg)
     }
 }
 

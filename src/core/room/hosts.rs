@@ -496,6 +496,15 @@ impl Room {
         })
     }
 
+    /// [`Room::withhold`] for `peer`, if a host ever turned something of theirs off.
+    pub(super) fn withhold_if_blocked(&self, peer: PeerId) -> Option<MediaEffect> {
+        let index = self.members.iter().position(|m| m.id == peer)?;
+        if self.members[index].blocked.is_off() {
+            return None;
+        }
+        self.withhold(index)
+    }
+
     fn turn_off(&mut self, index: usize, source: TrackSource, by: PeerId) -> Outcome {
         let member = &mut self.members[index];
         set_source(&mut member.blocked, source, true);
