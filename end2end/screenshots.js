@@ -11,8 +11,14 @@ async function main() {
   const out = process.argv[3] ?? path.join(__dirname, '..', 'docs', 'screenshots');
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
   const viewport = { width: 1280, height: 800 };
-  const join = async (room, name, options = {}) => {
+  const join = async (room, name, options = {}, panels = false) => {
     const context = await browser.newContext({ viewport, ...options });
+    if (panels) {
+      await context.addInitScript(() => {
+        localStorage.setItem('room.panel.chat', 'true');
+        localStorage.setItem('room.panel.people', 'true');
+      });
+    }
     const page = await context.newPage();
     await page.goto(`${base}/r/${room}`);
     await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
@@ -26,28 +32,40 @@ async function main() {
     await page.locator('input[name=message]').press('Enter');
     await page.waitForTimeout(200);
   };
+  const more = async (page, item) => {
+    await page.locator('summary[aria-label="More options"]').click();
+    await page.getByRole('menuitem', { name: item }).click();
+  };
 
-  const ann = await join('design-review', 'Ann Lee');
+  const ann = await join('design-review', 'Ann Lee', {}, true);
   // Ann is the host: her banner shows the host link once; closed for the meeting shots.
   await ann.getByTestId('host-notice').getByRole('button').click();
-  const min = await join('design-review', '김민수');
-  const sam = await join('design-review', 'Sam Ortiz');
+  const min = await join('design-review', '김민수', {}, true);
+  const sam = await join('design-review', 'Sam Ortiz', {}, true);
+  const lee = await join('design-review', 'Lee Park');
+  for (const name of ['Priya Nair', 'Tomás Ruiz']) {
+    const page = await join('design-review', name);
+    await page.getByRole('button', { name: 'Turn camera off' }).click();
+  }
   await say(ann, 'Morning! Shall we go through the new onboarding flow?');
   await say(min, 'Yes — I pushed the latest mockups an hour ago.');
   await say(sam, 'Sharing my screen in a second.');
   await min.getByRole('button', { name: 'Raise hand' }).click();
   await sam.getByRole('button', { name: 'Mute microphone' }).click();
-  await ann.waitForTimeout(2500);
-  await ann.screenshot({ path: path.join(out, 'meeting.png') });
+  // The grid of six, panels closed: the stage fills the window.
+  await lee.waitForTimeout(3000);
+  await lee.screenshot({ path: path.join(out, 'meeting.png') });
 
-  await ann.getByRole('button', { name: 'Speaker layout' }).click();
+  await more(ann, 'Speaker layout');
   await ann.waitForTimeout(1000);
   await ann.screenshot({ path: path.join(out, 'speaker.png') });
-  await ann.getByRole('button', { name: 'Grid layout' }).click();
+  await more(ann, 'Grid layout');
 
   await sam.getByRole('button', { name: 'Share screen' }).click();
   await ann.getByTestId('screen-tile').waitFor();
+  await ann.locator('summary[aria-label="Reactions"]').click();
   await ann.getByRole('button', { name: 'Reactions 👏' }).click();
+  await ann.locator('summary[aria-label="Reactions"]').click();
   await ann.waitForTimeout(2000);
   await ann.screenshot({ path: path.join(out, 'screen-share.png') });
   await sam.getByRole('button', { name: 'Stop sharing' }).click();
@@ -57,7 +75,7 @@ async function main() {
   const late = await (await browser.newContext({ viewport })).newPage();
   await late.goto(`${base}/r/design-review`);
   await late.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
-  await late.locator('#display-name').fill('Lee Park');
+  await late.locator('#display-name').fill('Jo Kim');
   await late.locator('.join-pane button[type=submit]').click();
   await ann.getByTestId('waiting-list').waitFor();
   await ann.getByTestId('people').locator('.person', { hasText: 'Sam Ortiz' }).locator('summary').click();
@@ -75,7 +93,7 @@ async function main() {
   await ann.screenshot({ path: path.join(out, 'breakouts.png') });
 
   const phone = await join('design-review', 'Kim', { viewport: { width: 390, height: 760 }, locale: 'ko-KR' });
-  await phone.waitForTimeout(2000);
+  await phone.waitForTimeout(2500);
   await phone.screenshot({ path: path.join(out, 'meeting-phone.png') });
 
   const home = await (await browser.newContext({ viewport })).newPage();

@@ -2,8 +2,8 @@
 # Runs every load scenario of docs/BENCHMARKS.md against fresh release servers on loopback and
 # prints the results. Not part of the test suite (benchmarks are not timed tests).
 #   scripts/bench.sh            all scenarios (about 3 minutes)
-#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, media, relay,
-#                               nat or reference (relay and nat compare with coturn; nat
+#   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, firstload, media,
+#                               relay, nat or reference (relay and nat compare with coturn; nat
 #                               needs root for its network namespaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ if ! command -v turnserver >/dev/null; then
 fi
 
 step "building the server, the site and room-bench (release)"
-cargo leptos build --release
+cargo leptos build --release --precompress
 cargo build --release -p room-bench
 
 # Each server and the load tool hold one descriptor per connection.
@@ -145,6 +145,14 @@ fi
 if [ "$group" = all ] || [ "$group" = nat ]; then
   step "calls through simulated NATs: time to connected, Room's relay against coturn (root)"
   (cd end2end && npx playwright test --config bench.config.ts bench/nat-connect.spec.ts)
+fi
+
+if [ "$group" = all ] || [ "$group" = firstload ]; then
+  step "first load of the meeting page over 10 Mbit/s and 40 ms, first and second visit"
+  for file in target/site/pkg/*.wasm target/site/pkg/*.wasm.br target/site/pkg/*.wasm.gz; do
+    printf '%s: %s bytes\n' "$file" "$(stat -c %s "$file")"
+  done
+  (cd end2end && npx playwright test --config bench.config.ts bench/first-load.spec.ts)
 fi
 
 if [ "$group" = all ] || [ "$group" = pages ]; then

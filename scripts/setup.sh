@@ -53,6 +53,13 @@ if [ "${1:-}" = browser ] && ! [ -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 
+# The recording test checks the downloaded file with ffprobe (Debian's ffmpeg).
+if [ "${1:-}" = browser ] && ! command -v ffprobe >/dev/null 2>&1; then
+  step "installing ffmpeg (ffprobe) for the recording test"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg
+fi
+
 # The NAT tests (end2end/tests/nat.spec.ts) build simulated homes with network namespaces,
 # iptables and conntrack.
 if [ "${1:-}" = browser ] && ! { command -v ip && command -v iptables && command -v conntrack; } >/dev/null 2>&1; then

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 echo "==> building Room (release)"
-cargo leptos build --release
+cargo leptos build --release --precompress
 exec target/release/room "$@"

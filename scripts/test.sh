@@ -26,7 +26,7 @@ timed "clippy (server and room-bench, ssr)" \
 timed "clippy (client, hydrate on wasm32)" \
   cargo clippy -p room --target wasm32-unknown-unknown --features hydrate --all-targets -- -D warnings
 timed "unit and integration tests" cargo test --workspace --features room/ssr
-timed "release build (server and WASM client)" cargo leptos build --release
+timed "release build (server and WASM client)" cargo leptos build --release --precompress
 timed "end-to-end tests (Playwright, Chromium)" bash -c 'cd end2end && npx playwright test'
 printf 'disk after the build: %s free, target/ holds %s\n' \
   "$(df -h --output=avail . | tail -1 | tr -d ' ')" "$(du -sh target | cut -f1)"

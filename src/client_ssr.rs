@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use leptos::prelude::StoredValue;
-use leptos::web_sys::HtmlVideoElement;
+use leptos::web_sys::{Element, HtmlVideoElement};
 
 use crate::media::{DeviceKind, MediaEvent};
 use crate::protocol::{
@@ -73,6 +73,46 @@ pub fn clock_time(at: UnixMillis) -> String {
     format!("{:02}:{:02}", (minutes / 60) % 24, minutes % 60)
 }
 
+pub fn show_video(_element: &HtmlVideoElement, _on: bool) {}
+
+/// Recording happens in the browser only.
+pub struct Recorder;
+
+impl Recorder {
+    pub fn start(_stage: &Element, _file_name: String) -> Result<Recorder, String> {
+        Err("recording needs a browser".into())
+    }
+
+    pub fn stop(self) {}
+}
+
+pub fn recording_file_name() -> String {
+    "room-meeting.webm".into()
+}
+
+pub fn take_early_join() -> Option<crate::app::room::EarlyJoin> {
+    None
+}
+
+pub fn load_flag(_key: &str) -> Option<bool> {
+    None
+}
+
+pub fn save_flag(_key: &str, _value: bool) {}
+
+/// What the server assumes while rendering: a desktop window.
+pub fn window_width() -> f64 {
+    1280.0
+}
+
+pub struct SizeWatch;
+
+impl SizeWatch {
+    pub fn new(_element: &Element, _on_size: impl Fn(f64, f64) + 'static) -> Option<Self> {
+        None
+    }
+}
+
 pub fn now() -> UnixMillis {
     let since_epoch = std::time::UNIX_EPOCH.elapsed().unwrap_or_default();
     UnixMillis(since_epoch.as_millis() as u64)
@@ -91,6 +131,8 @@ impl MediaSession {
         MediaState::default()
     }
     pub fn attach_preview(&self, _element: &HtmlVideoElement) {}
+
+    pub fn set_voice_processing(&self, _voice: crate::media::VoiceProcessing) {}
     pub fn set_mic(&self, _on: bool) {}
     pub fn set_camera(&self, _on: bool) {}
     pub fn choose_device(&self, _kind: DeviceKind, _id: String) {}

@@ -111,6 +111,9 @@ pub enum ClientMsg {
     Hand { raised: bool },
     /// A short emoji reaction shown to everyone (one of `REACTIONS`).
     React { emoji: String },
+    /// In the call: this browser started (`on`) or stopped recording the meeting locally;
+    /// everyone sees it in `recording` of this member's `PeerInfo`.
+    Recording { on: bool },
     /// The page of chat history just older than `before` (the oldest message the client
     /// shows). Answered by `history_page`.
     LoadHistory { before: MessageId },
@@ -251,6 +254,9 @@ pub struct MeetingRules {
     /// in `set_rules` is ignored.
     #[serde(default)]
     pub password: bool,
+    /// The call member a host shows large on everyone's stage; cleared when they leave the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spotlight: Option<PeerId>,
 }
 
 /// Done to a member by a host, told to that member.
@@ -415,7 +421,14 @@ pub enum ServerMsg {
     HistoryPage { entries: Vec<ChatEntry>, more: bool },
     /// Something the client sent was refused; the connection stays usable unless the close
     /// frame that follows says otherwise.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// A refused chat message's text, handed back so the page puts it in the input
+        /// again (it had cleared it): nothing typed is lost to a rate limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chat_text: Option<String>,
+    },
     /// You became the host (handed over, or the host left): keep this key, and present it in
     /// `join` to come back as host.
     HostKey { key: String },
@@ -488,6 +501,13 @@ pub struct Limits {
     pub max_room_chars: usize,
     #[serde(default)]
     pub max_call_members: usize,
+    /// Video tiles the stage shows at once before paging (a phone shows fewer).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+fn default_page_size() -> usize {
+    crate::core::room::RoomLimits::DEFAULT.page_size
 }
 
 /// A room member as others see them.
@@ -513,6 +533,10 @@ pub struct PeerInfo {
     /// The breakout room they are in now, if any (in the main room's list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakout: Option<u8>,
+    /// Their browser is recording the meeting (until they stop, leave the call or their
+    /// connection drops).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recording: bool,
 }
 
 /// Whether a call member's microphone, camera and screen sharing are on.
@@ -806,6 +830,7 @@ impl ClientMsg {
         "close_breakouts",
         "enter_breakout",
         "return_to_main",
+        "recording",
     ];
 
     pub fn kind_index(&self) -> usize {
@@ -843,6 +868,7 @@ impl ClientMsg {
             ClientMsg::CloseBreakouts => 30,
             ClientMsg::EnterBreakout { .. } => 31,
             ClientMsg::ReturnToMain => 32,
+            ClientMsg::Recording { .. } => 33,
         }
     }
 
@@ -921,6 +947,7 @@ impl ServerMsg {
         ServerMsg::Error {
             code,
             message: message.into(),
+            chat_text: None,
         }
     }
 
@@ -1121,6 +1148,7 @@ mod tests {
             ClientMsg::CloseBreakouts,
             ClientMsg::EnterBreakout { room: 0 },
             ClientMsg::ReturnToMain,
+            ClientMsg::Recording { on: true },
         ];
         assert_eq!(every_kind.len(), ClientMsg::KINDS.len());
         for (index, msg) in every_kind.iter().enumerate() {
@@ -1155,6 +1183,7 @@ mod tests {
             hand: None,
             role: Role::Member,
             breakout: None,
+            recording: false,
         };
         assert_eq!(
             serde_json::to_string(&idle).unwrap(),
@@ -1196,6 +1225,7 @@ mod tests {
                     only_hosts_unmute: false,
                     waiting_room: false,
                     password: false,
+                    spotlight: None,
                 }
             }
         );
@@ -1268,6 +1298,7 @@ mod tests {
                     max_chat_chars: 2000,
                     max_room_chars: 40,
                     max_call_members: 6,
+                    page_size: 9,
                 },
             },
             ServerMsg::Joined {
@@ -1283,6 +1314,7 @@ mod tests {
                     hand: None,
                     role: Role::Host,
                     breakout: None,
+                    recording: false,
                 }],
                 history: vec![entry.clone()],
                 more_history: true,
@@ -1299,6 +1331,7 @@ mod tests {
                     only_hosts_unmute: true,
                     waiting_room: false,
                     password: false,
+                    spotlight: None,
                 },
                 breakout: Some(1),
                 breakouts: None,
@@ -1357,6 +1390,7 @@ mod tests {
                     hand: Some(3),
                     role: Role::Cohost,
                     breakout: None,
+                    recording: false,
                 },
             },
             ServerMsg::HostKey { key: "k".into() },
@@ -1432,6 +1466,7 @@ mod tests {
                 hand: None,
                 role: Role::Member,
                 breakout: None,
+                recording: false,
             }],
         };
         assert_eq!(joined.kind(), tag_of(&joined));

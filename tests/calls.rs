@@ -489,3 +489,67 @@ async fn a_failed_direct_link_is_relayed_once_counted_and_moves_the_call_through
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn recording_is_announced_to_everyone_only_from_the_call_and_ends_with_the_connection() {
+    let server = TestServer::start(&["--state-burst", "6", "--state-per-second", "1"]).await;
+    let (mut ann, joined) = server.joined("rec", "Ann").await;
+    let (mut bob, _) = server.joined("rec", "Bob").await;
+    ann.recv().await;
+
+    // Outside the call there is nothing to record.
+    ann.send(&ClientMsg::Recording { on: true }).await;
+    ann.expect_error(ErrorCode::NotInCall).await;
+    bob.expect_silence(QUIET).await;
+
+    join_call(&mut ann, AV).await;
+    assert!(expect_updated(&mut bob).await.in_call);
+    ann.send(&ClientMsg::Recording { on: true }).await;
+    let seen = expect_updated(&mut bob).await;
+    assert!(seen.recording && seen.id == joined.you);
+    assert!(expect_updated(&mut ann).await.recording);
+    // Saying it again tells nobody anything.
+    ann.send(&ClientMsg::Recording { on: true }).await;
+    bob.expect_silence(QUIET).await;
+
+    // A malformed or oversized flag is a bad message, not a recording.
+    ann.send_raw(r#"{"type":"recording","on":"yes please"}"#)
+        .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+
+    // Flipping it in a loop spends the state budget (shared with hand, media and call).
+    let mut limited = false;
+    let mut recording_now = true;
+    for i in 0..10 {
+        ann.send(&ClientMsg::Recording { on: i % 2 == 1 }).await;
+    }
+    for _ in 0..10 {
+        match ann.recv().await {
+            ServerMsg::PeerUpdated { peer } => recording_now = peer.recording,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => limited = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(limited, "ten flips in a moment are rate limited");
+    while bob.try_recv().await.is_some() {}
+
+    // The recording page going away ends the recording for everyone.
+    if !recording_now {
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        ann.send(&ClientMsg::Recording { on: true }).await;
+        bob.recv_until(|m| matches!(m, ServerMsg::PeerUpdated { peer } if peer.recording))
+            .await;
+    }
+    drop(ann);
+    let gone = bob
+        .recv_until(|m| matches!(m, ServerMsg::PeerUpdated { peer } if peer.away))
+        .await;
+    match gone {
+        ServerMsg::PeerUpdated { peer } => assert!(!peer.recording),
+        _ => unreachable!(),
+    }
+    server.stop().await;
+}

@@ -56,6 +56,7 @@ fn every_host_action(target: PeerId) -> Vec<ClientMsg> {
                 only_hosts_unmute: true,
                 waiting_room: false,
                 password: false,
+                spotlight: None,
             },
         },
         ClientMsg::EndMeeting,
@@ -147,6 +148,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
             only_hosts_unmute: true,
             waiting_room: false,
             password: false,
+            spotlight: None,
         },
     })
     .await;
@@ -296,6 +298,7 @@ async fn a_co_host_cannot_act_on_the_host_and_only_the_host_gives_roles() {
             only_hosts_unmute: false,
             waiting_room: false,
             password: false,
+            spotlight: None,
         },
     })
     .await;
@@ -328,6 +331,7 @@ async fn the_host_key_opens_a_locked_meeting_and_the_role_passes_on_when_the_hos
             only_hosts_unmute: false,
             waiting_room: false,
             password: false,
+            spotlight: None,
         },
     })
     .await;
@@ -431,6 +435,7 @@ async fn set_waiting_room(host: &mut Client, on: bool, locked: bool) {
             only_hosts_unmute: false,
             waiting_room: on,
             password: false,
+            spotlight: None,
         },
     })
     .await;
@@ -580,5 +585,63 @@ async fn turning_the_waiting_room_off_lets_everyone_in_and_the_host_key_skips_it
     ann.drain(QUIET).await;
     set_waiting_room(&mut ann, false, false).await;
     assert!(matches!(bob.recv().await, ServerMsg::Joined { .. }));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_host_puts_a_call_member_in_the_spotlight_and_it_ends_when_they_leave_the_call() {
+    let server = TestServer::start(&[]).await;
+    let (mut ann, ann_joined) = server.joined("stage", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("stage", "Bob").await;
+    let (mut cy, _) = server.joined("stage", "Cy").await;
+    let spotlight = |peer: PeerId| ClientMsg::SetRules {
+        rules: MeetingRules {
+            spotlight: Some(peer),
+            ..MeetingRules::default()
+        },
+    };
+    ann.drain(QUIET).await;
+    bob.drain(QUIET).await;
+
+    // Not a host: refused, and nobody hears of it.
+    cy.send(&spotlight(bob_joined.you)).await;
+    cy.expect_error(ErrorCode::Forbidden).await;
+    // Someone not in the call, or nobody at all, cannot be in the spotlight.
+    ann.send(&spotlight(bob_joined.you)).await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    ann.send(&spotlight(PeerId(424242))).await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    ann.send_raw(r#"{"type":"set_rules","rules":{"spotlight":"everyone"}}"#)
+        .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    bob.expect_silence(QUIET).await;
+
+    let on = room::protocol::MediaState {
+        mic: true,
+        camera: true,
+        screen: false,
+    };
+    bob.send(&ClientMsg::JoinCall { media: on }).await;
+    bob.drain(QUIET).await;
+    cy.drain(QUIET).await;
+    ann.drain(QUIET).await;
+    ann.send(&spotlight(bob_joined.you)).await;
+    for client in [&mut ann, &mut bob, &mut cy] {
+        let told = client
+            .recv_until(|m| matches!(m, ServerMsg::Rules { .. }))
+            .await;
+        assert!(
+            matches!(told, ServerMsg::Rules { rules } if rules.spotlight == Some(bob_joined.you))
+        );
+    }
+    // Leaving the call takes them out of the spotlight, for everyone.
+    bob.send(&ClientMsg::LeaveCall).await;
+    for client in [&mut ann, &mut cy] {
+        let told = client
+            .recv_until(|m| matches!(m, ServerMsg::Rules { .. }))
+            .await;
+        assert!(matches!(told, ServerMsg::Rules { rules } if rules.spotlight.is_none()));
+    }
+    let _ = ann_joined;
     server.stop().await;
 }

@@ -202,9 +202,20 @@ async fn overlong_and_empty_chat_text_is_refused() {
     let (mut bob, _) = server.joined("texts", "Bob").await;
     ann.recv().await;
 
-    ann.chat(&"y".repeat(2001)).await;
-    let message = ann.expect_error(ErrorCode::TextTooLong).await;
-    assert!(message.contains("2000"), "{message}");
+    let overlong = "y".repeat(2001);
+    ann.chat(&overlong).await;
+    // The refusal hands the text back, so the page can put it in the input again.
+    match ann.recv().await {
+        ServerMsg::Error {
+            code: ErrorCode::TextTooLong,
+            message,
+            chat_text,
+        } => {
+            assert!(message.contains("2000"), "{message}");
+            assert_eq!(chat_text.as_deref(), Some(overlong.as_str()));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     ann.chat("   ").await;
     ann.expect_error(ErrorCode::EmptyText).await;
     ann.chat(&"y".repeat(2000)).await;
@@ -271,13 +282,18 @@ async fn a_flooding_client_is_rate_limited_and_others_see_only_what_was_allowed(
     }
     let mut delivered = 0;
     let mut limited = 0;
-    for _ in 0..20 {
+    for i in 0..20 {
         match ann.recv().await {
             ServerMsg::Chat { .. } => delivered += 1,
+            // Each refused message comes back to its sender, in the order sent.
             ServerMsg::Error {
                 code: ErrorCode::RateLimited,
+                chat_text,
                 ..
-            } => limited += 1,
+            } => {
+                assert_eq!(chat_text, Some(format!("spam {i}")));
+                limited += 1;
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

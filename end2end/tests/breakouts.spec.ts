@@ -1,7 +1,7 @@
 // Breakout rooms in real pages: a host splits four people into two rooms, they move with one
 // click (no reload: call, chat and tiles switch), each room's chat stays in it, a broadcast
 // reaches every room, and closing counts down and brings everyone back to the main room.
-import { test, expect, startServer } from './fixtures';
+import { test, expect, startServer, type BrowserContext } from './fixtures';
 import { expectVideoFlowing, joinCall } from './call-helpers';
 
 test('four people into two breakout rooms and back: chat and video switch without a reload', async ({
@@ -11,11 +11,16 @@ test('four people into two breakout rooms and back: chat and video switch withou
   test.setTimeout(180_000);
   // A short countdown, so the test need not wait the default minute.
   const server = await startServer(['--breakout-countdown-secs', '5']);
+  const contexts: BrowserContext[] = [];
+  const context = async () => {
+    contexts.push(await newContext());
+    return contexts[contexts.length - 1];
+  };
   try {
-    const ann = await joinCall(await newContext(), server, 'workshop', 'Ann', consoleErrors);
-    const bob = await joinCall(await newContext(), server, 'workshop', 'Bob', consoleErrors);
-    const cy = await joinCall(await newContext(), server, 'workshop', 'Cy', consoleErrors);
-    const dee = await joinCall(await newContext(), server, 'workshop', 'Dee', consoleErrors);
+    const ann = await joinCall(await context(), server, 'workshop', 'Ann', consoleErrors);
+    const bob = await joinCall(await context(), server, 'workshop', 'Bob', consoleErrors);
+    const cy = await joinCall(await context(), server, 'workshop', 'Cy', consoleErrors);
+    const dee = await joinCall(await context(), server, 'workshop', 'Dee', consoleErrors);
     await expect(ann.getByTestId('participant-count')).toHaveText('4 people');
     await ann.getByLabel('Message').fill('welcome, everyone');
     await ann.getByLabel('Message').press('Enter');
@@ -27,15 +32,18 @@ test('four people into two breakout rooms and back: chat and video switch withou
     // back with the keyboard-reachable picker.
     await ann.getByTestId('breakout-panel').locator('summary').click();
     await ann.getByTestId('breakout-split').click();
+    // The planner wants room: Ann folds the chat away while she plans.
+    await ann.getByTestId('chat-toggle').click();
     const plan = ann.getByTestId('breakout-box');
     await expect(plan.nth(0)).toContainText('Bob');
     await expect(plan.nth(0)).toContainText('Dee');
     await expect(plan.nth(1)).toContainText('Cy');
-    await plan.nth(0).locator('li', { hasText: 'Dee' }).dragTo(plan.nth(1));
+    await plan.nth(0).locator('li', { hasText: 'Dee' }).locator('.person-name').dragTo(plan.nth(1));
     await expect(plan.nth(1)).toContainText('Dee');
     await ann.getByRole('combobox', { name: 'Room for Dee' }).selectOption({ label: 'Room 1' });
     await expect(plan.nth(0)).toContainText('Dee');
     await ann.getByTestId('breakout-open').click();
+    await ann.getByTestId('chat-toggle').click();
 
     // One click each; Ann visits Room 2.
     for (const [page, room] of [[bob, 'Room 1'], [dee, 'Room 1'], [cy, 'Room 2']] as const) {
@@ -80,6 +88,8 @@ test('four people into two breakout rooms and back: chat and video switch withou
     await expectVideoFlowing(bob, 'Cy');
     await expectVideoFlowing(cy, 'Dee');
   } finally {
+    // Pages first: a page whose server stops tries to reconnect, and says so in the console.
+    for (const context of contexts) await context.close();
     await server.stop();
   }
 });

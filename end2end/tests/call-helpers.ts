@@ -1,7 +1,7 @@
 // Helpers for call tests: find a remote tile's RTCPeerConnection and prove that its video is
 // really decoded, not just that an element exists.
 import { BrowserContext, Page, expect } from '@playwright/test';
-import type { RoomServer } from './fixtures';
+import { rememberPanelsOpen, type RoomServer } from './fixtures';
 
 /**
  * Records every RTCPeerConnection the page creates (the app's WASM constructs them through
@@ -95,6 +95,7 @@ export async function joinCall(
   errors: string[],
   ignore?: RegExp,
 ): Promise<Page> {
+  await rememberPanelsOpen(context);
   const page = await context.newPage();
   await recordPeerConnections(page);
   page.on('console', (msg) => {

@@ -34,8 +34,8 @@ test('three people see and hear each other; mute, camera switch and leaving show
 
     // Ann switches camera without renegotiating; Bob keeps decoding frames. (Chromium's fake
     // fake_device_1 is a depth camera that WebRTC cannot encode; fake_device_2 is a normal one.)
-    // The pickers sit in the "Devices" menu during a call.
-    await ann.locator('summary[aria-label="Devices"]').click();
+    // The camera picker sits in the camera button's menu during a call.
+    await ann.locator('summary[aria-label="Camera settings"]').click();
     const cameras = ann.getByRole('combobox', { name: 'Camera' });
     await expect(cameras).toHaveValue(await cameras.locator('option', { hasText: 'fake_device_0' }).getAttribute('value') ?? '');
     const second = (await cameras.locator('option', { hasText: 'fake_device_2' }).getAttribute('value'))!;
@@ -49,7 +49,7 @@ test('three people see and hear each other; mute, camera switch and leaving show
     await expectVideoFlowing(cat, 'Ann');
     // Same connections, same transceivers: the track was replaced, nothing renegotiated.
     expect(await ann.evaluate(() => (window as any).__peerConnections.length)).toBe(connectionsBefore);
-    await ann.locator('summary[aria-label="Devices"]').click();
+    await ann.locator('summary[aria-label="Camera settings"]').click();
 
     // Camera off shows initials instead of video on the others' screens.
     await ann.getByRole('button', { name: 'Turn camera off' }).click();

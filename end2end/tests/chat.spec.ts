@@ -181,15 +181,17 @@ test('new messages scroll the chat only for a reader at the bottom', async ({ ne
 test('pages fit a phone-width screen', async ({ server, browser, consoleErrors }) => {
   const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
   try {
-    const home = await openPage(context, server.url, consoleErrors);
+    const home = await openPage(context, server.url, consoleErrors, { panelsOpen: false });
     const overflow = (page: typeof home) =>
       page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(await overflow(home)).toBeLessThanOrEqual(0);
-    const page = await joinRoom(context, server, 'a-rather-long-room-name-for-a-phone', 'Ann', consoleErrors);
-    // The call controls are on screen; chat and people fold away behind a button.
+    const page = await joinRoom(context, server, 'a-rather-long-room-name-for-a-phone', 'Ann', consoleErrors, {
+      panelsOpen: false,
+    });
+    // The call controls are on screen; chat and people open from the bar.
     await expect(page.getByRole('button', { name: 'Leave' })).toBeInViewport();
     await expect(page.getByLabel('Message')).toBeHidden();
-    await page.getByRole('button', { name: 'Chat & people' }).click();
+    await page.getByRole('button', { name: 'Open chat' }).click();
     await page.getByLabel('Message').scrollIntoViewIfNeeded();
     await page.getByLabel('Message').fill('x'.repeat(300));
     await page.getByLabel('Message').press('Enter');

@@ -78,8 +78,27 @@ export async function startServer(
   return new RoomServer(url, child, args, dataDir);
 }
 
+/** How a test's browser starts: with the chat and people panels open (most tests read them;
+ * a person opens them once and the page remembers), or as on a first visit. */
+export type PageOptions = { panelsOpen?: boolean };
+
+/** Pages of `context` start with the chat and people panels open, as if opened on an earlier
+ * visit (the page keeps that choice in localStorage). */
+export async function rememberPanelsOpen(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    localStorage.setItem('room.panel.chat', 'true');
+    localStorage.setItem('room.panel.people', 'true');
+  });
+}
+
 /** A page whose console errors and uncaught exceptions are collected for the test to check. */
-export async function openPage(context: BrowserContext, url: string, errors: string[]): Promise<Page> {
+export async function openPage(
+  context: BrowserContext,
+  url: string,
+  errors: string[],
+  { panelsOpen = true }: PageOptions = {},
+): Promise<Page> {
+  if (panelsOpen) await rememberPanelsOpen(context);
   const page = await context.newPage();
   page.on('console', (msg) => {
     if (msg.type() === 'error') errors.push(`${url}: ${msg.text()}`);
@@ -104,8 +123,9 @@ export async function joinRoom(
   room: string,
   name: string,
   errors: string[],
+  options: PageOptions = {},
 ): Promise<Page> {
-  const page = await openPage(context, `${server.url}/r/${room}`, errors);
+  const page = await openPage(context, `${server.url}/r/${room}`, errors, options);
   await page.getByLabel('Your name').fill(name);
   await page.getByRole('button', { name: 'Join', exact: true }).click();
   await expect(page.getByTestId('participant-count')).toBeVisible();
@@ -115,7 +135,9 @@ export async function joinRoom(
 type Fixtures = {
   server: RoomServer;
   consoleErrors: string[];
-  newContext: () => Promise<BrowserContext>;
+  /** A browser context, closed after the test; its pages start with the panels open unless
+   * `panelsOpen` is false (a first visit). */
+  newContext: (options?: PageOptions) => Promise<BrowserContext>;
 };
 
 export const test = base.extend<Fixtures>({
@@ -132,8 +154,9 @@ export const test = base.extend<Fixtures>({
   },
   newContext: async ({ browser }, use) => {
     const contexts: BrowserContext[] = [];
-    await use(async () => {
+    await use(async ({ panelsOpen = true }: PageOptions = {}) => {
       const context = await browser.newContext();
+      if (panelsOpen) await rememberPanelsOpen(context);
       contexts.push(context);
       return context;
     });

@@ -14,8 +14,8 @@ function join(context: BrowserContext, server: RoomServer, room: string, name: s
 
 
 async function say(page: Page, text: string) {
-  if (await page.getByRole('button', { name: 'Chat & people' }).isVisible()) {
-    await page.getByRole('button', { name: 'Chat & people' }).click();
+  if (await page.getByRole('button', { name: 'Open chat' }).isVisible()) {
+    await page.getByRole('button', { name: 'Open chat' }).click();
   }
   await page.getByLabel('Message').fill(text);
   await page.getByLabel('Message').press('Enter');

@@ -6,12 +6,24 @@ pub mod i18n;
 pub mod room;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Html, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, StaticSegment};
 
 use self::i18n::{provide_i18n, use_i18n, Lang};
 use crate::client;
+
+/// Until the WASM client has loaded (a slow link), the join form is plain HTML: this keeps what
+/// is typed in it, and a press of Join, for the client to carry out once it runs, instead of
+/// the browser submitting the form and reloading the page with nothing done. No `<`, `>` or
+/// quotes that HTML would need escaped.
+const EARLY_INPUT_SCRIPT: &str = "(function(){var early=window.__roomEarly={};\
+function keep(form){var n=form.elements.namedItem('name'),p=form.elements.namedItem('password');\
+if(n)early.name=n.value;if(p)early.password=p.value;}\
+function ours(form){return form&&form.classList&&form.classList.contains('join-pane');}\
+document.addEventListener('input',function(e){if(ours(e.target.form))keep(e.target.form);},true);\
+document.addEventListener('submit',function(e){if(ours(e.target)&&!document.documentElement.dataset.hydrated)\
+{e.preventDefault();keep(e.target);early.submitted=true;}},true);})();";
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -26,7 +38,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <AutoReload options=options.clone()/>
+                // In <head> and not in App: the hashed name is known only on the server.
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
+                <script nonce=leptos::nonce::use_nonce() inner_html=EARLY_INPUT_SCRIPT></script>
                 <MetaTags/>
             </head>
             <body>
@@ -45,7 +60,6 @@ pub fn App() -> impl IntoView {
     let i18n = provide_i18n(lang);
     view! {
         <Html {..} lang=move || i18n.lang.get().code()/>
-        <Stylesheet id="leptos" href="/pkg/room.css"/>
         <Title text="Room"/>
         <Router>
             <Routes fallback=NotFound>

@@ -150,6 +150,16 @@ impl Call {
     }
 
     /// Every member's received microphone, for the speaker detection.
+    /// Each link's connection, for reading its statistics.
+    pub fn connections(&self) -> Vec<(PeerId, RtcPeerConnection)> {
+        self.shared
+            .links
+            .borrow()
+            .values()
+            .map(|link| (link.peer, link.pc.clone()))
+            .collect()
+    }
+
     pub fn remote_audio(&self) -> Vec<(PeerId, MediaStreamTrack)> {
         self.shared
             .links

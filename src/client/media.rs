@@ -9,7 +9,7 @@ use web_sys::{
     MediaStreamConstraints, MediaStreamTrack, MediaTrackConstraints,
 };
 
-use crate::media::{DeviceInfo, DeviceKind, MediaProblem};
+use crate::media::{DeviceInfo, DeviceKind, MediaProblem, VoiceProcessing};
 
 /// Which device of one kind to open.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,14 +25,42 @@ impl Want {
         match self {
             Want::Off => JsValue::FALSE,
             Want::Any => JsValue::TRUE,
-            Want::Device(id) => {
-                let exact = ConstrainDomStringParameters::new();
-                exact.set_exact_str(id);
-                let constraint = MediaTrackConstraints::new();
-                constraint.set_device_id_constrain_dom_string_parameters(&exact);
-                constraint.into()
-            }
+            Want::Device(_) => self.track_constraints().into(),
         }
+    }
+
+    /// A microphone with the person's choice of processing.
+    fn voice_constraint(&self, voice: VoiceProcessing) -> JsValue {
+        if *self == Want::Off {
+            return JsValue::FALSE;
+        }
+        let constraint = self.track_constraints();
+        constraint.set_noise_suppression_bool(voice.noise_suppression);
+        constraint.set_echo_cancellation_bool(voice.echo_cancellation);
+        constraint.into()
+    }
+
+    fn track_constraints(&self) -> MediaTrackConstraints {
+        let constraint = MediaTrackConstraints::new();
+        if let Want::Device(id) = self {
+            let exact = ConstrainDomStringParameters::new();
+            exact.set_exact_str(id);
+            constraint.set_device_id_constrain_dom_string_parameters(&exact);
+        }
+        constraint
+    }
+}
+
+/// Changes the processing of a microphone already open; the browser applies it in place.
+pub fn apply_voice_processing(track: &MediaStreamTrack, voice: VoiceProcessing) {
+    let constraint = MediaTrackConstraints::new();
+    constraint.set_noise_suppression_bool(voice.noise_suppression);
+    constraint.set_echo_cancellation_bool(voice.echo_cancellation);
+    if let Ok(promise) = track.apply_constraints_with_constraints(&constraint) {
+        // A browser that cannot change it keeps what it had; nothing to tell the person.
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
     }
 }
 
@@ -51,9 +79,13 @@ fn problem_from(error: JsValue) -> MediaProblem {
 }
 
 /// `getUserMedia` for the wanted audio and video; both `Off` opens nothing.
-pub async fn get_user_media(audio: &Want, video: &Want) -> Result<MediaStream, MediaProblem> {
+pub async fn get_user_media(
+    audio: &Want,
+    video: &Want,
+    voice: VoiceProcessing,
+) -> Result<MediaStream, MediaProblem> {
     let constraints = MediaStreamConstraints::new();
-    constraints.set_audio(&audio.constraint());
+    constraints.set_audio(&audio.voice_constraint(voice));
     constraints.set_video(&video.constraint());
     let promise = media_devices()?
         .get_user_media_with_constraints(&constraints)

@@ -4,9 +4,12 @@
 
 pub mod call;
 pub mod media;
+pub mod quality;
+pub mod recorder;
 pub mod session;
 pub mod sfu;
 
+pub use recorder::Recorder;
 pub use session::MediaSession;
 
 use leptos::prelude::{LocalStorage, StoredValue};
@@ -226,6 +229,115 @@ pub fn after(ms: u32, f: impl FnOnce() + 'static) {
 /// A random number in 0..1.
 pub fn random() -> f64 {
     js_sys::Math::random()
+}
+
+/// Switches the video an element plays on or off: off, the browser stops decoding it.
+pub fn show_video(element: &web_sys::HtmlVideoElement, on: bool) {
+    let Some(stream) = element
+        .src_object()
+        .and_then(|s| s.dyn_into::<web_sys::MediaStream>().ok())
+    else {
+        return;
+    };
+    for track in stream.get_video_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+            track.set_enabled(on);
+        }
+    }
+}
+
+/// What was typed into the join form, and whether Join was pressed, before this client ran
+/// (kept by the page's early script); taken once.
+pub fn take_early_join() -> Option<crate::app::room::EarlyJoin> {
+    let window = web_sys::window()?;
+    let key = wasm_bindgen::JsValue::from_str("__roomEarly");
+    let early = js_sys::Reflect::get(&window, &key).ok()?;
+    if early.is_undefined() || early.is_null() {
+        return None;
+    }
+    let _ = js_sys::Reflect::delete_property(window.unchecked_ref::<js_sys::Object>(), &key);
+    let text = |field: &str| {
+        js_sys::Reflect::get(&early, &wasm_bindgen::JsValue::from_str(field))
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let submitted = js_sys::Reflect::get(&early, &wasm_bindgen::JsValue::from_str("submitted"))
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Some(crate::app::room::EarlyJoin {
+        name: text("name"),
+        password: text("password"),
+        submitted,
+    })
+}
+
+/// `room-standup-2026-11-30-0915.webm`: the room in the address and the local time.
+pub fn recording_file_name() -> String {
+    let room = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .and_then(|path| path.rsplit('/').next().map(str::to_string))
+        .filter(|slug| !slug.is_empty())
+        .unwrap_or_else(|| "meeting".into());
+    let date = js_sys::Date::new_0();
+    format!(
+        "room-{room}-{:04}-{:02}-{:02}-{:02}{:02}.webm",
+        date.get_full_year(),
+        date.get_month() + 1,
+        date.get_date(),
+        date.get_hours(),
+        date.get_minutes()
+    )
+}
+
+/// A flag this browser keeps between visits (which panels were open).
+pub fn load_flag(key: &str) -> Option<bool> {
+    gloo_storage::LocalStorage::get(key).ok()
+}
+
+pub fn save_flag(key: &str, value: bool) {
+    let _ = gloo_storage::LocalStorage::set(key, value);
+}
+
+/// The window's width in CSS pixels.
+pub fn window_width() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.inner_width().ok())
+        .and_then(|w| w.as_f64())
+        .unwrap_or(1280.0)
+}
+
+/// Reports an element's size (CSS pixels, padding included) now and whenever it changes,
+/// until dropped.
+pub struct SizeWatch {
+    observer: web_sys::ResizeObserver,
+    _on_resize: wasm_bindgen::closure::Closure<dyn FnMut(js_sys::Array)>,
+}
+
+impl SizeWatch {
+    pub fn new(element: &web_sys::Element, on_size: impl Fn(f64, f64) + 'static) -> Option<Self> {
+        let watched = element.clone();
+        let on_resize = wasm_bindgen::closure::Closure::<dyn FnMut(js_sys::Array)>::new(
+            move |_entries: js_sys::Array| {
+                on_size(
+                    f64::from(watched.client_width()),
+                    f64::from(watched.client_height()),
+                )
+            },
+        );
+        let observer = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()).ok()?;
+        observer.observe(element);
+        Some(SizeWatch {
+            observer,
+            _on_resize: on_resize,
+        })
+    }
+}
+
+impl Drop for SizeWatch {
+    fn drop(&mut self) {
+        self.observer.disconnect();
+    }
 }
 
 /// The language tag the server rendered the page in (`<html lang>`), so hydration matches.

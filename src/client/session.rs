@@ -11,15 +11,17 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlVideoElement, MediaStream, MediaStreamTrack};
 
-use crate::media::{DeviceKind, MediaEvent, MediaProblem, TrackKind};
+use crate::media::{DeviceKind, MediaEvent, MediaProblem, TrackKind, VoiceProcessing};
 use crate::protocol::{
     CallMode, ClientMsg, IceServer, LinkFailure, MediaState, PeerId, RemoteTrack, Signal,
 };
 
 use super::call::{Call, LocalTracks};
 use super::media::{
-    attach, device_of, get_display_media, get_user_media, list_devices, running, LevelMeter, Want,
+    apply_voice_processing, attach, device_of, get_display_media, get_user_media, list_devices,
+    running, LevelMeter, Want,
 };
+use super::quality::{QualityWatch, StatsSource, QUALITY_INTERVAL_MS};
 use super::sfu::SfuCall;
 
 /// How often microphone levels are read (the pre-join meter, the active speaker).
@@ -38,6 +40,8 @@ struct Inner {
     /// The microphone is kept open while muted (muting only disables it), so unmuting is
     /// instant; the camera is closed when off, so its light goes out.
     mic_on: Cell<bool>,
+    /// Noise suppression and echo cancellation, for every microphone opened.
+    voice: Cell<VoiceProcessing>,
     camera_device: RefCell<Option<String>>,
     mic_device: RefCell<Option<String>>,
     /// One audio context for every meter; browsers limit how many a page may open.
@@ -48,6 +52,9 @@ struct Inner {
     screen_ended: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Reads the meters every `METER_INTERVAL_MS`; dropping it stops them.
     meter_interval: RefCell<Option<Interval>>,
+    /// Reads the call's statistics for the quality marks, while in a call.
+    quality_interval: RefCell<Option<Interval>>,
+    quality: Rc<QualityWatch>,
     call: RefCell<Option<CallLink>>,
     /// The call's connections of the other kind, after a switch: they go on showing video
     /// until the new ones deliver, then close (make before break).
@@ -108,6 +115,20 @@ impl CallLink {
         }
     }
 
+    fn stats_sources(&self) -> Vec<StatsSource> {
+        match self {
+            CallLink::Mesh(call) => call
+                .connections()
+                .into_iter()
+                .map(|(peer, pc)| StatsSource::Peer(peer, pc))
+                .collect(),
+            CallLink::Sfu(call) => {
+                let (pc, owners) = call.camera_owners();
+                vec![StatsSource::Server(pc, owners)]
+            }
+        }
+    }
+
     fn remote_audio(&self) -> Vec<(PeerId, MediaStreamTrack)> {
         match self {
             CallLink::Mesh(call) => call.remote_audio(),
@@ -154,6 +175,7 @@ impl MediaSession {
                 audio: RefCell::new(None),
                 video: RefCell::new(None),
                 mic_on: Cell::new(true),
+                voice: Cell::new(VoiceProcessing::default()),
                 camera_device: RefCell::new(None),
                 mic_device: RefCell::new(None),
                 audio_context: RefCell::new(None),
@@ -165,6 +187,8 @@ impl MediaSession {
                 screen: RefCell::new(None),
                 screen_ended: RefCell::new(None),
                 meter_interval: RefCell::new(None),
+                quality_interval: RefCell::new(None),
+                quality: Rc::new(QualityWatch::default()),
                 call: RefCell::new(None),
                 setup: RefCell::new(None),
             }),
@@ -187,7 +211,7 @@ impl MediaSession {
             ];
             let mut last_problem = MediaProblem::NoDevice;
             for (audio, video) in attempts {
-                match get_user_media(&audio, &video).await {
+                match get_user_media(&audio, &video, session.inner.voice.get()).await {
                     Ok(stream) => {
                         session.adopt_stream(&stream);
                         session.emit(MediaEvent::Problem(None));
@@ -313,6 +337,15 @@ impl MediaSession {
 
     /// Switches to another camera or microphone; in a call the others keep receiving without
     /// renegotiation (`replaceTrack`).
+    /// Noise suppression and echo cancellation on or off, for the microphone open now and
+    /// any opened later.
+    pub fn set_voice_processing(&self, voice: VoiceProcessing) {
+        self.inner.voice.set(voice);
+        if let Some(track) = self.inner.audio.borrow().as_ref() {
+            apply_voice_processing(track, voice);
+        }
+    }
+
     pub fn choose_device(&self, kind: DeviceKind, id: String) {
         match kind {
             DeviceKind::Camera => {
@@ -352,7 +385,7 @@ impl MediaSession {
                 }
                 (Want::Off, want)
             };
-            match get_user_media(&audio, &video).await {
+            match get_user_media(&audio, &video, session.inner.voice.get()).await {
                 Ok(stream) => {
                     session.adopt_stream(&stream);
                     session.emit(MediaEvent::Problem(None));
@@ -366,6 +399,32 @@ impl MediaSession {
             }
             session.after_device_change().await;
         });
+    }
+
+    /// Judges each call member's video every few seconds while a call is up.
+    fn watch_quality(&self) {
+        if self.inner.quality_interval.borrow().is_some() {
+            return;
+        }
+        let session = Rc::downgrade(&self.inner);
+        let interval = Interval::new(QUALITY_INTERVAL_MS, move || {
+            let Some(inner) = session.upgrade() else {
+                return;
+            };
+            let sources = inner
+                .call
+                .borrow()
+                .as_ref()
+                .map(CallLink::stats_sources)
+                .unwrap_or_default();
+            let watch = Rc::clone(&inner.quality);
+            let events = Rc::clone(&inner.events);
+            spawn_local(async move {
+                let judged = watch.judge(sources).await;
+                events(MediaEvent::Quality(judged));
+            });
+        });
+        *self.inner.quality_interval.borrow_mut() = Some(interval);
     }
 
     fn run_meter(&self) {
@@ -545,6 +604,7 @@ impl MediaSession {
             }
         };
         *self.inner.call.borrow_mut() = link;
+        self.watch_quality();
     }
 
     /// The connection to the server connected, or failed (the network changed, the server
@@ -650,6 +710,7 @@ impl MediaSession {
         }
         self.inner.setup.borrow_mut().take();
         self.inner.remote_meters.borrow_mut().clear();
+        self.inner.quality_interval.borrow_mut().take();
     }
 
     /// Ends everything: the call, the devices and the meter.

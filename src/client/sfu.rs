@@ -203,6 +203,19 @@ impl SfuCall {
         let _ = self.shared.screen.sender().replace_track(track);
     }
 
+    /// The connection and whose camera each receive section carries, for its statistics.
+    pub fn camera_owners(&self) -> (RtcPeerConnection, HashMap<String, PeerId>) {
+        let owners = self
+            .shared
+            .tracks
+            .borrow()
+            .iter()
+            .filter(|(_, track)| track.source == TrackSource::Camera)
+            .map(|(mid, track)| (mid.clone(), track.peer))
+            .collect();
+        (self.shared.pc.clone(), owners)
+    }
+
     pub fn attach(&self, peer: PeerId, element: &HtmlVideoElement) -> bool {
         self.attach_stream(peer, TrackSource::Camera, element, |remote| &remote.camera)
     }

@@ -59,6 +59,8 @@ impl Now {
 pub struct Refusal {
     pub code: ErrorCode,
     pub message: String,
+    /// The refused chat message, handed back to its sender.
+    pub chat_text: Option<String>,
 }
 
 impl Refusal {
@@ -66,6 +68,15 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            chat_text: None,
+        }
+    }
+
+    /// The same refusal, handing `text` back to the page that sent it.
+    pub fn returning(self, text: String) -> Self {
+        Refusal {
+            chat_text: Some(text),
+            ..self
         }
     }
 
@@ -73,6 +84,7 @@ impl Refusal {
         ServerMsg::Error {
             code: self.code,
             message: self.message,
+            chat_text: self.chat_text,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct RoomLimits {
     /// sends to every other, so each one's upload grows with this number.
     pub max_mesh_members: usize,
     pub media: MediaPolicy,
+    /// Video tiles a page of the stage shows (`--page-size`); told to browsers in `hello`.
+    pub page_size: usize,
     /// Under `MediaPolicy::Auto`, the largest call that stays browser to browser.
     pub mesh_max: usize,
     /// Chat messages per member.
@@ -122,6 +124,7 @@ impl RoomLimits {
         max_call_members: 50,
         max_mesh_members: 6,
         media: MediaPolicy::Auto,
+        page_size: 9,
         mesh_max: 2,
         chat: RateLimit::new(10, 5),
         signal: RateLimit::new(200, 50),
@@ -150,6 +153,7 @@ impl RoomLimits {
             max_chat_chars: self.max_chat_chars,
             max_room_chars: MAX_ROOM_CHARS,
             max_call_members: self.call_cap(),
+            page_size: self.page_size,
         }
     }
 
@@ -211,6 +215,8 @@ struct Member {
     hand: Option<u64>,
     /// The breakout room the member is in now (the main room keeps them meanwhile).
     breakout: Option<u8>,
+    /// Their browser says it records the meeting.
+    recording: bool,
     greeting: Option<PendingGreeting>,
     /// The parts of a session description received so far (`media_offer`/`media_answer`
     /// with `more`), at most `MAX_SDP_BYTES`.
@@ -231,6 +237,7 @@ impl Member {
             hand: self.hand,
             role: self.role,
             breakout: self.breakout,
+            recording: self.recording,
         }
     }
 }
@@ -649,6 +656,7 @@ impl Room {
             away_since: None,
             hand: None,
             breakout: None,
+            recording: false,
             greeting: None,
             sdp_parts: String::new(),
             sdp_refused: false,
@@ -912,6 +920,8 @@ impl Room {
             return self.finish(Outcome::default());
         }
         member.away_since = Some(now.mono);
+        // The page that recorded is gone (a reload or a lost connection ends a recording).
+        member.recording = false;
         self.away_members += 1;
         let outcome = Outcome::deliver(
             Recipients::EveryoneBut(peer),
@@ -1001,6 +1011,7 @@ impl Room {
             ClientMsg::Signal { to, signal } => self.signal(peer, to, signal, now),
             ClientMsg::Hand { raised } => self.set_hand(peer, raised, now),
             ClientMsg::React { emoji } => self.react(peer, emoji, now),
+            ClientMsg::Recording { on } => self.set_recording(peer, on, now),
             ClientMsg::LoadHistory { before } => self.load_history(peer, before, now),
             ClientMsg::MediaOffer { sdp, more } => {
                 self.media_description(peer, sdp, more, true, now)
@@ -1155,6 +1166,14 @@ impl Room {
         if self.call_mode == CallMode::Sfu {
             outcome.media.push(MediaEffect::Drop { peer });
         }
+        if self.rules.spotlight == Some(peer) {
+            self.rules.spotlight = None;
+            let rules = self.rules;
+            outcome = outcome.then(Outcome::deliver(
+                Recipients::Everyone,
+                ServerMsg::Rules { rules },
+            ));
+        }
         outcome.then(self.settle_mode(None))
     }
 
@@ -1302,6 +1321,8 @@ impl Room {
         }
         member.in_call = false;
         member.media = MediaState::default();
+        // What recorded the call was the call's page; out of the call, nothing is recorded.
+        member.recording = false;
         member.sdp_parts = String::new();
         member.sdp_refused = false;
         let updated = member.info();
@@ -1364,6 +1385,28 @@ impl Room {
         Ok(Outcome::deliver(
             Recipients::Everyone,
             ServerMsg::PeerUpdated { peer: updated },
+        ))
+    }
+
+    /// `peer`'s browser started or stopped recording; everyone is told. Only a call member
+    /// records (the recording is of the call), within the state budget.
+    pub fn set_recording(&mut self, peer: PeerId, on: bool, now: Now) -> Result<Outcome, Refusal> {
+        let member = self.state_change(peer, now)?;
+        if !member.in_call {
+            return Err(Refusal::new(
+                ErrorCode::NotInCall,
+                "join the call to record it",
+            ));
+        }
+        if member.recording == on {
+            return Ok(Outcome::default());
+        }
+        member.recording = on;
+        Ok(Outcome::deliver(
+            Recipients::Everyone,
+            ServerMsg::PeerUpdated {
+                peer: member.info(),
+            },
         ))
     }
 
@@ -1465,7 +1508,8 @@ impl Room {
             return Err(Refusal::new(
                 ErrorCode::TextTooLong,
                 format!("messages are at most {} characters", limits.max_chat_chars),
-            ));
+            )
+            .returning(text));
         }
         if !member.chat_budget.try_take(now.mono) {
             return Err(Refusal::new(
@@ -1474,7 +1518,8 @@ impl Room {
                     "slow down: at most {} messages per second",
                     limits.chat.per_second
                 ),
-            ));
+            )
+            .returning(text));
         }
         let entry = ChatEntry {
             id: MessageId(self.next_message_id),
@@ -1686,6 +1731,7 @@ mod tests {
                     hand: None,
                     role: Default::default(),
                     breakout: None,
+                    recording: false,
                 }]
             }
         );

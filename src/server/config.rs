@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "ROOM_MAX_CALL_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_call_members)]
     pub max_call_members: usize,
 
+    /// Video tiles the meeting page shows at once before it pages (phones show at most 4).
+    #[arg(long, env = "ROOM_PAGE_SIZE", default_value_t = RoomLimits::DEFAULT.page_size,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=49))]
+    pub page_size: usize,
+
     /// Members a browser-to-browser call may hold under `--media mesh`: every member sends to
     /// every other, so each one's upload grows with this number.
     #[arg(long, env = "ROOM_MAX_MESH_MEMBERS", default_value_t = RoomLimits::DEFAULT.max_mesh_members)]
@@ -452,6 +457,7 @@ impl Config {
             max_call_members: self.max_call_members,
             max_mesh_members: self.max_mesh_members,
             media: self.media,
+            page_size: self.page_size,
             mesh_max: self.mesh_max,
             chat: RateLimit::new(self.chat_burst, self.chat_per_second),
             signal: RateLimit::new(self.signal_burst, self.signal_per_second),

@@ -66,9 +66,67 @@ pub fn set_page_policy() {
     }
 }
 
+/// How long a browser may keep a successful response. Files whose names carry their
+/// content's hash (cargo-leptos' `hash-files`: `room.<22 characters of MD5>.wasm`) never change
+/// under that name, so a second visit loads them from the cache without asking; pages and files
+/// with fixed names are checked again every time, so a new release is seen at once.
+pub fn cache_control(path: &str) -> &'static str {
+    if file_name_carries_hash(path) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
+fn file_name_carries_hash(path: &str) -> bool {
+    const HASH_CHARS: usize = 22;
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.split('.');
+    let (Some(stem), Some(hash), Some(extension)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    // A precompressed copy (`.wasm.br`) is chosen by the server, not named by the page.
+    !stem.is_empty()
+        && !extension.is_empty()
+        && parts.all(|rest| rest == "br" || rest == "gz")
+        && hash.len() == HASH_CHARS
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashed_site_files_are_kept_for_a_year_and_everything_else_is_checked_again() {
+        let immutable = "public, max-age=31536000, immutable";
+        assert_eq!(
+            cache_control("/pkg/room.dX3b_1-Zq8Tn0aPw9mKc2A.wasm"),
+            immutable
+        );
+        assert_eq!(
+            cache_control("/pkg/room.dX3b_1-Zq8Tn0aPw9mKc2A.css"),
+            immutable
+        );
+        assert_eq!(cache_control("/pkg/room.wasm"), "no-cache");
+        assert_eq!(cache_control("/pkg/room_bg.wasm"), "no-cache");
+        assert_eq!(cache_control("/r/standup"), "no-cache");
+        assert_eq!(cache_control("/"), "no-cache");
+        assert_eq!(cache_control("/favicon.svg"), "no-cache");
+        // A room name that happens to look like a hash is a page, not a file.
+        assert_eq!(cache_control("/r/dX3b_1-Zq8Tn0aPw9mKc2A"), "no-cache");
+        assert_eq!(
+            cache_control("/pkg/room.dX3b_1-Zq8Tn0aPw9mKc2A"),
+            "no-cache"
+        );
+        assert_eq!(
+            cache_control("/pkg/room.dX3b_1-Zq8Tn0aPw9mK!2A.js"),
+            "no-cache"
+        );
+    }
 
     #[test]
     fn the_page_policy_allows_the_nonce_and_this_sites_websocket_only() {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, FromRef, Query, Request, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -383,11 +383,23 @@ pub fn unix_now() -> UnixMillis {
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let host = request.headers().get(header::HOST);
     let host = host.and_then(|value| value.to_str().ok());
+    let cache_control = headers::cache_control(request.uri().path());
     let mut response = match state.origins.check_host(host) {
         Ok(()) => next.run(request).await,
         Err(forbidden) => refuse_forbidden(&state, forbidden),
     };
     headers::add_common(response.headers_mut(), &state.config.frame_ancestors);
+    if response.status().is_success() {
+        let headers = response.headers_mut();
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(cache_control));
+        // Site files come brotli, gzip or plain by the request's Accept-Encoding: a shared
+        // cache must keep them apart.
+        headers
+            .entry(header::VARY)
+            .or_insert(HeaderValue::from_static("accept-encoding"));
+    }
     response
 }
 

@@ -23,12 +23,29 @@ pub fn load(path: &Path) -> Result<LeptosOptions, StartError> {
         }
     };
     // leptos_config reads the same keys from a Cargo.toml section; give it that header.
-    get_config_from_str(&format!("[package.metadata.leptos]\n{text}")).map_err(|error| {
-        StartError::InvalidSiteSettings {
-            path: path.to_owned(),
-            message: error.to_string(),
-        }
-    })
+    let mut options =
+        get_config_from_str(&format!("[package.metadata.leptos]\n{text}")).map_err(|error| {
+            StartError::InvalidSiteSettings {
+                path: path.to_owned(),
+                message: error.to_string(),
+            }
+        })?;
+    // cargo-leptos writes the hashes beside the binary it builds; a binary built otherwise
+    // (cargo build, a test) has none, and Leptos would panic looking for them.
+    if options.hash_files && !hash_file(&options).is_some_and(|file| file.exists()) {
+        tracing::info!(
+            "no {} beside the binary: serving the site's files by their plain names",
+            options.hash_file
+        );
+        options.hash_files = false;
+    }
+    Ok(options)
+}
+
+/// Where Leptos looks for the site's file hashes: beside the running binary.
+fn hash_file(options: &LeptosOptions) -> Option<std::path::PathBuf> {
+    let binary = std::env::current_exe().ok()?;
+    Some(binary.parent()?.join(options.hash_file.as_ref()))
 }
 
 #[cfg(test)]
@@ -56,6 +73,11 @@ mod tests {
         assert_eq!(&*options.site_root, cargo_metadata("site-root"));
         assert_eq!(&*options.site_pkg_dir, cargo_metadata("site-pkg-dir"));
         assert_eq!(options.site_addr.to_string(), cargo_metadata("site-addr"));
+        // Hashed names are on in both, though a test binary has no hashes beside it and so
+        // serves plain names.
+        assert_eq!(cargo_metadata("hash-files"), "true");
+        assert!(EMBEDDED.contains("hash-files = true"));
+        assert!(!options.hash_files);
     }
 
     #[test]

@@ -149,6 +149,25 @@ impl TestServer {
 
     /// Starts a server on `addr` keeping its chat history in `data_dir`.
     pub async fn start_in(data_dir: &Path, flags: &[&str], addr: &str) -> TestServer {
+        Self::start_with_site(data_dir, flags, addr, None).await
+    }
+
+    /// Starts a server that serves the site files (the WASM client, its CSS) from `site_root`
+    /// instead of `target/site`.
+    pub async fn start_serving(site_root: &Path) -> TestServer {
+        let data_dir = fresh_data_dir();
+        let mut server =
+            Self::start_with_site(&data_dir, &[], "127.0.0.1:0", Some(site_root)).await;
+        server._own_data_dir = Some(data_dir);
+        server
+    }
+
+    async fn start_with_site(
+        data_dir: &Path,
+        flags: &[&str],
+        addr: &str,
+        site_root: Option<&Path>,
+    ) -> TestServer {
         let data_dir = data_dir.to_str().expect("utf-8 path");
         // The media socket on a free loopback port, so parallel tests do not share one.
         let media_addr: &[&str] = if flags.contains(&"--media-addr") {
@@ -161,7 +180,10 @@ impl TestServer {
             .chain(media_addr.iter().copied())
             .chain(flags.iter().copied());
         let config = Config::parse_from(args);
-        let leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
+        let mut leptos = site::load(Path::new("Leptos.toml")).expect("site settings");
+        if let Some(root) = site_root {
+            leptos.site_root = root.to_str().expect("utf-8 path").into();
+        }
         let listener = room::server::http::bind(addr.parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(config, leptos).expect("the server starts");
@@ -396,7 +418,9 @@ impl Client {
 
     pub async fn expect_error(&mut self, code: ErrorCode) -> String {
         match self.recv().await {
-            ServerMsg::Error { code: got, message } if got == code => message,
+            ServerMsg::Error {
+                code: got, message, ..
+            } if got == code => message,
             other => panic!("expected error {code:?}, got {other:?}"),
         }
     }

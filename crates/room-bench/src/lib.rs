@@ -569,6 +569,7 @@ mod tests {
             hand: None,
             role: Default::default(),
             breakout: None,
+            recording: false,
         };
         let msg = ServerMsg::PeersJoined {
             peers: vec![peer(1), peer(2), peer(3)],

@@ -510,7 +510,7 @@ impl Client {
                                 send(&mut ws, &part).await?;
                             }
                         }
-                        ServerMsg::Error { code, message } => {
+                        ServerMsg::Error { code, message, .. } => {
                             counts.errors += 1;
                             if counts.errors == 1 {
                                 eprintln!("room-bench media: {}: {code:?}: {message}", self.name);

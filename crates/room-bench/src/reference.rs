@@ -109,6 +109,7 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
                     hand: None,
                     role: Default::default(),
                     breakout: None,
+                    recording: false,
                 };
                 let joined = ServerMsg::Joined {
                     you: id,

@@ -16,7 +16,7 @@ const STICK_THRESHOLD: i32 = 48;
 #[component]
 pub fn ChatPanel(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
-    let draft = RwSignal::new(String::new());
+    let draft = state.chat_draft;
     let list = NodeRef::<html::Ol>::new();
     // Whether the reader is at the bottom; new lines only scroll the list when they are, so
     // someone reading older messages is not yanked away.

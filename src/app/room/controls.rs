@@ -1,10 +1,11 @@
-//! The call's controls: microphone, camera, screen sharing, hand, reactions, layout, device
-//! pickers, shortcuts help, the chat toggle and leave.
+//! The call's one control bar: microphone and camera (each with a menu of devices and
+//! settings), screen sharing, reactions, hand, more (layout, self-view, recording, shortcuts)
+//! and leave; the chat and people panel buttons at its side.
 
 use leptos::prelude::*;
 
 use super::{CallPhase, Layout, MeetingState};
-use crate::media::DeviceKind;
+use crate::media::{DeviceKind, VoiceProcessing};
 use crate::protocol::REACTIONS;
 
 #[component]
@@ -13,134 +14,295 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
     let sharing = move || state.local.get().screen;
     let hand = move || state.my_hand_raised();
-    let speaker_layout = move || state.layout.get() == Layout::Speaker;
+    let chat_open = move || state.chat_open.get();
+    let people_open = move || state.people_open.get();
+    let unread = move || state.unread.get();
     view! {
         <div class="controls" role="toolbar" aria-label=move || i18n.t().call_controls>
-            <Show when=in_call>
-                <MediaToggles state/>
-                <button
-                    class="toggle screen"
-                    class:active=sharing
-                    aria-pressed=move || sharing().to_string()
-                    aria-label=move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }
-                    on:click=move |_| state.toggle_screen()
-                >
-                    <span aria-hidden="true">"🖥 "</span>
-                    <span class="label-text">
-                        {move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }}
-                    </span>
-                </button>
-            </Show>
-            <button
-                class="toggle hand"
-                class:active=hand
-                aria-pressed=move || hand().to_string()
-                aria-label=move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }
-                title="H"
-                on:click=move |_| state.toggle_hand()
-            >
-                <span aria-hidden="true">"✋ "</span>
-                <span class="label-text">
-                    {move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }}
-                </span>
-            </button>
-            <div class="reaction-bar" role="group" aria-label=move || i18n.t().react>
-                {REACTIONS
-                    .into_iter()
-                    .map(|emoji| {
-                        view! {
-                            <button
-                                class="reaction-button"
-                                aria-label=format!("{} {emoji}", i18n.t().react)
-                                on:click=move |_| state.react(emoji)
+            <div class="controls-main">
+                <Show when=in_call>
+                    <div class="split">
+                        <MicToggle state/>
+                        <details class="attached-menu">
+                            <summary aria-label=move || i18n.t().stage.mic_settings title=move || i18n.t().stage.mic_settings>
+                                "▾"
+                            </summary>
+                            <div class="popover">
+                                <DevicePicker state kind=DeviceKind::Microphone/>
+                                <VoiceSettings state/>
+                            </div>
+                        </details>
+                    </div>
+                    <div class="split">
+                        <CameraToggle state/>
+                        <details class="attached-menu">
+                            <summary
+                                aria-label=move || i18n.t().stage.camera_settings
+                                title=move || i18n.t().stage.camera_settings
                             >
-                                {emoji}
-                            </button>
-                        }
-                    })
-                    .collect_view()}
-            </div>
-            <Show when=in_call>
-                <button
-                    class="toggle layout"
-                    aria-pressed=move || speaker_layout().to_string()
-                    aria-label=move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }
-                    on:click=move |_| {
-                        state.layout.update(|l| {
-                            *l = if *l == Layout::Grid { Layout::Speaker } else { Layout::Grid };
-                        })
-                    }
-                >
-                    <span aria-hidden="true">{move || if speaker_layout() { "▦ " } else { "◧ " }}</span>
-                    <span class="label-text">
-                        {move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }}
-                    </span>
-                </button>
-                <details class="device-settings">
-                    <summary aria-label=move || i18n.t().devices>
-                        <span aria-hidden="true">"⚙ "</span>
-                        <span class="label-text">{move || i18n.t().devices}</span>
+                                "▾"
+                            </summary>
+                            <div class="popover">
+                                <DevicePicker state kind=DeviceKind::Camera/>
+                                <label class="check">
+                                    <input
+                                        type="checkbox"
+                                        prop:checked=move || state.mirror.get()
+                                        on:change=move |ev| state.set_mirror(event_target_checked(&ev))
+                                    />
+                                    {move || i18n.t().stage.mirror_video}
+                                </label>
+                            </div>
+                        </details>
+                    </div>
+                    <button
+                        class="toggle screen"
+                        class:active=sharing
+                        aria-pressed=move || sharing().to_string()
+                        aria-label=move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }
+                        title=move || if sharing() { i18n.t().stop_sharing } else { i18n.t().share_screen }
+                        on:click=move |_| state.toggle_screen()
+                    >
+                        <span aria-hidden="true">"🖥"</span>
+                    </button>
+                </Show>
+                <details class="menu-button reactions-menu">
+                    <summary aria-label=move || i18n.t().stage.reactions title=move || i18n.t().stage.reactions>
+                        <span aria-hidden="true">"😊"</span>
                     </summary>
-                    <div class="device-menu">
-                        <DevicePicker state kind=DeviceKind::Camera/>
-                        <DevicePicker state kind=DeviceKind::Microphone/>
+                    <div class="popover reaction-bar" role="group" aria-label=move || i18n.t().react>
+                        {REACTIONS
+                            .into_iter()
+                            .map(|emoji| {
+                                view! {
+                                    <button
+                                        class="reaction-button"
+                                        aria-label=format!("{} {emoji}", i18n.t().react)
+                                        on:click=move |_| state.react(emoji)
+                                    >
+                                        {emoji}
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
                     </div>
                 </details>
-            </Show>
-            <button
-                class="only-narrow"
-                aria-label=move || i18n.t().chat_and_people
-                aria-expanded=move || state.sidebar_open.get().to_string()
-                on:click=move |_| state.sidebar_open.update(|open| *open = !*open)
-            >
-                <span aria-hidden="true">"💬 "</span>
-                <span class="label-text">{move || i18n.t().chat_and_people}</span>
-            </button>
-            <button
-                class="help-button"
-                aria-label=move || i18n.t().shortcuts
-                title="?"
-                on:click=move |_| state.help_open.set(true)
-            >
-                "?"
-            </button>
-            <button class="leave danger" on:click=move |_| state.leave()>
-                {move || i18n.t().leave}
-            </button>
+                <button
+                    class="toggle hand"
+                    class:active=hand
+                    aria-pressed=move || hand().to_string()
+                    aria-label=move || if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand }
+                    title=move || format!("{} (H)", if hand() { i18n.t().lower_hand } else { i18n.t().raise_hand })
+                    on:click=move |_| state.toggle_hand()
+                >
+                    <span aria-hidden="true">"✋"</span>
+                </button>
+                <MoreMenu state/>
+                <button class="leave" title=move || format!("{} (L)", i18n.t().leave) on:click=move |_| state.leave()>
+                    <span aria-hidden="true">"📞 "</span>
+                    <span class="label-text">{move || i18n.t().leave}</span>
+                </button>
+            </div>
+            <div class="controls-side">
+                <button
+                    class="toggle panel-toggle chat-toggle"
+                    class:active=chat_open
+                    aria-pressed=move || chat_open().to_string()
+                    aria-label=move || if chat_open() { i18n.t().stage.close_chat } else { i18n.t().stage.open_chat }
+                    title=move || format!("{} (C)", i18n.t().chat)
+                    data-testid="chat-toggle"
+                    on:click=move |_| state.toggle_chat()
+                >
+                    <span aria-hidden="true">"💬"</span>
+                    <Show when=move || { unread() > 0 }>
+                        <span class="unread-badge" data-testid="unread" aria-label=move || (i18n.t().stage.unread)(unread())>
+                            {move || unread().min(99).to_string()}
+                        </span>
+                    </Show>
+                </button>
+                <button
+                    class="toggle panel-toggle people-toggle"
+                    class:active=people_open
+                    aria-pressed=move || people_open().to_string()
+                    aria-label=move || if people_open() { i18n.t().stage.close_people } else { i18n.t().stage.open_people }
+                    title=move || i18n.t().people
+                    data-testid="people-toggle"
+                    on:click=move |_| state.toggle_people()
+                >
+                    <span aria-hidden="true">"👥"</span>
+                    <span class="people-count">{move || state.roster.with(|r| r.peers.len()).to_string()}</span>
+                </button>
+            </div>
         </div>
+    }
+}
+
+/// Layout, the self-view, recording and the shortcuts, folded behind one button.
+#[component]
+fn MoreMenu(state: MeetingState) -> impl IntoView {
+    let i18n = state.i18n;
+    let in_call = move || state.call.get() == CallPhase::In;
+    let speaker_layout = move || state.layout.get() == Layout::Speaker;
+    let hide_self = move || state.hide_self.get();
+    let menu = NodeRef::<leptos::html::Details>::new();
+    // A choice closes the menu, as menus do.
+    let close = move || {
+        if let Some(menu) = menu.get_untracked() {
+            menu.set_open(false);
+        }
+    };
+    view! {
+        <details class="menu-button more-menu" node_ref=menu>
+            <summary aria-label=move || i18n.t().stage.more title=move || i18n.t().stage.more>
+                <span aria-hidden="true">"⋯"</span>
+            </summary>
+            <div class="popover menu-list" role="menu">
+                <Show when=in_call>
+                    <button
+                        role="menuitem"
+                        on:click=move |_| {
+                            state.layout.update(|l| {
+                                *l = if *l == Layout::Grid { Layout::Speaker } else { Layout::Grid };
+                            });
+                            close();
+                        }
+                    >
+                        <span aria-hidden="true">{move || if speaker_layout() { "▦ " } else { "◧ " }}</span>
+                        {move || if speaker_layout() { i18n.t().layout_grid } else { i18n.t().layout_speaker }}
+                    </button>
+                    <button
+                        role="menuitem"
+                        on:click=move |_| {
+                            state.hide_self.update(|h| *h = !*h);
+                            close();
+                        }
+                    >
+                        {move || if hide_self() { i18n.t().stage.show_self } else { i18n.t().stage.hide_self }}
+                    </button>
+                    <super::recording::RecordMenuItem state close=Callback::new(move |_| close())/>
+                </Show>
+                // On a phone the bar has no room for these; they live here instead.
+                <div class="only-narrow narrow-extras">
+                    <div class="reaction-row" role="group" aria-label=move || i18n.t().stage.reactions>
+                        {REACTIONS
+                            .into_iter()
+                            .map(|emoji| {
+                                view! {
+                                    <button
+                                        class="reaction-button"
+                                        aria-label=format!("{} {emoji}", i18n.t().react)
+                                        on:click=move |_| {
+                                            state.react(emoji);
+                                            close();
+                                        }
+                                    >
+                                        {emoji}
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
+                    </div>
+                    <Show when=in_call>
+                        <DevicePicker state kind=DeviceKind::Camera/>
+                        <DevicePicker state kind=DeviceKind::Microphone/>
+                    </Show>
+                </div>
+                <button
+                    role="menuitem"
+                    on:click=move |_| {
+                        state.help_open.set(true);
+                        close();
+                    }
+                >
+                    {move || format!("{} (?)", i18n.t().shortcuts)}
+                </button>
+            </div>
+        </details>
+    }
+}
+
+/// Noise suppression and echo cancellation for the microphone.
+#[component]
+fn VoiceSettings(state: MeetingState) -> impl IntoView {
+    let i18n = state.i18n;
+    let voice = move || state.voice.get();
+    view! {
+        <label class="check">
+            <input
+                type="checkbox"
+                prop:checked=move || voice().noise_suppression
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    state.set_voice(VoiceProcessing { noise_suppression: on, ..voice() });
+                }
+            />
+            {move || i18n.t().stage.noise_suppression}
+        </label>
+        <label class="check">
+            <input
+                type="checkbox"
+                prop:checked=move || voice().echo_cancellation
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    state.set_voice(VoiceProcessing { echo_cancellation: on, ..voice() });
+                }
+            />
+            {move || i18n.t().stage.echo_cancellation}
+        </label>
     }
 }
 
 /// Microphone and camera on/off, used before joining and in the call.
 #[component]
 pub fn MediaToggles(state: MeetingState) -> impl IntoView {
+    view! {
+        <MicToggle state labelled=true/>
+        <CameraToggle state labelled=true/>
+    }
+}
+
+#[component]
+fn MicToggle(state: MeetingState, #[prop(optional)] labelled: bool) -> impl IntoView {
     let i18n = state.i18n;
     let mic = move || state.local.get().mic;
-    let camera = move || state.local.get().camera;
     view! {
         <button
             class="toggle mic"
             class:off=move || !mic()
             aria-pressed=move || (!mic()).to_string()
             aria-label=move || if mic() { i18n.t().mute } else { i18n.t().unmute }
-            title="M"
+            title=move || format!("{} (M)", if mic() { i18n.t().mute } else { i18n.t().unmute })
             on:click=move |_| state.toggle_mic()
         >
-            <span aria-hidden="true">{move || if mic() { "🎙 " } else { "🔇 " }}</span>
-            <span class="label-text">{move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}</span>
+            <span aria-hidden="true">{move || if mic() { "🎙" } else { "🔇" }}</span>
+            <Show when=move || labelled>
+                <span class="label-text">{move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}</span>
+            </Show>
         </button>
+    }
+}
+
+#[component]
+fn CameraToggle(state: MeetingState, #[prop(optional)] labelled: bool) -> impl IntoView {
+    let i18n = state.i18n;
+    let camera = move || state.local.get().camera;
+    view! {
         <button
             class="toggle camera"
             class:off=move || !camera()
             aria-pressed=move || (!camera()).to_string()
             aria-label=move || if camera() { i18n.t().camera_turn_off } else { i18n.t().camera_turn_on }
-            title="V"
+            title=move || {
+                format!("{} (V)", if camera() { i18n.t().camera_turn_off } else { i18n.t().camera_turn_on })
+            }
             on:click=move |_| state.toggle_camera()
         >
-            <span aria-hidden="true">{move || if camera() { "📷 " } else { "🚫 " }}</span>
-            <span class="label-text">
-                {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
-            </span>
+            <span aria-hidden="true">{move || if camera() { "📷" } else { "🚫" }}</span>
+            <Show when=move || labelled>
+                <span class="label-text">
+                    {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
+                </span>
+            </Show>
         </button>
     }
 }

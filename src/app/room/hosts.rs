@@ -61,6 +61,19 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
                             act(ClientMsg::Mute { peer, source: TrackSource::Screen })
                         }>{move || i18n.t().hosts.turn_off_screen}</button>
                     </Show>
+                    <Show when=move || info().is_some_and(|p| p.in_call)>
+                        {move || {
+                            let rules = state.rules.get();
+                            let on = rules.spotlight == Some(peer);
+                            let spotlight = if on { None } else { Some(peer) };
+                            let text = if on { i18n.t().hosts.end_spotlight } else { i18n.t().hosts.spotlight };
+                            view! {
+                                <button data-testid="host-spotlight" on:click=move |_| {
+                                    act(ClientMsg::SetRules { rules: MeetingRules { spotlight, ..rules } })
+                                }>{text}</button>
+                            }
+                        }}
+                    </Show>
                     <Show when=move || state.rules.get().only_hosts_unmute>
                         <button data-testid="host-allow-unmute" on:click=move |_| {
                             act(ClientMsg::AllowUnmute { peer })

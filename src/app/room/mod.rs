@@ -4,13 +4,17 @@
 pub mod breakouts;
 pub mod chat;
 pub mod controls;
+pub mod grid;
 pub mod hosts;
 pub mod model;
 pub mod people;
 pub mod prejoin;
+pub mod recording;
 pub mod session;
 pub mod shortcuts;
 pub mod tiles;
+pub mod toasts;
+mod toasts_view;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -22,10 +26,12 @@ use leptos_router::hooks::use_params_map;
 
 use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
-use crate::media::{DeviceInfo, LinkState, MediaEvent, MediaProblem, SpeakerDetector};
+use crate::media::{
+    DeviceInfo, LinkState, MediaEvent, MediaProblem, Quality, SpeakerDetector, VoiceProcessing,
+};
 use crate::protocol::{
     Breakouts, CallMode, ClientMsg, Limits, MediaState, MeetingRules, NamedPeer, PeerId, Role,
-    TrackSource,
+    TrackSource, UnixMillis,
 };
 
 use self::model::{ChatLine, Roster};
@@ -114,6 +120,8 @@ pub struct MeetingState {
     pub devices: RwSignal<Devices>,
     pub problem: RwSignal<Option<MediaProblem>>,
     pub links: RwSignal<HashMap<PeerId, LinkState>>,
+    /// How well each call member's video arrives, for the mark on their tile.
+    pub quality: RwSignal<HashMap<PeerId, Quality>>,
     /// Bumped for a member whenever new media of theirs arrives, so their tile re-attaches.
     pub media_epochs: RwSignal<HashMap<PeerId, u32>>,
     /// Who is speaking now, this page included: as the server hears it in a call through
@@ -125,8 +133,27 @@ pub struct MeetingState {
     /// The member whose tile this page shows large, whatever the layout (a shared screen
     /// still comes first).
     pub pinned: RwSignal<Option<PeerId>>,
-    /// Chat and people, folded away on narrow screens.
-    pub sidebar_open: RwSignal<bool>,
+    /// The chat and people panels, each opened and closed by its button and remembered.
+    pub chat_open: Memo<bool>,
+    pub people_open: RwSignal<bool>,
+    /// Messages that came while the chat was closed.
+    pub unread: Memo<usize>,
+    /// The self-view shown mirrored, as in a mirror (what others see is never mirrored).
+    pub mirror: RwSignal<bool>,
+    /// Noise suppression and echo cancellation of this page's microphone.
+    pub voice: RwSignal<VoiceProcessing>,
+    /// This page's recording of the meeting, while it records, and since when.
+    recorder: client::Stored<Option<client::Recorder>>,
+    pub recording_since: RwSignal<Option<UnixMillis>>,
+    /// Recording could not start in this browser (said in the banner's place).
+    pub recording_failed: RwSignal<bool>,
+    /// What is typed in the chat's input; kept here, so closing the panel loses nothing.
+    pub chat_draft: RwSignal<String>,
+    /// This page's own tile is left off the stage (its camera still sends).
+    pub hide_self: RwSignal<bool>,
+    /// The page of tiles shown (clamped by the stage to the pages there are).
+    pub page: RwSignal<usize>,
+    pub toasts: Memo<toasts::Toasts>,
     pub help_open: RwSignal<bool>,
     pub i18n: I18n,
     socket: client::Stored<Option<Socket>>,
@@ -165,6 +192,7 @@ impl MeetingState {
             devices: RwSignal::new(Devices::default()),
             problem: RwSignal::new(None),
             links: RwSignal::new(HashMap::new()),
+            quality: RwSignal::new(HashMap::new()),
             media_epochs: RwSignal::new(HashMap::new()),
             speaker: Memo::new(move |_| {
                 let from_server = session.with(|s| {
@@ -177,7 +205,18 @@ impl MeetingState {
             speaker_detector: StoredValue::new(SpeakerDetector::default()),
             layout: RwSignal::new(Layout::Grid),
             pinned: RwSignal::new(None),
-            sidebar_open: RwSignal::new(false),
+            chat_open: Memo::new(move |_| session.with(|s| s.chat_open)),
+            people_open: RwSignal::new(false),
+            unread: Memo::new(move |_| session.with(|s| s.unread)),
+            mirror: RwSignal::new(true),
+            voice: RwSignal::new(VoiceProcessing::default()),
+            recorder: client::store(None),
+            recording_since: RwSignal::new(None),
+            recording_failed: RwSignal::new(false),
+            chat_draft: RwSignal::new(String::new()),
+            hide_self: RwSignal::new(false),
+            page: RwSignal::new(0),
+            toasts: Memo::new(move |_| session.with(|s| s.toasts.clone())),
             help_open: RwSignal::new(false),
             i18n: use_i18n(),
             socket: client::store(None),
@@ -231,6 +270,9 @@ impl MeetingState {
             }
             Command::ForgetReactionIn { key, ms } => {
                 client::after(ms, move || self.dispatch(Input::ReactionDone(key)))
+            }
+            Command::ForgetToastIn { id, ms } => {
+                client::after(ms, move || self.dispatch(Input::ToastDone(id)))
             }
             Command::SaveName(name) => {
                 client::save_name(&name);
@@ -359,6 +401,7 @@ impl MeetingState {
             return;
         }
         let session = MediaSession::new(move |event| self.on_media(event));
+        session.set_voice_processing(self.voice.get_untracked());
         session.start_preview();
         self.media.set_value(Some(session));
     }
@@ -404,6 +447,12 @@ impl MeetingState {
             MediaEvent::RemoteMedia { peer } => self.media_epochs.update(|e| {
                 *e.entry(peer).or_default() += 1;
             }),
+            MediaEvent::Quality(judged) => {
+                let judged: HashMap<PeerId, Quality> = judged.into_iter().collect();
+                if self.quality.with_untracked(|q| *q != judged) {
+                    self.quality.set(judged);
+                }
+            }
         }
     }
 
@@ -507,6 +556,52 @@ impl MeetingState {
         self.dispatch(Input::ToggleHand);
     }
 
+    pub fn set_chat_open(self, open: bool) {
+        client::save_flag(CHAT_OPEN_KEY, open);
+        self.dispatch(Input::ChatPanel(open));
+    }
+
+    pub fn toggle_chat(self) {
+        self.set_chat_open(!self.chat_open.get_untracked());
+    }
+
+    pub fn toggle_people(self) {
+        let open = !self.people_open.get_untracked();
+        client::save_flag(PEOPLE_OPEN_KEY, open);
+        self.people_open.set(open);
+    }
+
+    pub fn set_mirror(self, on: bool) {
+        client::save_flag(MIRROR_KEY, on);
+        self.mirror.set(on);
+    }
+
+    pub fn set_voice(self, voice: VoiceProcessing) {
+        client::save_flag(NOISE_KEY, voice.noise_suppression);
+        client::save_flag(ECHO_KEY, voice.echo_cancellation);
+        self.voice.set(voice);
+        self.with_media(|m| m.set_voice_processing(voice));
+    }
+
+    /// The panels and media settings this browser had last time (panels closed at first).
+    fn restore_settings(self) {
+        if let Some(on) = client::load_flag(MIRROR_KEY) {
+            self.mirror.set(on);
+        }
+        let chosen = VoiceProcessing {
+            noise_suppression: client::load_flag(NOISE_KEY).unwrap_or(true),
+            echo_cancellation: client::load_flag(ECHO_KEY).unwrap_or(true),
+        };
+        // Read by the media session as it opens the microphone.
+        self.voice.set(chosen);
+        if client::load_flag(CHAT_OPEN_KEY) == Some(true) {
+            self.dispatch(Input::ChatPanel(true));
+        }
+        if client::load_flag(PEOPLE_OPEN_KEY) == Some(true) {
+            self.people_open.set(true);
+        }
+    }
+
     /// Members in the call other than this page, in join order.
     pub fn others_in_call(self) -> Vec<PeerId> {
         self.roster.track();
@@ -514,6 +609,21 @@ impl MeetingState {
         self.session.with_untracked(Session::others_in_call)
     }
 }
+
+/// The join form as the person left it before the client ran: typed text, and Join pressed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EarlyJoin {
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub submitted: bool,
+}
+
+/// Where this browser remembers which panels were open.
+const CHAT_OPEN_KEY: &str = "room.panel.chat";
+const PEOPLE_OPEN_KEY: &str = "room.panel.people";
+const MIRROR_KEY: &str = "room.mirror";
+const NOISE_KEY: &str = "room.noise_suppression";
+const ECHO_KEY: &str = "room.echo_cancellation";
 
 #[component]
 fn Meeting(slug: RoomSlug) -> impl IntoView {
@@ -531,13 +641,46 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
             }
             state.token.set(Some(token));
         }
+        state.restore_settings();
         state.start_media();
+    });
+    Effect::new(move |_| state.stop_recording_out_of_call());
+    // A message the server refused comes back into the input, before anything typed since.
+    let returned_chat = Memo::new(move |_| state.session.with(|s| s.returned_chat.clone()));
+    Effect::new(move |_| {
+        if let Some((_, text)) = returned_chat.get() {
+            state.chat_draft.update(|draft| {
+                *draft = if draft.is_empty() {
+                    text
+                } else {
+                    format!("{text} {draft}")
+                };
+            });
+        }
     });
 
     let join = {
         let room = room.clone();
         move || state.join(room.clone())
     };
+    // What the person did before the client ran wins over the name saved last time.
+    Effect::new({
+        let join = join.clone();
+        move |_| {
+            let Some(early) = client::take_early_join() else {
+                return;
+            };
+            if let Some(name) = early.name.filter(|n| !n.is_empty()) {
+                state.name.set(name);
+            }
+            if let Some(password) = early.password.filter(|p| !p.is_empty()) {
+                state.password.set(password);
+            }
+            if early.submitted {
+                join();
+            }
+        }
+    });
     let i18n = state.i18n;
     shortcuts::install(state);
 
@@ -591,21 +734,30 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                         .into_any()
                 }
                 Phase::InRoom => {
+                    let sidebar = move || state.chat_open.get() || state.people_open.get();
                     view! {
-                        <div class="meeting-body" class:sidebar-open=move || state.sidebar_open.get()>
+                        <div class="meeting-body" class:sidebar-open=sidebar>
                             <section class="stage" aria-label=move || i18n.t().call>
                                 <CallNotice state/>
                                 <hosts::HostNoticeBanner state room=heading_room.clone()/>
                                 <breakouts::BreakoutBanner state/>
+                                <recording::RecordingBanner state/>
                                 <tiles::Tiles state/>
                                 <tiles::Reactions state/>
-                                <controls::Controls state/>
+                                <toasts_view::ToastStack state/>
                             </section>
-                            <aside class="sidebar">
-                                <people::PeoplePanel state/>
-                                <chat::ChatPanel state/>
-                            </aside>
+                            <Show when=sidebar>
+                                <aside class="sidebar" class:both=move || state.chat_open.get() && state.people_open.get()>
+                                    <Show when=move || state.people_open.get()>
+                                        <people::PeoplePanel state/>
+                                    </Show>
+                                    <Show when=move || state.chat_open.get()>
+                                        <chat::ChatPanel state/>
+                                    </Show>
+                                </aside>
+                            </Show>
                         </div>
+                        <controls::Controls state/>
                     }
                         .into_any()
                 }

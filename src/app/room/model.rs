@@ -371,6 +371,7 @@ mod tests {
             hand: None,
             role: Default::default(),
             breakout: None,
+            recording: false,
         };
         roster.add(ann.clone());
         roster.add(ann);

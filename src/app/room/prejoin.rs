@@ -9,6 +9,9 @@ use super::{MeetingState, Phase};
 use crate::core::room::MAX_PASSWORD_CHARS;
 use crate::media::DeviceKind;
 
+/// The name's length shows once it is this close to the limit.
+const NAME_COUNT_FROM: usize = 6;
+
 #[component]
 pub fn PreJoin(
     state: MeetingState,
@@ -16,6 +19,10 @@ pub fn PreJoin(
 ) -> impl IntoView {
     let i18n = state.i18n;
     let name = state.name;
+    let name_chars = move || name.with(|n| n.chars().count());
+    let max_name = move || state.limits.get().max_name_chars;
+    let near_limit = move || name_chars() + NAME_COUNT_FROM >= max_name();
+    let at_limit = move || name_chars() >= max_name();
     let joining = move || state.phase.get() == Phase::Joining;
     let preview = NodeRef::<html::Video>::new();
     // (Re)attach whenever the local tracks change, e.g. after a device switch.
@@ -100,6 +107,15 @@ pub fn PreJoin(
                     readonly=move || state.token.with(Option::is_some)
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
+                // The input stops at the limit; saying so beats keys that silently do nothing.
+                <Show when=near_limit>
+                    <p class="name-count" class:full=at_limit aria-live="polite" data-testid="name-count">
+                        {move || format!("{} / {}", name_chars(), max_name())}
+                        <Show when=at_limit>
+                            " · "{move || (i18n.t().stage.name_limit_reached)(max_name())}
+                        </Show>
+                    </p>
+                </Show>
                 <Show when=move || state.token.with(Option::is_some)>
                     <p class="muted">{move || i18n.t().hosts.name_from_link}</p>
                 </Show>

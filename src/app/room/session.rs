@@ -14,6 +14,7 @@ use crate::protocol::{
 };
 
 use super::model::{ChatStream, Notice, Roster};
+use super::toasts::{ToastKind, Toasts, TOAST_MS};
 
 /// How long a reaction stays on screen.
 pub const REACTION_MS: u32 = 4000;
@@ -174,6 +175,14 @@ pub enum Input {
     ReconnectDue,
     /// A reaction's time on screen is over.
     ReactionDone(u64),
+    /// A note's time on screen is over (unless news came since).
+    ToastDone(u64),
+    /// The person closed a note.
+    DismissToast(u64),
+    /// The chat panel opened (its messages are read) or closed.
+    ChatPanel(bool),
+    /// This browser started or stopped recording the meeting: everyone is told.
+    Recording(bool),
     /// The person pressed join (or rejoin) with this name.
     Join {
         room: String,
@@ -213,6 +222,11 @@ pub enum Command {
     /// Feed [`Input::ReactionDone`] with this key after this many milliseconds.
     ForgetReactionIn {
         key: u64,
+        ms: u32,
+    },
+    /// Feed [`Input::ToastDone`] with this id after this many milliseconds.
+    ForgetToastIn {
+        id: u64,
         ms: u32,
     },
     /// Remember the display name for the next visit.
@@ -320,6 +334,13 @@ pub struct Session {
     /// The meeting's breakout rooms while open, and the one this page is in.
     pub breakouts: Option<Breakouts>,
     pub in_breakout: Option<u8>,
+    /// Notes over the stage: joins, leaves, hands, and messages while the chat is closed.
+    pub toasts: Toasts,
+    pub chat_open: bool,
+    /// Messages from others that arrived while the chat was closed.
+    pub unread: usize,
+    /// The last chat message the server refused, numbered: the page puts it back in the input.
+    pub returned_chat: Option<(u64, String)>,
     rejoin: Option<Rejoin>,
     /// A socket is open and the server greeted it: sends will go out.
     greeted: bool,
@@ -354,6 +375,10 @@ impl Default for Session {
             needs_password: false,
             breakouts: None,
             in_breakout: None,
+            toasts: Toasts::default(),
+            chat_open: false,
+            unread: 0,
+            returned_chat: None,
             rejoin: None,
             greeted: false,
             keys: JoinKeys::default(),
@@ -423,6 +448,19 @@ impl Session {
             .collect()
     }
 
+    /// Shows news in a note and asks to be told when its time is up.
+    fn toast(
+        &mut self,
+        kind: ToastKind,
+        name: &str,
+        text: Option<&str>,
+        env: Env,
+        out: &mut Vec<Command>,
+    ) {
+        let id = self.toasts.push(kind, name, text, env.now);
+        out.push(Command::ForgetToastIn { id, ms: TOAST_MS });
+    }
+
     /// Applies one input; returns what the page must do, in order.
     pub fn step(&mut self, input: Input, env: Env) -> Vec<Command> {
         let mut out = Vec::new();
@@ -437,6 +475,16 @@ impl Session {
             Input::SocketFailed => self.on_closed(0, String::new(), env, &mut out),
             Input::ReconnectDue => self.reconnect(&mut out),
             Input::ReactionDone(key) => self.reactions.retain(|r| r.key != key),
+            Input::ToastDone(id) => self.toasts.expire(id, env.now),
+            Input::Recording(on) => self.send_if_connected(ClientMsg::Recording { on }, &mut out),
+            Input::DismissToast(id) => self.toasts.dismiss(id),
+            Input::ChatPanel(open) => {
+                self.chat_open = open;
+                if open {
+                    self.unread = 0;
+                    self.toasts.drop_messages();
+                }
+            }
             Input::Join { room, name, keys } => self.join(room, name, keys, &mut out),
             Input::Leave => {
                 self.rejoin = None;
@@ -645,6 +693,7 @@ impl Session {
             }
             ServerMsg::PeersJoined { peers } => {
                 for peer in peers {
+                    self.toast(ToastKind::Joined, &peer.name, None, env, out);
                     let notice = Notice::Joined {
                         name: peer.name.clone(),
                     };
@@ -655,6 +704,7 @@ impl Session {
             ServerMsg::PeerLeft { peer, reason } => {
                 out.push(Command::Call(CallCommand::HangUp(peer)));
                 if let Some(name) = self.roster.remove(peer) {
+                    self.toast(ToastKind::Left, &name, None, env, out);
                     self.chat
                         .push_notice(Notice::Left { name, reason }, Some(env.now));
                 }
@@ -667,6 +717,12 @@ impl Session {
                     .roster
                     .get(peer.id)
                     .is_some_and(|p| p.role == Role::Host);
+                let raised_now = peer.hand.is_some()
+                    && Some(peer.id) != self.me
+                    && self.roster.get(peer.id).is_some_and(|p| p.hand.is_none());
+                if raised_now {
+                    self.toast(ToastKind::Hand, &peer.name, None, env, out);
+                }
                 if peer.role == Role::Host && !was_host {
                     let name = peer.name.clone();
                     self.chat
@@ -721,6 +777,10 @@ impl Session {
             ServerMsg::Chat { entry } => {
                 if Some(entry.from) == self.me {
                     self.alert = None;
+                } else if !self.chat_open {
+                    self.unread += 1;
+                    let from = ToastKind::Message { from: entry.from };
+                    self.toast(from, &entry.name, Some(&entry.text), env, out);
                 }
                 self.chat.push_message(entry, self.me);
             }
@@ -805,7 +865,15 @@ impl Session {
                     Dismissal::Locked => Ending::LockedOut,
                 });
             }
-            ServerMsg::Error { code, message } => {
+            ServerMsg::Error {
+                code,
+                message,
+                chat_text,
+            } => {
+                if let Some(text) = chat_text {
+                    let number = self.returned_chat.as_ref().map_or(1, |(n, _)| n + 1);
+                    self.returned_chat = Some((number, text));
+                }
                 self.on_error(Refusal::new(code, message), env, out);
             }
         }
@@ -1011,6 +1079,7 @@ mod tests {
             hand: None,
             role: Default::default(),
             breakout: None,
+            recording: false,
         }
     }
 
@@ -1367,6 +1436,89 @@ mod tests {
         assert_eq!(session.alert, Some(Alert::NotConnected));
     }
 
+    fn chat_from(id: u64, from: u64, text: &str) -> Input {
+        Input::Server(ServerMsg::Chat {
+            entry: ChatEntry {
+                id: MessageId(id),
+                from: PeerId(from),
+                name: format!("peer {from}"),
+                at: UnixMillis(0),
+                text: text.into(),
+            },
+        })
+    }
+
+    #[test]
+    fn messages_while_the_chat_is_closed_count_as_unread_and_pop_up_until_it_opens() {
+        let mut session = in_room();
+        let me = session.me.unwrap().0;
+        session.step(chat_from(10, 2, "hello"), ENV);
+        session.step(chat_from(11, 2, "anyone?"), ENV);
+        session.step(chat_from(12, me, "mine"), ENV);
+        assert_eq!(session.unread, 2);
+        let note = &session.toasts.shown()[0];
+        assert_eq!(note.kind, ToastKind::Message { from: PeerId(2) });
+        assert_eq!((note.count, note.text.as_deref()), (2, Some("anyone?")));
+
+        session.step(Input::ChatPanel(true), ENV);
+        assert_eq!(session.unread, 0);
+        assert!(session.toasts.shown().is_empty());
+        // Read as they come while the chat is open.
+        session.step(chat_from(13, 2, "welcome"), ENV);
+        assert_eq!(session.unread, 0);
+        assert!(session.toasts.shown().is_empty());
+    }
+
+    #[test]
+    fn a_chat_message_the_server_refuses_comes_back_for_the_input() {
+        let mut session = in_room();
+        session.step(Input::Chat("too fast".into()), ENV);
+        session.step(
+            Input::Server(ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                chat_text: Some("too fast".into()),
+            }),
+            ENV,
+        );
+        assert_eq!(session.returned_chat, Some((1, "too fast".to_string())));
+        assert!(session.alert.is_some());
+        // The same text refused again is news again (the page puts it back again).
+        session.step(
+            Input::Server(ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                chat_text: Some("too fast".into()),
+            }),
+            ENV,
+        );
+        assert_eq!(session.returned_chat, Some((2, "too fast".to_string())));
+    }
+
+    #[test]
+    fn a_hand_raised_by_someone_else_pops_up_once() {
+        let mut session = in_room();
+        let raised = PeerInfo {
+            hand: Some(1),
+            ..peer(2, "Bob")
+        };
+        session.step(
+            Input::Server(ServerMsg::PeerUpdated {
+                peer: raised.clone(),
+            }),
+            ENV,
+        );
+        session.step(Input::Server(ServerMsg::PeerUpdated { peer: raised }), ENV);
+        let hands: Vec<_> = session
+            .toasts
+            .shown()
+            .iter()
+            .filter(|t| t.kind == ToastKind::Hand)
+            .collect();
+        assert_eq!(hands.len(), 1);
+        assert_eq!(hands[0].count, 1);
+    }
+
     #[test]
     fn arrivals_announced_together_are_each_added_and_noted_in_order() {
         let mut session = in_room();
@@ -1376,7 +1528,13 @@ mod tests {
             }),
             ENV,
         );
-        assert!(out.is_empty());
+        // One note gathers both arrivals; each arrival restarts its timer.
+        assert!(out
+            .iter()
+            .all(|c| matches!(c, Command::ForgetToastIn { ms: TOAST_MS, .. })));
+        assert_eq!(session.toasts.shown().len(), 1);
+        assert_eq!(session.toasts.shown()[0].kind, ToastKind::Joined);
+        assert_eq!(session.toasts.shown()[0].names, ["Cy", "Di"]);
         assert_eq!(session.roster.name_of(PeerId(3)), Some("Cy"));
         assert_eq!(session.roster.name_of(PeerId(4)), Some("Di"));
         let noted: Vec<String> = session
@@ -1403,7 +1561,9 @@ mod tests {
             }),
             ENV,
         );
-        assert_eq!(out, [Command::Call(CallCommand::HangUp(PeerId(2)))]);
+        assert_eq!(out[0], Command::Call(CallCommand::HangUp(PeerId(2))));
+        assert!(matches!(out[1], Command::ForgetToastIn { .. }));
+        assert_eq!(session.toasts.shown()[0].kind, ToastKind::Left);
         assert!(session.roster.get(PeerId(2)).is_none());
         assert!(matches!(
             session.chat.lines().last().map(|l| (**l).clone()),
@@ -1538,6 +1698,7 @@ mod tests {
             Input::Server(ServerMsg::Error {
                 code: ErrorCode::SessionInUse,
                 message: "still connected".into(),
+                chat_text: None,
             }),
             ENV,
         );
@@ -1568,6 +1729,7 @@ mod tests {
             Input::Server(ServerMsg::Error {
                 code: ErrorCode::PasswordRequired,
                 message: "password".into(),
+                chat_text: None,
             }),
             ENV,
         );
@@ -1593,6 +1755,7 @@ mod tests {
             Input::Server(ServerMsg::Error {
                 code: ErrorCode::TooManyGuesses,
                 message: "wait".into(),
+                chat_text: None,
             }),
             ENV,
         );
@@ -1664,6 +1827,7 @@ mod tests {
                     only_hosts_unmute: true,
                     waiting_room: false,
                     password: false,
+                    spotlight: None,
                 },
             }),
             ENV,

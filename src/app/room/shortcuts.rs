@@ -74,19 +74,22 @@ pub fn install(state: MeetingState) {
             Shortcut::Camera if in_call => state.toggle_camera(),
             Shortcut::Hand => state.toggle_hand(),
             Shortcut::Chat => {
-                state.sidebar_open.set(true);
-                if let Some(input) = leptos::prelude::document()
-                    .query_selector("input[name=message]")
-                    .ok()
-                    .flatten()
-                {
-                    if let Ok(input) = leptos::wasm_bindgen::JsCast::dyn_into::<
-                        leptos::web_sys::HtmlElement,
-                    >(input)
+                state.set_chat_open(true);
+                // The panel is drawn on the next turn of the event loop; focus it then.
+                crate::client::after(0, || {
+                    if let Some(input) = leptos::prelude::document()
+                        .query_selector("input[name=message]")
+                        .ok()
+                        .flatten()
                     {
-                        let _ = input.focus();
+                        if let Ok(input) = leptos::wasm_bindgen::JsCast::dyn_into::<
+                            leptos::web_sys::HtmlElement,
+                        >(input)
+                        {
+                            let _ = input.focus();
+                        }
                     }
-                }
+                });
             }
             Shortcut::Leave => state.leave(),
             Shortcut::Help => state.help_open.update(|open| *open = !*open),

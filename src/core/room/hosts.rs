@@ -632,6 +632,15 @@ impl Room {
         if rules == self.rules {
             return Ok(Outcome::default());
         }
+        if let Some(spotlight) = rules.spotlight {
+            let in_call = self.members.iter().any(|m| m.id == spotlight && m.in_call);
+            if !in_call {
+                return Err(Refusal::new(
+                    ErrorCode::UnknownPeer,
+                    "only someone in the call can be in the spotlight",
+                ));
+            }
+        }
         let mut freed = Vec::new();
         if !rules.only_hosts_unmute {
             // Otherwise turning the rule on again later would bring back old bars.
@@ -949,6 +958,7 @@ mod tests {
                 only_hosts_unmute: false,
                 waiting_room: false,
                 password: false,
+                spotlight: None,
             },
             T0,
         )
