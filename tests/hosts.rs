@@ -16,6 +16,12 @@ use room::protocol::{
 use support::{browser_join_msg, resuming_join_msg, Client, Ending, TestServer};
 
 const QUIET: Duration = Duration::from_millis(300);
+/// Microphone and camera on.
+const ON: room::protocol::MediaState = room::protocol::MediaState {
+    mic: true,
+    camera: true,
+    screen: false,
+};
 
 /// A client that said hello and joined `room` as `name` from browser `browser`.
 async fn joined_from(
@@ -134,12 +140,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
     let server = TestServer::start(&["--media", "mesh"]).await;
     let (mut ann, ann_joined) = joined_from(&server, "mute", "Ann", "b-ann").await;
     let (mut bob, bob_joined) = joined_from(&server, "mute", "Bob", "b-bob").await;
-    let on = room::protocol::MediaState {
-        mic: true,
-        camera: true,
-        screen: false,
-    };
-    bob.send(&ClientMsg::JoinCall { media: on }).await;
+    bob.send(&ClientMsg::JoinCall { media: ON }).await;
     bob.drain(QUIET).await;
     ann.drain(QUIET).await;
     ann.send(&ClientMsg::SetRules {
@@ -167,7 +168,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
     assert!(told.iter().any(|m| matches!(m,
         ServerMsg::PeerUpdated { peer } if peer.id == bob_joined.you && !peer.media.mic && peer.media.camera)));
     // Turning the microphone back on is refused; the camera can still go off and on.
-    bob.send(&ClientMsg::Media { media: on }).await;
+    bob.send(&ClientMsg::Media { media: ON }).await;
     let refusal = bob.expect_error(ErrorCode::Forbidden).await;
     assert!(refusal.contains("microphone"), "{refusal}");
     ann.drain(QUIET).await;
@@ -182,7 +183,7 @@ async fn a_muted_member_cannot_unmute_under_the_rule_until_allowed() {
             ..
         }
     ));
-    bob.send(&ClientMsg::Media { media: on }).await;
+    bob.send(&ClientMsg::Media { media: ON }).await;
     assert!(matches!(bob.recv().await,
         ServerMsg::PeerUpdated { peer } if peer.media.mic));
     server.stop().await;
@@ -616,12 +617,7 @@ async fn only_a_host_puts_a_call_member_in_the_spotlight_and_it_ends_when_they_l
     ann.expect_error(ErrorCode::BadMessage).await;
     bob.expect_silence(QUIET).await;
 
-    let on = room::protocol::MediaState {
-        mic: true,
-        camera: true,
-        screen: false,
-    };
-    bob.send(&ClientMsg::JoinCall { media: on }).await;
+    bob.send(&ClientMsg::JoinCall { media: ON }).await;
     bob.drain(QUIET).await;
     cy.drain(QUIET).await;
     ann.drain(QUIET).await;

@@ -138,7 +138,6 @@ pub struct Texts {
     pub unpin: &'static str,
     pub shortcuts: &'static str,
     pub devices: &'static str,
-    pub chat_and_people: &'static str,
     pub leave: &'static str,
     pub call_controls: &'static str,
     // The meeting.
@@ -220,7 +219,6 @@ pub struct StageTexts {
     pub noise_suppression: &'static str,
     pub echo_cancellation: &'static str,
     pub mirror_video: &'static str,
-    pub layout: &'static str,
     /// "Ann joined" / "Ann and 2 others joined".
     pub toast_joined: fn(&str, usize) -> String,
     pub toast_left: fn(&str, usize) -> String,
@@ -230,7 +228,6 @@ pub struct StageTexts {
     pub dismiss: &'static str,
     /// "12 / 32": characters typed of those allowed.
     pub name_limit_reached: fn(usize) -> String,
-    pub quality: &'static str,
     pub quality_good: &'static str,
     pub quality_fair: &'static str,
     pub quality_poor: &'static str,
@@ -495,7 +492,6 @@ pub static EN: Texts = Texts {
     unpin: "Unpin",
     shortcuts: "Keyboard shortcuts",
     devices: "Devices",
-    chat_and_people: "Chat & people",
     leave: "Leave",
     call_controls: "Call controls",
     call: "Call",
@@ -573,7 +569,6 @@ pub static EN: Texts = Texts {
         noise_suppression: "Noise suppression",
         echo_cancellation: "Echo cancellation",
         mirror_video: "Mirror my video",
-        layout: "Layout",
         toast_joined: |name, others| match others {
             0 => format!("{name} joined"),
             1 => format!("{name} and 1 other joined"),
@@ -594,7 +589,6 @@ pub static EN: Texts = Texts {
         },
         dismiss: "Dismiss",
         name_limit_reached: |max| format!("Names can be at most {max} characters"),
-        quality: "Connection",
         quality_good: "Good connection",
         quality_fair: "Fair connection",
         quality_poor: "Poor connection",
@@ -777,7 +771,6 @@ pub static KO: Texts = Texts {
     unpin: "고정 해제",
     shortcuts: "단축키",
     devices: "장치",
-    chat_and_people: "채팅 및 참가자",
     leave: "나가기",
     call_controls: "통화 제어",
     call: "통화",
@@ -855,7 +848,6 @@ pub static KO: Texts = Texts {
         noise_suppression: "소음 억제",
         echo_cancellation: "에코 제거",
         mirror_video: "내 영상 좌우 반전",
-        layout: "레이아웃",
         toast_joined: |name, others| match others {
             0 => format!("{name} 님이 참여했습니다"),
             n => format!("{name} 님 외 {n}명이 참여했습니다"),
@@ -873,7 +865,6 @@ pub static KO: Texts = Texts {
         },
         dismiss: "닫기",
         name_limit_reached: |max| format!("이름은 최대 {max}자까지 입력할 수 있습니다"),
-        quality: "연결 상태",
         quality_good: "연결 좋음",
         quality_fair: "연결 보통",
         quality_poor: "연결 나쁨",

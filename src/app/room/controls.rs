@@ -44,14 +44,11 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                             </summary>
                             <div class="popover">
                                 <DevicePicker state kind=DeviceKind::Camera/>
-                                <label class="check">
-                                    <input
-                                        type="checkbox"
-                                        prop:checked=move || state.mirror.get()
-                                        on:change=move |ev| state.set_mirror(event_target_checked(&ev))
-                                    />
-                                    {move || i18n.t().stage.mirror_video}
-                                </label>
+                                <Setting
+                                    label=Signal::derive(move || i18n.t().stage.mirror_video)
+                                    on=state.mirror.into()
+                                    set=Callback::new(move |on| state.set_mirror(on))
+                                />
                             </div>
                         </details>
                     </div>
@@ -71,20 +68,7 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                         <span aria-hidden="true">"😊"</span>
                     </summary>
                     <div class="popover reaction-bar" role="group" aria-label=move || i18n.t().react>
-                        {REACTIONS
-                            .into_iter()
-                            .map(|emoji| {
-                                view! {
-                                    <button
-                                        class="reaction-button"
-                                        aria-label=format!("{} {emoji}", i18n.t().react)
-                                        on:click=move |_| state.react(emoji)
-                                    >
-                                        {emoji}
-                                    </button>
-                                }
-                            })
-                            .collect_view()}
+                        <ReactionButtons state then=Callback::new(|_| ())/>
                     </div>
                 </details>
                 <button
@@ -184,23 +168,7 @@ fn MoreMenu(state: MeetingState) -> impl IntoView {
                 // On a phone the bar has no room for these; they live here instead.
                 <div class="only-narrow narrow-extras">
                     <div class="reaction-row" role="group" aria-label=move || i18n.t().stage.reactions>
-                        {REACTIONS
-                            .into_iter()
-                            .map(|emoji| {
-                                view! {
-                                    <button
-                                        class="reaction-button"
-                                        aria-label=format!("{} {emoji}", i18n.t().react)
-                                        on:click=move |_| {
-                                            state.react(emoji);
-                                            close();
-                                        }
-                                    >
-                                        {emoji}
-                                    </button>
-                                }
-                            })
-                            .collect_view()}
+                        <ReactionButtons state then=Callback::new(move |_| close())/>
                     </div>
                     <Show when=in_call>
                         <DevicePicker state kind=DeviceKind::Camera/>
@@ -221,33 +189,55 @@ fn MoreMenu(state: MeetingState) -> impl IntoView {
     }
 }
 
+/// One button per reaction; `then` runs after one is sent (a menu folds away).
+#[component]
+fn ReactionButtons(state: MeetingState, then: Callback<()>) -> impl IntoView {
+    let i18n = state.i18n;
+    REACTIONS
+        .into_iter()
+        .map(|emoji| {
+            view! {
+                <button
+                    class="reaction-button"
+                    aria-label=format!("{} {emoji}", i18n.t().react)
+                    on:click=move |_| {
+                        state.react(emoji);
+                        then.run(());
+                    }
+                >
+                    {emoji}
+                </button>
+            }
+        })
+        .collect_view()
+}
+
 /// Noise suppression and echo cancellation for the microphone.
 #[component]
 fn VoiceSettings(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
     let voice = move || state.voice.get();
     view! {
+        <Setting
+            label=Signal::derive(move || i18n.t().stage.noise_suppression)
+            on=Signal::derive(move || voice().noise_suppression)
+            set=Callback::new(move |on| state.set_voice(VoiceProcessing { noise_suppression: on, ..voice() }))
+        />
+        <Setting
+            label=Signal::derive(move || i18n.t().stage.echo_cancellation)
+            on=Signal::derive(move || voice().echo_cancellation)
+            set=Callback::new(move |on| state.set_voice(VoiceProcessing { echo_cancellation: on, ..voice() }))
+        />
+    }
+}
+
+/// A checkbox for one on/off setting of a device menu.
+#[component]
+fn Setting(label: Signal<&'static str>, on: Signal<bool>, set: Callback<bool>) -> impl IntoView {
+    view! {
         <label class="check">
-            <input
-                type="checkbox"
-                prop:checked=move || voice().noise_suppression
-                on:change=move |ev| {
-                    let on = event_target_checked(&ev);
-                    state.set_voice(VoiceProcessing { noise_suppression: on, ..voice() });
-                }
-            />
-            {move || i18n.t().stage.noise_suppression}
-        </label>
-        <label class="check">
-            <input
-                type="checkbox"
-                prop:checked=move || voice().echo_cancellation
-                on:change=move |ev| {
-                    let on = event_target_checked(&ev);
-                    state.set_voice(VoiceProcessing { echo_cancellation: on, ..voice() });
-                }
-            />
-            {move || i18n.t().stage.echo_cancellation}
+            <input type="checkbox" prop:checked=on on:change=move |ev| set.run(event_target_checked(&ev))/>
+            {label}
         </label>
     }
 }

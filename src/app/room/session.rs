@@ -1472,26 +1472,19 @@ mod tests {
     #[test]
     fn a_chat_message_the_server_refuses_comes_back_for_the_input() {
         let mut session = in_room();
-        session.step(Input::Chat("too fast".into()), ENV);
-        session.step(
+        let refused = || {
             Input::Server(ServerMsg::Error {
                 code: ErrorCode::RateLimited,
                 message: "slow down".into(),
                 chat_text: Some("too fast".into()),
-            }),
-            ENV,
-        );
+            })
+        };
+        session.step(Input::Chat("too fast".into()), ENV);
+        session.step(refused(), ENV);
         assert_eq!(session.returned_chat, Some((1, "too fast".to_string())));
         assert!(session.alert.is_some());
         // The same text refused again is news again (the page puts it back again).
-        session.step(
-            Input::Server(ServerMsg::Error {
-                code: ErrorCode::RateLimited,
-                message: "slow down".into(),
-                chat_text: Some("too fast".into()),
-            }),
-            ENV,
-        );
+        session.step(refused(), ENV);
         assert_eq!(session.returned_chat, Some((2, "too fast".to_string())));
     }
 
