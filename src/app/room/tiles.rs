@@ -55,14 +55,7 @@ pub fn Tiles(state: MeetingState) -> impl IntoView {
         if let Some(pinned) = pinned.filter(|t| tiles.contains(t)) {
             return Some(pinned);
         }
-        let spotlight = state.rules.get().spotlight.map(|peer| {
-            if Some(peer) == state.me.get() {
-                Tile::Me
-            } else {
-                Tile::Camera(peer)
-            }
-        });
-        if let Some(spotlight) = spotlight.filter(|t| tiles.contains(t)) {
+        if let Some(spotlight) = spotlight_tile(state).filter(|t| tiles.contains(t)) {
             return Some(spotlight);
         }
         if state.layout.get() == Layout::Speaker {
@@ -143,7 +136,7 @@ pub fn Tiles(state: MeetingState) -> impl IntoView {
                 data-layout=move || match (featured.get(), state.layout.get()) {
                     (Some(Tile::Screen(_)), _) => "presenter",
                     (Some(tile), _) if state.pinned.get().map(Tile::Camera) == Some(tile) => "pinned",
-                    (Some(_), _) if state.rules.get().spotlight.is_some() => "spotlight",
+                    (Some(tile), _) if spotlight_tile(state) == Some(tile) => "spotlight",
                     (_, Layout::Speaker) => "speaker",
                     _ => "grid",
                 }
@@ -193,14 +186,25 @@ impl Default for StageSize {
 
 /// The active speaker's tile, this page's own included.
 fn speaker_tile(state: MeetingState) -> Option<Tile> {
-    let me = state.me.get();
-    state.speaker.get().map(|p| {
-        if Some(p) == me {
-            Tile::Me
-        } else {
-            Tile::Camera(p)
-        }
-    })
+    state.speaker.get().map(|peer| camera_tile(state, peer))
+}
+
+/// The tile of the member a host put in the spotlight, this page's own included.
+fn spotlight_tile(state: MeetingState) -> Option<Tile> {
+    state
+        .rules
+        .get()
+        .spotlight
+        .map(|peer| camera_tile(state, peer))
+}
+
+/// A member's camera tile: this page's own is the self-view.
+fn camera_tile(state: MeetingState, peer: PeerId) -> Tile {
+    if Some(peer) == state.me.get() {
+        Tile::Me
+    } else {
+        Tile::Camera(peer)
+    }
 }
 
 /// Previous and next page of tiles, with where this is ("2 / 3").
