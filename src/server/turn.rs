@@ -1,25 +1,24 @@
 //! The built-in TURN relay on sockets: a UDP and a TCP listener on `--turn-addr`, one UDP
-//! socket per allocation from `--relay-ports`, all on one thread of their own around the
-//! relay's logic, [`TurnServer`] (in `crate::turn`).
+//! socket per allocation from `--relay-ports`, around the relay's logic, [`TurnServer`] (in
+//! `crate::turn`).
 //!
-//! The UDP listener, each relay socket and each TCP connection has a task that reads it and
-//! hands what arrives to the shared state, which sends at once without waiting: a datagram
-//! that finds a socket's buffer full is dropped, as on any UDP path, and a TCP client's
-//! frames wait in a bounded queue, so a flood on one relay cannot stall the others.
+//! One thread polls the UDP listener and every relay socket and hands what arrives to the
+//! shared state, which sends at once without waiting: a datagram that finds a socket's
+//! buffer full is dropped, as on any UDP path. TCP and TLS clients have a task each on a
+//! second thread, and their frames wait in a bounded queue, so a flood on one relay or
+//! connection cannot stall the others.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::ops::RangeInclusive;
 use std::path::Path;
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +32,7 @@ use crate::turn::server::{
 use crate::turn::stun;
 
 use super::limits::{ConnectionLimits, ConnectionPermit};
+use super::udp_batch::{self, ReceiveBatch};
 
 /// Frames waiting for one TCP client's socket.
 const TCP_WRITE_QUEUE: usize = 256;
@@ -191,76 +191,86 @@ pub fn start(
     };
     tracing::info!(%udp_addr, %tcp_addr, urls = ?grant.urls, relay_ports = ?settings.relay_ports, "TURN relay open");
 
-    // The relay runs on a thread of its own, single-threaded, as coturn runs an event loop:
-    // the reader tasks of relay sockets and TCP connections share the relay's state without
-    // locks and hand a datagram on without waking another thread. That halved the CPU per
-    // relayed Mbit/s against tasks on the server's runtime (docs/BENCHMARKS.md).
+    // The relay's UDP sockets are read on a thread of its own by a poll loop without an
+    // async runtime, as coturn runs an event loop: each wake-up reads every ready socket, a
+    // batch a system call, and sends at once. Tasks on a runtime cost the runtime's wake-up,
+    // a read that only says "empty" and a timer check per datagram, which kept the relay's
+    // CPU above coturn's at one call (docs/BENCHMARKS.md). TCP and TLS clients, few and
+    // stream-shaped, keep async tasks on a second thread; both share the state behind a
+    // lock that each side takes once per wake-up or frame.
+    let poll = mio::Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), WAKE)?;
+    let mut listener = mio::net::UdpSocket::from_std(udp);
+    poll.registry()
+        .register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+    let relay = Arc::new(Mutex::new(Relay {
+        server: TurnServer::new(
+            settings.limits,
+            settings.policy,
+            settings.credentials,
+            random_key(),
+        ),
+        udp: listener,
+        sockets: HashMap::default(),
+        streams: HashMap::default(),
+        registry: poll.registry().try_clone()?,
+        bind_ip: settings.listen.ip(),
+        advertised_ip: settings.advertised_ip,
+        next_port: pick_start(&settings.relay_ports),
+        ports: settings.relay_ports,
+        counters: counters.clone(),
+        counted: TurnStats::default(),
+        out: Vec::new(),
+        frame: Vec::new(),
+        unix_secs: unix_secs(),
+    }));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let tasks = tasks.clone();
     let running = tasks.token();
+    let udp_relay = Arc::clone(&relay);
     std::thread::Builder::new()
         .name("room-turn".into())
         .spawn(move || {
             let _running = running;
+            serve_udp(&udp_relay, poll);
+            lock(&udp_relay).close_all();
+        })?;
+    let tasks = tasks.clone();
+    let running = tasks.token();
+    std::thread::Builder::new()
+        .name("room-turn-tcp".into())
+        .spawn(move || {
+            let _running = running;
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
-                let (udp, tcp) = match (UdpSocket::from_std(udp), TcpListener::from_std(tcp)) {
-                    (Ok(udp), Ok(tcp)) => (Rc::new(udp), tcp),
-                    (Err(error), _) | (_, Err(error)) => {
-                        tracing::error!(%error, "the TURN relay could not start");
-                        return;
-                    }
-                };
-                let tls = match tls.map(|(l, tls)| TcpListener::from_std(l).map(|l| (l, tls))) {
-                    Some(Ok((listener, tls))) => Some((listener, tls.acceptor)),
-                    Some(Err(error)) => {
-                        tracing::error!(%error, "TURN over TLS could not start");
-                        None
-                    }
-                    None => None,
-                };
-                let relay = Rc::new_cyclic(|me| {
-                    RefCell::new(Relay {
-                        server: TurnServer::new(
-                            settings.limits,
-                            settings.policy,
-                            settings.credentials,
-                            random_key(),
-                        ),
-                        udp: Rc::clone(&udp),
-                        sockets: HashMap::default(),
-                        streams: HashMap::default(),
-                        bind_ip: settings.listen.ip(),
-                        advertised_ip: settings.advertised_ip,
-                        next_port: pick_start(&settings.relay_ports),
-                        ports: settings.relay_ports,
-                        counters: counters.clone(),
-                        counted: TurnStats::default(),
-                        tasks: tasks.clone(),
-                        me: me.clone(),
-                        out: Vec::new(),
-                        frame: Vec::new(),
-                        unix_secs: unix_secs(),
-                    })
-                });
                 let limits = ConnectionLimits::new(MAX_TCP_CONNECTIONS, MAX_TCP_CONNECTIONS_PER_IP);
                 let accept = |listener, tls| Acceptor {
                     listener,
                     tls,
-                    relay: Rc::downgrade(&relay),
+                    relay: Arc::downgrade(&relay),
                     limits: Arc::clone(&limits),
                     counters: counters.clone(),
                     tasks: tasks.clone(),
                     shutdown: shutdown.clone(),
                 };
-                tasks.spawn_local(accept(tcp, None).run());
-                if let Some((listener, acceptor)) = tls {
-                    tasks.spawn_local(accept(listener, Some(acceptor)).run());
+                match TcpListener::from_std(tcp) {
+                    Ok(tcp) => {
+                        tasks.spawn_local(accept(tcp, None).run());
+                    }
+                    Err(error) => tracing::error!(%error, "TURN over TCP could not start"),
                 }
-                serve_udp(&relay, &udp, shutdown).await;
-                relay.borrow_mut().close_all();
+                match tls.map(|(l, tls)| TcpListener::from_std(l).map(|l| (l, tls))) {
+                    Some(Ok((listener, tls))) => {
+                        tasks.spawn_local(accept(listener, Some(tls.acceptor)).run());
+                    }
+                    Some(Err(error)) => tracing::error!(%error, "TURN over TLS could not start"),
+                    None => {}
+                }
+                shutdown.cancelled().await;
+                if let Err(error) = waker.wake() {
+                    tracing::error!(%error, "could not stop the TURN relay's UDP thread");
+                }
             });
         })?;
     Ok(grant)
@@ -316,27 +326,31 @@ fn pick_start(ports: &RangeInclusive<u16>) -> u16 {
     (u32::from(*ports.start()) + offset) as u16
 }
 
-/// A relay socket and the task reading it.
-struct RelaySocket {
-    socket: Rc<UdpSocket>,
-    reader: tokio::task::AbortHandle,
-}
+/// The poll loop's token for the UDP listener; a relay socket's token is its id.
+const LISTENER: mio::Token = mio::Token(usize::MAX);
+/// The token of the waker that stops the poll loop at shutdown.
+const WAKE: mio::Token = mio::Token(usize::MAX - 1);
+/// How often the relay's clocks run (allocation lifetimes, nonces, metrics).
+const TICK: Duration = Duration::from_secs(1);
+/// Batches read from one socket per wake-up before the others get their turn, so a flood
+/// on one relay cannot starve the rest.
+const BATCHES_PER_TURN: usize = 8;
 
-/// The relay's state, shared by the tasks of its thread.
+/// The relay's state, shared by the UDP thread's poll loop and the TCP thread's tasks.
 struct Relay {
     server: TurnServer,
-    udp: Rc<UdpSocket>,
-    sockets: HashMap<RelayId, RelaySocket>,
+    udp: mio::net::UdpSocket,
+    sockets: HashMap<RelayId, mio::net::UdpSocket>,
     /// Each TCP or TLS client's queue of frames to write.
     streams: HashMap<ClientAddr, mpsc::Sender<Vec<u8>>>,
+    /// Where new relay sockets join the UDP thread's poll loop.
+    registry: mio::Registry,
     bind_ip: IpAddr,
     advertised_ip: IpAddr,
     ports: RangeInclusive<u16>,
     next_port: u16,
     counters: TurnCounters,
     counted: TurnStats,
-    tasks: TaskTracker,
-    me: Weak<RefCell<Relay>>,
     /// Reused for the logic's outputs.
     out: Vec<Output>,
     /// Reused for ChannelData frames to clients.
@@ -346,38 +360,96 @@ struct Relay {
     unix_secs: u64,
 }
 
-/// Reads the UDP listener until shutdown, and ticks the relay's clocks once a second.
-async fn serve_udp(relay: &Rc<RefCell<Relay>>, udp: &UdpSocket, shutdown: CancellationToken) {
-    let ticking = async {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            relay.borrow_mut().tick();
+/// The relay's state for one wake-up or one frame. A panic while it was held cannot leave
+/// it worse than a relay that stops for everyone, so a poisoned lock is taken as it is.
+fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads the UDP listener and the relay sockets as they become ready, and ticks the
+/// relay's clocks, until the waker says stop.
+fn serve_udp(relay: &Mutex<Relay>, mut poll: mio::Poll) {
+    let mut events = mio::Events::with_capacity(256);
+    // Read whole: a relayed datagram may be as long as UDP allows.
+    let mut batch = ReceiveBatch::with_datagram_size(65_536);
+    let mut next_tick = Instant::now() + TICK;
+    // Sockets that still held datagrams when their turn ended: the poll, edge-triggered,
+    // would not report them again until more arrive.
+    let mut unfinished: Vec<mio::Token> = Vec::new();
+    let mut ready: Vec<mio::Token> = Vec::new();
+    loop {
+        let timeout = if unfinished.is_empty() {
+            next_tick.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        if let Err(error) = poll.poll(&mut events, Some(timeout)) {
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!(%error, "the TURN relay's UDP poll failed; UDP relaying stops");
+            return;
         }
-    };
-    // The loop has no select of its own: a fresh shutdown future and a timer poll for every
-    // datagram showed up in `perf` among the relay's own costs (docs/BENCHMARKS.md).
-    let reading = async {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            if let Ok((len, remote)) = udp.recv_from(&mut buf).await {
-                let client = ClientAddr {
-                    transport: Transport::Udp,
-                    remote,
-                };
-                relay.borrow_mut().client_data(client, &buf[..len]);
+        ready.clear();
+        ready.extend(events.iter().map(|event| event.token()));
+        ready.append(&mut unfinished);
+        let mut relay = lock(relay);
+        for &token in &ready {
+            if token == WAKE {
+                return;
+            }
+            if !relay.read(token, &mut batch) && !unfinished.contains(&token) {
+                unfinished.push(token);
             }
         }
-    };
-    tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => {}
-        () = ticking => {}
-        () = reading => {}
+        let now = Instant::now();
+        if now >= next_tick {
+            relay.tick();
+            next_tick = now + TICK;
+        }
     }
 }
 
 impl Relay {
+    /// Reads and relays what the socket of `token` holds, up to its turn's share; false if
+    /// it may hold more.
+    fn read(&mut self, token: mio::Token, batch: &mut ReceiveBatch) -> bool {
+        let relay = token.0 as RelayId;
+        for _ in 0..BATCHES_PER_TURN {
+            let received = if token == LISTENER {
+                udp_batch::receive_unwatched(&self.udp, batch)
+            } else {
+                match self.sockets.get(&relay) {
+                    Some(socket) => udp_batch::receive_unwatched(socket, batch),
+                    // Closed since the poll reported it.
+                    None => return true,
+                }
+            };
+            match received {
+                Ok(count) => {
+                    for (source, data) in batch.datagrams() {
+                        if token == LISTENER {
+                            let client = ClientAddr {
+                                transport: Transport::Udp,
+                                remote: source,
+                            };
+                            self.client_data(client, data);
+                        } else {
+                            self.peer_data(relay, source, data);
+                        }
+                    }
+                    if udp_batch::emptied(count) {
+                        return true;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return true,
+                // ICMP reports about earlier sends; the socket still works.
+                Err(_) => {}
+            }
+        }
+        false
+    }
+
     /// Runs one step of the logic with the reused output list, then carries out its outputs.
     fn step<T>(&mut self, f: impl FnOnce(&mut TurnServer, &mut Vec<Output>) -> T) -> T {
         let mut out = std::mem::take(&mut self.out);
@@ -394,8 +466,8 @@ impl Relay {
         };
         let send = self.step(|server, out| server.on_client_data(now, client, data, out));
         if let Some(send) = send {
-            if let Some(relay) = self.sockets.get(&send.relay) {
-                let _ = relay.socket.try_send_to(&data[send.payload], send.peer);
+            if let Some(socket) = self.sockets.get(&send.relay) {
+                let _ = socket.send_to(&data[send.payload], send.peer);
             }
         }
     }
@@ -433,16 +505,14 @@ impl Relay {
     }
 
     fn close_all(&mut self) {
-        for (_, relay) in self.sockets.drain() {
-            relay.reader.abort();
-        }
+        self.sockets.clear();
     }
 
     /// Sends at once over UDP; over TCP queues a copy for the connection's writer.
     fn to_client(&self, client: ClientAddr, data: &[u8]) {
         match client.transport {
             Transport::Udp => {
-                let _ = self.udp.try_send_to(data, client.remote);
+                let _ = self.udp.send_to(data, client.remote);
             }
             Transport::Tcp | Transport::Tls => {
                 if let Some(writer) = self.streams.get(&client) {
@@ -462,8 +532,8 @@ impl Relay {
                         self.server.relay_opened(client, opened, out);
                     }
                     Output::CloseRelay { relay } => {
-                        if let Some(relay) = self.sockets.remove(&relay) {
-                            relay.reader.abort();
+                        if let Some(mut socket) = self.sockets.remove(&relay) {
+                            let _ = self.registry.deregister(&mut socket);
                         }
                     }
                 }
@@ -471,7 +541,7 @@ impl Relay {
         }
     }
 
-    /// Binds a socket on the next free port of the range and starts its reader.
+    /// Binds a socket on the next free port of the range and has the poll loop read it.
     fn open_relay(&mut self) -> Option<(RelayId, SocketAddr)> {
         let span = usize::from(*self.ports.end() - *self.ports.start()) + 1;
         for _ in 0..span.min(512) {
@@ -484,37 +554,30 @@ impl Relay {
             let Ok(socket) = StdUdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else {
                 continue;
             };
-            let socket = socket
-                .set_nonblocking(true)
-                .and_then(|()| UdpSocket::from_std(socket));
-            let socket = match socket {
-                Ok(socket) => Rc::new(socket),
+            let id = self.server.next_relay_id();
+            let registered = socket.set_nonblocking(true).and_then(|()| {
+                let mut socket = mio::net::UdpSocket::from_std(socket);
+                self.registry
+                    .register(
+                        &mut socket,
+                        mio::Token(id as usize),
+                        mio::Interest::READABLE,
+                    )
+                    .map(|()| socket)
+            });
+            return match registered {
+                Ok(socket) => {
+                    self.sockets.insert(id, socket);
+                    Some((id, SocketAddr::new(self.advertised_ip, port)))
+                }
                 Err(error) => {
                     tracing::warn!(%error, "could not set up a relay socket");
-                    return None;
+                    None
                 }
             };
-            let id = self.server.next_relay_id();
-            let reader = self
-                .tasks
-                .spawn_local(read_relay(id, Rc::clone(&socket), self.me.clone()))
-                .abort_handle();
-            self.sockets.insert(id, RelaySocket { socket, reader });
-            return Some((id, SocketAddr::new(self.advertised_ip, port)));
         }
         tracing::warn!(ports = ?self.ports, "no free relay port: refusing an allocation");
         None
-    }
-}
-
-async fn read_relay(relay: RelayId, socket: Rc<UdpSocket>, state: Weak<RefCell<Relay>>) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        // Errors here are ICMP reports about earlier sends; the socket still works.
-        if let Ok((len, peer)) = socket.recv_from(&mut buf).await {
-            let Some(state) = state.upgrade() else { return };
-            state.borrow_mut().peer_data(relay, peer, &buf[..len]);
-        }
     }
 }
 
@@ -534,7 +597,7 @@ impl Drop for TcpSlot {
 struct Acceptor {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    relay: Weak<RefCell<Relay>>,
+    relay: Weak<Mutex<Relay>>,
     limits: Arc<ConnectionLimits>,
     counters: TurnCounters,
     tasks: TaskTracker,
@@ -605,14 +668,14 @@ impl Acceptor {
 async fn serve_stream<S: AsyncRead + AsyncWrite>(
     stream: S,
     client: ClientAddr,
-    relay: Weak<RefCell<Relay>>,
+    relay: Weak<Mutex<Relay>>,
     _slot: TcpSlot,
     shutdown: CancellationToken,
 ) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (frames_out, mut outgoing) = mpsc::channel::<Vec<u8>>(TCP_WRITE_QUEUE);
     match relay.upgrade() {
-        Some(relay) => relay.borrow_mut().stream_opened(client, frames_out),
+        Some(relay) => lock(&relay).stream_opened(client, frames_out),
         None => return,
     }
     let write = async {
@@ -632,9 +695,7 @@ async fn serve_stream<S: AsyncRead + AsyncWrite>(
                 match stun::stream_frame_len(&buf[taken..]) {
                     Ok(Some(len)) if buf.len() - taken >= len => {
                         let Some(relay) = relay.upgrade() else { return };
-                        relay
-                            .borrow_mut()
-                            .client_data(client, &buf[taken..taken + len]);
+                        lock(&relay).client_data(client, &buf[taken..taken + len]);
                         taken += len;
                         wait = TCP_IDLE;
                     }
@@ -658,6 +719,6 @@ async fn serve_stream<S: AsyncRead + AsyncWrite>(
         _ = shutdown.cancelled() => {}
     }
     if let Some(relay) = relay.upgrade() {
-        relay.borrow_mut().stream_closed(client);
+        lock(&relay).stream_closed(client);
     }
 }

@@ -16,7 +16,7 @@ pub const DATAGRAM_BUFFER: usize = 2048;
 
 /// Receive buffers for one batch, reused from call to call.
 pub struct ReceiveBatch {
-    buffers: Vec<[u8; DATAGRAM_BUFFER]>,
+    buffers: Vec<Box<[u8]>>,
     lengths: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
     count: usize,
@@ -24,20 +24,59 @@ pub struct ReceiveBatch {
 
 impl Default for ReceiveBatch {
     fn default() -> Self {
+        ReceiveBatch::with_datagram_size(DATAGRAM_BUFFER)
+    }
+}
+
+impl ReceiveBatch {
+    /// Buffers for datagrams of up to `bytes` each; longer ones arrive cut short.
+    pub fn with_datagram_size(bytes: usize) -> Self {
         ReceiveBatch {
-            buffers: vec![[0; DATAGRAM_BUFFER]; BATCH],
+            buffers: (0..BATCH)
+                .map(|_| vec![0; bytes].into_boxed_slice())
+                .collect(),
             lengths: [0; BATCH],
             sources: [None; BATCH],
             count: 0,
         }
     }
-}
 
-impl ReceiveBatch {
     /// The datagrams of the last [`receive`], with where each came from.
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         (0..self.count)
             .filter_map(|i| Some((self.sources[i]?, &self.buffers[i][..self.lengths[i]])))
+    }
+}
+
+/// A UDP socket batches are read from without waiting: tokio's, watched by the runtime, or
+/// mio's, watched by a poll loop of our own (the TURN relay's).
+pub trait Datagrams {
+    /// One datagram, the fallback where batched calls are not available.
+    #[cfg(not(target_os = "linux"))]
+    fn receive_one(&self, buffer: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd;
+}
+
+impl Datagrams for UdpSocket {
+    #[cfg(not(target_os = "linux"))]
+    fn receive_one(&self, buffer: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.try_recv_from(buffer)
+    }
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self)
+    }
+}
+
+impl Datagrams for mio::net::UdpSocket {
+    #[cfg(not(target_os = "linux"))]
+    fn receive_one(&self, buffer: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buffer)
+    }
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self)
     }
 }
 
@@ -50,6 +89,23 @@ pub fn receive(socket: &UdpSocket, batch: &mut ReceiveBatch) -> io::Result<usize
     })?;
     batch.count = count;
     Ok(count)
+}
+
+/// [`receive`] for a socket no runtime watches.
+pub fn receive_unwatched(
+    socket: &mio::net::UdpSocket,
+    batch: &mut ReceiveBatch,
+) -> io::Result<usize> {
+    batch.count = 0;
+    batch.count = sys::receive(socket, batch)?;
+    Ok(batch.count)
+}
+
+/// Whether a read of `count` datagrams left the socket empty, so that an edge-triggered
+/// poll reports it again only when more arrive. `recvmmsg` takes all there are, up to a
+/// batch; one datagram a call proves nothing until a read says `WouldBlock`.
+pub fn emptied(count: usize) -> bool {
+    cfg!(target_os = "linux") && count < BATCH
 }
 
 /// Writes `datagrams` without waiting and returns how many left. What the socket's buffer
@@ -93,9 +149,9 @@ mod sys {
 
     use tokio::net::UdpSocket;
 
-    use super::{ReceiveBatch, BATCH};
+    use super::{Datagrams, ReceiveBatch, BATCH};
 
-    pub fn receive(socket: &UdpSocket, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    pub fn receive(socket: &impl Datagrams, batch: &mut ReceiveBatch) -> io::Result<usize> {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
         let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
@@ -112,7 +168,7 @@ mod sys {
         // all of which outlive the call; the socket is non-blocking.
         let count = unsafe {
             libc::recvmmsg(
-                socket.as_raw_fd(),
+                socket.raw_fd(),
                 headers.as_mut_ptr(),
                 BATCH as u32,
                 libc::MSG_DONTWAIT,
@@ -291,10 +347,10 @@ mod sys {
 
     use tokio::net::UdpSocket;
 
-    use super::ReceiveBatch;
+    use super::{Datagrams, ReceiveBatch};
 
-    pub fn receive(socket: &UdpSocket, batch: &mut ReceiveBatch) -> io::Result<usize> {
-        let (length, source) = socket.try_recv_from(&mut batch.buffers[0])?;
+    pub fn receive(socket: &impl Datagrams, batch: &mut ReceiveBatch) -> io::Result<usize> {
+        let (length, source) = socket.receive_one(&mut batch.buffers[0])?;
         batch.lengths[0] = length;
         batch.sources[0] = Some(source);
         Ok(1)
