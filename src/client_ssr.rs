@@ -149,6 +149,7 @@ impl MediaSession {
     pub fn on_signal(&self, _from: PeerId, _signal: Signal) {}
     pub fn on_server_answer(&self, _sdp: String) {}
     pub fn on_server_offer(&self, _sdp: String, _tracks: Vec<RemoteTrack>) {}
+    pub fn want_camera(&self, _peer: PeerId, _shown: bool) {}
     pub fn hang_up(&self, _peer: PeerId) {}
     pub fn on_peer_gave_up(&self, _peer: PeerId, _reason: LinkFailure) {}
     pub fn attach_remote(&self, _peer: PeerId, _element: &HtmlVideoElement) -> bool {

@@ -593,6 +593,9 @@ pub enum Signal {
         #[serde(default)]
         sdp_m_line_index: Option<u16>,
     },
+    /// Whether the receiver shows the sender's camera: false while its tile is on another
+    /// page, so the sender stops sending it on this link until true comes.
+    Video { wanted: bool },
 }
 
 /// The type of a session description, as `RTCSessionDescription.type` names it.
@@ -1270,6 +1273,14 @@ mod tests {
                     sdp_m_line_index: None
                 }
             }
+        );
+        let pause = ClientMsg::Signal {
+            to: PeerId(4),
+            signal: Signal::Video { wanted: false },
+        };
+        assert_eq!(
+            serde_json::to_string(&pause).unwrap(),
+            r#"{"type":"signal","to":4,"signal":{"kind":"video","wanted":false}}"#
         );
     }
 

@@ -141,6 +141,58 @@ async fn signals_reach_only_the_addressed_member() {
 }
 
 #[tokio::test]
+async fn a_request_to_pause_video_reaches_only_its_member_within_the_signaling_budget() {
+    let server = TestServer::start(&["--signal-burst", "4", "--signal-per-second", "1"]).await;
+    let (mut ann, _) = server.joined("pages", "Ann").await;
+    let (mut bob, bob_joined) = server.joined("pages", "Bob").await;
+    let (mut cat, _) = server.joined("pages", "Cat").await;
+    let (mut eve, eve_joined) = server.joined("elsewhere", "Eve").await;
+    for client in [&mut ann, &mut bob, &mut eve] {
+        join_call(client, AV).await;
+    }
+    for client in [&mut ann, &mut bob, &mut cat, &mut eve] {
+        client.drain(QUIET).await;
+    }
+    let pause = |to| ClientMsg::Signal {
+        to,
+        signal: Signal::Video { wanted: false },
+    };
+
+    // Ann's tile of Bob went to another page: Bob alone hears it, from Ann.
+    ann.send(&pause(bob_joined.you)).await;
+    match bob.recv().await {
+        ServerMsg::Signal { signal, .. } => assert_eq!(signal, Signal::Video { wanted: false }),
+        other => panic!("expected signal, got {other:?}"),
+    }
+    cat.expect_silence(QUIET).await;
+
+    // Raw abuse: another room's member, a wish that is not a flag, one from outside the
+    // call, a flood.
+    ann.send(&pause(eve_joined.you)).await;
+    ann.expect_error(ErrorCode::UnknownPeer).await;
+    ann.send_raw(&format!(
+        r#"{{"type":"signal","to":{},"signal":{{"kind":"video","wanted":"sometimes"}}}}"#,
+        bob_joined.you
+    ))
+    .await;
+    ann.expect_error(ErrorCode::BadMessage).await;
+    cat.send(&pause(bob_joined.you)).await;
+    cat.expect_error(ErrorCode::NotInCall).await;
+    for _ in 0..8 {
+        ann.send(&pause(bob_joined.you)).await;
+    }
+    ann.expect_error(ErrorCode::RateLimited).await;
+    let relayed = bob.collect(QUIET).await;
+    assert!(
+        !relayed.is_empty() && relayed.len() < 8,
+        "the budget let {} of 8 through",
+        relayed.len()
+    );
+    eve.expect_silence(QUIET).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_and_cross_room_targets_are_refused() {
     let server = TestServer::start(&[]).await;
     let (mut ann, _) = server.joined("here", "Ann").await;

@@ -4,10 +4,12 @@
 //!
 //! Each connection has two base transceivers, audio then video, created by whoever dials
 //! (the member who joined the call later) and adopted by the other side. Switching or muting
-//! a device replaces the track on those senders, which needs no renegotiation.
+//! a device replaces the track on those senders, which needs no renegotiation. A member whose
+//! tile of us is on another page asks us to pause our camera on their link alone
+//! (`Signal::Video`): its encoding goes inactive, so nothing is sent or encoded for them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::{Rc, Weak};
 
 use wasm_bindgen::closure::Closure;
@@ -56,6 +58,10 @@ struct Shared {
     me: PeerId,
     tracks: RefCell<LocalTracks>,
     links: RefCell<HashMap<PeerId, Rc<Link>>>,
+    /// Members whose camera we do not show now: asked to pause it.
+    unwanted: RefCell<HashSet<PeerId>>,
+    /// Members who do not show our camera now: we send it them paused.
+    paused_for: RefCell<HashSet<PeerId>>,
     send: Sender,
     events: Events,
 }
@@ -99,6 +105,8 @@ impl Call {
                 me,
                 tracks: RefCell::new(tracks),
                 links: RefCell::new(HashMap::new()),
+                unwanted: RefCell::new(HashSet::new()),
+                paused_for: RefCell::new(HashSet::new()),
                 send,
                 events,
             }),
@@ -132,6 +140,21 @@ impl Call {
         }
         if let Some(screen) = &tracks.screen {
             link.set_screen(Some(screen));
+        }
+        link.sync_video_sending(&self.shared);
+    }
+
+    /// Whether `peer`'s camera is shown here: off, they are asked to stop sending it to us
+    /// (a tile on another page); on, to send it again. Kept for links opened later.
+    pub fn want_video(&self, peer: PeerId, wanted: bool) {
+        let changed = if wanted {
+            self.shared.unwanted.borrow_mut().remove(&peer)
+        } else {
+            self.shared.unwanted.borrow_mut().insert(peer)
+        };
+        let link = self.shared.links.borrow().get(&peer).cloned();
+        if let (true, Some(link)) = (changed, link) {
+            link.send(&self.shared, Signal::Video { wanted });
         }
     }
 
@@ -174,6 +197,20 @@ impl Call {
 
     /// Applies signaling from `from`, opening a connection for a first offer.
     pub fn on_signal(&self, from: PeerId, signal: Signal) {
+        // A wish, not a negotiation step: kept at once, and it opens no connection (it may
+        // come before the offer of the link it is about).
+        if let Signal::Video { wanted } = signal {
+            if wanted {
+                self.shared.paused_for.borrow_mut().remove(&from);
+            } else {
+                self.shared.paused_for.borrow_mut().insert(from);
+            }
+            let link = self.shared.links.borrow().get(&from).cloned();
+            if let Some(link) = link {
+                link.sync_video_sending(&self.shared);
+            }
+            return;
+        }
         let existing = self.shared.links.borrow().get(&from).cloned();
         let link = match existing {
             Some(link) => link,
@@ -208,6 +245,8 @@ impl Call {
 
     /// Closes the connection to a member who left the call.
     pub fn hang_up(&self, peer: PeerId) {
+        self.shared.unwanted.borrow_mut().remove(&peer);
+        self.shared.paused_for.borrow_mut().remove(&peer);
         let link = self.shared.links.borrow_mut().remove(&peer);
         if let Some(link) = link {
             link.close();
@@ -295,6 +334,9 @@ impl Link {
             peer,
             state: LinkState::Connecting,
         });
+        if shared.unwanted.borrow().contains(&peer) {
+            link.send(shared, Signal::Video { wanted: false });
+        }
         Some(link)
     }
 
@@ -395,6 +437,8 @@ impl Link {
                     leptos::logging::warn!("description from {} failed: {error:?}", self.peer);
                 }
             }
+            // Taken in `on_signal`, never queued.
+            Signal::Video { .. } => {}
             Signal::Candidate {
                 candidate,
                 sdp_mid,
@@ -437,6 +481,7 @@ impl Link {
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
         if is_offer {
             self.adopt_base_transceivers(&shared.tracks.borrow());
+            self.sync_video_sending(shared);
             set_local_description(&self.pc).await?;
             self.send_local_description(shared);
         }
@@ -509,6 +554,14 @@ impl Link {
         self.report(shared);
     }
 
+    /// Pauses or resumes our camera on this link as the member asked.
+    fn sync_video_sending(&self, shared: &Shared) {
+        let active = !shared.paused_for.borrow().contains(&self.peer);
+        if let Some(transceiver) = base_transceiver(&self.pc, TrackKind::Video) {
+            set_sending(&transceiver.sender(), active);
+        }
+    }
+
     fn report(&self, shared: &Shared) {
         (shared.events)(MediaEvent::Link {
             peer: self.peer,
@@ -559,6 +612,38 @@ pub(super) fn rtc_configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
 pub(super) async fn set_local_description(pc: &RtcPeerConnection) -> Result<(), JsValue> {
     let promise: js_sys::Promise = call_method(pc, "setLocalDescription")?.unchecked_into();
     JsFuture::from(promise).await.map(|_| ())
+}
+
+/// Makes every encoding of `sender` active or not: inactive, the browser neither encodes nor
+/// sends it, and the connection stays as negotiated. (Through `Reflect`: web-sys's typed
+/// parameters would be one more feature for one call.)
+fn set_sending(sender: &web_sys::RtcRtpSender, active: bool) {
+    let result = (|| -> Result<(), JsValue> {
+        let parameters = call_method(sender, "getParameters")?;
+        let encodings: js_sys::Array =
+            js_sys::Reflect::get(&parameters, &"encodings".into())?.dyn_into()?;
+        let mut changed = false;
+        for encoding in encodings.iter() {
+            if js_sys::Reflect::get(&encoding, &"active".into())?.as_bool() != Some(active) {
+                js_sys::Reflect::set(&encoding, &"active".into(), &active.into())?;
+                changed = true;
+            }
+        }
+        if changed {
+            let set: js_sys::Function =
+                js_sys::Reflect::get(sender, &"setParameters".into())?.dyn_into()?;
+            let done: js_sys::Promise = set.call1(sender, &parameters)?.dyn_into()?;
+            spawn_local(async move {
+                if let Err(error) = JsFuture::from(done).await {
+                    leptos::logging::warn!("pausing or resuming video failed: {error:?}");
+                }
+            });
+        }
+        Ok(())
+    })();
+    if let Err(error) = result {
+        leptos::logging::warn!("pausing or resuming video failed: {error:?}");
+    }
 }
 
 fn call_method(target: &JsValue, name: &str) -> Result<JsValue, JsValue> {

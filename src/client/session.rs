@@ -3,6 +3,7 @@
 //! back through `MediaEvent`s, so they never touch browser media types.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
@@ -65,6 +66,8 @@ struct Inner {
     server_link_retry: RefCell<Option<Timeout>>,
     /// What the call was started with, to reconnect it the other way when its mode changes.
     setup: RefCell<Option<CallSetup>>,
+    /// Members whose camera tile is on another page: a mesh asks them to pause it.
+    unwanted_cameras: RefCell<HashSet<PeerId>>,
 }
 
 struct CallSetup {
@@ -190,6 +193,7 @@ impl MediaSession {
                 quality_interval: RefCell::new(None),
                 quality: Rc::new(QualityWatch::default()),
                 call: RefCell::new(None),
+                unwanted_cameras: RefCell::new(HashSet::new()),
                 setup: RefCell::new(None),
             }),
         }
@@ -588,6 +592,9 @@ impl MediaSession {
         let link = match mode {
             CallMode::Mesh => {
                 let call = Call::new(setup.me, &setup.ice_servers, tracks, send, events);
+                for &peer in self.inner.unwanted_cameras.borrow().iter() {
+                    call.want_video(peer, false);
+                }
                 for &peer in members.iter().filter(|&&peer| dial(peer)) {
                     call.dial(peer);
                 }
@@ -672,8 +679,22 @@ impl MediaSession {
         }
     }
 
+    /// Whether `peer`'s camera tile is on the page shown. Through the server the page's
+    /// `view` already says so; in a mesh the member is asked to pause or resume it.
+    pub fn want_camera(&self, peer: PeerId, shown: bool) {
+        let changed = if shown {
+            self.inner.unwanted_cameras.borrow_mut().remove(&peer)
+        } else {
+            self.inner.unwanted_cameras.borrow_mut().insert(peer)
+        };
+        if let (true, Some(CallLink::Mesh(call))) = (changed, self.inner.call.borrow().as_ref()) {
+            call.want_video(peer, shown);
+        }
+    }
+
     /// A member left the call or the room.
     pub fn hang_up(&self, peer: PeerId) {
+        self.inner.unwanted_cameras.borrow_mut().remove(&peer);
         match self.inner.call.borrow().as_ref() {
             Some(CallLink::Mesh(call)) => call.hang_up(peer),
             Some(CallLink::Sfu(call)) => call.forget(peer),

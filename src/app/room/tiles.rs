@@ -347,6 +347,10 @@ fn RemoteTile(
 ) -> impl IntoView {
     let i18n = state.i18n;
     let video = follow_remote(state, peer, MediaSession::attach_remote, shown_at);
+    Effect::new(move |_| {
+        let shown = shown_at.get().is_some();
+        state.with_media(|m| m.want_camera(peer, shown));
+    });
     let info = move || state.roster.with(|r| r.get(peer).cloned());
     let name = move || info().map(|p| p.name).unwrap_or_default();
     let camera = move || info().is_some_and(|p| p.media.camera);
