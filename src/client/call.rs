@@ -50,6 +50,9 @@ impl LocalTracks {
 }
 
 type Sender = Rc<dyn Fn(ClientMsg)>;
+/// Members whose camera this page does not show now (their tile is on another page): kept
+/// by the media session across calls, read by each call as its links open.
+pub type UnwantedCameras = Rc<RefCell<HashSet<PeerId>>>;
 type EventHandler = Closure<dyn FnMut(JsValue)>;
 type Events = Rc<dyn Fn(MediaEvent)>;
 
@@ -59,7 +62,7 @@ struct Shared {
     tracks: RefCell<LocalTracks>,
     links: RefCell<HashMap<PeerId, Rc<Link>>>,
     /// Members whose camera we do not show now: asked to pause it.
-    unwanted: RefCell<HashSet<PeerId>>,
+    unwanted: UnwantedCameras,
     /// Members who do not show our camera now: we send it them paused.
     paused_for: RefCell<HashSet<PeerId>>,
     send: Sender,
@@ -96,6 +99,7 @@ impl Call {
         me: PeerId,
         ice_servers: &[IceServer],
         tracks: LocalTracks,
+        unwanted: UnwantedCameras,
         send: Sender,
         events: Events,
     ) -> Call {
@@ -105,7 +109,7 @@ impl Call {
                 me,
                 tracks: RefCell::new(tracks),
                 links: RefCell::new(HashMap::new()),
-                unwanted: RefCell::new(HashSet::new()),
+                unwanted,
                 paused_for: RefCell::new(HashSet::new()),
                 send,
                 events,
@@ -144,16 +148,11 @@ impl Call {
         link.sync_video_sending(&self.shared);
     }
 
-    /// Whether `peer`'s camera is shown here: off, they are asked to stop sending it to us
-    /// (a tile on another page); on, to send it again. Kept for links opened later.
+    /// `peer`'s camera went off this page (they are asked to stop sending it to us) or came
+    /// back (to send it again). A link opened later asks by itself, from `UnwantedCameras`.
     pub fn want_video(&self, peer: PeerId, wanted: bool) {
-        let changed = if wanted {
-            self.shared.unwanted.borrow_mut().remove(&peer)
-        } else {
-            self.shared.unwanted.borrow_mut().insert(peer)
-        };
         let link = self.shared.links.borrow().get(&peer).cloned();
-        if let (true, Some(link)) = (changed, link) {
+        if let Some(link) = link {
             link.send(&self.shared, Signal::Video { wanted });
         }
     }
@@ -245,7 +244,6 @@ impl Call {
 
     /// Closes the connection to a member who left the call.
     pub fn hang_up(&self, peer: PeerId) {
-        self.shared.unwanted.borrow_mut().remove(&peer);
         self.shared.paused_for.borrow_mut().remove(&peer);
         let link = self.shared.links.borrow_mut().remove(&peer);
         if let Some(link) = link {

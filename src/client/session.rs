@@ -3,7 +3,6 @@
 //! back through `MediaEvent`s, so they never touch browser media types.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
@@ -17,7 +16,7 @@ use crate::protocol::{
     CallMode, ClientMsg, IceServer, LinkFailure, MediaState, PeerId, RemoteTrack, Signal,
 };
 
-use super::call::{Call, LocalTracks};
+use super::call::{Call, LocalTracks, UnwantedCameras};
 use super::media::{
     apply_voice_processing, attach, device_of, get_display_media, get_user_media, list_devices,
     running, LevelMeter, Want,
@@ -67,7 +66,7 @@ struct Inner {
     /// What the call was started with, to reconnect it the other way when its mode changes.
     setup: RefCell<Option<CallSetup>>,
     /// Members whose camera tile is on another page: a mesh asks them to pause it.
-    unwanted_cameras: RefCell<HashSet<PeerId>>,
+    unwanted_cameras: UnwantedCameras,
 }
 
 struct CallSetup {
@@ -193,7 +192,7 @@ impl MediaSession {
                 quality_interval: RefCell::new(None),
                 quality: Rc::new(QualityWatch::default()),
                 call: RefCell::new(None),
-                unwanted_cameras: RefCell::new(HashSet::new()),
+                unwanted_cameras: UnwantedCameras::default(),
                 setup: RefCell::new(None),
             }),
         }
@@ -591,10 +590,8 @@ impl MediaSession {
         let send = Rc::clone(&setup.send);
         let link = match mode {
             CallMode::Mesh => {
-                let call = Call::new(setup.me, &setup.ice_servers, tracks, send, events);
-                for &peer in self.inner.unwanted_cameras.borrow().iter() {
-                    call.want_video(peer, false);
-                }
+                let unwanted = Rc::clone(&self.inner.unwanted_cameras);
+                let call = Call::new(setup.me, &setup.ice_servers, tracks, unwanted, send, events);
                 for &peer in members.iter().filter(|&&peer| dial(peer)) {
                     call.dial(peer);
                 }
