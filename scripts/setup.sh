@@ -67,3 +67,11 @@ if [ "${1:-}" = browser ] && ! { command -v ip && command -v iptables && command
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables conntrack
 fi
+
+# The cluster tests (tests/cluster.rs, end2end/tests/cluster.spec.ts) start their own
+# redis-server on a free loopback port; only the program is needed, not a running service.
+if [ "${1:-}" = browser ] && ! command -v redis-server >/dev/null 2>&1; then
+  step "installing redis-server for the cluster tests"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+fi

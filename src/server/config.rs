@@ -219,6 +219,16 @@ pub struct Config {
     #[arg(long, env = "ROOM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Share rooms with other Room nodes through this Redis, e.g. `redis://127.0.0.1:6379`
+    /// (`redis://:password@host:port/db`). Without it, this node serves its rooms alone.
+    #[arg(long, env = "ROOM_REDIS_URL")]
+    pub redis_url: Option<super::cluster::resp::RedisUrl>,
+
+    /// This node's name among the nodes sharing one Redis (letters, digits, `-_.`); random
+    /// when not given. Two running nodes must not share one.
+    #[arg(long, env = "ROOM_NODE_ID", value_parser = super::cluster::parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Chat messages kept per room on disk (the newest); 0 keeps all.
     #[arg(long, env = "ROOM_HISTORY_KEEP", default_value_t = 1000)]
     pub history_keep: u64,

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub media: super::media::MediaCounters,
     /// Shared with the TURN relay's task.
     pub turn: super::turn::TurnCounters,
+    /// Shared with the cluster (`--redis-url`); zero on a single node.
+    pub cluster: super::cluster::ClusterCounters,
     /// Indexed by `ClientMsg::kind_index`.
     messages_in: Vec<Counter>,
     /// Indexed by `ServerMsg::kind_index`.
@@ -303,6 +305,42 @@ impl Metrics {
             ),
             ..turn
         };
+        let cluster = super::cluster::ClusterCounters::default();
+        add(
+            "cluster_relayed_up",
+            "Frames of browsers on other nodes relayed to rooms this node owns, and theirs relayed from this node to owners elsewhere",
+            &cluster.relayed_up,
+        );
+        add(
+            "cluster_relayed_down",
+            "Frames relayed from owning nodes to browsers connected here, and from rooms here to browsers on other nodes",
+            &cluster.relayed_down,
+        );
+        add(
+            "cluster_owned_rooms",
+            "Rooms whose ownership lease this node holds",
+            &cluster.owned_rooms,
+        );
+        add(
+            "cluster_redis_up",
+            "1 while this node's connections to Redis are up",
+            &cluster.redis_up,
+        );
+        add(
+            "cluster_lease_conflicts",
+            "Rooms found running here while another node held their lease",
+            &cluster.lease_conflicts,
+        );
+        add(
+            "cluster_refused_unavailable",
+            "Joins refused because Redis could not be asked who owns the room",
+            &cluster.unavailable,
+        );
+        add(
+            "cluster_redis_round_trip_seconds",
+            "Round trips of ownership queries to Redis",
+            &cluster.round_trip_seconds,
+        );
         // 10 µs to about 1.3 s.
         let fan_out_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 18));
         add(
@@ -324,6 +362,7 @@ impl Metrics {
             store,
             media,
             turn,
+            cluster,
             messages_in: series(&received, ClientMsg::KINDS.iter().map(|k| ByType(k))),
             messages_out: series(&sent, ServerMsg::KINDS.iter().map(|k| ByType(k))),
             errors: series(&refused, ErrorCode::ALL.iter().map(|c| ByCode(*c))),

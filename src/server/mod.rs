@@ -2,6 +2,7 @@
 //! `/metrics`, room creation) and `run`, which serves until told to shut down.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Connections and room tasks, so shutdown can wait for their close frames.
     pub tasks: TaskTracker,
+    /// The other nodes sharing rooms through Redis (`--redis-url`), if any.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     next_peer: Arc<AtomicU64>,
 }
 
@@ -137,7 +140,15 @@ impl AppState {
             turn,
             ..settings
         };
-        Ok(AppState {
+        let cluster = config.redis_url.clone().map(|url| {
+            let node = config
+                .node_id
+                .clone()
+                .unwrap_or_else(cluster::Cluster::random_node_id);
+            tracing::info!(node = %node, redis = %url, "sharing rooms with other nodes through Redis");
+            cluster::Cluster::new(url, node, metrics.cluster.clone())
+        });
+        let state = AppState {
             rooms: Rooms::new(
                 settings,
                 store.clone(),
@@ -157,11 +168,16 @@ impl AppState {
             metrics,
             shutdown,
             tasks,
+            cluster,
             // Ids stay unique across restarts (clients that reconnect to a restarted server
             // still hold messages from the old ids): start from the clock, in a range that
             // JavaScript numbers represent exactly.
             next_peer: Arc::new(AtomicU64::new(unix_now().0 * 1000)),
-        })
+        };
+        if let Some(cluster) = &state.cluster {
+            cluster.start(&state);
+        }
+        Ok(state)
     }
 
     pub fn next_peer_id(&self) -> PeerId {
@@ -240,6 +256,10 @@ pub async fn run(
     // Only now: rooms deliver (and hand to the store) what they still had queued while their
     // connections close, and all of it must be on disk before the process exits.
     state.store.close_cleanly().await;
+    // Last: relayed connections needed Redis to say goodbye.
+    if let Some(cluster) = &state.cluster {
+        cluster.stop().await;
+    }
     Ok(())
 }
 

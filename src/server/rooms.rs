@@ -333,6 +333,16 @@ impl Rooms {
         Ok(handle)
     }
 
+    /// The meetings running here (not their breakout rooms, which go with them).
+    pub fn running_meetings(&self) -> Vec<RoomSlug> {
+        self.registry()
+            .running
+            .keys()
+            .filter(|slug| !slug.is_breakout())
+            .cloned()
+            .collect()
+    }
+
     /// The limits every room of this server enforces.
     pub fn limits(&self) -> &RoomLimits {
         &self.settings.limits

@@ -18,6 +18,7 @@ use crate::protocol::{
     close_code, ClientMsg, Dismissal, ErrorCode, PeerId, ServerMsg, PROTOCOL_VERSION,
 };
 
+use super::cluster::Owner;
 use super::limits::ConnectionPermit;
 use super::rooms::{Move, Outbox, RoomCommand, RoomHandle, MOVE_QUEUE};
 use super::{unix_now, AppState};
@@ -57,12 +58,14 @@ enum Ending {
     Replaced,
     /// A host removed the member or ended the meeting.
     Dismissed(Dismissal),
+    /// The room lives on another node (`--redis-url`); the connection is relayed there.
+    Relayed,
 }
 
 impl Ending {
     fn close_frame(self, state: &AppState) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            Ending::ClientClosed | Ending::ConnectionLost => return None,
+            Ending::ClientClosed | Ending::ConnectionLost | Ending::Relayed => return None,
             Ending::ServerShutdown => (close_code::GOING_AWAY, "server shutting down".to_string()),
             Ending::TooSlow => (
                 close_code::POLICY_VIOLATION,
@@ -144,6 +147,8 @@ struct Connection<S> {
     last_heard: Instant,
     /// The client's address as the limits count it.
     address: std::net::IpAddr,
+    /// With `Ending::Relayed`: the node that owns the room, and the `join` frame it answers.
+    relay_to: Option<(String, String)>,
 }
 
 /// Answers a connection over a limit with the typed error and a close frame.
@@ -169,35 +174,97 @@ pub async fn serve(socket: impl Socket, state: AppState, permit: ConnectionPermi
     let metrics = state.metrics.clone();
     metrics.connections_open.inc();
     metrics.connections_total.inc();
-    let (frames_tx, frames) = mpsc::channel(state.config.peer_queue);
-    let (moves_tx, moves) = mpsc::channel(MOVE_QUEUE);
-    let mut connection = Connection {
-        peer: state.next_peer_id(),
-        outbox: Outbox {
-            frames: frames_tx,
-            kick: state.shutdown.child_token(),
-            replaced: CancellationToken::new(),
-            dismissed: Default::default(),
-            moves: moves_tx,
-        },
-        socket,
-        state,
-        frames,
-        greeted: false,
-        room: None,
-        main: None,
-        moves,
-        room_list: None,
-        last_heard: Instant::now(),
-        address: permit.address(),
-    };
+    let mut connection = Connection::new(socket, state, &permit);
     let ending = connection.run().await;
     tracing::debug!(peer = %connection.peer, ?ending, "connection ended");
-    connection.finish(ending).await;
+    match (
+        ending,
+        connection.relay_to.take(),
+        connection.state.cluster.clone(),
+    ) {
+        (Ending::Relayed, Some((owner, join)), Some(cluster)) => {
+            // What this node already said (its `hello`) goes out before the owner's answers.
+            connection.write_queued().await;
+            let Connection {
+                socket,
+                state,
+                address,
+                ..
+            } = connection;
+            cluster.relay(socket, &state, owner, join, address).await;
+        }
+        _ => connection.finish(ending).await,
+    }
     metrics.connections_open.dec();
 }
 
+/// Serves a browser connected to another node, whose room lives here (`--redis-url`): it
+/// already said `hello` there; `join` is its first frame here. Answers the node the room
+/// lives on instead, when that is not this one.
+pub async fn serve_relayed(
+    socket: impl Socket,
+    state: AppState,
+    permit: ConnectionPermit,
+    join: &str,
+) -> Option<String> {
+    let metrics = state.metrics.clone();
+    metrics.connections_open.inc();
+    metrics.connections_total.inc();
+    let mut connection = Connection::new(socket, state, &permit);
+    connection.greeted = true;
+    let ending = match connection.on_text(join).await {
+        Some(ending) => ending,
+        None => connection.run().await,
+    };
+    tracing::debug!(peer = %connection.peer, ?ending, "relayed connection ended");
+    let moved = connection.relay_to.take().map(|(owner, _)| owner);
+    if ending != Ending::Relayed {
+        connection.finish(ending).await;
+    }
+    metrics.connections_open.dec();
+    moved
+}
+
 impl<S: Socket> Connection<S> {
+    fn new(socket: S, state: AppState, permit: &ConnectionPermit) -> Self {
+        let (frames_tx, frames) = mpsc::channel(state.config.peer_queue);
+        let (moves_tx, moves) = mpsc::channel(MOVE_QUEUE);
+        Connection {
+            peer: state.next_peer_id(),
+            outbox: Outbox {
+                frames: frames_tx,
+                kick: state.shutdown.child_token(),
+                replaced: CancellationToken::new(),
+                dismissed: Default::default(),
+                moves: moves_tx,
+            },
+            socket,
+            state,
+            frames,
+            greeted: false,
+            room: None,
+            main: None,
+            moves,
+            room_list: None,
+            last_heard: Instant::now(),
+            address: permit.address(),
+            relay_to: None,
+        }
+    }
+
+    /// Writes what is queued for the client, within the close timeout.
+    async fn write_queued(&mut self) {
+        let socket = &mut self.socket;
+        let frames = &mut self.frames;
+        let write = async {
+            while let Ok(queued) = frames.try_recv() {
+                socket.feed(Message::Text(queued)).await?;
+            }
+            socket.flush().await
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write).await;
+    }
+
     async fn run(&mut self) -> Ending {
         let period = Duration::from_millis(self.state.config.heartbeat_ms.max(1));
         let idle_timeout = Duration::from_millis(self.state.config.idle_timeout_ms);
@@ -298,45 +365,18 @@ impl<S: Socket> Connection<S> {
     }
 
     fn read_failed(&mut self, error: axum::Error) -> Ending {
-        let error = error.into_inner();
-        let kind = error.downcast_ref::<tungstenite::Error>();
-        // A connection cut without a close frame shows up as a protocol error too; that one
-        // is a lost network, which may come back and resume.
-        let cut = matches!(
-            kind,
-            Some(tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
-            ))
-        );
-        if !cut
-            && matches!(
-                kind,
-                Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_))
-            )
-        {
-            // A broken frame is not a broken network: no resume, the member leaves now, and
-            // the client hears why.
-            tracing::info!(peer = %self.peer, %error, "closing a connection that broke the WebSocket protocol");
-            return if matches!(kind, Some(tungstenite::Error::Utf8(_))) {
-                Ending::InvalidText
-            } else {
-                Ending::ProtocolViolation
-            };
+        let ending = read_ending(error);
+        match ending {
+            Ending::TooLarge => {
+                self.refuse(too_large(&self.state));
+                tracing::info!(peer = %self.peer, "closing a connection that sent an oversized message");
+            }
+            Ending::ProtocolViolation | Ending::InvalidText => {
+                tracing::info!(peer = %self.peer, "closing a connection that broke the WebSocket protocol");
+            }
+            _ => {}
         }
-        let too_large = matches!(kind, Some(tungstenite::Error::Capacity(_)));
-        if too_large {
-            self.refuse(Refusal::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "messages are limited to {} bytes; this connection will close",
-                    self.state.config.max_frame_bytes
-                ),
-            ));
-            tracing::info!(peer = %self.peer, "closing a connection that sent an oversized message");
-            Ending::TooLarge
-        } else {
-            Ending::ConnectionLost
-        }
+        ending
     }
 
     async fn on_text(&mut self, text: &str) -> Option<Ending> {
@@ -381,7 +421,7 @@ impl<S: Socket> Connection<S> {
                     password,
                     ..JoinRequest::default()
                 };
-                self.join(&room, request, token).await
+                return self.join(&room, request, token, text).await;
             }
             ClientMsg::WatchRooms if !self.state.config.public_room_list => {
                 self.refuse(Refusal::new(
@@ -457,17 +497,47 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    async fn join(&mut self, room: &str, mut request: JoinRequest, token: Option<String>) {
+    /// Joins the room, or ends with `Ending::Relayed` when another node runs it; `text` is
+    /// the `join` frame as received, for that node.
+    async fn join(
+        &mut self,
+        room: &str,
+        request: JoinRequest,
+        token: Option<String>,
+        text: &str,
+    ) -> Option<Ending> {
         if self.room.is_some() {
-            return self.refuse(Refusal::new(
+            self.refuse(Refusal::new(
                 ErrorCode::AlreadyJoined,
                 "this connection is already in a room",
             ));
+            return None;
         }
         let slug = match RoomSlug::parse(room) {
             Ok(slug) => slug,
-            Err(refusal) => return self.refuse(refusal),
+            Err(refusal) => {
+                self.refuse(refusal);
+                return None;
+            }
         };
+        if let Some(cluster) = self.state.cluster.clone() {
+            match cluster.locate(&slug).await {
+                Ok(Owner::Here) => {}
+                Ok(Owner::Node(owner)) => {
+                    self.relay_to = Some((owner, text.to_string()));
+                    return Some(Ending::Relayed);
+                }
+                Err(refusal) => {
+                    self.refuse(refusal);
+                    return None;
+                }
+            }
+        }
+        self.join_here(slug, request, token).await;
+        None
+    }
+
+    async fn join_here(&mut self, slug: RoomSlug, mut request: JoinRequest, token: Option<String>) {
         if let Some(auth) = &self.state.auth {
             let checked = match token.as_deref().filter(|t| !t.is_empty()) {
                 Some(token) => auth.check(token, &slug, unix_now().0 / 1000),
@@ -675,6 +745,50 @@ impl<S: Socket> Connection<S> {
             socket.send(Message::Close(Some(frame))).await
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+    }
+}
+
+/// Why reading a WebSocket failed: a broken frame is not a broken network (no resume, the
+/// member leaves now, and the client hears why), while a connection cut without a close
+/// frame, which shows up as a protocol error too, is a lost network that may come back.
+fn read_ending(error: axum::Error) -> Ending {
+    let error = error.into_inner();
+    let kind = error.downcast_ref::<tungstenite::Error>();
+    match kind {
+        Some(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )) => Ending::ConnectionLost,
+        Some(tungstenite::Error::Utf8(_)) => Ending::InvalidText,
+        Some(tungstenite::Error::Protocol(_)) => Ending::ProtocolViolation,
+        Some(tungstenite::Error::Capacity(_)) => Ending::TooLarge,
+        _ => Ending::ConnectionLost,
+    }
+}
+
+fn too_large(state: &AppState) -> Refusal {
+    Refusal::new(
+        ErrorCode::TooLarge,
+        format!(
+            "messages are limited to {} bytes; this connection will close",
+            state.config.max_frame_bytes
+        ),
+    )
+}
+
+/// How a relay ends a browser connection whose read failed (`--redis-url`): whether the
+/// member may resume, the error to send first, and the close frame.
+pub(super) struct BrokenRead {
+    pub resumable: bool,
+    pub refusal: Option<Refusal>,
+    pub close: Option<CloseFrame>,
+}
+
+pub(super) fn broken_read(error: axum::Error, state: &AppState) -> BrokenRead {
+    let ending = read_ending(error);
+    BrokenRead {
+        resumable: ending == Ending::ConnectionLost,
+        refusal: (ending == Ending::TooLarge).then(|| too_large(state)),
+        close: ending.close_frame(state),
     }
 }
 

@@ -561,3 +561,63 @@ impl Client {
         let _ = self.ws.close(None).await;
     }
 }
+
+/// A `redis-server` of a test's own on a free loopback port, without persistence; killed
+/// when dropped. Debian's `redis-server` package provides it (scripts/setup.sh installs it).
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = RedisServer { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port after `kill` (with none of its data).
+    pub async fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server runs (Debian package redis-server; scripts/setup.sh installs it)",
+            );
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills it at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,671 @@
+//! Several Room nodes sharing rooms through Redis (`--redis-url`). Absent, nothing here runs.
+//!
+//! A room lives on exactly one node at a time, the one holding its ownership lease in Redis
+//! (`room:owner:<slug>`, renewed while the room runs, released when it closes). Any node accepts
+//! any browser: a browser whose room lives elsewhere has its frames relayed to the owner over
+//! Redis pub/sub ([`envelope`]), where an ordinary connection loop serves it. So the owner's room
+//! task stays the one place that orders a room's messages, and a call's media goes straight to
+//! the owner's forwarding unit, never through Redis.
+
+pub mod envelope;
+pub mod resp;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::names::RoomSlug;
+use crate::core::Refusal;
+use crate::protocol::{close_code, ErrorCode};
+
+use self::envelope::{Down, Envelope, Received, SessionId, Up};
+use self::resp::{Publisher, Redis, RedisError, RedisUrl};
+use super::socket::Socket;
+use super::AppState;
+
+/// How long a lease lasts without renewal: a node that dies gives up its rooms this long
+/// after its last renewal.
+pub const LEASE_TTL: Duration = Duration::from_millis(3000);
+/// Leases are renewed (and released for rooms that closed) this often, three times a TTL.
+const RENEW_EVERY: Duration = Duration::from_millis(1000);
+
+/// Owners a relayed join may be sent on to before the edge gives up (ownership changing
+/// that often means something is wrong).
+const MAX_HOPS: usize = 3;
+
+/// How long the edge waits for a close frame to reach the browser.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Takes the lease if nobody holds it, renews it if this node does; answers the holder.
+const CLAIM_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return ARGV[1] end \
+    if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+    return v";
+/// Gives the lease up, only if this node holds it.
+const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) end return 0";
+
+/// What `/metrics` reports about the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterCounters {
+    pub relayed_up: Counter,
+    pub relayed_down: Counter,
+    pub owned_rooms: Gauge,
+    pub redis_up: Gauge,
+    pub lease_conflicts: Counter,
+    pub unavailable: Counter,
+    pub round_trip_seconds: Histogram,
+}
+
+impl Default for ClusterCounters {
+    fn default() -> Self {
+        ClusterCounters {
+            relayed_up: Counter::default(),
+            relayed_down: Counter::default(),
+            owned_rooms: Gauge::default(),
+            redis_up: Gauge::default(),
+            lease_conflicts: Counter::default(),
+            unavailable: Counter::default(),
+            // 20 µs to about 1.3 s.
+            round_trip_seconds: Histogram::new(exponential_buckets(0.000_02, 2.0, 17)),
+        }
+    }
+}
+
+/// Where a room lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Here,
+    Node(String),
+}
+
+/// This node's part of the cluster.
+pub struct Cluster {
+    node: String,
+    url: RedisUrl,
+    redis: Redis,
+    /// Rooms whose lease this node holds.
+    owned: Mutex<HashSet<RoomSlug>>,
+    /// Browsers on other nodes served here, by their edge node and session.
+    served: Mutex<HashMap<(String, SessionId), mpsc::Sender<Message>>>,
+    /// Browsers connected here whose rooms live elsewhere, by session.
+    relaying: Mutex<HashMap<SessionId, mpsc::Sender<Envelope<Down>>>>,
+    next_session: AtomicU64,
+    subscribed: watch::Sender<bool>,
+    counters: ClusterCounters,
+    /// Stops the Redis connections; after the server's shutdown, which still needs them.
+    stop: CancellationToken,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain maps every update leaves consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Cluster {
+    /// Connects to Redis in the background (the node starts even while Redis is down).
+    pub fn new(url: RedisUrl, node: String, counters: ClusterCounters) -> Arc<Cluster> {
+        let stop = CancellationToken::new();
+        let redis = Redis::start(url.clone(), stop.clone());
+        Arc::new(Cluster {
+            node,
+            url,
+            redis,
+            owned: Mutex::default(),
+            served: Mutex::default(),
+            relaying: Mutex::default(),
+            next_session: AtomicU64::new(1),
+            subscribed: watch::channel(false).0,
+            counters,
+            stop,
+        })
+    }
+
+    /// A random node id, for when `--node-id` is not given.
+    pub fn random_node_id() -> String {
+        let mut bytes = [0u8; 6];
+        // Without randomness the clock still tells restarts apart.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether both connections to Redis are up.
+    pub fn is_up(&self) -> bool {
+        self.redis.is_up() && *self.subscribed.borrow()
+    }
+
+    /// Waits until both connections to Redis are up (start-up, tests).
+    pub async fn wait_up(&self, within: Duration) -> bool {
+        let mut subscribed = self.subscribed.subscribe();
+        let deadline = Instant::now() + within;
+        self.redis.wait_up(within).await
+            && tokio::time::timeout_at(deadline, subscribed.wait_for(|up| *up))
+                .await
+                .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Listens on this node's channel and keeps the leases of its rooms; call once, with the
+    /// state whose connections relayed browsers are served by.
+    pub fn start(self: &Arc<Self>, state: &AppState) {
+        let weak = Arc::downgrade(self);
+        let serving = state.clone();
+        let (up_tx, mut up) = watch::channel(false);
+        resp::subscribe(
+            self.url.clone(),
+            envelope::node_channel(&self.node),
+            move |payload| {
+                if let Some(cluster) = weak.upgrade() {
+                    cluster.dispatch(&payload, &serving);
+                }
+            },
+            up_tx,
+            self.stop.clone(),
+        );
+        let cluster = Arc::clone(self);
+        tokio::spawn(async move {
+            while up.changed().await.is_ok() {
+                let now_up = *up.borrow_and_update();
+                cluster.subscribed.send_replace(now_up);
+            }
+        });
+        let cluster = Arc::clone(self);
+        let rooms = Arc::clone(&state.rooms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RENEW_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => cluster.keep_leases(&rooms).await,
+                    () = cluster.stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// After the server shut down: gives up this node's leases, so other nodes take its rooms
+    /// at once rather than after the lease runs out, then closes the Redis connections.
+    pub async fn stop(&self) {
+        let owned: Vec<RoomSlug> = lock(&self.owned).drain().collect();
+        let releases = owned.iter().map(|slug| self.release(slug));
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::future::join_all(releases),
+        )
+        .await;
+        self.counters.owned_rooms.set(0);
+        self.stop.cancel();
+    }
+
+    /// Which node runs `slug`, taking its lease for this node when nobody holds it.
+    pub async fn locate(&self, slug: &RoomSlug) -> Result<Owner, Refusal> {
+        if lock(&self.owned).contains(slug) {
+            return Ok(Owner::Here);
+        }
+        match self.claim(slug).await {
+            Ok(owner) => Ok(owner),
+            Err(error) => {
+                self.counters.unavailable.inc();
+                tracing::warn!(room = %slug, %error, "cannot learn who runs a room");
+                Err(Refusal::new(
+                    ErrorCode::Unavailable,
+                    "the meeting service cannot reach its database right now; try again in a moment",
+                ))
+            }
+        }
+    }
+
+    fn owner_key(slug: &RoomSlug) -> String {
+        format!("room:owner:{slug}")
+    }
+
+    /// Runs the claim script: the holder of the lease, which is this node if it was free.
+    async fn claim(&self, slug: &RoomSlug) -> Result<Owner, RedisError> {
+        let key = Self::owner_key(slug);
+        let ttl = LEASE_TTL.as_millis().to_string();
+        let started = std::time::Instant::now();
+        let reply = self
+            .redis
+            .query(&[
+                b"EVAL",
+                CLAIM_SCRIPT.as_bytes(),
+                b"1",
+                key.as_bytes(),
+                self.node.as_bytes(),
+                ttl.as_bytes(),
+            ])
+            .await?;
+        self.counters
+            .round_trip_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let holder = reply
+            .text()
+            .ok_or_else(|| RedisError::Unexpected(format!("{reply:?}")))?;
+        if holder == self.node {
+            let mut owned = lock(&self.owned);
+            owned.insert(slug.clone());
+            self.counters.owned_rooms.set(owned.len() as i64);
+            Ok(Owner::Here)
+        } else {
+            Ok(Owner::Node(holder.to_string()))
+        }
+    }
+
+    async fn release(&self, slug: &RoomSlug) {
+        let key = Self::owner_key(slug);
+        let released = self
+            .redis
+            .query(&[
+                b"EVAL",
+                RELEASE_SCRIPT.as_bytes(),
+                b"1",
+                key.as_bytes(),
+                self.node.as_bytes(),
+            ])
+            .await;
+        if let Err(error) = released {
+            // The lease runs out by itself.
+            tracing::debug!(room = %slug, %error, "could not release a lease");
+        }
+    }
+
+    /// Renews the leases of the rooms running here and releases those of rooms that closed.
+    /// A room running here whose lease another node took (Redis was unreachable for longer
+    /// than a lease) is counted and logged: its members are in two meetings until it empties.
+    async fn keep_leases(&self, rooms: &super::rooms::Rooms) {
+        if !self.redis.is_up() {
+            return;
+        }
+        let running: HashSet<RoomSlug> = rooms.running_meetings().into_iter().collect();
+        let closed: Vec<RoomSlug> = {
+            let mut owned = lock(&self.owned);
+            let closed = owned.difference(&running).cloned().collect::<Vec<_>>();
+            for slug in &closed {
+                owned.remove(slug);
+            }
+            self.counters.owned_rooms.set(owned.len() as i64);
+            closed
+        };
+        let renewals = running.iter().map(|slug| async move {
+            match self.claim(slug).await {
+                Ok(Owner::Node(other)) => {
+                    let was_ours = {
+                        let mut owned = lock(&self.owned);
+                        let was = owned.remove(slug);
+                        self.counters.owned_rooms.set(owned.len() as i64);
+                        was
+                    };
+                    if was_ours {
+                        self.counters.lease_conflicts.inc();
+                        tracing::error!(room = %slug, owner = %other, "another node took the lease of a room running here");
+                    }
+                }
+                Ok(Owner::Here) => {}
+                Err(error) => tracing::debug!(room = %slug, %error, "could not renew a lease"),
+            }
+        });
+        futures_util::future::join_all(renewals).await;
+        let releases = closed.iter().map(|slug| async move {
+            // A room that started again meanwhile is claimed again on the next round.
+            self.release(slug).await;
+        });
+        futures_util::future::join_all(releases).await;
+    }
+
+    /// One message from this node's channel.
+    fn dispatch(self: &Arc<Self>, payload: &[u8], state: &AppState) {
+        match envelope::decode(payload) {
+            Some(Received::Up(envelope)) => self.from_edge(envelope, state),
+            Some(Received::Down(envelope)) => {
+                self.counters.relayed_down.inc();
+                let mut relaying = lock(&self.relaying);
+                if let Some(session) = relaying.get(&envelope.session) {
+                    if session.try_send(envelope.clone()).is_err() {
+                        // The browser does not read fast enough: its relay ends as too slow.
+                        relaying.remove(&envelope.session);
+                    }
+                }
+            }
+            None => tracing::debug!(bytes = payload.len(), "an unreadable cluster message"),
+        }
+    }
+
+    /// A relayed browser's frame, on the node that owns its room.
+    fn from_edge(self: &Arc<Self>, envelope: Envelope<Up>, state: &AppState) {
+        self.counters.relayed_up.inc();
+        let key = (envelope.from, envelope.session);
+        let message = match envelope.body {
+            Up::Open { address, join } => {
+                let (inbound, frames) = mpsc::channel(state.config.peer_queue);
+                if lock(&self.served).insert(key.clone(), inbound).is_some() {
+                    tracing::warn!(edge = %key.0, session = key.1, "a relayed session opened twice");
+                }
+                let socket = RelayedSocket {
+                    frames,
+                    publisher: self.redis.publisher(),
+                    channel: envelope::node_channel(&key.0),
+                    session: key.1,
+                    node: self.node.clone(),
+                    closed: Arc::new(AtomicBool::new(false)),
+                    counters: self.counters.clone(),
+                };
+                let cluster = Arc::clone(self);
+                let state = state.clone();
+                state.tasks.clone().spawn(async move {
+                    cluster
+                        .serve_relayed(socket, state, key, address, join)
+                        .await
+                });
+                return;
+            }
+            Up::Text(text) => Message::Text(text.into()),
+            Up::Pong => Message::Pong(Default::default()),
+            Up::Closed => Message::Close(None),
+            Up::Lost => {
+                // Dropping the queue ends the connection's stream: a lost connection.
+                lock(&self.served).remove(&key);
+                return;
+            }
+        };
+        let mut served = lock(&self.served);
+        let Some(session) = served.get(&key) else {
+            drop(served);
+            // The owner restarted, or the session ended: tell the edge, which may then give
+            // its browser a fresh start.
+            let gone = envelope::encode_down(
+                key.1,
+                &self.node,
+                &Down::Close {
+                    code: close_code::GOING_AWAY,
+                    reason: "the meeting moved; reconnecting".into(),
+                },
+            );
+            self.redis
+                .try_publish(envelope::node_channel(&key.0).as_bytes(), &gone);
+            return;
+        };
+        let closing = matches!(message, Message::Close(_));
+        if session.try_send(message).is_err() || closing {
+            // A full queue: the room reads this connection slower than it sends, so it is
+            // treated as lost (it may resume), as a local connection would be.
+            served.remove(&key);
+        }
+    }
+
+    /// Serves a browser on another node as if it were connected here.
+    async fn serve_relayed(
+        self: Arc<Self>,
+        mut socket: RelayedSocket,
+        state: AppState,
+        key: (String, SessionId),
+        address: IpAddr,
+        join: String,
+    ) {
+        let closed = Arc::clone(&socket.closed);
+        let ending = match state.connections.admit(address) {
+            Ok(permit) => super::socket::serve_relayed(&mut socket, state, permit, &join).await,
+            Err(refusal) => {
+                super::socket::turn_away(&mut socket, &state, refusal).await;
+                None
+            }
+        };
+        lock(&self.served).remove(&key);
+        let last = match ending {
+            Some(owner) => Some(Down::Moved { owner }),
+            // Endings without a close frame (the browser left, or its edge lost it) still
+            // end the edge's relay.
+            None if !closed.load(Ordering::Relaxed) => Some(Down::Close {
+                code: close_code::GOING_AWAY,
+                reason: "the connection ended".into(),
+            }),
+            None => None,
+        };
+        if let Some(last) = last {
+            let bytes = envelope::encode_down(key.1, &self.node, &last);
+            let _ = self
+                .redis
+                .send(&[b"PUBLISH", socket.channel.as_bytes(), &bytes])
+                .await;
+        }
+    }
+
+    async fn publish_up(&self, owner: &str, session: SessionId, body: &Up) {
+        self.counters.relayed_up.inc();
+        let bytes = envelope::encode_up(session, &self.node, body);
+        let channel = envelope::node_channel(owner);
+        if let Err(error) = self
+            .redis
+            .send(&[b"PUBLISH", channel.as_bytes(), &bytes])
+            .await
+        {
+            tracing::debug!(%error, "a relayed frame was not sent");
+        }
+    }
+
+    /// Relays a browser connected here to the node that owns its room, until either side
+    /// ends. `join` is the browser's `join` frame, which the owner answers.
+    pub async fn relay<S: Socket>(
+        &self,
+        mut socket: S,
+        state: &AppState,
+        mut owner: String,
+        join: String,
+        address: IpAddr,
+    ) {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (sender, mut downs) = mpsc::channel(state.config.peer_queue);
+        lock(&self.relaying).insert(session, sender);
+        let open = Up::Open {
+            address,
+            join: join.clone(),
+        };
+        self.publish_up(&owner, session, &open).await;
+        let idle_timeout = Duration::from_millis(state.config.idle_timeout_ms);
+        let write_timeout = Duration::from_millis(state.config.write_timeout_ms.max(1));
+        let period = Duration::from_millis(state.config.heartbeat_ms.max(1));
+        let mut check = tokio::time::interval_at(Instant::now() + period, period);
+        let mut last_heard = Instant::now();
+        let mut hops = 0;
+        let going_away = |reason: &str| CloseFrame {
+            code: close_code::GOING_AWAY,
+            reason: reason.to_string().into(),
+        };
+        // What the browser is told last, and what the owner is told last.
+        let (to_browser, to_owner) = loop {
+            tokio::select! {
+                biased;
+                () = state.shutdown.cancelled() => {
+                    // The owner keeps the member for a resume through another node.
+                    break (Some(going_away("server shutting down")), Some(Up::Lost));
+                }
+                down = downs.recv() => {
+                    let Some(Envelope { from, body, .. }) = down else {
+                        tracing::info!(session, "closing a relayed connection that read too slowly");
+                        break (
+                            Some(CloseFrame {
+                                code: close_code::POLICY_VIOLATION,
+                                reason: "too slow: messages were not read in time".into(),
+                            }),
+                            Some(Up::Lost),
+                        );
+                    };
+                    // Late words from an owner the join moved away from.
+                    if from != owner {
+                        continue;
+                    }
+                    last_heard = Instant::now();
+                    let message = match body {
+                        Down::Text(text) => Message::Text(text.into()),
+                        Down::Ping => Message::Ping(Default::default()),
+                        Down::Close { code, reason } => {
+                            break (Some(CloseFrame { code, reason: reason.into() }), None);
+                        }
+                        Down::Moved { owner: next } => {
+                            hops += 1;
+                            if hops > MAX_HOPS {
+                                tracing::warn!(session, "a relayed join moved too often");
+                                break (
+                                    Some(CloseFrame {
+                                        code: close_code::TRY_AGAIN_LATER,
+                                        reason: "the meeting is moving between servers; try again".into(),
+                                    }),
+                                    None,
+                                );
+                            }
+                            owner = next;
+                            self.publish_up(&owner, session, &open).await;
+                            continue;
+                        }
+                    };
+                    let written = tokio::time::timeout(write_timeout, socket.send(message)).await;
+                    if !matches!(written, Ok(Ok(()))) {
+                        break (None, Some(Up::Lost));
+                    }
+                }
+                _ = check.tick() => {
+                    if last_heard.elapsed() >= idle_timeout {
+                        tracing::info!(session, %owner, "the node running a relayed room stopped answering");
+                        break (Some(going_away("the meeting's server stopped answering")), Some(Up::Lost));
+                    }
+                }
+                incoming = socket.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        self.publish_up(&owner, session, &Up::Text(text.to_string())).await;
+                    }
+                    Some(Ok(Message::Pong(_))) => self.publish_up(&owner, session, &Up::Pong).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let refusal = Refusal::new(
+                            ErrorCode::BadMessage,
+                            "binary frames are not supported; send JSON text",
+                        );
+                        let frame = refusal.into_msg().to_json();
+                        if socket.send(Message::Text(frame.into())).await.is_err() {
+                            break (None, Some(Up::Lost));
+                        }
+                    }
+                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Close(_))) => break (None, Some(Up::Closed)),
+                    None => break (None, Some(Up::Lost)),
+                    Some(Err(error)) => {
+                        let broken = super::socket::broken_read(error, state);
+                        if let Some(refusal) = broken.refusal {
+                            state.metrics.count_refusal(refusal.code);
+                            let frame = refusal.into_msg().to_json();
+                            let _ = tokio::time::timeout(
+                                CLOSE_TIMEOUT,
+                                socket.send(Message::Text(frame.into())),
+                            )
+                            .await;
+                        }
+                        break (broken.close, Some(if broken.resumable { Up::Lost } else { Up::Closed }));
+                    }
+                },
+            }
+        };
+        lock(&self.relaying).remove(&session);
+        if let Some(last) = to_owner {
+            self.publish_up(&owner, session, &last).await;
+        }
+        if let Some(frame) = to_browser {
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+}
+
+/// The owner's side of a relayed browser: a socket whose frames come from, and go to, the
+/// browser's edge node over Redis.
+pub struct RelayedSocket {
+    frames: mpsc::Receiver<Message>,
+    publisher: Publisher,
+    channel: String,
+    session: SessionId,
+    node: String,
+    /// Set once a close frame was sent, so the ending adds none.
+    closed: Arc<AtomicBool>,
+    counters: ClusterCounters,
+}
+
+impl Stream for RelayedSocket {
+    type Item = Result<Message, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.frames.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+impl Sink<Message> for RelayedSocket {
+    type Error = axum::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.publisher.poll_ready(cx).map_err(axum::Error::new)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        let body = match item {
+            Message::Text(text) => Down::Text(text.as_str().to_string()),
+            Message::Ping(_) => Down::Ping,
+            Message::Close(frame) => {
+                self.closed.store(true, Ordering::Relaxed);
+                let (code, reason) = frame
+                    .map(|f| (f.code, f.reason.as_str().to_string()))
+                    .unwrap_or((close_code::GOING_AWAY, String::new()));
+                Down::Close { code, reason }
+            }
+            Message::Pong(_) | Message::Binary(_) => return Ok(()),
+        };
+        self.counters.relayed_down.inc();
+        let bytes = envelope::encode_down(self.session, &self.node, &body);
+        let this = &mut *self;
+        this.publisher
+            .publish(this.channel.as_bytes(), &bytes)
+            .map_err(axum::Error::new)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Checks a `--node-id`: it names the node's channel and lease values.
+pub fn parse_node_id(id: &str) -> Result<String, String> {
+    let fits = !id.is_empty()
+        && id.len() <= envelope::MAX_NODE_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if fits {
+        Ok(id.to_string())
+    } else {
+        Err(format!(
+            "a node id is 1 to {} letters, digits, '-', '_' or '.'",
+            envelope::MAX_NODE_ID
+        ))
+    }
+}
