@@ -120,12 +120,25 @@ async fn a_room_moves_to_another_node_once_it_empties_or_its_node_stops() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (mut cleo, _) = b.joined("moving", "Cleo").await;
+    let (mut cleo, joined) = b.joined("moving", "Cleo").await;
     assert_eq!(metric(&b.metrics().await, "room_cluster_owned_rooms"), 1.0);
+    // The history came along, numbering included.
+    let texts: Vec<_> = joined.history.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["through the relay"]);
+    cleo.chat("second").await;
+    let second = cleo.recv_until(is_chat).await;
+    let ServerMsg::Chat { entry } = &second else {
+        unreachable!()
+    };
+    assert_eq!(
+        entry.id,
+        room::protocol::MessageId(joined.history[0].id.0 + 1)
+    );
     let (mut dan, joined) = a.joined("moving", "Dan").await;
     assert_eq!(joined.peers.len(), 2, "Dan, on a, is relayed to b");
     dan.chat("hello from a").await;
     assert_eq!(cleo.recv_until(is_chat).await.text_of(), "hello from a");
+    cleo.drain(Duration::from_millis(100)).await;
 
     // b stops: its browsers are told to go; the room is free for a at once.
     b.stop().await;
@@ -141,6 +154,60 @@ async fn a_room_moves_to_another_node_once_it_empties_or_its_node_stops() {
     assert_eq!(joined.peers.len(), 1, "a runs the room now");
     assert_eq!(metric(&a.metrics().await, "room_cluster_owned_rooms"), 1.0);
     a.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_is_in_redis_before_anyone_sees_it() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis, "node-a", &["--chat-burst", "50"]).await;
+    let b = node(&redis, "node-b", &[]).await;
+    let (mut ann, _) = a.joined("durable", "Ann").await;
+    let (mut bob, _) = b.joined("durable", "Bob").await;
+    ann.drain(Duration::from_millis(100)).await;
+    let reader = room::server::cluster::resp::Redis::start(
+        redis.url().parse().unwrap(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    assert!(reader.wait_up(WAIT).await);
+    for i in 0..20 {
+        ann.chat(&format!("n{i}")).await;
+        // Whoever sees it first, locally or through the relay, Redis already has it.
+        for seen in [ann.recv_until(is_chat).await, bob.recv_until(is_chat).await] {
+            let ServerMsg::Chat { entry } = seen else {
+                unreachable!()
+            };
+            let id = format!("{}-0", entry.id.0);
+            let stored = reader
+                .query(&[
+                    b"XRANGE",
+                    b"room:chat:durable",
+                    id.as_bytes(),
+                    id.as_bytes(),
+                ])
+                .await
+                .unwrap();
+            assert!(
+                matches!(&stored, room::server::cluster::resp::Reply::Array(items) if items.len() == 1),
+                "message {} is in Redis: {stored:?}",
+                entry.id.0
+            );
+        }
+    }
+    // While Redis holds writes back, nobody sees the message: delivery waits for the store.
+    reader
+        .query(&[b"CLIENT", b"PAUSE", b"600", b"WRITE"])
+        .await
+        .unwrap();
+    let paused = std::time::Instant::now();
+    ann.chat("held back").await;
+    assert_eq!(ann.recv_until(is_chat).await.text_of(), "held back");
+    assert!(
+        paused.elapsed() >= Duration::from_millis(400),
+        "delivered after {:?}, while Redis was not writing",
+        paused.elapsed()
+    );
+    a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]

@@ -337,6 +337,11 @@ impl Metrics {
             &cluster.unavailable,
         );
         add(
+            "cluster_unstored_messages",
+            "Chat messages delivered but not stored because Redis was unavailable",
+            &cluster.unstored,
+        );
+        add(
             "cluster_redis_round_trip_seconds",
             "Round trips of ownership queries to Redis",
             &cluster.round_trip_seconds,

@@ -106,6 +106,18 @@ impl AppState {
         };
         let clock = Clock::new();
         let shutdown = CancellationToken::new();
+        let cluster = config.redis_url.clone().map(|url| {
+            let node = config
+                .node_id
+                .clone()
+                .unwrap_or_else(cluster::Cluster::random_node_id);
+            tracing::info!(node = %node, redis = %url, "sharing rooms with other nodes through Redis");
+            cluster::Cluster::new(url, node, metrics.cluster.clone())
+        });
+        let history = match &cluster {
+            Some(cluster) => rooms::History::Shared(cluster.history(config.retention())),
+            None => rooms::History::Local(store.clone()),
+        };
         let media = match config.media {
             MediaPolicy::Mesh => None,
             MediaPolicy::Sfu | MediaPolicy::Auto => Some(
@@ -140,22 +152,8 @@ impl AppState {
             turn,
             ..settings
         };
-        let cluster = config.redis_url.clone().map(|url| {
-            let node = config
-                .node_id
-                .clone()
-                .unwrap_or_else(cluster::Cluster::random_node_id);
-            tracing::info!(node = %node, redis = %url, "sharing rooms with other nodes through Redis");
-            cluster::Cluster::new(url, node, metrics.cluster.clone())
-        });
         let state = AppState {
-            rooms: Rooms::new(
-                settings,
-                store.clone(),
-                metrics.clone(),
-                tasks.clone(),
-                clock,
-            ),
+            rooms: Rooms::new(settings, history, metrics.clone(), tasks.clone(), clock),
             store,
             connections: ConnectionLimits::new(
                 config.max_connections,

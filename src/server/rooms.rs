@@ -21,10 +21,11 @@ use crate::protocol::{
     ChatEntry, ClientMsg, Dismissal, ErrorCode, IceServer, LeaveReason, PeerId, ServerMsg,
 };
 
+use super::cluster::history::SharedHistory;
 use super::media::{MediaCommand, MediaHandle};
 use super::metrics::Metrics;
 use super::password::Passwords;
-use super::store::ChatStore;
+use super::store::{ChatStore, ReadError, StoredHistory};
 use super::Clock;
 
 /// Commands a room task accepts. Bounded, so a flood from one connection waits on its own
@@ -174,7 +175,7 @@ pub struct Rooms {
     /// The home page's list, encoded once per change and shared by every watcher.
     list: watch::Sender<Utf8Bytes>,
     settings: RoomSettings,
-    store: ChatStore,
+    history: History,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
     clock: Clock,
@@ -213,7 +214,7 @@ const GUESSES_PER_ADDRESS: SlowLimit = SlowLimit::new(10, 30);
 impl Rooms {
     pub fn new(
         settings: RoomSettings,
-        store: ChatStore,
+        history: History,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
         clock: Clock,
@@ -229,7 +230,7 @@ impl Rooms {
             }),
             list: watch::channel(empty).0,
             settings,
-            store,
+            history,
             metrics,
             tasks,
             clock,
@@ -328,6 +329,7 @@ impl Rooms {
             commands: handle.commands.downgrade(),
             deadline: None,
             media_key: format!("{slug}#{}", handle.generation).into(),
+            unsettled: Default::default(),
         };
         self.tasks.spawn(task.run(inbox));
         Ok(handle)
@@ -445,6 +447,44 @@ struct RoomTask {
     deadline: Option<MonoMillis>,
     /// This room (this run of it) to the forwarding unit, which keeps rooms apart by it.
     media_key: crate::sfu::engine::RoomKey,
+    /// Outcomes waiting for their chat to be in Redis before anyone sees it.
+    unsettled: std::collections::VecDeque<(Option<StoreWrite>, Outcome)>,
+}
+
+/// A pending write of chat to Redis.
+type StoreWrite = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Where rooms keep their chat: this node's SQLite file, or Redis when rooms move between
+/// nodes (`--redis-url`).
+#[derive(Clone)]
+pub enum History {
+    Local(ChatStore),
+    Shared(SharedHistory),
+}
+
+impl History {
+    async fn recent(&self, room: &str, limit: usize) -> Result<StoredHistory, ReadError> {
+        match self {
+            History::Local(store) => store.recent(room, limit).await,
+            History::Shared(shared) => shared.recent(room, limit).await,
+        }
+    }
+
+    async fn between(&self, room: &str, range: crate::core::HistoryRange) -> Vec<ChatEntry> {
+        match self {
+            History::Local(store) => store.between(room, range).await,
+            History::Shared(shared) => shared.between(room, range).await,
+        }
+    }
+
+    /// Whether ids after the stored last one may have been delivered unstored. Redis holds
+    /// every message before it is delivered.
+    fn crashed(&self) -> bool {
+        match self {
+            History::Local(store) => store.crashed(),
+            History::Shared(_) => false,
+        }
+    }
 }
 
 impl RoomTask {
@@ -453,7 +493,7 @@ impl RoomTask {
         // The one read inside the task: the room has no members to keep waiting yet.
         let stored = match self
             .rooms
-            .store
+            .history
             .recent(&slug, self.room.limits().history_len)
             .await
         {
@@ -467,7 +507,7 @@ impl RoomTask {
                 return;
             }
         };
-        let gap = if self.rooms.store.crashed() {
+        let gap = if self.rooms.history.crashed() {
             CRASH_ID_GAP
         } else {
             0
@@ -489,6 +529,7 @@ impl RoomTask {
                     self.publish_if_changed(before);
                 }
             }
+            self.settle().await;
             if self.retire_if_empty() {
                 break;
             }
@@ -785,12 +826,42 @@ impl RoomTask {
         });
     }
 
-    /// Does what the core asked: stores new chat (fan-out does not wait for it), starts the
-    /// history read a joining member needs, remembers the next deadline, and delivers.
+    /// Does what the core asked. With history in Redis, new chat is stored first and the
+    /// outcome (with every later one, to keep their order) waits for `settle`.
     fn carry_out(&mut self, outcome: Outcome) {
+        if let History::Shared(shared) = &self.rooms.history {
+            if !outcome.persist.is_empty() || !self.unsettled.is_empty() {
+                let write = (!outcome.persist.is_empty()).then(|| {
+                    let shared = shared.clone();
+                    let slug = self.room.slug().to_string();
+                    let entries = outcome.persist.clone();
+                    Box::pin(async move { shared.append(&slug, &entries).await }) as StoreWrite
+                });
+                self.unsettled.push_back((write, outcome));
+                return;
+            }
+        }
+        self.apply(outcome);
+    }
+
+    /// Applies the outcomes that waited for their chat to be stored, in order.
+    async fn settle(&mut self) {
+        while let Some((write, outcome)) = self.unsettled.pop_front() {
+            if let Some(write) = write {
+                write.await;
+            }
+            self.apply(outcome);
+        }
+    }
+
+    /// Stores new chat (with local history, fan-out does not wait for the disk), starts the
+    /// history read a joining member needs, remembers the next deadline, and delivers.
+    fn apply(&mut self, outcome: Outcome) {
         let slug = self.room.slug().as_str();
-        for entry in outcome.persist {
-            self.rooms.store.append(slug, entry);
+        if let History::Local(store) = &self.rooms.history {
+            for entry in outcome.persist {
+                store.append(slug, entry);
+            }
         }
         if let Some(need) = outcome.need_history {
             self.read_history(need);
@@ -898,10 +969,10 @@ impl RoomTask {
         let Some(inbox) = self.commands.upgrade() else {
             return;
         };
-        let store = self.rooms.store.clone();
+        let history = self.rooms.history.clone();
         let slug = self.room.slug().to_string();
         self.rooms.tasks.spawn(async move {
-            let entries = store.between(&slug, need.range).await;
+            let entries = history.between(&slug, need.range).await;
             // A room that closed meanwhile has nobody left to greet.
             let _ = inbox
                 .send(RoomCommand::HistoryLoaded { need, entries })

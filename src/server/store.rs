@@ -109,6 +109,12 @@ pub struct StoreCounters {
 #[error("reading chat history failed: {0}")]
 pub struct ReadError(String);
 
+impl ReadError {
+    pub fn new(why: String) -> Self {
+        ReadError(why)
+    }
+}
+
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct ChatStore {

@@ -8,6 +8,7 @@
 //! the owner's forwarding unit, never through Redis.
 
 pub mod envelope;
+pub mod history;
 pub mod resp;
 
 use std::collections::{HashMap, HashSet};
@@ -67,6 +68,7 @@ pub struct ClusterCounters {
     pub redis_up: Gauge,
     pub lease_conflicts: Counter,
     pub unavailable: Counter,
+    pub unstored: Counter,
     pub round_trip_seconds: Histogram,
 }
 
@@ -79,6 +81,7 @@ impl Default for ClusterCounters {
             redis_up: Gauge::default(),
             lease_conflicts: Counter::default(),
             unavailable: Counter::default(),
+            unstored: Counter::default(),
             // 20 µs to about 1.3 s.
             round_trip_seconds: Histogram::new(exponential_buckets(0.000_02, 2.0, 17)),
         }
@@ -146,6 +149,15 @@ impl Cluster {
             bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Chat history kept in this cluster's Redis.
+    pub fn history(&self, retention: super::store::Retention) -> history::SharedHistory {
+        history::SharedHistory::new(
+            self.redis.clone(),
+            retention,
+            self.counters.unstored.clone(),
+        )
     }
 
     pub fn node(&self) -> &str {
