@@ -540,7 +540,7 @@ pub struct PeerInfo {
 }
 
 /// Whether a call member's microphone, camera and screen sharing are on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MediaState {
     pub mic: bool,
     pub camera: bool,

@@ -140,7 +140,10 @@ async fn a_room_moves_to_another_node_once_it_empties_or_its_node_stops() {
     assert_eq!(cleo.recv_until(is_chat).await.text_of(), "hello from a");
     cleo.drain(Duration::from_millis(100)).await;
 
-    // b stops: its browsers are told to go; the room is free for a at once.
+    // b stops: its browsers are told to go; the room is free for a at once, and they come
+    // back there as themselves.
+    let cleo_token = joined.resume_token.clone();
+    let cleo_id = joined.you;
     b.stop().await;
     assert!(matches!(
         dan.ending().await,
@@ -150,8 +153,21 @@ async fn a_room_moves_to_another_node_once_it_empties_or_its_node_stops() {
         cleo.ending().await,
         support::Ending::Closed(1001, _)
     ));
-    let (_erin, joined) = a.joined("moving", "Erin").await;
-    assert_eq!(joined.peers.len(), 1, "a runs the room now");
+    let mut cleo = a.client().await;
+    cleo.hello().await;
+    let back = cleo.rejoin("moving", "Cleo", Some(cleo_token), None).await;
+    let ServerMsg::Joined {
+        you,
+        resumed,
+        peers,
+        ..
+    } = back
+    else {
+        panic!("Cleo is back: {back:?}")
+    };
+    assert!(resumed, "Cleo resumes on a");
+    assert_eq!(you, cleo_id);
+    assert_eq!(peers.len(), 2, "Cleo, and Dan away until he comes back");
     assert_eq!(metric(&a.metrics().await, "room_cluster_owned_rooms"), 1.0);
     a.stop().await;
 }
@@ -309,4 +325,171 @@ impl ChatText for ServerMsg {
             other => panic!("expected chat, got {other:?}"),
         }
     }
+}
+
+/// A node as its own process, so it can be killed as a crash would (SIGKILL).
+struct NodeProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _data: support::DataDir,
+}
+
+impl NodeProcess {
+    async fn start(redis: &RedisServer, node: &str) -> NodeProcess {
+        use std::io::BufRead;
+        let data = support::fresh_data_dir();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_room"))
+            .args(["--addr", "127.0.0.1:0", "--media-addr", "127.0.0.1:0"])
+            .args(["--data-dir", data.to_str().unwrap()])
+            .args(["--redis-url", &redis.url(), "--node-id", node])
+            .env("ROOM_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the room binary runs");
+        let stdout = child.stdout.take().unwrap();
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            lines.find_map(|line| {
+                line.ok()?
+                    .strip_prefix("Room is listening on http://")?
+                    .parse()
+                    .ok()
+            })
+        })
+        .await
+        .unwrap()
+        .expect("the node says where it listens");
+        NodeProcess {
+            child,
+            addr,
+            _data: data,
+        }
+    }
+
+    async fn joined(&self, room: &str, name: &str) -> (support::Client, support::Joined) {
+        let mut client = support::Client::connect(self.addr).await;
+        client.hello().await;
+        let joined = client.join(room, name).await;
+        (client, joined)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reconnects to `node` as a browser would after losing its connection, retrying until the
+/// room answers: the join resumes from `token` and asks for what came after `last_seen`.
+async fn come_back(
+    node: std::net::SocketAddr,
+    name: &str,
+    token: String,
+    last_seen: room::protocol::MessageId,
+) -> (support::Client, ServerMsg) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut client = support::Client::connect(node).await;
+        client.hello().await;
+        client
+            .send(&support::resuming_join_msg(
+                "failover",
+                name,
+                Some(token.clone()),
+                Some(last_seen),
+            ))
+            .await;
+        let mut answer = None;
+        while let Some(msg) = client.recv_within(Duration::from_secs(4)).await {
+            if matches!(msg, ServerMsg::Joined { .. }) {
+                answer = Some(msg);
+                break;
+            }
+        }
+        if let Some(joined) = answer {
+            return (client, joined);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} gets back into the meeting"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn when_the_owner_dies_another_node_takes_the_room_and_nothing_is_lost_or_doubled() {
+    let redis = RedisServer::start().await;
+    let mut a = NodeProcess::start(&redis, "node-a").await;
+    let b = NodeProcess::start(&redis, "node-b").await;
+    let (mut ann, ann_joined) = a.joined("failover", "Ann").await;
+    let (mut bob, bob_joined) = b.joined("failover", "Bob").await;
+    assert_eq!(bob_joined.peers.len(), 2, "Bob, on b, is in a's room");
+    ann.chat("before").await;
+    bob.chat("the crash").await;
+    let mut last = None;
+    for client in [&mut ann, &mut bob] {
+        for _ in 0..2 {
+            if let ServerMsg::Chat { entry } = client.recv_until(is_chat).await {
+                last = Some(entry.id);
+            }
+        }
+    }
+    let last_seen = last.unwrap();
+
+    a.kill();
+    let killed = std::time::Instant::now();
+    assert_eq!(ann.ending().await, support::Ending::Dropped);
+    // Bob's node notices the owner is gone and sends him to reconnect.
+    assert!(matches!(
+        bob.ending().await,
+        support::Ending::Closed(1001, _)
+    ));
+    let noticed = killed.elapsed();
+
+    // Both come back through b, the only node left.
+    let (mut ann, ann_back) = come_back(b.addr, "Ann", ann_joined.resume_token, last_seen).await;
+    let (mut bob, bob_back) = come_back(b.addr, "Bob", bob_joined.resume_token, last_seen).await;
+    let back = killed.elapsed();
+    eprintln!("failover: relay closed after {noticed:?}, both back after {back:?}");
+    for (joined, before) in [(&ann_back, &ann_joined.you), (&bob_back, &bob_joined.you)] {
+        let ServerMsg::Joined {
+            history,
+            peers,
+            resumed,
+            you,
+            ..
+        } = joined
+        else {
+            unreachable!()
+        };
+        // As themselves, with nothing replayed twice: they had every message already.
+        assert!(*resumed && you == before, "{joined:?}");
+        assert!(history.is_empty(), "{history:?}");
+        assert_eq!(peers.len(), 2);
+    }
+    // The numbering goes on from where it was: nothing already seen is reused.
+    bob.drain(Duration::from_millis(100)).await;
+    ann.chat("after").await;
+    let ServerMsg::Chat { entry } = bob.recv_until(is_chat).await else {
+        unreachable!()
+    };
+    assert_eq!(entry.text, "after");
+    assert_eq!(entry.id.0, last_seen.0 + 1);
+    // A newcomer reads the whole story once.
+    let (_cleo, joined) = {
+        let mut cleo = support::Client::connect(b.addr).await;
+        cleo.hello().await;
+        let joined = cleo.join("failover", "Cleo").await;
+        (cleo, joined)
+    };
+    let texts: Vec<_> = joined.history.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["before", "the crash", "after"]);
+    drop(b);
 }

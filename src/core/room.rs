@@ -19,8 +19,10 @@ use crate::protocol::{
 mod breakouts;
 mod hosts;
 mod password;
+mod saved;
 
 pub use breakouts::{BreakoutMove, BreakoutWork};
+pub use saved::{SavedMember, SavedRemoved, SavedRoom};
 
 use hosts::Removed;
 pub use password::{PasswordToHash, MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS};

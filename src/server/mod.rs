@@ -115,7 +115,9 @@ impl AppState {
             cluster::Cluster::new(url, node, metrics.cluster.clone())
         });
         let history = match &cluster {
-            Some(cluster) => rooms::History::Shared(cluster.history(config.retention())),
+            Some(cluster) => {
+                rooms::History::Shared(cluster.history(config.retention(), shutdown.clone()))
+            }
             None => rooms::History::Local(store.clone()),
         };
         let media = match config.media {

@@ -330,6 +330,7 @@ impl Rooms {
             deadline: None,
             media_key: format!("{slug}#{}", handle.generation).into(),
             unsettled: Default::default(),
+            saved: 0,
         };
         self.tasks.spawn(task.run(inbox));
         Ok(handle)
@@ -447,6 +448,8 @@ struct RoomTask {
     deadline: Option<MonoMillis>,
     /// This room (this run of it) to the forwarding unit, which keeps rooms apart by it.
     media_key: crate::sfu::engine::RoomKey,
+    /// The fingerprint of the room's state when last saved to Redis.
+    saved: u64,
     /// Outcomes waiting for their chat to be in Redis before anyone sees it.
     unsettled: std::collections::VecDeque<(Option<StoreWrite>, Outcome)>,
 }
@@ -513,6 +516,10 @@ impl RoomTask {
             0
         };
         self.room.restore(stored.entries, stored.last_id, gap);
+        if !self.take_over_saved(&slug).await {
+            self.rooms.retire(self.room.slug(), self.generation);
+            return;
+        }
         tracing::debug!(room = %slug, next_id = ?self.room.next_message_id(), "room opened");
         loop {
             let deadline = self.deadline.map(|at| self.rooms.clock.instant(at));
@@ -530,6 +537,7 @@ impl RoomTask {
                 }
             }
             self.settle().await;
+            self.save_if_changed().await;
             if self.retire_if_empty() {
                 break;
             }
@@ -543,9 +551,63 @@ impl RoomTask {
     fn retire_if_empty(&self) -> bool {
         if self.room.is_empty() {
             self.rooms.retire(self.room.slug(), self.generation);
+            if let (History::Shared(shared), false) =
+                (&self.rooms.history, self.room.slug().is_breakout())
+            {
+                let shared = shared.clone();
+                let slug = self.room.slug().to_string();
+                self.rooms
+                    .tasks
+                    .spawn(async move { shared.forget(&slug).await });
+            }
             true
         } else {
             false
+        }
+    }
+
+    /// With rooms shared between nodes: carries on a room another node ran (it died, or shut
+    /// down) with its members away until they resume. False when Redis cannot say.
+    async fn take_over_saved(&mut self, slug: &str) -> bool {
+        let History::Shared(shared) = &self.rooms.history else {
+            return true;
+        };
+        if self.room.slug().is_breakout() {
+            return true;
+        }
+        match shared.load_saved(slug).await {
+            Ok(Some(saved)) => {
+                tracing::info!(room = %slug, members = saved.members.len(), "taking over a room another node ran");
+                self.room.restore_saved(saved, self.rooms.clock.now());
+                self.deadline = self.room.next_deadline();
+                self.saved = self.room.saved_fingerprint();
+                self.rooms
+                    .publish_count(self.room.slug(), self.room.member_count());
+                true
+            }
+            Ok(None) => true,
+            Err(error) => {
+                tracing::error!(room = %slug, %error, "cannot open the room");
+                false
+            }
+        }
+    }
+
+    /// Saves who is in the room, and the rules, whenever they change (`--redis-url`).
+    async fn save_if_changed(&mut self) {
+        let History::Shared(shared) = &self.rooms.history else {
+            return;
+        };
+        if self.room.slug().is_breakout() || self.room.is_empty() {
+            return;
+        }
+        let fingerprint = self.room.saved_fingerprint();
+        if fingerprint != self.saved {
+            self.saved = fingerprint;
+            let shared = shared.clone();
+            shared
+                .save(self.room.slug().as_str(), &self.room.saved())
+                .await;
         }
     }
 

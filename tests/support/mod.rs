@@ -374,6 +374,23 @@ impl Client {
         }
     }
 
+    /// The next protocol message within `within`; `None` when none came or the connection
+    /// ended.
+    pub async fn recv_within(&mut self, within: Duration) -> Option<ServerMsg> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// The next protocol message if one is already waiting, without waiting for one.
     pub async fn try_recv(&mut self) -> Option<ServerMsg> {
         loop {

@@ -614,6 +614,9 @@ impl Session {
                     Vec::new()
                 };
                 out.push(Command::Call(CallCommand::KeepOnly(keep)));
+                // Resumed in a room another server took over (the one before died or shut
+                // down): the member is back, but the call starts over there.
+                let call_kept = peers.iter().any(|p| p.id == you && p.in_call);
                 self.roster = Roster { peers };
                 // The replay was cut to fit the server's budget: what it left out between the
                 // lines shown and the replay would be a hole, so start over from the replay
@@ -672,7 +675,10 @@ impl Session {
                 self.phase = Phase::InRoom;
                 // After a restart the call starts over under the new id; a move starts it
                 // over in the new room.
-                if moved || (returning && !resumed && previous != Some(you)) {
+                let restarted = returning && !resumed && previous != Some(you);
+                let in_a_call = matches!(self.call, CallPhase::In | CallPhase::Joining);
+                let taken_over = returning && resumed && !call_kept && in_a_call;
+                if moved || restarted || taken_over {
                     let was_in_call = matches!(self.call, CallPhase::In | CallPhase::Joining);
                     out.push(Command::Call(CallCommand::Leave));
                     if was_in_call {
@@ -1083,12 +1089,17 @@ mod tests {
         }
     }
 
+    /// `joined` for `you`; resumed, the server kept `you` in the call it was in.
     fn joined(you: u64, resumed: bool, history: Vec<ChatEntry>) -> Input {
+        let me = PeerInfo {
+            in_call: resumed,
+            ..peer(you, "Ann")
+        };
         Input::Server(ServerMsg::Joined {
             you: PeerId(you),
             room: "standup".into(),
             name: "Ann".into(),
-            peers: vec![peer(you, "Ann"), peer(2, "Bob")],
+            peers: vec![me, peer(2, "Bob")],
             history,
             more_history: false,
             resumed,
@@ -1354,6 +1365,32 @@ mod tests {
             peers: vec![PeerId(2)],
             mode: CallMode::Mesh,
         })));
+    }
+
+    #[test]
+    fn resumed_where_the_server_has_no_call_for_the_member_the_call_starts_over() {
+        let mut session = in_room();
+        session.step(
+            Input::SocketClosed {
+                code: close_code::GOING_AWAY,
+                reason: "the meeting's server stopped; reconnecting".into(),
+            },
+            ENV,
+        );
+        session.step(Input::ReconnectDue, ENV);
+        session.step(hello_from_server(), ENV);
+        // Another server took the room over: the same member, but in no call there.
+        let mut back = joined(1, true, Vec::new());
+        if let Input::Server(ServerMsg::Joined { peers, .. }) = &mut back {
+            peers[0].in_call = false;
+        }
+        let out = session.step(back, ENV);
+        assert_eq!(session.me, Some(PeerId(1)));
+        assert!(out.contains(&Command::Call(CallCommand::Leave)));
+        assert!(out.contains(&Command::Send(ClientMsg::JoinCall {
+            media: MediaState::default()
+        })));
+        assert_eq!(session.call, CallPhase::Joining);
     }
 
     #[test]

@@ -31,6 +31,24 @@ pub struct Removed {
 }
 
 impl Removed {
+    pub(super) fn saved(&self) -> super::saved::SavedRemoved {
+        super::saved::SavedRemoved {
+            id: self.id,
+            name: self.name.clone(),
+            browser: self.browser.clone(),
+            address: self.address,
+        }
+    }
+
+    pub(super) fn restored(saved: super::saved::SavedRemoved) -> Self {
+        Removed {
+            id: saved.id,
+            name: saved.name,
+            browser: saved.browser,
+            address: saved.address,
+        }
+    }
+
     /// Whether `request` comes from this person: the same browser, or, from a client that
     /// names no browser (not a page of ours), the same address.
     fn bars(&self, request: &JoinRequest) -> bool {

@@ -1,11 +1,16 @@
 //! Chat history in Redis (`--redis-url`): a stream per room, so whichever node runs a room
 //! next, or takes it over from a node that died, starts from the same history and numbering.
+//! Beside it, the room's saved state ([`SavedRoom`]: members, roles, rules), so its members
+//! resume as themselves there.
 //!
 //! Each message is the stream entry `<message id>-0` holding the entry as JSON: Redis refuses
 //! an id not above the last one, so two nodes that both believe they run a room cannot
 //! interleave its history unnoticed. The room's last id is kept apart from the capped stream.
 
 use prometheus_client::metrics::counter::Counter;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::room::SavedRoom;
 
 use crate::core::HistoryRange;
 use crate::protocol::{ChatEntry, MessageId};
@@ -22,6 +27,9 @@ const APPEND_SCRIPT: &str = "\
     if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end \
     return 1";
 
+/// How long a room waits for Redis to take a message before delivering it anyway.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Rooms' chat history in Redis; cheap to clone.
 #[derive(Clone)]
 pub struct SharedHistory {
@@ -29,6 +37,16 @@ pub struct SharedHistory {
     retention: Retention,
     /// Messages delivered but not stored (Redis refused or was unreachable).
     pub unstored: Counter,
+    /// Cancelled when the node begins to shut down: its rooms' saved state is then left for
+    /// the next node as it is, not emptied by the members leaving here.
+    shutdown: CancellationToken,
+}
+
+/// A room's saved state outlives a crash this long at most (a room nobody reopens).
+const SAVED_TTL_MS: &str = "86400000";
+
+fn saved_key(room: &str) -> String {
+    format!("room:saved:{room}")
 }
 
 fn stream_key(room: &str) -> String {
@@ -40,12 +58,67 @@ fn last_key(room: &str) -> String {
 }
 
 impl SharedHistory {
-    pub fn new(redis: Redis, retention: Retention, unstored: Counter) -> Self {
+    pub fn new(
+        redis: Redis,
+        retention: Retention,
+        unstored: Counter,
+        shutdown: CancellationToken,
+    ) -> Self {
         SharedHistory {
             redis,
             retention,
             unstored,
+            shutdown,
         }
+    }
+
+    /// The state another node saved for `room`, if it ran it and did not close it.
+    pub async fn load_saved(&self, room: &str) -> Result<Option<SavedRoom>, ReadError> {
+        let reply = self
+            .redis
+            .query(&[b"GET", saved_key(room).as_bytes()])
+            .await
+            .map_err(|error| ReadError::new(error.to_string()))?;
+        match reply.bytes() {
+            None => Ok(None),
+            Some(json) => match serde_json::from_slice(json) {
+                Ok(saved) => Ok(Some(saved)),
+                Err(error) => {
+                    // Another version's format, say: the room starts afresh rather than not.
+                    tracing::warn!(room, %error, "ignoring a room's unreadable saved state");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// Saves `room`'s state, in order with its other writes, without waiting.
+    pub async fn save(&self, room: &str, saved: &SavedRoom) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let Ok(json) = serde_json::to_vec(saved) else {
+            return;
+        };
+        let key = saved_key(room);
+        let args: [&[u8]; 5] = [
+            b"SET",
+            key.as_bytes(),
+            &json,
+            b"PX",
+            SAVED_TTL_MS.as_bytes(),
+        ];
+        if let Err(error) = self.redis.send(&args).await {
+            tracing::debug!(room, %error, "could not save a room's state");
+        }
+    }
+
+    /// The room closed with nobody in it: nothing to carry over.
+    pub async fn forget(&self, room: &str) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let _ = self.redis.send(&[b"DEL", saved_key(room).as_bytes()]).await;
     }
 
     /// Stores `entries` in order, each acknowledged by Redis before the next is sent; the
@@ -69,21 +142,24 @@ impl SharedHistory {
             };
             let id = entry.id.0.to_string();
             let stream_id = format!("{id}-0");
-            let stored = self
-                .redis
-                .query(&[
-                    b"EVAL",
-                    APPEND_SCRIPT.as_bytes(),
-                    b"2",
-                    keys.0.as_bytes(),
-                    keys.1.as_bytes(),
-                    keep.as_bytes(),
-                    stream_id.as_bytes(),
-                    json.as_bytes(),
-                    id.as_bytes(),
-                    max_age_ms.as_bytes(),
-                ])
-                .await;
+            let args: [&[u8]; 10] = [
+                b"EVAL",
+                APPEND_SCRIPT.as_bytes(),
+                b"2",
+                keys.0.as_bytes(),
+                keys.1.as_bytes(),
+                keep.as_bytes(),
+                stream_id.as_bytes(),
+                json.as_bytes(),
+                id.as_bytes(),
+                max_age_ms.as_bytes(),
+            ];
+            let write = self.redis.query(&args);
+            // A Redis that hangs must not hang the room: past this, the message goes out
+            // unstored.
+            let stored = tokio::time::timeout(WRITE_TIMEOUT, write)
+                .await
+                .unwrap_or_else(|_| Err(RedisError::Unavailable("no answer in time".into())));
             if let Err(error) = stored {
                 if self.unstored.inc() == 0 {
                     tracing::warn!(room, %error, "chat is delivered but not stored while Redis is unavailable");

@@ -50,8 +50,19 @@ const MAX_HOPS: usize = 3;
 /// How long the edge waits for a close frame to reach the browser.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Takes the lease if nobody holds it, renews it if this node does; answers the holder.
-const CLAIM_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+/// How long a node counts as alive after it last said so; it says so every `RENEW_EVERY`.
+const ALIVE_TTL: Duration = Duration::from_millis(3000);
+
+/// How long a relayed join may wait for the owner's first word before the browser is sent
+/// to try again (the owner died just now, and its lease has not run out yet).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Takes the lease if nobody holds it, or its holder stopped saying it is alive (it died);
+/// renews it if this node holds it. Answers the holder. The caller says it is alive first,
+/// so a lease is never held by a node that others would take for dead.
+const CLAIM_SCRIPT: &str = "redis.call('SET', 'room:alive:' .. ARGV[1], '1', 'PX', ARGV[3]) \
+    local v = redis.call('GET', KEYS[1]) \
+    if v and v ~= ARGV[1] and redis.call('EXISTS', 'room:alive:' .. v) == 0 then v = false end \
     if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return ARGV[1] end \
     if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
     return v";
@@ -105,7 +116,9 @@ pub struct Cluster {
     /// Browsers on other nodes served here, by their edge node and session.
     served: Mutex<HashMap<(String, SessionId), mpsc::Sender<Message>>>,
     /// Browsers connected here whose rooms live elsewhere, by session.
-    relaying: Mutex<HashMap<SessionId, mpsc::Sender<Envelope<Down>>>>,
+    relaying: Mutex<HashMap<SessionId, Relaying>>,
+    /// Set when the server begins to shut down: its rooms go to other nodes.
+    draining: AtomicBool,
     next_session: AtomicU64,
     subscribed: watch::Sender<bool>,
     counters: ClusterCounters,
@@ -130,6 +143,7 @@ impl Cluster {
             owned: Mutex::default(),
             served: Mutex::default(),
             relaying: Mutex::default(),
+            draining: AtomicBool::new(false),
             next_session: AtomicU64::new(1),
             subscribed: watch::channel(false).0,
             counters,
@@ -152,11 +166,16 @@ impl Cluster {
     }
 
     /// Chat history kept in this cluster's Redis.
-    pub fn history(&self, retention: super::store::Retention) -> history::SharedHistory {
+    pub fn history(
+        &self,
+        retention: super::store::Retention,
+        shutdown: CancellationToken,
+    ) -> history::SharedHistory {
         history::SharedHistory::new(
             self.redis.clone(),
             retention,
             self.counters.unstored.clone(),
+            shutdown,
         )
     }
 
@@ -204,6 +223,12 @@ impl Cluster {
             }
         });
         let cluster = Arc::clone(self);
+        let shutdown = state.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            cluster.drain().await;
+        });
+        let cluster = Arc::clone(self);
         let rooms = Arc::clone(&state.rooms);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RENEW_EVERY);
@@ -233,6 +258,12 @@ impl Cluster {
 
     /// Which node runs `slug`, taking its lease for this node when nobody holds it.
     pub async fn locate(&self, slug: &RoomSlug) -> Result<Owner, Refusal> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "this server is shutting down; reconnecting will reach another one",
+            ));
+        }
         if lock(&self.owned).contains(slug) {
             return Ok(Owner::Here);
         }
@@ -257,6 +288,7 @@ impl Cluster {
     async fn claim(&self, slug: &RoomSlug) -> Result<Owner, RedisError> {
         let key = Self::owner_key(slug);
         let ttl = LEASE_TTL.as_millis().to_string();
+        let alive_ttl = ALIVE_TTL.as_millis().to_string();
         let started = std::time::Instant::now();
         let reply = self
             .redis
@@ -267,6 +299,7 @@ impl Cluster {
                 key.as_bytes(),
                 self.node.as_bytes(),
                 ttl.as_bytes(),
+                alive_ttl.as_bytes(),
             ])
             .await?;
         self.counters
@@ -310,6 +343,11 @@ impl Cluster {
         if !self.redis.is_up() {
             return;
         }
+        self.say_alive().await;
+        self.drop_relays_to_the_dead().await;
+        if self.draining.load(Ordering::Relaxed) {
+            return;
+        }
         let running: HashSet<RoomSlug> = rooms.running_meetings().into_iter().collect();
         let closed: Vec<RoomSlug> = {
             let mut owned = lock(&self.owned);
@@ -346,6 +384,78 @@ impl Cluster {
         futures_util::future::join_all(releases).await;
     }
 
+    fn alive_key(node: &str) -> String {
+        format!("room:alive:{node}")
+    }
+
+    /// Tells the other nodes this one is alive; they take its rooms over once it stops.
+    async fn say_alive(&self) {
+        let ttl = ALIVE_TTL.as_millis().to_string();
+        let key = Self::alive_key(&self.node);
+        if let Err(error) = self
+            .redis
+            .query(&[b"SET", key.as_bytes(), b"1", b"PX", ttl.as_bytes()])
+            .await
+        {
+            tracing::debug!(%error, "could not say this node is alive");
+        }
+    }
+
+    /// Sends the browsers relayed to a node that stopped saying it is alive back to
+    /// reconnect: their room will live on another node now.
+    async fn drop_relays_to_the_dead(&self) {
+        let owners: Vec<String> = {
+            let relaying = lock(&self.relaying);
+            let owners: HashSet<&String> = relaying.values().map(|r| &r.owner).collect();
+            owners.into_iter().cloned().collect()
+        };
+        if owners.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = owners.iter().map(|o| Self::alive_key(o)).collect();
+        let mut args: Vec<&[u8]> = vec![b"MGET"];
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        let Ok(resp::Reply::Array(alive)) = self.redis.query(&args).await else {
+            return;
+        };
+        let dead: HashSet<&String> = owners
+            .iter()
+            .zip(alive)
+            .filter(|(_, alive)| *alive == resp::Reply::Nil)
+            .map(|(owner, _)| owner)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let relaying = lock(&self.relaying);
+        for (session, relay) in relaying.iter().filter(|(_, r)| dead.contains(&r.owner)) {
+            tracing::info!(session, owner = %relay.owner, "the node running a relayed room died");
+            let _ = relay.frames.try_send(Envelope {
+                session: *session,
+                from: relay.owner.clone(),
+                body: Down::Close {
+                    code: close_code::GOING_AWAY,
+                    reason: "the meeting's server stopped; reconnecting".into(),
+                },
+            });
+        }
+    }
+
+    /// The server began to shut down: no more rooms start here, and the leases of those
+    /// running go now, so browsers reconnecting elsewhere start them on other nodes.
+    async fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        let owned: Vec<RoomSlug> = lock(&self.owned).drain().collect();
+        self.counters.owned_rooms.set(0);
+        tracing::info!(rooms = owned.len(), "draining: giving this node's rooms up");
+        let releases = owned.iter().map(|slug| self.release(slug));
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::future::join_all(releases),
+        )
+        .await;
+    }
+
     /// One message from this node's channel.
     fn dispatch(self: &Arc<Self>, payload: &[u8], state: &AppState) {
         match envelope::decode(payload) {
@@ -354,7 +464,7 @@ impl Cluster {
                 self.counters.relayed_down.inc();
                 let mut relaying = lock(&self.relaying);
                 if let Some(session) = relaying.get(&envelope.session) {
-                    if session.try_send(envelope.clone()).is_err() {
+                    if session.frames.try_send(envelope.clone()).is_err() {
                         // The browser does not read fast enough: its relay ends as too slow.
                         relaying.remove(&envelope.session);
                     }
@@ -488,7 +598,13 @@ impl Cluster {
     ) {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (sender, mut downs) = mpsc::channel(state.config.peer_queue);
-        lock(&self.relaying).insert(session, sender);
+        lock(&self.relaying).insert(
+            session,
+            Relaying {
+                owner: owner.clone(),
+                frames: sender,
+            },
+        );
         let open = Up::Open {
             address,
             join: join.clone(),
@@ -500,6 +616,12 @@ impl Cluster {
         let mut check = tokio::time::interval_at(Instant::now() + period, period);
         let mut last_heard = Instant::now();
         let mut hops = 0;
+        // Until the owner's first word: a join it never answers was sent to a node that
+        // died, whose lease has not run out yet.
+        let mut answered = false;
+        let mut opened = Instant::now();
+        let mut open_check =
+            tokio::time::interval_at(Instant::now() + OPEN_TIMEOUT / 4, OPEN_TIMEOUT / 4);
         let going_away = |reason: &str| CloseFrame {
             code: close_code::GOING_AWAY,
             reason: reason.to_string().into(),
@@ -528,6 +650,7 @@ impl Cluster {
                         continue;
                     }
                     last_heard = Instant::now();
+                    answered = true;
                     let message = match body {
                         Down::Text(text) => Message::Text(text.into()),
                         Down::Ping => Message::Ping(Default::default()),
@@ -547,6 +670,11 @@ impl Cluster {
                                 );
                             }
                             owner = next;
+                            if let Some(relay) = lock(&self.relaying).get_mut(&session) {
+                                relay.owner = owner.clone();
+                            }
+                            answered = false;
+                            opened = Instant::now();
                             self.publish_up(&owner, session, &open).await;
                             continue;
                         }
@@ -554,6 +682,12 @@ impl Cluster {
                     let written = tokio::time::timeout(write_timeout, socket.send(message)).await;
                     if !matches!(written, Ok(Ok(()))) {
                         break (None, Some(Up::Lost));
+                    }
+                }
+                _ = open_check.tick(), if !answered => {
+                    if opened.elapsed() >= OPEN_TIMEOUT {
+                        tracing::info!(session, %owner, "the node running a relayed room does not answer");
+                        break (Some(going_away("the meeting's server does not answer; reconnecting")), Some(Up::Lost));
                     }
                 }
                 _ = check.tick() => {
@@ -605,6 +739,12 @@ impl Cluster {
                 tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
         }
     }
+}
+
+/// A browser connected here whose room lives on `owner`.
+struct Relaying {
+    owner: String,
+    frames: mpsc::Sender<Envelope<Down>>,
 }
 
 /// The owner's side of a relayed browser: a socket whose frames come from, and go to, the
