@@ -493,3 +493,24 @@ async fn when_the_owner_dies_another_node_takes_the_room_and_nothing_is_lost_or_
     assert_eq!(texts, ["before", "the crash", "after"]);
     drop(b);
 }
+
+#[tokio::test]
+async fn the_home_page_lists_the_rooms_of_every_node() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis, "node-a", &["--public-room-list"]).await;
+    let b = node(&redis, "node-b", &["--public-room-list"]).await;
+    let (_ann, _) = a.joined("alpha", "Ann").await;
+    let (_bob, _) = b.joined("beta", "Bob").await;
+    let (_cy, _) = a.joined("beta", "Cy").await;
+    let mut watcher = a.client().await;
+    watcher.hello().await;
+    watcher.send(&room::protocol::ClientMsg::WatchRooms).await;
+    let wanted = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Rooms { rooms } if rooms.len() == 2
+            && rooms[0].room == "beta" && rooms[0].participants == 2
+            && rooms[1].room == "alpha" && rooms[1].participants == 1)
+    };
+    watcher.recv_until(wanted).await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -52,9 +52,51 @@ impl Directory {
     }
 }
 
+/// One list from the lists of several nodes (`--redis-url`): a room counted by two nodes
+/// at once (it is moving between them) counts once, with the larger head count.
+pub fn merge(lists: impl IntoIterator<Item = Vec<RoomSummary>>) -> Vec<RoomSummary> {
+    let mut participants: HashMap<String, usize> = HashMap::new();
+    for summary in lists.into_iter().flatten() {
+        let count = participants.entry(summary.room).or_default();
+        *count = (*count).max(summary.participants);
+    }
+    let mut rooms: Vec<_> = participants
+        .into_iter()
+        .map(|(room, participants)| RoomSummary { room, participants })
+        .collect();
+    rooms.sort_by(|a, b| {
+        b.participants
+            .cmp(&a.participants)
+            .then_with(|| a.room.cmp(&b.room))
+    });
+    rooms.truncate(LISTED_ROOMS);
+    rooms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(room: &str, participants: usize) -> RoomSummary {
+        RoomSummary {
+            room: room.into(),
+            participants,
+        }
+    }
+
+    #[test]
+    fn lists_of_several_nodes_merge_into_one_sorted_list() {
+        let merged = merge([
+            vec![listed("b", 2), listed("a", 1)],
+            vec![listed("c", 5), listed("b", 3)],
+            Vec::new(),
+        ]);
+        assert_eq!(merged, [listed("c", 5), listed("b", 3), listed("a", 1)]);
+        let many = (0..LISTED_ROOMS + 5)
+            .map(|i| listed(&format!("r{i}"), 1))
+            .collect();
+        assert_eq!(merge([many]).len(), LISTED_ROOMS);
+    }
 
     fn slug(s: &str) -> RoomSlug {
         RoomSlug::parse(s).unwrap()

@@ -101,6 +101,7 @@ impl AppState {
                 config.new_rooms_per_second,
             ),
             public_list: config.public_room_list,
+            list_from_cluster: config.redis_url.is_some(),
             media: None,
             turn: None,
         };

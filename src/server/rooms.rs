@@ -192,6 +192,8 @@ pub struct RoomSettings {
     pub new_rooms: RateLimit,
     /// Whether the list of rooms in use is published (`--public-room-list`).
     pub public_list: bool,
+    /// The published list is every node's, which the cluster puts together (`--redis-url`).
+    pub list_from_cluster: bool,
     /// The forwarding unit, unless calls only go browser to browser (`--media mesh`).
     pub media: Option<MediaHandle>,
     /// The built-in TURN relay, which gives each call member its own credentials.
@@ -364,6 +366,23 @@ impl Rooms {
         Ok(readable_slug(words, secret))
     }
 
+    /// Whether the list of rooms in use is published (`--public-room-list`).
+    pub fn public_list(&self) -> bool {
+        self.settings.public_list
+    }
+
+    /// Publishes `rooms` (every node's, merged) as the list, if it changed.
+    pub fn show_list(&self, rooms: Vec<crate::protocol::RoomSummary>) {
+        let encoded: Utf8Bytes = ServerMsg::Rooms { rooms }.to_json().into();
+        self.list.send_if_modified(|list| {
+            let changed = *list != encoded;
+            if changed {
+                *list = encoded;
+            }
+            changed
+        });
+    }
+
     /// The home page's list as it is now.
     pub fn summary(&self) -> Vec<crate::protocol::RoomSummary> {
         self.registry().directory.summary()
@@ -377,7 +396,8 @@ impl Rooms {
         let mut registry = self.registry();
         // Sorting and encoding the list on every join and leave cost a tenth of the CPU in a
         // reconnect storm; nobody reads it unless it is public.
-        if registry.directory.set_participants(slug, count) && self.settings.public_list {
+        let publish = self.settings.public_list && !self.settings.list_from_cluster;
+        if registry.directory.set_participants(slug, count) && publish {
             let encoded = encode_list(&registry.directory);
             drop(registry);
             self.list.send_replace(encoded);

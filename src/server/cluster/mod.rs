@@ -43,6 +43,9 @@ pub const LEASE_TTL: Duration = Duration::from_millis(3000);
 /// Leases are renewed (and released for rooms that closed) this often, three times a TTL.
 const RENEW_EVERY: Duration = Duration::from_millis(1000);
 
+/// Every node's list of its rooms in use, by node (`--public-room-list`).
+const LISTS_KEY: &str = "room:lists";
+
 /// Owners a relayed join may be sent on to before the edge gives up (ownership changing
 /// that often means something is wrong).
 const MAX_HOPS: usize = 3;
@@ -345,6 +348,7 @@ impl Cluster {
         }
         self.say_alive().await;
         self.drop_relays_to_the_dead().await;
+        self.share_room_list(rooms).await;
         if self.draining.load(Ordering::Relaxed) {
             return;
         }
@@ -439,6 +443,62 @@ impl Cluster {
                 },
             });
         }
+    }
+
+    /// With `--public-room-list`: puts this node's rooms in Redis and shows every living
+    /// node's, merged, to the home pages connected here.
+    async fn share_room_list(&self, rooms: &super::rooms::Rooms) {
+        if !rooms.public_list() {
+            return;
+        }
+        let own = if self.draining.load(Ordering::Relaxed) {
+            Vec::new()
+        } else {
+            rooms.summary()
+        };
+        let Ok(own) = serde_json::to_vec(&own) else {
+            return;
+        };
+        let shared = self
+            .redis
+            .query(&[b"HSET", LISTS_KEY.as_bytes(), self.node.as_bytes(), &own])
+            .await;
+        let Ok(resp::Reply::Array(fields)) =
+            self.redis.query(&[b"HGETALL", LISTS_KEY.as_bytes()]).await
+        else {
+            tracing::debug!(?shared, "could not read the other nodes' rooms");
+            return;
+        };
+        let mut nodes = Vec::new();
+        let mut lists = Vec::new();
+        for pair in fields.chunks(2) {
+            if let [node, list] = pair {
+                let list = list.bytes().and_then(|b| serde_json::from_slice(b).ok());
+                if let (Some(node), Some(list)) = (node.text(), list) {
+                    nodes.push(node.to_string());
+                    lists.push(list);
+                }
+            }
+        }
+        let keys: Vec<String> = nodes.iter().map(|n| Self::alive_key(n)).collect();
+        let mut args: Vec<&[u8]> = vec![b"MGET"];
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        let Ok(resp::Reply::Array(alive)) = self.redis.query(&args).await else {
+            return;
+        };
+        let mut living = Vec::new();
+        for ((node, list), alive) in nodes.iter().zip(lists).zip(alive) {
+            if alive == resp::Reply::Nil {
+                // A node that died lists nothing any more.
+                let _ = self
+                    .redis
+                    .send(&[b"HDEL", LISTS_KEY.as_bytes(), node.as_bytes()])
+                    .await;
+            } else {
+                living.push(list);
+            }
+        }
+        rooms.show_list(crate::core::directory::merge(living));
     }
 
     /// The server began to shut down: no more rooms start here, and the leases of those
