@@ -3,7 +3,7 @@
 # prints the results. Not part of the test suite (benchmarks are not timed tests).
 #   scripts/bench.sh            all scenarios (about 3 minutes)
 #   scripts/bench.sh fanout     one group: fanout, rooms, idle, storm, pages, firstload, media,
-#                               relay, nat or reference (relay and nat compare with coturn; nat
+#                               relay, nat, cluster or reference (relay and nat compare with coturn; nat
 #                               needs root for its network namespaces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,6 +153,35 @@ if [ "$group" = all ] || [ "$group" = firstload ]; then
     printf '%s: %s bytes\n' "$file" "$(stat -c %s "$file")"
   done
   (cd end2end && npx playwright test --config bench.config.ts bench/first-load.spec.ts)
+fi
+
+if [ "$group" = all ] || [ "$group" = cluster ]; then
+  step "three nodes sharing rooms through Redis, against one node, in the same run"
+  if ! command -v redis-server >/dev/null; then
+    as_root apt-get install -y --no-install-recommends redis-server
+  fi
+  REDIS_PORT=6391
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/tmp/room-bench-redis.log 2>&1 &
+  REDIS_PID=$!
+  sleep 0.5
+  NODE_PIDS=()
+  for n in 0 1 2; do
+    mkdir -p "$DATA_DIR/node-$n"
+    target/release/room --addr "127.0.0.1:$((PORT + 1 + n))" --data-dir "$DATA_DIR/node-$n" \
+      --media-addr 127.0.0.1:0 --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "node-$n" \
+      "${RAISED[@]}" >"/tmp/room-bench-node-$n.log" 2>&1 &
+    NODE_PIDS+=($!)
+  done
+  sleep 2
+  printf '\n--- room-bench load, 3 nodes\n'
+  target/release/room-bench load --addr "127.0.0.1:$((PORT + 1))" \
+    --also "127.0.0.1:$((PORT + 2)),127.0.0.1:$((PORT + 3))" \
+    --clients 1000 --rooms 10 --senders 100 --rate 10 --duration 10
+  for pid in "${NODE_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null || true
+  start_server "${RAISED[@]}"
+  load --clients 1000 --rooms 10 --senders 100 --rate 10 --duration 10
+  stop_server
 fi
 
 if [ "$group" = all ] || [ "$group" = pages ]; then

@@ -514,3 +514,40 @@ async fn the_home_page_lists_the_rooms_of_every_node() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_room_whose_lease_another_node_holds_sends_its_members_there() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis, "node-a", &[]).await;
+    let b = node(&redis, "node-b", &[]).await;
+    let (mut ann, joined) = a.joined("split", "Ann").await;
+    // As after Redis lost its data and node b took the free lease on a join.
+    let writer = room::server::cluster::resp::Redis::start(
+        redis.url().parse().unwrap(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    assert!(writer.wait_up(WAIT).await);
+    writer
+        .query(&[b"SET", b"room:owner:split", b"node-b", b"PX", b"60000"])
+        .await
+        .unwrap();
+    // a notices on its next renewal and sends Ann to reconnect; she lands in b's room.
+    assert_eq!(
+        ann.ending().await,
+        support::Ending::Closed(
+            1001,
+            "the meeting moved to another server; reconnecting".into()
+        )
+    );
+    let conflicts = metric(&a.metrics().await, "room_cluster_lease_conflicts_total");
+    assert_eq!(conflicts, 1.0);
+    let mut ann = a.client().await;
+    ann.hello().await;
+    let back = ann
+        .rejoin("split", "Ann", Some(joined.resume_token), None)
+        .await;
+    assert!(matches!(back, ServerMsg::Joined { .. }), "{back:?}");
+    assert_eq!(metric(&b.metrics().await, "room_cluster_owned_rooms"), 1.0);
+    a.stop().await;
+    b.stop().await;
+}

@@ -22,9 +22,14 @@ export class RoomServer {
     return new URL(this.url).host;
   }
 
+  /** Whether the process has exited, by itself or by a signal. */
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
   /** SIGTERM, as an operator would; resolves when the process has exited. */
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.exited) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.kill('SIGTERM');
     await exited;
@@ -32,7 +37,7 @@ export class RoomServer {
 
   /** SIGKILL: the server dies without a goodbye. */
   async kill(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.exited) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.kill('SIGKILL');
     await exited;

@@ -39,6 +39,9 @@ pub struct Outbox {
     pub frames: mpsc::Sender<Utf8Bytes>,
     /// Cancelled by the room when the connection cannot keep up; the connection then closes.
     pub kick: CancellationToken,
+    /// Cancelled when another node runs this meeting (`--redis-url`): the connection closes
+    /// so the browser reconnects to it.
+    pub evicted: CancellationToken,
     /// Cancelled when the member resumed on a newer connection; this one then closes with
     /// "signed in elsewhere" instead of "too slow".
     pub replaced: CancellationToken,
@@ -150,6 +153,9 @@ pub enum RoomCommand {
     FromMain(ServerMsg),
     /// To a breakout room: the round is over, send everyone back to the main room.
     CloseBreakout,
+    /// Another node holds this meeting's lease (`--redis-url`): send everyone to reconnect
+    /// there, and leave the saved state in Redis to that node.
+    Evict,
 }
 
 /// A way to reach a running room task.
@@ -333,6 +339,7 @@ impl Rooms {
             media_key: format!("{slug}#{}", handle.generation).into(),
             unsettled: Default::default(),
             saved: 0,
+            evicted: false,
         };
         self.tasks.spawn(task.run(inbox));
         Ok(handle)
@@ -364,6 +371,13 @@ impl Rooms {
         let words = [getrandom::u32()?, getrandom::u32()?];
         let secret = (u128::from(getrandom::u64()?) << 64) | u128::from(getrandom::u64()?);
         Ok(readable_slug(words, secret))
+    }
+
+    /// Sends the members of `slug` to reconnect, if it runs here: another node runs it.
+    pub fn evict(&self, slug: &RoomSlug) {
+        if let Some(handle) = self.registry().running.get(slug) {
+            let _ = handle.commands.try_send(RoomCommand::Evict);
+        }
     }
 
     /// Whether the list of rooms in use is published (`--public-room-list`).
@@ -470,6 +484,8 @@ struct RoomTask {
     media_key: crate::sfu::engine::RoomKey,
     /// The fingerprint of the room's state when last saved to Redis.
     saved: u64,
+    /// Another node runs this meeting: this one only empties, saving nothing.
+    evicted: bool,
     /// Outcomes waiting for their chat to be in Redis before anyone sees it.
     unsettled: std::collections::VecDeque<(Option<StoreWrite>, Outcome)>,
 }
@@ -571,9 +587,8 @@ impl RoomTask {
     fn retire_if_empty(&self) -> bool {
         if self.room.is_empty() {
             self.rooms.retire(self.room.slug(), self.generation);
-            if let (History::Shared(shared), false) =
-                (&self.rooms.history, self.room.slug().is_breakout())
-            {
+            let leave_saved = self.room.slug().is_breakout() || self.evicted;
+            if let (History::Shared(shared), false) = (&self.rooms.history, leave_saved) {
                 let shared = shared.clone();
                 let slug = self.room.slug().to_string();
                 self.rooms
@@ -618,7 +633,7 @@ impl RoomTask {
         let History::Shared(shared) = &self.rooms.history else {
             return;
         };
-        if self.room.slug().is_breakout() || self.room.is_empty() {
+        if self.room.slug().is_breakout() || self.room.is_empty() || self.evicted {
             return;
         }
         let fingerprint = self.room.saved_fingerprint();
@@ -725,6 +740,16 @@ impl RoomTask {
             RoomCommand::FromMain(msg) => {
                 let outcome = self.room.from_main_room(msg);
                 self.carry_out(outcome);
+            }
+            RoomCommand::Evict => {
+                self.evicted = true;
+                let everyone = self.outboxes.values().chain(self.waiting.values());
+                for outbox in everyone
+                    .chain(self.lobby.values())
+                    .chain(self.in_breakouts.values())
+                {
+                    outbox.evicted.cancel();
+                }
             }
             RoomCommand::CloseBreakout => {
                 for outbox in self.outboxes.values().chain(self.waiting.values()) {

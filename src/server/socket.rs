@@ -60,6 +60,8 @@ enum Ending {
     Dismissed(Dismissal),
     /// The room lives on another node (`--redis-url`); the connection is relayed there.
     Relayed,
+    /// Another node turned out to run the meeting; the browser reconnects to reach it.
+    Evicted,
 }
 
 impl Ending {
@@ -67,6 +69,10 @@ impl Ending {
         let (code, reason) = match self {
             Ending::ClientClosed | Ending::ConnectionLost | Ending::Relayed => return None,
             Ending::ServerShutdown => (close_code::GOING_AWAY, "server shutting down".to_string()),
+            Ending::Evicted => (
+                close_code::GOING_AWAY,
+                "the meeting moved to another server; reconnecting".to_string(),
+            ),
             Ending::TooSlow => (
                 close_code::POLICY_VIOLATION,
                 "too slow: messages were not read in time".to_string(),
@@ -234,6 +240,7 @@ impl<S: Socket> Connection<S> {
             outbox: Outbox {
                 frames: frames_tx,
                 kick: state.shutdown.child_token(),
+                evicted: CancellationToken::new(),
                 replaced: CancellationToken::new(),
                 dismissed: Default::default(),
                 moves: moves_tx,
@@ -281,6 +288,7 @@ impl<S: Socket> Connection<S> {
                     };
                 }
                 _ = self.outbox.replaced.cancelled() => return Ending::Replaced,
+                _ = self.outbox.evicted.cancelled() => return Ending::Evicted,
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() >= idle_timeout {
                         tracing::info!(peer = %self.peer, "closing a connection that stopped answering pings");
@@ -1021,6 +1029,7 @@ mod tests {
         let outbox = Outbox {
             frames,
             kick: Default::default(),
+            evicted: Default::default(),
             replaced: Default::default(),
             dismissed: Default::default(),
             moves: tokio::sync::mpsc::channel(1).0,

@@ -35,6 +35,10 @@ pub struct LoadConfig {
     /// The server's address; must be a loopback address.
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
+    /// More nodes sharing rooms with the one at --addr (`--redis-url`), comma-separated:
+    /// clients are spread evenly over all of them. Loopback only too.
+    #[arg(long, value_delimiter = ',')]
+    pub also: Vec<SocketAddr>,
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
     #[arg(long, default_value_t = 1)]
@@ -232,6 +236,12 @@ fn percentile<T: Copy + Into<u64>>(sorted: &[T], p: f64) -> u64 {
 /// Runs the load and reports. Refuses anything but a loopback target.
 pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
     require_loopback(config.addr)?;
+    for addr in &config.also {
+        require_loopback(*addr)?;
+    }
+    let nodes: Vec<SocketAddr> = std::iter::once(config.addr)
+        .chain(config.also.iter().copied())
+        .collect();
     if config.rooms == 0 || config.clients < config.rooms {
         return Err("need at least one client per room".into());
     }
@@ -267,7 +277,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, String> {
             phase_offset: i as f64 / senders.max(1) as f64,
             message_chars: config.message_chars,
         };
-        let addr = config.addr;
+        let addr = nodes[i % nodes.len()];
         let shared = Arc::clone(&shared);
         let gate = Arc::clone(&gate);
         let phase = phase_rx.clone();

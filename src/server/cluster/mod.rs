@@ -340,8 +340,9 @@ impl Cluster {
     }
 
     /// Renews the leases of the rooms running here and releases those of rooms that closed.
-    /// A room running here whose lease another node took (Redis was unreachable for longer
-    /// than a lease) is counted and logged: its members are in two meetings until it empties.
+    /// A room running here whose lease another node took (Redis was unreachable, or lost its
+    /// data, for longer than a lease) is counted and logged, and its members are sent to
+    /// reconnect, which takes them to that node: one meeting again.
     async fn keep_leases(&self, rooms: &super::rooms::Rooms) {
         if !self.redis.is_up() {
             return;
@@ -373,7 +374,8 @@ impl Cluster {
                     };
                     if was_ours {
                         self.counters.lease_conflicts.inc();
-                        tracing::error!(room = %slug, owner = %other, "another node took the lease of a room running here");
+                        tracing::error!(room = %slug, owner = %other, "another node took the lease of a room running here; sending its members there");
+                        rooms.evict(slug);
                     }
                 }
                 Ok(Owner::Here) => {}
