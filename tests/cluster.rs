@@ -231,6 +231,14 @@ async fn without_redis_new_rooms_are_refused_and_service_returns_with_it() {
     let mut redis = RedisServer::start().await;
     let a = node(&redis, "node-a", &[]).await;
     let (mut ann, _) = a.joined("kept", "Ann").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&a.metrics().await, "room_cluster_redis_up") != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/metrics says Redis is up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     redis.kill();
     let deadline = tokio::time::Instant::now() + WAIT;

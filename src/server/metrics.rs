@@ -308,12 +308,12 @@ impl Metrics {
         let cluster = super::cluster::ClusterCounters::default();
         add(
             "cluster_relayed_up",
-            "Frames of browsers on other nodes relayed to rooms this node owns, and theirs relayed from this node to owners elsewhere",
+            "Frames of browsers connected here relayed to the nodes running their rooms",
             &cluster.relayed_up,
         );
         add(
             "cluster_relayed_down",
-            "Frames relayed from owning nodes to browsers connected here, and from rooms here to browsers on other nodes",
+            "Frames of rooms running here relayed to their browsers connected to other nodes",
             &cluster.relayed_down,
         );
         add(

@@ -114,8 +114,8 @@ pub struct Cluster {
     node: String,
     url: RedisUrl,
     redis: Redis,
-    /// Rooms whose lease this node holds.
-    owned: Mutex<HashSet<RoomSlug>>,
+    /// Rooms whose lease this node holds, and when it last took or renewed it.
+    owned: Mutex<HashMap<RoomSlug, Instant>>,
     /// Browsers on other nodes served here, by their edge node and session.
     served: Mutex<HashMap<(String, SessionId), mpsc::Sender<Message>>>,
     /// Browsers connected here whose rooms live elsewhere, by session.
@@ -223,6 +223,7 @@ impl Cluster {
             while up.changed().await.is_ok() {
                 let now_up = *up.borrow_and_update();
                 cluster.subscribed.send_replace(now_up);
+                cluster.counters.redis_up.set(i64::from(cluster.is_up()));
             }
         });
         let cluster = Arc::clone(self);
@@ -248,7 +249,7 @@ impl Cluster {
     /// After the server shut down: gives up this node's leases, so other nodes take its rooms
     /// at once rather than after the lease runs out, then closes the Redis connections.
     pub async fn stop(&self) {
-        let owned: Vec<RoomSlug> = lock(&self.owned).drain().collect();
+        let owned: Vec<RoomSlug> = lock(&self.owned).drain().map(|(slug, _)| slug).collect();
         let releases = owned.iter().map(|slug| self.release(slug));
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
@@ -267,7 +268,7 @@ impl Cluster {
                 "this server is shutting down; reconnecting will reach another one",
             ));
         }
-        if lock(&self.owned).contains(slug) {
+        if lock(&self.owned).contains_key(slug) {
             return Ok(Owner::Here);
         }
         match self.claim(slug).await {
@@ -313,7 +314,7 @@ impl Cluster {
             .ok_or_else(|| RedisError::Unexpected(format!("{reply:?}")))?;
         if holder == self.node {
             let mut owned = lock(&self.owned);
-            owned.insert(slug.clone());
+            owned.insert(slug.clone(), Instant::now());
             self.counters.owned_rooms.set(owned.len() as i64);
             Ok(Owner::Here)
         } else {
@@ -344,6 +345,7 @@ impl Cluster {
     /// data, for longer than a lease) is counted and logged, and its members are sent to
     /// reconnect, which takes them to that node: one meeting again.
     async fn keep_leases(&self, rooms: &super::rooms::Rooms) {
+        self.counters.redis_up.set(i64::from(self.is_up()));
         if !self.redis.is_up() {
             return;
         }
@@ -356,7 +358,12 @@ impl Cluster {
         let running: HashSet<RoomSlug> = rooms.running_meetings().into_iter().collect();
         let closed: Vec<RoomSlug> = {
             let mut owned = lock(&self.owned);
-            let closed = owned.difference(&running).cloned().collect::<Vec<_>>();
+            // A lease taken just now is for a join whose room is about to start.
+            let closed = owned
+                .iter()
+                .filter(|(slug, taken)| !running.contains(*slug) && taken.elapsed() >= RENEW_EVERY)
+                .map(|(slug, _)| slug.clone())
+                .collect::<Vec<_>>();
             for slug in &closed {
                 owned.remove(slug);
             }
@@ -368,7 +375,7 @@ impl Cluster {
                 Ok(Owner::Node(other)) => {
                     let was_ours = {
                         let mut owned = lock(&self.owned);
-                        let was = owned.remove(slug);
+                        let was = owned.remove(slug).is_some();
                         self.counters.owned_rooms.set(owned.len() as i64);
                         was
                     };
@@ -507,7 +514,7 @@ impl Cluster {
     /// running go now, so browsers reconnecting elsewhere start them on other nodes.
     async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let owned: Vec<RoomSlug> = lock(&self.owned).drain().collect();
+        let owned: Vec<RoomSlug> = lock(&self.owned).drain().map(|(slug, _)| slug).collect();
         self.counters.owned_rooms.set(0);
         tracing::info!(rooms = owned.len(), "draining: giving this node's rooms up");
         let releases = owned.iter().map(|slug| self.release(slug));
@@ -523,12 +530,12 @@ impl Cluster {
         match envelope::decode(payload) {
             Some(Received::Up(envelope)) => self.from_edge(envelope, state),
             Some(Received::Down(envelope)) => {
-                self.counters.relayed_down.inc();
+                let session = envelope.session;
                 let mut relaying = lock(&self.relaying);
-                if let Some(session) = relaying.get(&envelope.session) {
-                    if session.frames.try_send(envelope.clone()).is_err() {
+                if let Some(relay) = relaying.get(&session) {
+                    if relay.frames.try_send(envelope).is_err() {
                         // The browser does not read fast enough: its relay ends as too slow.
-                        relaying.remove(&envelope.session);
+                        relaying.remove(&session);
                     }
                 }
             }
@@ -538,7 +545,6 @@ impl Cluster {
 
     /// A relayed browser's frame, on the node that owns its room.
     fn from_edge(self: &Arc<Self>, envelope: Envelope<Up>, state: &AppState) {
-        self.counters.relayed_up.inc();
         let key = (envelope.from, envelope.session);
         let message = match envelope.body {
             Up::Open { address, join } => {
