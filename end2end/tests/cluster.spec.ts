@@ -94,57 +94,61 @@ async function say(page: Page, text: string) {
 
 const messages = (page: Page) => page.locator('.message .text');
 
-test('pages on two nodes meet in one room; the owner is killed and both carry on through the other', async ({
-  newContext,
-  consoleErrors,
-}) => {
-  test.setTimeout(120_000);
-  const redis = await startRedis();
-  const nodes: RoomServer[] = [];
-  const balancers: { close: () => void }[] = [];
-  try {
-    for (const id of ['node-a', 'node-b']) {
-      nodes.push(await startServer(['--redis-url', redis.url, '--node-id', id, '--metrics-addr', 'off']));
-    }
-    const [a, b] = nodes;
-    // Ann's entry prefers node a, Bob's node b; each falls back to the other.
-    const toA = await startBalancer([a.addr, b.addr]);
-    const toB = await startBalancer([b.addr, a.addr]);
-    balancers.push(toA, toB);
+for (const media of ['mesh', 'sfu']) {
+  test(`pages on two nodes meet in one room; the owner is killed and both carry on through the other (${media})`, async ({
+    newContext,
+    consoleErrors,
+  }) => {
+    test.setTimeout(120_000);
+    const redis = await startRedis();
+    const nodes: RoomServer[] = [];
+    const balancers: { close: () => void }[] = [];
+    try {
+      for (const id of ['node-a', 'node-b']) {
+        nodes.push(
+          await startServer(['--redis-url', redis.url, '--node-id', id, '--metrics-addr', 'off', '--media', media]),
+        );
+      }
+      const [a, b] = nodes;
+      // Ann's entry prefers node a, Bob's node b; each falls back to the other.
+      const toA = await startBalancer([a.addr, b.addr]);
+      const toB = await startBalancer([b.addr, a.addr]);
+      balancers.push(toA, toB);
 
-    const ann = await joinVia(await newContext(), toA.url, 'Ann', consoleErrors);
-    const bob = await joinVia(await newContext(), toB.url, 'Bob', consoleErrors);
-    // One meeting: each sees the other, hears them, and reads their chat.
-    for (const page of [ann, bob]) await expect(page.getByTestId('people').locator('.person-name')).toHaveCount(2);
-    await expectVideoFlowing(ann, 'Bob');
-    await expectVideoFlowing(bob, 'Ann');
-    await say(ann, 'through node a');
-    await say(bob, 'through node b');
-    for (const page of [ann, bob]) await expect(messages(page)).toHaveText(['through node a', 'through node b']);
+      const ann = await joinVia(await newContext(), toA.url, 'Ann', consoleErrors);
+      const bob = await joinVia(await newContext(), toB.url, 'Bob', consoleErrors);
+      // One meeting: each sees the other, hears them, and reads their chat.
+      for (const page of [ann, bob]) await expect(page.getByTestId('people').locator('.person-name')).toHaveCount(2);
+      await expectVideoFlowing(ann, 'Bob');
+      await expectVideoFlowing(bob, 'Ann');
+      await say(ann, 'through node a');
+      await say(bob, 'through node b');
+      for (const page of [ann, bob]) await expect(messages(page)).toHaveText(['through node a', 'through node b']);
 
-    // Ann opened the room, so node a runs it. It dies.
-    // (How long each page shows "reconnecting" depends on when it notices; the notice
-    // that it is back stays.)
-    await a.kill();
-    for (const page of [ann, bob]) {
-      // Resumed as themselves, not joined anew ("Reconnected", not "…after a restart").
-      await expect(page.getByTestId('chat')).toContainText('Reconnected', { timeout: 30_000 });
-      await expect(page.getByTestId('chat')).not.toContainText('restart');
-      await expect(page.getByTestId('reconnecting')).toBeHidden();
+      // Ann opened the room, so node a runs it. It dies.
+      // (How long each page shows "reconnecting" depends on when it notices; the notice
+      // that it is back stays.)
+      await a.kill();
+      for (const page of [ann, bob]) {
+        // Resumed as themselves, not joined anew ("Reconnected", not "…after a restart").
+        await expect(page.getByTestId('chat')).toContainText('Reconnected', { timeout: 30_000 });
+        await expect(page.getByTestId('chat')).not.toContainText('restart');
+        await expect(page.getByTestId('reconnecting')).toBeHidden();
+      }
+      await say(ann, 'after the crash');
+      await say(bob, 'still here');
+      const all = ['through node a', 'through node b', 'after the crash', 'still here'];
+      for (const page of [ann, bob]) {
+        await expect(messages(page)).toHaveText(all);
+        await expect(page.getByTestId('people').locator('.person-name')).toHaveCount(2);
+      }
+      // The call is set up again on node b (through its own forwarding unit, in sfu).
+      await expectVideoFlowing(ann, 'Bob');
+      await expectVideoFlowing(bob, 'Ann');
+    } finally {
+      for (const balancer of balancers) balancer.close();
+      for (const node of nodes) await node.stop();
+      redis.child.kill('SIGKILL');
     }
-    await say(ann, 'after the crash');
-    await say(bob, 'still here');
-    const all = ['through node a', 'through node b', 'after the crash', 'still here'];
-    for (const page of [ann, bob]) {
-      await expect(messages(page)).toHaveText(all);
-      await expect(page.getByTestId('people').locator('.person-name')).toHaveCount(2);
-    }
-    // The call is set up again on node b.
-    await expectVideoFlowing(ann, 'Bob');
-    await expectVideoFlowing(bob, 'Ann');
-  } finally {
-    for (const balancer of balancers) balancer.close();
-    for (const node of nodes) await node.stop();
-    redis.child.kill('SIGKILL');
-  }
-});
+  });
+}

@@ -50,6 +50,9 @@ const LISTS_KEY: &str = "room:lists";
 /// that often means something is wrong).
 const MAX_HOPS: usize = 3;
 
+/// Frames written to a relayed browser before one flush, as for a local connection.
+const WRITE_BATCH: usize = 64;
+
 /// How long the edge waits for a close frame to reach the browser.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -688,6 +691,8 @@ impl Cluster {
         // died, whose lease has not run out yet.
         let mut answered = false;
         let mut opened = Instant::now();
+        // A frame taken out of the queue while batching that was not for the batch.
+        let mut stash: Option<Envelope<Down>> = None;
         let mut open_check =
             tokio::time::interval_at(Instant::now() + OPEN_TIMEOUT / 4, OPEN_TIMEOUT / 4);
         let going_away = |reason: &str| CloseFrame {
@@ -702,7 +707,7 @@ impl Cluster {
                     // The owner keeps the member for a resume through another node.
                     break (Some(going_away("server shutting down")), Some(Up::Lost));
                 }
-                down = downs.recv() => {
+                down = next_down(&mut stash, &mut downs) => {
                     let Some(Envelope { from, body, .. }) = down else {
                         tracing::info!(session, "closing a relayed connection that read too slowly");
                         break (
@@ -747,7 +752,27 @@ impl Cluster {
                             continue;
                         }
                     };
-                    let written = tokio::time::timeout(write_timeout, socket.send(message)).await;
+                    // Whatever else already came goes out with it, flushed once.
+                    let mut batch = vec![message];
+                    while batch.len() < WRITE_BATCH {
+                        match downs.try_recv() {
+                            Ok(Envelope { from, body: Down::Text(text), .. }) if from == owner => {
+                                batch.push(Message::Text(text.into()));
+                            }
+                            Ok(other) => {
+                                stash = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let write = async {
+                        for message in batch {
+                            socket.feed(message).await?;
+                        }
+                        socket.flush().await
+                    };
+                    let written = tokio::time::timeout(write_timeout, write).await;
                     if !matches!(written, Ok(Ok(()))) {
                         break (None, Some(Up::Lost));
                     }
@@ -806,6 +831,17 @@ impl Cluster {
             let _ =
                 tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
         }
+    }
+}
+
+/// The next frame for a relayed browser: one set aside while batching, else the queue's.
+async fn next_down(
+    stash: &mut Option<Envelope<Down>>,
+    downs: &mut mpsc::Receiver<Envelope<Down>>,
+) -> Option<Envelope<Down>> {
+    match stash.take() {
+        Some(down) => Some(down),
+        None => downs.recv().await,
     }
 }
 
