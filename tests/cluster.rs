@@ -22,6 +22,28 @@ async fn node(redis: &RedisServer, node: &str, extra: &[&str]) -> TestServer {
     server
 }
 
+/// Waits until the node's unlabelled metric `name` reads `value`.
+async fn wait_for_metric(node: &TestServer, name: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&node.metrics().await, name) != value {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} reaches {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client of the test's own to `redis`, to read or write what the nodes keep there.
+async fn redis_client(redis: &RedisServer) -> room::server::cluster::resp::Redis {
+    let client = room::server::cluster::resp::Redis::start(
+        redis.url().parse().unwrap(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    assert!(client.wait_up(WAIT).await);
+    client
+}
+
 /// The value of an unlabelled metric in a `/metrics` text.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -112,14 +134,8 @@ async fn a_room_moves_to_another_node_once_it_empties_or_its_node_stops() {
     // Everyone leaves: a gives the lease up, and the next opener's node takes it.
     ann.close().await;
     bob.close().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(&a.metrics().await, "room_cluster_owned_rooms") != 0.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a releases the lease"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // a gives the lease up.
+    wait_for_metric(&a, "room_cluster_owned_rooms", 0.0).await;
     let (mut cleo, joined) = b.joined("moving", "Cleo").await;
     assert_eq!(metric(&b.metrics().await, "room_cluster_owned_rooms"), 1.0);
     // The history came along, numbering included.
@@ -180,11 +196,7 @@ async fn a_message_is_in_redis_before_anyone_sees_it() {
     let (mut ann, _) = a.joined("durable", "Ann").await;
     let (mut bob, _) = b.joined("durable", "Bob").await;
     ann.drain(Duration::from_millis(100)).await;
-    let reader = room::server::cluster::resp::Redis::start(
-        redis.url().parse().unwrap(),
-        tokio_util::sync::CancellationToken::new(),
-    );
-    assert!(reader.wait_up(WAIT).await);
+    let reader = redis_client(&redis).await;
     for i in 0..20 {
         ann.chat(&format!("n{i}")).await;
         // Whoever sees it first, locally or through the relay, Redis already has it.
@@ -231,21 +243,11 @@ async fn without_redis_new_rooms_are_refused_and_service_returns_with_it() {
     let mut redis = RedisServer::start().await;
     let a = node(&redis, "node-a", &[]).await;
     let (mut ann, _) = a.joined("kept", "Ann").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(&a.metrics().await, "room_cluster_redis_up") != 1.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/metrics says Redis is up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&a, "room_cluster_redis_up", 1.0).await;
 
     redis.kill();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(&a.metrics().await, "room_cluster_redis_up") != 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the node notices");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The node notices.
+    wait_for_metric(&a, "room_cluster_redis_up", 0.0).await;
     // The room it owns goes on.
     let (mut bob, _) = a.joined("kept", "Bob").await;
     bob.chat("still here").await;
@@ -530,11 +532,7 @@ async fn a_room_whose_lease_another_node_holds_sends_its_members_there() {
     let b = node(&redis, "node-b", &[]).await;
     let (mut ann, joined) = a.joined("split", "Ann").await;
     // As after Redis lost its data and node b took the free lease on a join.
-    let writer = room::server::cluster::resp::Redis::start(
-        redis.url().parse().unwrap(),
-        tokio_util::sync::CancellationToken::new(),
-    );
-    assert!(writer.wait_up(WAIT).await);
+    let writer = redis_client(&redis).await;
     writer
         .query(&[b"SET", b"room:owner:split", b"node-b", b"PX", b"60000"])
         .await

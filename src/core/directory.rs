@@ -32,23 +32,17 @@ impl Directory {
         self.participants.len()
     }
 
-    /// The busiest rooms first; rooms of the same size alphabetically so the list is stable.
+    /// The rooms in use as listed ([`listed`]).
     pub fn summary(&self) -> Vec<RoomSummary> {
-        let mut rooms: Vec<_> = self
-            .participants
-            .iter()
-            .map(|(room, &participants)| RoomSummary {
-                room: room.to_string(),
-                participants,
-            })
-            .collect();
-        rooms.sort_by(|a, b| {
-            b.participants
-                .cmp(&a.participants)
-                .then_with(|| a.room.cmp(&b.room))
-        });
-        rooms.truncate(LISTED_ROOMS);
-        rooms
+        listed(
+            self.participants
+                .iter()
+                .map(|(room, &participants)| RoomSummary {
+                    room: room.to_string(),
+                    participants,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -60,10 +54,17 @@ pub fn merge(lists: impl IntoIterator<Item = Vec<RoomSummary>>) -> Vec<RoomSumma
         let count = participants.entry(summary.room).or_default();
         *count = (*count).max(summary.participants);
     }
-    let mut rooms: Vec<_> = participants
-        .into_iter()
-        .map(|(room, participants)| RoomSummary { room, participants })
-        .collect();
+    listed(
+        participants
+            .into_iter()
+            .map(|(room, participants)| RoomSummary { room, participants })
+            .collect(),
+    )
+}
+
+/// The rooms as listed: the busiest first, rooms of the same size alphabetically so the
+/// list is stable, at most `LISTED_ROOMS`.
+fn listed(mut rooms: Vec<RoomSummary>) -> Vec<RoomSummary> {
     rooms.sort_by(|a, b| {
         b.participants
             .cmp(&a.participants)

@@ -393,18 +393,8 @@ impl Client {
 
     /// The next protocol message if one is already waiting, without waiting for one.
     pub async fn try_recv(&mut self) -> Option<ServerMsg> {
-        loop {
-            // Polling the stream once and dropping the future loses nothing.
-            let frame = tokio::time::timeout(Duration::ZERO, self.ws.next())
-                .await
-                .ok()??
-                .ok()?;
-            match frame {
-                Message::Text(text) => return serde_json::from_str(&text).ok(),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                _ => return None,
-            }
-        }
+        // Polling the stream once and dropping the future loses nothing.
+        self.recv_within(Duration::ZERO).await
     }
 
     /// Skips messages until one matches, returning it.
