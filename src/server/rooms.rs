@@ -574,6 +574,9 @@ impl RoomTask {
             }
             self.settle().await;
             self.save_if_changed().await;
+            if self.room.is_empty() {
+                self.forget_saved().await;
+            }
             if self.retire_if_empty() {
                 break;
             }
@@ -587,14 +590,6 @@ impl RoomTask {
     fn retire_if_empty(&self) -> bool {
         if self.room.is_empty() {
             self.rooms.retire(self.room.slug(), self.generation);
-            let leave_saved = self.room.slug().is_breakout() || self.evicted;
-            if let (History::Shared(shared), false) = (&self.rooms.history, leave_saved) {
-                let shared = shared.clone();
-                let slug = self.room.slug().to_string();
-                self.rooms
-                    .tasks
-                    .spawn(async move { shared.forget(&slug).await });
-            }
             true
         } else {
             false
@@ -625,6 +620,18 @@ impl RoomTask {
                 tracing::error!(room = %slug, %error, "cannot open the room");
                 false
             }
+        }
+    }
+
+    /// The meeting emptied: nothing to carry over to the next node that runs it. Sent before
+    /// the room retires, so the next run of it, here or elsewhere, reads after this.
+    async fn forget_saved(&mut self) {
+        let History::Shared(shared) = &self.rooms.history else {
+            return;
+        };
+        if !self.room.slug().is_breakout() && !self.evicted {
+            let shared = shared.clone();
+            shared.forget(self.room.slug().as_str()).await;
         }
     }
 
