@@ -15,7 +15,8 @@
 //! - `turn` (ssr only): the built-in TURN relay's logic (STUN messages, credentials,
 //!   allocations), sans-IO.
 //! - `server` (ssr only): configuration, the router, the socket loop (generic over the socket, so
-//!   it is unit-tested without TCP), one task per room carrying out the core's outcomes, metrics.
+//!   it is unit-tested without TCP), one task per room carrying out the core's outcomes, metrics,
+//!   and `server::cluster`: several nodes sharing rooms through Redis (`--redis-url`).
 //! - [`app`]: Leptos components for each page, compiled into both builds. The meeting page's
 //!   protocol state machine is [`app::room::session::Session`], pure and unit-tested: server
 //!   messages, socket events, timers and clicks in; state and commands out.
