@@ -244,13 +244,22 @@ async fn a_message_is_in_redis_before_anyone_sees_it() {
 async fn without_redis_new_rooms_are_refused_and_service_returns_with_it() {
     let mut redis = RedisServer::start().await;
     let a = node(&redis, "node-a", &[]).await;
+    let b = node(&redis, "node-b", &[]).await;
     let (mut ann, _) = a.joined("kept", "Ann").await;
+    let (mut dan, dan_joined) = b.joined("kept", "Dan").await;
     wait_for_metric(&a, "room_cluster_redis_up", 1.0).await;
 
     redis.kill();
     // The node notices.
     wait_for_metric(&a, "room_cluster_redis_up", 0.0).await;
-    // The room it owns goes on.
+    // Dan, relayed through b, can reach the meeting no more: b sends him to reconnect
+    // rather than drop what he says.
+    let ending = dan.ending().await;
+    assert!(
+        matches!(&ending, support::Ending::Closed(1001, why) if why.contains("cannot be reached")),
+        "{ending:?}"
+    );
+    // The room a runs goes on for those connected to it.
     let (mut bob, _) = a.joined("kept", "Bob").await;
     bob.chat("still here").await;
     assert_eq!(ann.recv_until(is_chat).await.text_of(), "still here");
@@ -262,19 +271,46 @@ async fn without_redis_new_rooms_are_refused_and_service_returns_with_it() {
     assert!(message.contains("try again"), "{message}");
     let refused = metric(&a.metrics().await, "room_cluster_refused_unavailable_total");
     assert!(refused >= 1.0);
+    let unstored = metric(&a.metrics().await, "room_cluster_unstored_messages_total");
+    assert!(unstored >= 1.0, "the chat while Redis was away was counted");
 
     redis.restart().await;
-    assert!(
-        a.state.cluster.as_ref().unwrap().wait_up(WAIT).await,
-        "it reconnects by itself"
-    );
+    for node in [&a, &b] {
+        let cluster = node.state.cluster.as_ref().unwrap();
+        assert!(cluster.wait_up(WAIT).await, "it reconnects by itself");
+    }
     cleo.send(&support::join_msg("new-one", "Cleo")).await;
     assert!(matches!(
         cleo.recv_until(|m| matches!(m, ServerMsg::Joined { .. } | ServerMsg::Error { .. }))
             .await,
         ServerMsg::Joined { .. }
     ));
+    // The restarted Redis is empty; a claims its room again on its next round, and Dan
+    // comes back to it through b, as himself.
+    let reader = redis_client(&redis).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let owner = reader.query(&[b"GET", b"room:owner:kept"]).await.unwrap();
+        if owner.text() == Some("node-a") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a claims its room again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut dan = b.client().await;
+    dan.hello().await;
+    let back = dan
+        .rejoin("kept", "Dan", Some(dan_joined.resume_token), None)
+        .await;
+    assert!(
+        matches!(back, ServerMsg::Joined { resumed: true, you, .. } if you == dan_joined.you),
+        "{back:?}"
+    );
     a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]

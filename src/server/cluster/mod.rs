@@ -227,6 +227,9 @@ impl Cluster {
                 let now_up = *up.borrow_and_update();
                 cluster.subscribed.send_replace(now_up);
                 cluster.counters.redis_up.set(i64::from(cluster.is_up()));
+                if !now_up {
+                    cluster.drop_all_relays();
+                }
             }
         });
         let cluster = Arc::clone(self);
@@ -644,16 +647,39 @@ impl Cluster {
         }
     }
 
-    async fn publish_up(&self, owner: &str, session: SessionId, body: &Up) {
+    /// Sends a browser's frame towards the node running its meeting; false when Redis is
+    /// unreachable.
+    async fn publish_up(&self, owner: &str, session: SessionId, body: &Up) -> bool {
         self.counters.relayed_up.inc();
         let bytes = envelope::encode_up(session, &self.node, body);
         let channel = envelope::node_channel(owner);
-        if let Err(error) = self
+        match self
             .redis
             .send(&[b"PUBLISH", channel.as_bytes(), &bytes])
             .await
         {
-            tracing::debug!(%error, "a relayed frame was not sent");
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "a relayed frame was not sent");
+                false
+            }
+        }
+    }
+
+    /// Redis went away: the browsers relayed from here can reach their meetings no more, so
+    /// they are sent to reconnect (and retry until Redis is back) rather than left talking
+    /// to nobody.
+    fn drop_all_relays(&self) {
+        let relaying = lock(&self.relaying);
+        for (session, relay) in relaying.iter() {
+            let _ = relay.frames.try_send(Envelope {
+                session: *session,
+                from: relay.owner.clone(),
+                body: Down::Close {
+                    code: close_code::GOING_AWAY,
+                    reason: "the meeting's server cannot be reached; reconnecting".into(),
+                },
+            });
         }
     }
 
@@ -791,9 +817,13 @@ impl Cluster {
                 }
                 incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        self.publish_up(&owner, session, &Up::Text(text.to_string())).await;
+                        if !self.publish_up(&owner, session, &Up::Text(text.to_string())).await {
+                            break (Some(going_away("the meeting's server cannot be reached; reconnecting")), None);
+                        }
                     }
-                    Some(Ok(Message::Pong(_))) => self.publish_up(&owner, session, &Up::Pong).await,
+                    Some(Ok(Message::Pong(_))) => {
+                        self.publish_up(&owner, session, &Up::Pong).await;
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         let refusal = Refusal::new(
                             ErrorCode::BadMessage,
