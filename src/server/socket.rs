@@ -326,10 +326,7 @@ impl<S: Socket> Connection<S> {
                                 return ending;
                             }
                         }
-                        Message::Binary(_) => self.refuse(Refusal::new(
-                            ErrorCode::BadMessage,
-                            "binary frames are not supported; send JSON text",
-                        )),
+                        Message::Binary(_) => self.refuse(binary_refused()),
                         Message::Close(_) => return Ending::ClientClosed,
                         // Pings are answered by the WebSocket layer itself.
                         Message::Ping(_) | Message::Pong(_) => {}
@@ -771,6 +768,14 @@ fn read_ending(error: axum::Error) -> Ending {
         Some(tungstenite::Error::Capacity(_)) => Ending::TooLarge,
         _ => Ending::ConnectionLost,
     }
+}
+
+/// The answer to a binary frame: the protocol is JSON text.
+pub(super) fn binary_refused() -> Refusal {
+    Refusal::new(
+        ErrorCode::BadMessage,
+        "binary frames are not supported; send JSON text",
+    )
 }
 
 fn too_large(state: &AppState) -> Refusal {

@@ -50,6 +50,9 @@ const LISTS_KEY: &str = "room:lists";
 /// that often means something is wrong).
 const MAX_HOPS: usize = 3;
 
+/// Why a relayed browser is sent to reconnect while Redis is away.
+const UNREACHABLE: &str = "the meeting's server cannot be reached; reconnecting";
+
 /// Frames written to a relayed browser before one flush, as for a local connection.
 const WRITE_BATCH: usize = 64;
 
@@ -255,15 +258,21 @@ impl Cluster {
     /// After the server shut down: gives up this node's leases, so other nodes take its rooms
     /// at once rather than after the lease runs out, then closes the Redis connections.
     pub async fn stop(&self) {
+        self.release_all().await;
+        self.stop.cancel();
+    }
+
+    /// Gives up every lease this node holds, waiting at most 2 s for Redis; returns how many.
+    async fn release_all(&self) -> usize {
         let owned: Vec<RoomSlug> = lock(&self.owned).drain().map(|(slug, _)| slug).collect();
+        self.counters.owned_rooms.set(0);
         let releases = owned.iter().map(|slug| self.release(slug));
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
             futures_util::future::join_all(releases),
         )
         .await;
-        self.counters.owned_rooms.set(0);
-        self.stop.cancel();
+        owned.len()
     }
 
     /// Which node runs `slug`, taking its lease for this node when nobody holds it.
@@ -396,11 +405,8 @@ impl Cluster {
             }
         });
         futures_util::future::join_all(renewals).await;
-        let releases = closed.iter().map(|slug| async move {
-            // A room that started again meanwhile is claimed again on the next round.
-            self.release(slug).await;
-        });
-        futures_util::future::join_all(releases).await;
+        // A room that started again meanwhile is claimed again on the next round.
+        futures_util::future::join_all(closed.iter().map(|slug| self.release(slug))).await;
     }
 
     fn alive_key(node: &str) -> String {
@@ -420,6 +426,22 @@ impl Cluster {
         }
     }
 
+    /// Which of `nodes` still say they are alive; `None` when Redis cannot tell.
+    async fn alive(&self, nodes: &[String]) -> Option<Vec<bool>> {
+        if nodes.is_empty() {
+            return Some(Vec::new());
+        }
+        let keys: Vec<String> = nodes.iter().map(|n| Self::alive_key(n)).collect();
+        let mut args: Vec<&[u8]> = vec![b"MGET"];
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        match self.redis.query(&args).await {
+            Ok(resp::Reply::Array(alive)) => {
+                Some(alive.iter().map(|a| *a != resp::Reply::Nil).collect())
+            }
+            _ => None,
+        }
+    }
+
     /// Sends the browsers relayed to a node that stopped saying it is alive back to
     /// reconnect: their room will live on another node now.
     async fn drop_relays_to_the_dead(&self) {
@@ -428,33 +450,34 @@ impl Cluster {
             let owners: HashSet<&String> = relaying.values().map(|r| &r.owner).collect();
             owners.into_iter().cloned().collect()
         };
-        if owners.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = owners.iter().map(|o| Self::alive_key(o)).collect();
-        let mut args: Vec<&[u8]> = vec![b"MGET"];
-        args.extend(keys.iter().map(|k| k.as_bytes()));
-        let Ok(resp::Reply::Array(alive)) = self.redis.query(&args).await else {
+        let Some(alive) = self.alive(&owners).await else {
             return;
         };
         let dead: HashSet<&String> = owners
             .iter()
             .zip(alive)
-            .filter(|(_, alive)| *alive == resp::Reply::Nil)
+            .filter(|(_, alive)| !alive)
             .map(|(owner, _)| owner)
             .collect();
-        if dead.is_empty() {
-            return;
+        if !dead.is_empty() {
+            self.send_relays_away("the meeting's server stopped; reconnecting", |owner| {
+                dead.contains(owner)
+            });
         }
+    }
+
+    /// Closes (1001, going away) the relays of browsers connected here whose meeting runs on
+    /// a node `to` picks, so they reconnect.
+    fn send_relays_away(&self, reason: &str, to: impl Fn(&String) -> bool) {
         let relaying = lock(&self.relaying);
-        for (session, relay) in relaying.iter().filter(|(_, r)| dead.contains(&r.owner)) {
-            tracing::info!(session, owner = %relay.owner, "the node running a relayed room died");
+        for (session, relay) in relaying.iter().filter(|(_, r)| to(&r.owner)) {
+            tracing::info!(session, owner = %relay.owner, reason, "sending a relayed browser to reconnect");
             let _ = relay.frames.try_send(Envelope {
                 session: *session,
                 from: relay.owner.clone(),
                 body: Down::Close {
                     code: close_code::GOING_AWAY,
-                    reason: "the meeting's server stopped; reconnecting".into(),
+                    reason: reason.into(),
                 },
             });
         }
@@ -495,15 +518,12 @@ impl Cluster {
                 }
             }
         }
-        let keys: Vec<String> = nodes.iter().map(|n| Self::alive_key(n)).collect();
-        let mut args: Vec<&[u8]> = vec![b"MGET"];
-        args.extend(keys.iter().map(|k| k.as_bytes()));
-        let Ok(resp::Reply::Array(alive)) = self.redis.query(&args).await else {
+        let Some(alive) = self.alive(&nodes).await else {
             return;
         };
         let mut living = Vec::new();
         for ((node, list), alive) in nodes.iter().zip(lists).zip(alive) {
-            if alive == resp::Reply::Nil {
+            if !alive {
                 // A node that died lists nothing any more.
                 let _ = self
                     .redis
@@ -520,15 +540,8 @@ impl Cluster {
     /// running go now, so browsers reconnecting elsewhere start them on other nodes.
     async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let owned: Vec<RoomSlug> = lock(&self.owned).drain().map(|(slug, _)| slug).collect();
-        self.counters.owned_rooms.set(0);
-        tracing::info!(rooms = owned.len(), "draining: giving this node's rooms up");
-        let releases = owned.iter().map(|slug| self.release(slug));
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            futures_util::future::join_all(releases),
-        )
-        .await;
+        let rooms = self.release_all().await;
+        tracing::info!(rooms, "draining: gave this node's rooms up");
     }
 
     /// One message from this node's channel.
@@ -670,17 +683,7 @@ impl Cluster {
     /// they are sent to reconnect (and retry until Redis is back) rather than left talking
     /// to nobody.
     fn drop_all_relays(&self) {
-        let relaying = lock(&self.relaying);
-        for (session, relay) in relaying.iter() {
-            let _ = relay.frames.try_send(Envelope {
-                session: *session,
-                from: relay.owner.clone(),
-                body: Down::Close {
-                    code: close_code::GOING_AWAY,
-                    reason: "the meeting's server cannot be reached; reconnecting".into(),
-                },
-            });
-        }
+        self.send_relays_away(UNREACHABLE, |_| true);
     }
 
     /// Relays a browser connected here to the node that owns its room, until either side
@@ -818,19 +821,15 @@ impl Cluster {
                 incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         if !self.publish_up(&owner, session, &Up::Text(text.to_string())).await {
-                            break (Some(going_away("the meeting's server cannot be reached; reconnecting")), None);
+                            break (Some(going_away(UNREACHABLE)), None);
                         }
                     }
                     Some(Ok(Message::Pong(_))) => {
                         self.publish_up(&owner, session, &Up::Pong).await;
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        let refusal = Refusal::new(
-                            ErrorCode::BadMessage,
-                            "binary frames are not supported; send JSON text",
-                        );
-                        let frame = refusal.into_msg().to_json();
-                        if socket.send(Message::Text(frame.into())).await.is_err() {
+                        let refused = super::socket::binary_refused();
+                        if !refuse(&mut socket, state, refused).await {
                             break (None, Some(Up::Lost));
                         }
                     }
@@ -840,13 +839,7 @@ impl Cluster {
                     Some(Err(error)) => {
                         let broken = super::socket::broken_read(error, state);
                         if let Some(refusal) = broken.refusal {
-                            state.metrics.count_refusal(refusal.code);
-                            let frame = refusal.into_msg().to_json();
-                            let _ = tokio::time::timeout(
-                                CLOSE_TIMEOUT,
-                                socket.send(Message::Text(frame.into())),
-                            )
-                            .await;
+                            refuse(&mut socket, state, refusal).await;
                         }
                         break (broken.close, Some(if broken.resumable { Up::Lost } else { Up::Closed }));
                     }
@@ -862,6 +855,18 @@ impl Cluster {
                 tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
         }
     }
+}
+
+/// Tells a relayed browser, from its own node, why something it sent was refused (what the
+/// owner cannot see: frames the WebSocket layer here already rejected). False when the
+/// browser cannot be written to.
+async fn refuse<S: Socket>(socket: &mut S, state: &AppState, refusal: Refusal) -> bool {
+    state.metrics.count_refusal(refusal.code);
+    let frame = refusal.into_msg().to_json();
+    matches!(
+        tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Text(frame.into()))).await,
+        Ok(Ok(()))
+    )
 }
 
 /// The next frame for a relayed browser: one set aside while batching, else the queue's.
