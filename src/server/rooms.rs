@@ -942,13 +942,14 @@ impl RoomTask {
 
     /// Does what the core asked. With history in Redis, new chat is stored first and the
     /// outcome (with every later one, to keep their order) waits for `settle`.
-    fn carry_out(&mut self, outcome: Outcome) {
+    fn carry_out(&mut self, mut outcome: Outcome) {
         if let History::Shared(shared) = &self.rooms.history {
             if !outcome.persist.is_empty() || !self.unsettled.is_empty() {
-                let write = (!outcome.persist.is_empty()).then(|| {
+                // The write takes the entries; `apply` stores only into a local history.
+                let entries = std::mem::take(&mut outcome.persist);
+                let write = (!entries.is_empty()).then(|| {
                     let shared = shared.clone();
                     let slug = self.room.slug().to_string();
-                    let entries = outcome.persist.clone();
                     Box::pin(async move { shared.append(&slug, &entries).await }) as StoreWrite
                 });
                 self.unsettled.push_back((write, outcome));

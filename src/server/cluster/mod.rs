@@ -188,10 +188,6 @@ impl Cluster {
         )
     }
 
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// Whether both connections to Redis are up.
     pub fn is_up(&self) -> bool {
         self.redis.is_up() && *self.subscribed.borrow()

@@ -300,6 +300,16 @@ struct Request {
     reply: Option<oneshot::Sender<Result<Reply, RedisError>>>,
 }
 
+impl Request {
+    /// A `PUBLISH` whose answer (the number of listeners) nobody needs.
+    fn publish(channel: &[u8], payload: &[u8]) -> Request {
+        Request {
+            command: encode(&[b"PUBLISH", channel, payload]),
+            reply: None,
+        }
+    }
+}
+
 /// A handle to the command connection; cheap to clone. Commands are pipelined in the order
 /// they are sent, which is what keeps one room's relayed messages in order.
 #[derive(Clone)]
@@ -347,16 +357,12 @@ impl Redis {
     /// Queues a command whose reply nobody waits for, in order with every other command.
     /// Waits while the queue is full; fails only when Redis is down.
     pub async fn send(&self, args: &[&[u8]]) -> Result<(), RedisError> {
-        self.send_encoded(encode(args)).await
-    }
-
-    pub async fn send_encoded(&self, command: Vec<u8>) -> Result<(), RedisError> {
         if !self.is_up() {
             return Err(RedisError::Unavailable("not connected".into()));
         }
         self.requests
             .send(Request {
-                command,
+                command: encode(args),
                 reply: None,
             })
             .await
@@ -373,10 +379,7 @@ impl Redis {
     /// Queues a `PUBLISH` without waiting; `false` when the queue is full.
     pub fn try_publish(&self, channel: &[u8], payload: &[u8]) -> bool {
         self.requests
-            .try_send(Request {
-                command: encode(&[b"PUBLISH", channel, payload]),
-                reply: None,
-            })
+            .try_send(Request::publish(channel, payload))
             .is_ok()
     }
 
@@ -408,10 +411,7 @@ impl Publisher {
     /// Queues a `PUBLISH`; call after `poll_ready` said ready.
     pub fn publish(&mut self, channel: &[u8], payload: &[u8]) -> Result<(), RedisError> {
         self.sender
-            .send_item(Request {
-                command: encode(&[b"PUBLISH", channel, payload]),
-                reply: None,
-            })
+            .send_item(Request::publish(channel, payload))
             .map_err(|_| RedisError::Unavailable("the client stopped".into()))
     }
 }
