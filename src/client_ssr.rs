@@ -191,4 +191,34 @@ pub fn page_lang() -> Option<String> {
     None
 }
 
+/// The rooms in use for the home page, `None` where the server keeps its list private.
+#[cfg(feature = "ssr")]
+pub fn public_rooms() -> Option<Vec<crate::protocol::RoomSummary>> {
+    let state = leptos::prelude::use_context::<crate::server::AppState>()?;
+    state.config.public_room_list.then(|| state.rooms.summary())
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn public_rooms() -> Option<Vec<crate::protocol::RoomSummary>> {
+    None
+}
+
+/// The path and query (without `?`) of the page being rendered.
+#[cfg(feature = "ssr")]
+pub fn page_address() -> (String, String) {
+    let uri = leptos::prelude::use_context::<axum::http::request::Parts>().map(|parts| parts.uri);
+    match uri {
+        Some(uri) => (
+            uri.path().to_string(),
+            uri.query().unwrap_or_default().to_string(),
+        ),
+        None => ("/".to_string(), String::new()),
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn page_address() -> (String, String) {
+    ("/".to_string(), String::new())
+}
+
 pub fn remember_lang(_code: &str, _cookie: &str) {}

@@ -1,25 +1,16 @@
 //! The home page: start a meeting, join one by name, and see the rooms in use live.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 use super::i18n::use_i18n;
+use super::show::{When, WhenElse};
 use super::LangSwitch;
 use crate::client::Socket;
 use crate::protocol::{ClientMsg, RoomSummary, ServerMsg, PROTOCOL_VERSION};
 
-/// The rooms in use, for the first render (`None` when the server keeps its list private);
-/// the page then follows changes over a WebSocket.
-#[server(endpoint = "list_rooms")]
-pub async fn list_rooms() -> Result<Option<Vec<RoomSummary>>, ServerFnError> {
-    let state = expect_context::<crate::server::AppState>();
-    Ok(state.config.public_room_list.then(|| state.rooms.summary()))
-}
-
+/// `invalid`: the room name typed here last time was refused.
 #[component]
-pub fn HomePage() -> impl IntoView {
-    let query = use_query_map();
-    let invalid = move || query.read().get("invalid").is_some();
+pub fn HomePage(invalid: bool) -> impl IntoView {
     let i18n = use_i18n();
     view! {
         <main class="page narrow home">
@@ -48,9 +39,9 @@ pub fn HomePage() -> impl IntoView {
                         />
                         <button type="submit">{move || i18n.t().join}</button>
                     </div>
-                    <Show when=invalid>
+                    <When when=move || invalid>
                         <p class="error" role="alert">{move || i18n.t().invalid_room_typed}</p>
-                    </Show>
+                    </When>
                 </form>
             </section>
             <RoomsInUse/>
@@ -58,15 +49,16 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
+/// The rooms in use, as rendered on the server (the list travels with the page, so hydration
+/// matches it), then followed live over a WebSocket. Nothing where the server keeps its list
+/// private.
 #[component]
 fn RoomsInUse() -> impl IntoView {
-    let initial = Resource::new(|| (), |_| list_rooms());
-    let live = RwSignal::new(None::<Vec<RoomSummary>>);
+    let first = SharedValue::new(crate::client::public_rooms).into_inner()?;
+    let live = RwSignal::new(first);
     let socket = crate::client::store(None::<Socket>);
-    // Follow the list only where the server publishes one.
     Effect::new(move |_| {
-        let public = matches!(initial.get(), Some(Ok(Some(_))));
-        if !public || socket.with_value(Option::is_some) {
+        if socket.with_value(Option::is_some) {
             return;
         }
         let connected = Socket::connect(
@@ -78,7 +70,7 @@ fn RoomsInUse() -> impl IntoView {
             ],
             move |msg| {
                 if let ServerMsg::Rooms { rooms } = msg {
-                    live.set(Some(rooms));
+                    live.set(rooms);
                 }
             },
             |_| {},
@@ -86,27 +78,19 @@ fn RoomsInUse() -> impl IntoView {
         socket.set_value(connected.ok());
     });
     let i18n = use_i18n();
-    view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                let first = initial.await.ok().flatten()?;
-                let rooms = move || live.get().unwrap_or_else(|| first.clone());
-                Some(view! {
-                    <section class="card rooms" aria-labelledby="rooms-heading">
-                        <h2 id="rooms-heading">{move || i18n.t().rooms_in_use}</h2>
-                        <RoomList rooms=Signal::derive(rooms)/>
-                    </section>
-                })
-            })}
-        </Transition>
-    }
+    Some(view! {
+        <section class="card rooms" aria-labelledby="rooms-heading">
+            <h2 id="rooms-heading">{move || i18n.t().rooms_in_use}</h2>
+            <RoomList rooms=live.into()/>
+        </section>
+    })
 }
 
 #[component]
 fn RoomList(rooms: Signal<Vec<RoomSummary>>) -> impl IntoView {
     let i18n = use_i18n();
     view! {
-        <Show
+        <WhenElse
             when=move || rooms.with(|r| !r.is_empty())
             fallback=move || view! { <p class="muted empty-rooms">{move || i18n.t().no_rooms}</p> }
         >
@@ -124,6 +108,6 @@ fn RoomList(rooms: Signal<Vec<RoomSummary>>) -> impl IntoView {
                     </li>
                 </For>
             </ul>
-        </Show>
+        </WhenElse>
     }
 }

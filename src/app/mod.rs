@@ -1,14 +1,14 @@
 //! The Leptos user interface, shared by server rendering and the hydrated client: the HTML
-//! shell, the router, the language catalogs and one module per page.
+//! shell, the choice of page, the language catalogs and one module per page.
 
 pub mod home;
 pub mod i18n;
 pub mod room;
+pub mod show;
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Html, MetaTags, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{ParamSegment, StaticSegment};
 
 use self::i18n::{provide_i18n, use_i18n, Lang};
 use crate::client;
@@ -51,6 +51,40 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Which page an address shows. Room has two pages and every move between them is a full
+/// page load (a form or a plain link), so a path match replaces a client-side router, whose
+/// type-erased route views would cost the WASM about a quarter of its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// `/`; `invalid` when a room name typed there was refused (`?invalid`).
+    Home {
+        invalid: bool,
+    },
+    /// `/r/<room>`, the room as written in the address (checked by the page).
+    Room(String),
+    NotFound,
+}
+
+impl Page {
+    /// `path` without the query, `query` without the `?`.
+    pub fn at(path: &str, query: &str) -> Page {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        if path == "/" {
+            let invalid = query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some("invalid"));
+            return Page::Home { invalid };
+        }
+        match path.strip_prefix("/r/") {
+            Some(room) if !room.is_empty() && !room.contains('/') => Page::Room(room.to_string()),
+            _ => Page::NotFound,
+        }
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -58,15 +92,16 @@ pub fn App() -> impl IntoView {
         .and_then(|tag| Lang::from_tag(&tag))
         .unwrap_or_default();
     let i18n = provide_i18n(lang);
+    let (path, query) = client::page_address();
+    let page = match Page::at(&path, &query) {
+        Page::Home { invalid } => EitherOf3::A(view! { <home::HomePage invalid/> }),
+        Page::Room(room) => EitherOf3::B(view! { <room::RoomPage room/> }),
+        Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
+    };
     view! {
         <Html {..} lang=move || i18n.lang.get().code()/>
         <Title text="Room"/>
-        <Router>
-            <Routes fallback=NotFound>
-                <Route path=StaticSegment("") view=home::HomePage/>
-                <Route path=(StaticSegment("r"), ParamSegment("room")) view=room::RoomPage/>
-            </Routes>
-        </Router>
+        {page}
     }
 }
 
@@ -110,5 +145,30 @@ pub fn LangSwitch() -> impl IntoView {
                     .collect_view()}
             </select>
         </label>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn addresses_choose_their_page() {
+        assert_eq!(Page::at("/", ""), Page::Home { invalid: false });
+        assert_eq!(Page::at("/", "invalid"), Page::Home { invalid: true });
+        assert_eq!(
+            Page::at("/", "lang=ko&invalid=1"),
+            Page::Home { invalid: true }
+        );
+        assert_eq!(Page::at("/", "invalidish"), Page::Home { invalid: false });
+        assert_eq!(Page::at("/r/standup", ""), Page::Room("standup".into()));
+        assert_eq!(Page::at("/r/standup/", "x=1"), Page::Room("standup".into()));
+        assert_eq!(
+            Page::at("/r/Not A Room!", ""),
+            Page::Room("Not A Room!".into())
+        );
+        for missing in ["/r", "/r/", "/r/a/b", "/rooms", "/favicon.ico", ""] {
+            assert_eq!(Page::at(missing, ""), Page::NotFound, "{missing}");
+        }
     }
 }

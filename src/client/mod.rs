@@ -348,6 +348,22 @@ pub fn page_lang() -> Option<String> {
         .get_attribute("lang")
 }
 
+/// The server renders the room list into the page; the client only follows it.
+pub fn public_rooms() -> Option<Vec<crate::protocol::RoomSummary>> {
+    None
+}
+
+/// The path and query (without `?`) of this page, as the server saw them when rendering it.
+pub fn page_address() -> (String, String) {
+    let Some(location) = web_sys::window().map(|w| w.location()) else {
+        return ("/".to_string(), String::new());
+    };
+    let path = location.pathname().unwrap_or_else(|_| "/".to_string());
+    let search = location.search().unwrap_or_default();
+    let query = search.strip_prefix('?').unwrap_or(&search).to_string();
+    (path, query)
+}
+
 /// Keeps a language chosen with the switcher for later visits: `<html lang>` now, and a
 /// cookie named `cookie` that the server reads.
 pub fn remember_lang(code: &str, cookie: &str) {

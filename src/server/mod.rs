@@ -33,13 +33,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{shell, App};
+use crate::app::shell;
 use crate::core::names::RoomSlug;
 use crate::core::{MonoMillis, Now};
 use crate::protocol::{PeerId, UnixMillis};
@@ -194,20 +193,26 @@ impl FromRef<AppState> for LeptosOptions {
 
 /// The whole HTTP surface of Room.
 pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    // Already started when a second app shares the process (tests): that is fine.
+    let _ = any_spawner::Executor::init_tokio();
     let leptos = state.leptos.clone();
     let frame_ancestors = headers::FrameAncestors(state.config.frame_ancestors.clone());
+    let page_state = state.clone();
+    let page = leptos_axum::render_app_to_stream_with_context(
+        move || {
+            leptos::prelude::provide_context(frame_ancestors.clone());
+            leptos::prelude::provide_context(page_state.clone());
+        },
+        move || shell(leptos.clone()),
+    );
     Router::new()
         .route("/ws", get(websocket))
         .route("/new", post(new_room))
         .route("/join", get(join_room))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || leptos::prelude::provide_context(frame_ancestors.clone()),
-            move || shell(leptos.clone()),
-        )
+        // The pages (`app::Page`); any other address is a file or the not-found page.
+        .route("/", get(page.clone()))
+        .route("/r/{room}", get(page))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
+
+use crate::app::show::When;
 
 use super::MeetingState;
 use crate::client;
@@ -36,8 +39,8 @@ pub fn BreakoutPanel(state: MeetingState) -> impl IntoView {
         >
             <summary>{move || i18n.t().breakouts.title}</summary>
             {move || match state.breakouts.get() {
-                None => view! { <BreakoutPlanner state/> }.into_any(),
-                Some(open) => view! { <OpenBreakouts state open/> }.into_any(),
+                None => Either::Left(view! { <BreakoutPlanner state/> }),
+                Some(open) => Either::Right(view! { <OpenBreakouts state open/> }),
             }}
         </details>
     }
@@ -268,9 +271,9 @@ fn OpenBreakouts(state: MeetingState, open: Breakouts) -> impl IntoView {
                         <li class="breakout-box" data-testid="breakout-room">
                             <h5>
                                 {name.clone()}
-                                <Show when=move || state.in_breakout.get().is_none()>
+                                <When when=move || state.in_breakout.get().is_none()>
                                     <span class="muted">" · "{move || (i18n.t().breakouts.here)(here(n))}</span>
-                                </Show>
+                                </When>
                             </h5>
                             <ul>
                                 {room
@@ -295,11 +298,11 @@ fn OpenBreakouts(state: MeetingState, open: Breakouts) -> impl IntoView {
                                     })
                                     .collect_view()}
                             </ul>
-                            <Show when=move || state.in_breakout.get() != Some(n)>
+                            <When when=move || state.in_breakout.get() != Some(n)>
                                 <button data-testid="breakout-visit" on:click=move |_| state.go_to(Some(n))>
                                     {move || i18n.t().breakouts.visit}" "{name.clone()}
                                 </button>
-                            </Show>
+                            </When>
                         </li>
                     }
                 })
@@ -328,11 +331,11 @@ fn OpenBreakouts(state: MeetingState, open: Breakouts) -> impl IntoView {
                 {move || i18n.t().breakouts.broadcast}
             </button>
         </form>
-        <Show when=move || state.breakouts.with(|b| b.as_ref().is_some_and(|b| b.closing_at.is_none()))>
+        <When when=move || state.breakouts.with(|b| b.as_ref().is_some_and(|b| b.closing_at.is_none()))>
             <button class="danger" data-testid="breakout-close" on:click=move |_| state.host_action(ClientMsg::CloseBreakouts)>
                 {move || i18n.t().breakouts.close}
             </button>
-        </Show>
+        </When>
     }
 }
 
@@ -369,22 +372,20 @@ pub fn BreakoutBanner(state: MeetingState) -> impl IntoView {
         let place = match (state.in_breakout.get(), mine()) {
             (Some(_), _) => {
                 let name = current_name().unwrap_or_default();
-                view! {
+                EitherOf3::A(view! {
                     <span data-testid="breakout-here">{(t.breakouts.you_are_in)(&name)}</span>
                     <button data-testid="breakout-return" on:click=move |_| state.go_to(None)>
                         {t.breakouts.return_to_main}
                     </button>
-                }
-                .into_any()
+                })
             }
-            (None, Some((n, name))) if open.closing_at.is_none() => view! {
+            (None, Some((n, name))) if open.closing_at.is_none() => EitherOf3::B(view! {
                 <span>{(t.breakouts.you_are_assigned)(&name)}</span>
                 <button class="primary" data-testid="breakout-join" on:click=move |_| state.go_to(Some(n))>
                     {(t.breakouts.join_room)(&name)}
                 </button>
-            }
-            .into_any(),
-            _ => ().into_any(),
+            }),
+            _ => EitherOf3::C(()),
         };
         let time = move || match (open.closing_at, open.ends_at) {
             (Some(closing), _) => seconds_until(Some(closing)).map(|s| (t.breakouts.closing_in)(s)),

@@ -1,7 +1,10 @@
 //! The chat panel: the message stream with notices, and the input that sends on Enter.
 
+use leptos::either::Either;
 use leptos::html;
 use leptos::prelude::*;
+
+use crate::app::show::When;
 
 use std::sync::Arc;
 
@@ -61,7 +64,7 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
     view! {
         <section class="panel chat" aria-label=move || i18n.t().chat>
             <ol class="chat-lines" node_ref=list on:scroll=on_scroll data-testid="chat">
-                <Show when=move || state.can_load_earlier()>
+                <When when=move || state.can_load_earlier()>
                     <li class="notice load-earlier">
                         <button
                             class="link"
@@ -71,12 +74,12 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
                             {move || i18n.t().load_earlier}
                         </button>
                     </li>
-                </Show>
-                <Show when=move || state.earlier_chat_hidden()>
+                </When>
+                <When when=move || state.earlier_chat_hidden()>
                     <li class="notice earlier-hidden" data-testid="earlier-hidden">
                         {move || i18n.t().earlier_hidden}
                     </li>
-                </Show>
+                </When>
                 // Keyed by era too: another room's messages reuse the same ids, and a row
                 // kept for its key would go on showing the old room's line.
                 <For
@@ -87,11 +90,11 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
                     <ChatLineView line i18n/>
                 </For>
             </ol>
-            <Show when=move || { unseen.get() > 0 }>
+            <When when=move || { unseen.get() > 0 }>
                 <button class="jump" on:click=move |_| scroll_to_bottom()>
                     {move || (i18n.t().new_messages)(unseen.get() as usize)}
                 </button>
-            </Show>
+            </When>
             <form
                 class="chat-input row"
                 on:submit=move |ev| {
@@ -126,7 +129,7 @@ pub fn ChatPanel(state: MeetingState) -> impl IntoView {
 #[component]
 fn ChatLineView(line: Arc<ChatLine>, i18n: I18n) -> impl IntoView {
     match &*line {
-        ChatLine::Message { entry, mine } => view! {
+        ChatLine::Message { entry, mine } => Either::Left(view! {
             <li class="message" class:mine=*mine data-id=entry.id.0>
                 <div class="meta">
                     <span class="author">{entry.name.clone()}</span>
@@ -135,17 +138,15 @@ fn ChatLineView(line: Arc<ChatLine>, i18n: I18n) -> impl IntoView {
                 // Text nodes, never HTML: a name or message full of markup shows as written.
                 <p class="text">{entry.text.clone()}</p>
             </li>
-        }
-        .into_any(),
+        }),
         ChatLine::Notice { notice, at, .. } => {
             let notice = notice.clone();
-            view! {
+            Either::Right(view! {
                 <li class="notice">
                     <span>{move || i18n.t().notice(&notice)}</span>
                     {at.map(|at| view! { <time>{client::clock_time(at)}</time> })}
                 </li>
-            }
-            .into_any()
+            })
         }
     }
 }

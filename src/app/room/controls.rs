@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use crate::app::show::When;
+
 use super::{CallPhase, Layout, MeetingState};
 use crate::media::{DeviceKind, VoiceProcessing};
 use crate::protocol::REACTIONS;
@@ -20,7 +22,7 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
     view! {
         <div class="controls" role="toolbar" aria-label=move || i18n.t().call_controls>
             <div class="controls-main">
-                <Show when=in_call>
+                <When when=in_call>
                     <div class="split">
                         <MicToggle state/>
                         <details class="attached-menu">
@@ -62,7 +64,7 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                     >
                         <span aria-hidden="true">"🖥"</span>
                     </button>
-                </Show>
+                </When>
                 <details class="menu-button reactions-menu">
                     <summary aria-label=move || i18n.t().stage.reactions title=move || i18n.t().stage.reactions>
                         <span aria-hidden="true">"😊"</span>
@@ -98,11 +100,11 @@ pub fn Controls(state: MeetingState) -> impl IntoView {
                     on:click=move |_| state.toggle_chat()
                 >
                     <span aria-hidden="true">"💬"</span>
-                    <Show when=move || { unread() > 0 }>
+                    <When when=move || { unread() > 0 }>
                         <span class="unread-badge" data-testid="unread" aria-label=move || (i18n.t().stage.unread)(unread())>
                             {move || unread().min(99).to_string()}
                         </span>
-                    </Show>
+                    </When>
                 </button>
                 <button
                     class="toggle panel-toggle people-toggle"
@@ -141,7 +143,7 @@ fn MoreMenu(state: MeetingState) -> impl IntoView {
                 <span aria-hidden="true">"⋯"</span>
             </summary>
             <div class="popover menu-list" role="menu">
-                <Show when=in_call>
+                <When when=in_call>
                     <button
                         role="menuitem"
                         on:click=move |_| {
@@ -164,16 +166,16 @@ fn MoreMenu(state: MeetingState) -> impl IntoView {
                         {move || if hide_self() { i18n.t().stage.show_self } else { i18n.t().stage.hide_self }}
                     </button>
                     <super::recording::RecordMenuItem state close=Callback::new(move |_| close())/>
-                </Show>
+                </When>
                 // On a phone the bar has no room for these; they live here instead.
                 <div class="only-narrow narrow-extras">
                     <div class="reaction-row" role="group" aria-label=move || i18n.t().stage.reactions>
                         <ReactionButtons state then=Callback::new(move |_| close())/>
                     </div>
-                    <Show when=in_call>
+                    <When when=in_call>
                         <DevicePicker state kind=DeviceKind::Camera/>
                         <DevicePicker state kind=DeviceKind::Microphone/>
-                    </Show>
+                    </When>
                 </div>
                 <button
                     role="menuitem"
@@ -265,9 +267,9 @@ fn MicToggle(state: MeetingState, #[prop(optional)] labelled: bool) -> impl Into
             on:click=move |_| state.toggle_mic()
         >
             <span aria-hidden="true">{move || if mic() { "🎙" } else { "🔇" }}</span>
-            <Show when=move || labelled>
+            <When when=move || labelled>
                 <span class="label-text">{move || if mic() { i18n.t().mic_on } else { i18n.t().mic_off }}</span>
-            </Show>
+            </When>
         </button>
     }
 }
@@ -288,11 +290,11 @@ fn CameraToggle(state: MeetingState, #[prop(optional)] labelled: bool) -> impl I
             on:click=move |_| state.toggle_camera()
         >
             <span aria-hidden="true">{move || if camera() { "📷" } else { "🚫" }}</span>
-            <Show when=move || labelled>
+            <When when=move || labelled>
                 <span class="label-text">
                     {move || if camera() { i18n.t().camera_on } else { i18n.t().camera_off }}
                 </span>
-            </Show>
+            </When>
         </button>
     }
 }

@@ -2,7 +2,10 @@
 //! everyone, lock, who may unmute, removed people, end for all), and the banner that tells a
 //! participant what a host did. The server decides; these only offer what it allows.
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
+
+use crate::app::show::{When, WhenElse};
 
 use super::session::HostNotice;
 use super::MeetingState;
@@ -42,26 +45,26 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
     let label = move || name.with_value(|n| (i18n.t().hosts.actions_for)(n));
     let confirm_text = move || name.with_value(|n| (i18n.t().hosts.confirm_remove)(n));
     view! {
-        <Show when=allowed>
+        <When when=allowed>
             <details class="person-menu" data-testid="person-actions">
                 <summary aria-label=label title=label>"⋯"</summary>
                 <div class="menu" role="group" aria-label=label>
-                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.mic)>
+                    <When when=move || info().is_some_and(|p| p.in_call && p.media.mic)>
                         <button data-testid="host-mute" on:click=move |_| {
                             act(ClientMsg::Mute { peer, source: TrackSource::Microphone })
                         }>{move || i18n.t().hosts.turn_off_mic}</button>
-                    </Show>
-                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.camera)>
+                    </When>
+                    <When when=move || info().is_some_and(|p| p.in_call && p.media.camera)>
                         <button data-testid="host-stop-camera" on:click=move |_| {
                             act(ClientMsg::Mute { peer, source: TrackSource::Camera })
                         }>{move || i18n.t().hosts.turn_off_camera}</button>
-                    </Show>
-                    <Show when=move || info().is_some_and(|p| p.in_call && p.media.screen)>
+                    </When>
+                    <When when=move || info().is_some_and(|p| p.in_call && p.media.screen)>
                         <button data-testid="host-stop-screen" on:click=move |_| {
                             act(ClientMsg::Mute { peer, source: TrackSource::Screen })
                         }>{move || i18n.t().hosts.turn_off_screen}</button>
-                    </Show>
-                    <Show when=move || info().is_some_and(|p| p.in_call)>
+                    </When>
+                    <When when=move || info().is_some_and(|p| p.in_call)>
                         {move || {
                             let rules = state.rules.get();
                             let on = rules.spotlight == Some(peer);
@@ -73,13 +76,13 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
                                 }>{text}</button>
                             }
                         }}
-                    </Show>
-                    <Show when=move || state.rules.get().only_hosts_unmute>
+                    </When>
+                    <When when=move || state.rules.get().only_hosts_unmute>
                         <button data-testid="host-allow-unmute" on:click=move |_| {
                             act(ClientMsg::AllowUnmute { peer })
                         }>{move || i18n.t().hosts.allow_unmute}</button>
-                    </Show>
-                    <Show when=move || state.role.get() == Role::Host>
+                    </When>
+                    <When when=move || state.role.get() == Role::Host>
                         {move || {
                             let cohost = info().is_some_and(|p| p.role == Role::Cohost);
                             let (role, text, id) = if cohost {
@@ -96,8 +99,8 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
                         <button data-testid="host-make-host" on:click=move |_| {
                             act(ClientMsg::SetRole { peer, role: Role::Host })
                         }>{move || i18n.t().hosts.make_host}</button>
-                    </Show>
-                    <Show
+                    </When>
+                    <WhenElse
                         when=move || confirming.get()
                         fallback=move || view! {
                             <button class="danger" data-testid="host-remove" on:click=move |_| confirming.set(true)>
@@ -113,10 +116,10 @@ pub fn PersonActions(state: MeetingState, peer: PeerId, name: String) -> impl In
                         <button on:click=move |_| confirming.set(false)>
                             {move || i18n.t().hosts.cancel}
                         </button>
-                    </Show>
+                    </WhenElse>
                 </div>
             </details>
-        </Show>
+        </When>
     }
 }
 
@@ -126,11 +129,11 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
     let i18n = state.i18n;
     let ending = RwSignal::new(false);
     view! {
-        <Show when=move || state.role.get().moderates()>
+        <When when=move || state.role.get().moderates()>
             <section class="host-panel" data-testid="host-panel" aria-label=move || i18n.t().hosts.host_controls>
                 <h3>{move || i18n.t().hosts.host_controls}</h3>
                 // Who waits comes first: they need an answer.
-                <Show when=move || !state.waiting.get().is_empty()>
+                <When when=move || !state.waiting.get().is_empty()>
                     <div class="waiting-line">
                         <h4 data-testid="waiting-count">
                             {move || (i18n.t().hosts.waiting_count)(state.waiting.get().len())}
@@ -152,7 +155,7 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                             {move || i18n.t().hosts.admit_all}
                         </button>
                     </div>
-                </Show>
+                </When>
                 <RuleToggle
                     state
                     test_id="host-lock"
@@ -176,7 +179,7 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                 />
                 <PasswordSetting state/>
                 <super::breakouts::BreakoutPanel state/>
-                <Show when=move || !state.removed.get().is_empty()>
+                <When when=move || !state.removed.get().is_empty()>
                     <h4>{move || i18n.t().hosts.removed_people}</h4>
                     <ul class="removed-list" data-testid="removed-list">
                         <For each=move || state.removed.get() key=|p| p.id let:person>
@@ -188,9 +191,9 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                             </li>
                         </For>
                     </ul>
-                </Show>
+                </When>
                 <div class="host-actions">
-                    <Show
+                    <WhenElse
                         when=move || ending.get()
                         fallback=move || view! {
                             <button data-testid="host-mute-all" on:click=move |_| state.host_action(ClientMsg::MuteAll)>
@@ -207,10 +210,10 @@ pub fn HostPanel(state: MeetingState) -> impl IntoView {
                             state.host_action(ClientMsg::EndMeeting);
                         }>{move || i18n.t().hosts.end_for_all}</button>
                         <button on:click=move |_| ending.set(false)>{move || i18n.t().hosts.cancel}</button>
-                    </Show>
+                    </WhenElse>
                 </div>
             </section>
-        </Show>
+        </When>
     }
 }
 
@@ -252,7 +255,7 @@ fn PasswordSetting(state: MeetingState) -> impl IntoView {
                 <button type="submit" data-testid="host-set-password">
                     {move || i18n.t().hosts.set_password}
                 </button>
-                <Show when=move || state.rules.get().password>
+                <When when=move || state.rules.get().password>
                     <button
                         type="button"
                         data-testid="host-clear-password"
@@ -260,7 +263,7 @@ fn PasswordSetting(state: MeetingState) -> impl IntoView {
                     >
                         {move || i18n.t().hosts.clear_password}
                     </button>
-                </Show>
+                </When>
             </div>
         </form>
     }
@@ -303,15 +306,17 @@ pub fn HostNoticeBanner(state: MeetingState, room: String) -> impl IntoView {
         let body = match notice {
             HostNotice::TurnedOff { by, source } => {
                 let t = i18n.t();
-                view! { <span>{(t.hosts.turned_off)(t.host_name(&by), source)}</span> }.into_any()
+                EitherOf3::A(
+                    view! { <span>{(t.hosts.turned_off)(t.host_name(&by), source)}</span> },
+                )
             }
             HostNotice::UnmuteAllowed { by } => {
                 let t = i18n.t();
-                view! { <span>{(t.hosts.unmute_allowed)(t.host_name(&by))}</span> }.into_any()
+                EitherOf3::B(view! { <span>{(t.hosts.unmute_allowed)(t.host_name(&by))}</span> })
             }
             HostNotice::YouAreHost { key } => {
                 let link = client::host_link(&room, &key);
-                view! {
+                EitherOf3::C(view! {
                     <span>{i18n.t().hosts.you_are_host}</span>
                     <input
                         class="host-link"
@@ -320,8 +325,7 @@ pub fn HostNoticeBanner(state: MeetingState, room: String) -> impl IntoView {
                         aria-label=i18n.t().hosts.host_link
                         prop:value=link
                     />
-                }
-                .into_any()
+                })
             }
         };
         Some(view! {

@@ -20,9 +20,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use leptos::either::{Either, EitherOf4};
 use leptos::prelude::*;
+
+use crate::app::show::When;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
 
 use crate::client::{self, MediaSession, Socket};
 use crate::core::names::RoomSlug;
@@ -40,22 +42,20 @@ use self::session::{CallCommand, Command, Env, HostNotice, Input, JoinKeys, Sess
 use super::i18n::{use_i18n, I18n};
 use super::LangSwitch;
 
+/// The meeting page for `room` as written in the address, or why it is not a room.
 #[component]
-pub fn RoomPage() -> impl IntoView {
-    let params = use_params_map();
-    let room = move || params.read().get("room").unwrap_or_default();
-    move || match RoomSlug::parse(&room()) {
-        Ok(slug) => view! { <Meeting slug/> }.into_any(),
+pub fn RoomPage(room: String) -> impl IntoView {
+    match RoomSlug::parse(&room) {
+        Ok(slug) => Either::Left(view! { <Meeting slug/> }),
         Err(_) => {
             let i18n = use_i18n();
-            view! {
+            Either::Right(view! {
                 <main class="page narrow">
                     <h1>{move || i18n.t().not_a_room}</h1>
                     <p>{move || i18n.t().invalid_room_typed}</p>
                     <p><a href="/">{move || i18n.t().back_home}</a></p>
                 </main>
-            }
-            .into_any()
+            })
         }
     }
 }
@@ -690,11 +690,11 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
     view! {
         <Title text=title/>
         <main class="page meeting">
-            <Show when=move || { state.reconnecting.get() > 0 }>
+            <When when=move || { state.reconnecting.get() > 0 }>
                 <div class="reconnecting" role="status" data-testid="reconnecting">
                     {move || i18n.t().reconnecting}
                 </div>
-            </Show>
+            </When>
             <header class="meeting-header">
                 <a class="brand small" href="/">"Room"</a>
                 <h1 class="room-name">
@@ -707,35 +707,34 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                         Some(view! { <span class="breakout-name" data-testid="breakout-name">" · "{name}</span> })
                     }}
                 </h1>
-                <Show when=move || state.phase.get() == Phase::InRoom>
+                <When when=move || state.phase.get() == Phase::InRoom>
                     <span class="participant-count" data-testid="participant-count">
                         {move || (i18n.t().people_count)(state.roster.with(|r| r.peers.len()))}
                     </span>
-                    <Show when=move || state.rules.get().locked>
+                    <When when=move || state.rules.get().locked>
                         <span class="locked-badge" data-testid="locked-badge">
                             "🔒 "{move || i18n.t().hosts.locked_badge}
                         </span>
-                    </Show>
-                </Show>
+                    </When>
+                </When>
                 <LangSwitch/>
             </header>
             {move || match state.phase.get() {
                 Phase::Lobby | Phase::Joining => {
-                    view! { <prejoin::PreJoin state join=join.clone()/> }.into_any()
+                    EitherOf4::A(view! { <prejoin::PreJoin state join=join.clone()/> })
                 }
                 Phase::Waiting => {
-                    view! {
+                    EitherOf4::B(view! {
                         <section class="card narrow waiting" role="status" data-testid="waiting">
                             <h2>{move || i18n.t().hosts.waiting_title}</h2>
                             <p>{move || i18n.t().hosts.waiting_body}</p>
                             <button on:click=move |_| state.leave()>{move || i18n.t().leave}</button>
                         </section>
-                    }
-                        .into_any()
+                    })
                 }
                 Phase::InRoom => {
                     let sidebar = move || state.chat_open.get() || state.people_open.get();
-                    view! {
+                    EitherOf4::C(view! {
                         <div class="meeting-body" class:sidebar-open=sidebar>
                             <section class="stage" aria-label=move || i18n.t().call>
                                 <CallNotice state/>
@@ -746,42 +745,40 @@ fn Meeting(slug: RoomSlug) -> impl IntoView {
                                 <tiles::Reactions state/>
                                 <toasts_view::ToastStack state/>
                             </section>
-                            <Show when=sidebar>
+                            <When when=sidebar>
                                 <aside class="sidebar" class:both=move || state.chat_open.get() && state.people_open.get()>
-                                    <Show when=move || state.people_open.get()>
+                                    <When when=move || state.people_open.get()>
                                         <people::PeoplePanel state/>
-                                    </Show>
-                                    <Show when=move || state.chat_open.get()>
+                                    </When>
+                                    <When when=move || state.chat_open.get()>
                                         <chat::ChatPanel state/>
-                                    </Show>
+                                    </When>
                                 </aside>
-                            </Show>
+                            </When>
                         </div>
                         <controls::Controls state/>
-                    }
-                        .into_any()
+                    })
                 }
                 Phase::Ended(why) => {
                     let join = join.clone();
                     let may_rejoin = why.may_rejoin();
                     let why = i18n.t().ending(&why, state.limits.get_untracked());
-                    view! {
+                    EitherOf4::D(view! {
                         <section class="card narrow ended" data-testid="ended">
                             <p class="ended-reason">{why}</p>
                             <div class="row">
-                                <Show when=move || may_rejoin>
+                                <When when=move || may_rejoin>
                                     <button class="primary" on:click={
                                         let join = join.clone();
                                         move |_| join()
                                     }>
                                         {move || i18n.t().rejoin}
                                     </button>
-                                </Show>
+                                </When>
                                 <a class="button" href="/">{move || i18n.t().home}</a>
                             </div>
                         </section>
-                    }
-                        .into_any()
+                    })
                 }
             }}
             <shortcuts::HelpDialog state/>

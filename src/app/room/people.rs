@@ -3,6 +3,8 @@
 
 use leptos::prelude::*;
 
+use crate::app::show::{When, WhenElse};
+
 use super::MeetingState;
 use crate::protocol::PeerId;
 
@@ -28,13 +30,13 @@ pub fn PeoplePanel(state: MeetingState) -> impl IntoView {
                 <span class="badge">{move || state.roster.with(|r| r.peers.len())}</span>
             </summary>
             <super::hosts::HostPanel state/>
-            <Show when=move || !hands().is_empty()>
+            <When when=move || !hands().is_empty()>
                 <ol class="hands" data-testid="hands" aria-label=move || i18n.t().hand_raised>
                     <For each=hands key=|name| name.clone() let:name>
                         <li><span aria-hidden="true">"✋ "</span>{name}</li>
                     </For>
                 </ol>
-            </Show>
+            </When>
             <ul class="people-list" data-testid="people">
                 <For
                     each=move || state.roster.get().peers
@@ -64,17 +66,17 @@ fn Person(
         <li class="person" data-peer=peer.0>
             <span class="avatar" aria-hidden="true">{initials(&name)}</span>
             <span class="person-name">{name.clone()}</span>
-            <Show when=you>
+            <When when=you>
                 <span class="muted">{move || i18n.t().you_suffix}</span>
-            </Show>
+            </When>
             <super::hosts::RoleBadge state peer/>
             <span class="states">
-                <Show when=hand>
+                <When when=hand>
                     <span class="state" role="img" aria-label=move || i18n.t().hand_raised data-testid="person-hand">
                         "✋"
                     </span>
-                </Show>
-                <Show
+                </When>
+                <WhenElse
                     when=in_call
                     fallback=move || {
                         view! {
@@ -82,9 +84,9 @@ fn Person(
                         }
                     }
                 >
-                    <Show when=move || media().screen>
+                    <When when=move || media().screen>
                         <span class="state" role="img" aria-label=move || i18n.t().sharing_screen>"🖥"</span>
-                    </Show>
+                    </When>
                     <span
                         class="state"
                         role="img"
@@ -99,7 +101,7 @@ fn Person(
                     >
                         {move || if media().camera { "📷" } else { "🚫" }}
                     </span>
-                </Show>
+                </WhenElse>
             </span>
             <super::hosts::PersonActions state peer name=name.clone()/>
         </li>

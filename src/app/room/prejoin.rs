@@ -4,6 +4,8 @@
 use leptos::html;
 use leptos::prelude::*;
 
+use crate::app::show::When;
+
 use super::controls::{DevicePicker, MediaToggles};
 use super::{MeetingState, Phase};
 use crate::core::room::MAX_PASSWORD_CHARS;
@@ -62,9 +64,9 @@ pub fn PreJoin(
                         aria-label=move || i18n.t().camera_preview
                         data-testid="preview"
                     ></video>
-                    <Show when=move || !state.local.get().camera>
+                    <When when=move || !state.local.get().camera>
                         <div class="placeholder">{move || i18n.t().camera_is_off}</div>
-                    </Show>
+                    </When>
                 </div>
                 <div
                     class="level"
@@ -108,18 +110,18 @@ pub fn PreJoin(
                     on:input=move |ev| name.set(event_target_value(&ev))
                 />
                 // The input stops at the limit; saying so beats keys that silently do nothing.
-                <Show when=near_limit>
+                <When when=near_limit>
                     <p class="name-count" class:full=at_limit aria-live="polite" data-testid="name-count">
                         {move || format!("{} / {}", name_chars(), max_name())}
-                        <Show when=at_limit>
+                        <When when=at_limit>
                             " · "{move || (i18n.t().stage.name_limit_reached)(max_name())}
-                        </Show>
+                        </When>
                     </p>
-                </Show>
-                <Show when=move || state.token.with(Option::is_some)>
+                </When>
+                <When when=move || state.token.with(Option::is_some)>
                     <p class="muted">{move || i18n.t().hosts.name_from_link}</p>
-                </Show>
-                <Show when=move || state.needs_password.get()>
+                </When>
+                <When when=move || state.needs_password.get()>
                     <label for="meeting-password">{move || i18n.t().hosts.meeting_password}</label>
                     <input
                         id="meeting-password"
@@ -132,7 +134,7 @@ pub fn PreJoin(
                         prop:value=move || state.password.get()
                         on:input=move |ev| state.password.set(event_target_value(&ev))
                     />
-                </Show>
+                </When>
                 <button type="submit" class="primary big" disabled=joining>
                     {join_label}
                 </button>

@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use crate::app::show::When;
+
 use super::{CallPhase, MeetingState};
 use crate::client;
 use crate::protocol::UnixMillis;
@@ -56,13 +58,13 @@ pub fn RecordingBanner(state: MeetingState) -> impl IntoView {
         Some(format!("{:02}:{:02}", seconds / 60, seconds % 60))
     };
     view! {
-        <Show when=move || state.recording_failed.get()>
+        <When when=move || state.recording_failed.get()>
             <div class="call-notice" role="alert">
                 <span>{move || i18n.t().stage.recording_failed}</span>
                 <button on:click=move |_| state.recording_failed.set(false)>{move || i18n.t().close}</button>
             </div>
-        </Show>
-        <Show when=move || elapsed().is_some() || !others().is_empty()>
+        </When>
+        <When when=move || elapsed().is_some() || !others().is_empty()>
             <div class="recording-banner" role="status" data-testid="recording-banner">
                 <span class="recording-dot" aria-hidden="true"></span>
                 {move || {
@@ -75,13 +77,13 @@ pub fn RecordingBanner(state: MeetingState) -> impl IntoView {
                     }
                     said.join(" · ")
                 }}
-                <Show when=move || elapsed().is_some()>
+                <When when=move || elapsed().is_some()>
                     <button class="stop-recording" on:click=move |_| state.toggle_recording()>
                         {move || i18n.t().stage.stop_recording}
                     </button>
-                </Show>
+                </When>
             </div>
-        </Show>
+        </When>
     }
 }
 

@@ -3,6 +3,8 @@
 use leptos::ev;
 use leptos::prelude::*;
 
+use crate::app::show::When;
+
 use super::{CallPhase, MeetingState, Phase};
 
 /// The shortcuts: a key, and what it does, from the catalog.
@@ -114,7 +116,7 @@ pub fn HelpDialog(state: MeetingState) -> impl IntoView {
         }
     };
     view! {
-        <Show when=move || state.help_open.get()>
+        <When when=move || state.help_open.get()>
             <div class="dialog-backdrop" on:click=move |_| state.help_open.set(false)></div>
             <div
                 class="dialog card"
@@ -141,7 +143,7 @@ pub fn HelpDialog(state: MeetingState) -> impl IntoView {
                     {move || i18n.t().close}
                 </button>
             </div>
-        </Show>
+        </When>
     }
 }
 

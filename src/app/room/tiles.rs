@@ -4,8 +4,11 @@
 //! within one container, so their videos keep playing when the layout changes. The grid sizes
 //! tiles to fill the stage (`grid.rs`) and pages them, the active speaker on the first page.
 
+use leptos::either::EitherOf3;
 use leptos::html;
 use leptos::prelude::*;
+
+use crate::app::show::When;
 
 use super::grid;
 use super::people::initials;
@@ -147,20 +150,20 @@ pub fn Tiles(state: MeetingState) -> impl IntoView {
                         let is_featured = Signal::derive(move || featured.get() == Some(tile));
                         let shown_at = Signal::derive(move || place(tile));
                         match tile {
-                            Tile::Me => view! { <SelfTile state featured=is_featured shown_at/> }.into_any(),
+                            Tile::Me => EitherOf3::A(view! { <SelfTile state featured=is_featured shown_at/> }),
                             Tile::Camera(peer) => {
-                                view! { <RemoteTile state peer featured=is_featured shown_at/> }.into_any()
+                                EitherOf3::B(view! { <RemoteTile state peer featured=is_featured shown_at/> })
                             }
                             Tile::Screen(peer) => {
-                                view! { <ScreenTile state peer featured=is_featured shown_at/> }.into_any()
+                                EitherOf3::C(view! { <ScreenTile state peer featured=is_featured shown_at/> })
                             }
                         }
                     }
                 </For>
             </div>
-            <Show when=move || page.with(|p| p.count > 1)>
+            <When when=move || page.with(|p| p.count > 1)>
                 <PageArrows state page=Signal::derive(move || page.with(|p| (p.index, p.count)))/>
-            </Show>
+            </When>
         </div>
     }
 }
@@ -285,15 +288,15 @@ fn SelfTile(
             data-testid="self-tile"
         >
             <video node_ref=video class:mirror=move || state.mirror.get() autoplay playsinline muted></video>
-            <Show when=move || !camera()>
+            <When when=move || !camera()>
                 <div class="placeholder" aria-hidden="true">{move || initials(&name())}</div>
-            </Show>
+            </When>
             <HandBadge state peer=Signal::derive(move || state.me.get())/>
             <figcaption>
                 <span class="tile-name">{move || format!("{}{}", name(), i18n.t().you_suffix)}</span>
-                <Show when=move || !mic()>
+                <When when=move || !mic()>
                     <span class="mic-off" role="img" aria-label=move || i18n.t().mic_off>"🔇"</span>
-                </Show>
+                </When>
             </figcaption>
         </figure>
     }
@@ -330,11 +333,11 @@ fn HandBadge(state: MeetingState, peer: Signal<Option<PeerId>>) -> impl IntoView
             .is_some()
     };
     view! {
-        <Show when=raised>
+        <When when=raised>
             <span class="hand-badge" role="img" aria-label=move || state.i18n.t().hand_raised data-testid="hand">
                 "✋"
             </span>
-        </Show>
+        </When>
     }
 }
 
@@ -383,12 +386,12 @@ fn RemoteTile(
             data-testid="remote-tile"
         >
             <video node_ref=video autoplay playsinline></video>
-            <Show when=move || !camera()>
+            <When when=move || !camera()>
                 <div class="placeholder" aria-hidden="true">{move || initials(&name())}</div>
-            </Show>
-            <Show when=move || link() != LinkState::Connected>
+            </When>
+            <When when=move || link() != LinkState::Connected>
                 <div class="link-state" role="status">{move || i18n.t().link_state(link())}</div>
-            </Show>
+            </When>
             <HandBadge state peer=Signal::derive(move || Some(peer))/>
             <QualityMark state peer/>
             <div class="tile-host-actions">
@@ -407,16 +410,16 @@ fn RemoteTile(
             </button>
             <figcaption>
                 <span class="tile-name">{name}</span>
-                <Show when=move || !mic()>
+                <When when=move || !mic()>
                     <span class="mic-off" role="img" aria-label=move || i18n.t().mic_off data-testid="mic-off">
                         "🔇"
                     </span>
-                </Show>
-                <Show when=move || !camera()>
+                </When>
+                <When when=move || !camera()>
                     <span class="cam-off" role="img" aria-label=move || i18n.t().camera_off data-testid="camera-off">
                         "🚫"
                     </span>
-                </Show>
+                </When>
             </figcaption>
         </figure>
     }
