@@ -66,6 +66,11 @@ const ALIVE_TTL: Duration = Duration::from_millis(3000);
 /// to try again (the owner died just now, and its lease has not run out yet).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A node hears relayed frames, and the answers to its own, only on its channel: before its
+/// subscription is confirmed it could neither serve a meeting other nodes reach nor reach
+/// another node's. A join waits this long for it (a node just started), then is refused.
+const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(2);
+
 /// Takes the lease if nobody holds it, or its holder stopped saying it is alive (it died);
 /// renews it if this node holds it. Answers the holder. The caller says it is alive first,
 /// so a lease is never held by a node that others would take for dead.
@@ -281,6 +286,18 @@ impl Cluster {
         }
         if lock(&self.owned).contains_key(slug) {
             return Ok(Owner::Here);
+        }
+        let mut subscribed = self.subscribed.subscribe();
+        let listening = tokio::time::timeout(SUBSCRIBED_WITHIN, subscribed.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !listening {
+            self.counters.unavailable.inc();
+            tracing::warn!(room = %slug, "a join came before this node listens on its channel");
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "the meeting service is starting or cannot reach its database; try again in a moment",
+            ));
         }
         match self.claim(slug).await {
             Ok(owner) => Ok(owner),
