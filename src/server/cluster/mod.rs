@@ -200,12 +200,16 @@ impl Cluster {
 
     /// Waits until both connections to Redis are up (start-up, tests).
     pub async fn wait_up(&self, within: Duration) -> bool {
-        let mut subscribed = self.subscribed.subscribe();
         let deadline = Instant::now() + within;
-        self.redis.wait_up(within).await
-            && tokio::time::timeout_at(deadline, subscribed.wait_for(|up| *up))
-                .await
-                .is_ok_and(|r| r.is_ok())
+        self.redis.wait_up(within).await && self.listening_by(deadline).await
+    }
+
+    /// Waits until this node's channel subscription is confirmed, at most until `deadline`.
+    async fn listening_by(&self, deadline: Instant) -> bool {
+        let mut subscribed = self.subscribed.subscribe();
+        tokio::time::timeout_at(deadline, subscribed.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Listens on this node's channel and keeps the leases of its rooms; call once, with the
@@ -287,11 +291,7 @@ impl Cluster {
         if lock(&self.owned).contains_key(slug) {
             return Ok(Owner::Here);
         }
-        let mut subscribed = self.subscribed.subscribe();
-        let listening = tokio::time::timeout(SUBSCRIBED_WITHIN, subscribed.wait_for(|up| *up))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if !listening {
+        if !self.listening_by(Instant::now() + SUBSCRIBED_WITHIN).await {
             self.counters.unavailable.inc();
             tracing::warn!(room = %slug, "a join came before this node listens on its channel");
             return Err(Refusal::new(
