@@ -92,7 +92,7 @@ pub struct MediaCounters {
     pub bytes_in: Counter,
     pub datagrams_out: Counter,
     pub bytes_out: Counter,
-    pub frames_forwarded: Counter,
+    pub packets_forwarded: Counter,
     pub forwarding_errors: Counter,
     pub keyframe_requests: Counter,
     pub layer_switches: Counter,
@@ -118,9 +118,9 @@ impl MediaCounters {
             (&self.datagrams_out, before.datagrams_out, now.datagrams_out),
             (&self.bytes_out, before.bytes_out, now.bytes_out),
             (
-                &self.frames_forwarded,
-                before.frames_forwarded,
-                now.frames_forwarded,
+                &self.packets_forwarded,
+                before.packets_forwarded,
+                now.packets_forwarded,
             ),
             (
                 &self.forwarding_errors,

@@ -181,9 +181,9 @@ impl Metrics {
             &media.bytes_out,
         );
         add(
-            "sfu_forwarded_frames",
-            "Audio and video frames written to a receiving participant",
-            &media.frames_forwarded,
+            "sfu_forwarded_packets",
+            "Audio and video RTP packets written to a receiving participant",
+            &media.packets_forwarded,
         );
         add(
             "sfu_keyframe_requests",

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::CryptoProvider;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use super::layers::{
@@ -97,7 +99,7 @@ pub struct SfuStats {
     pub datagrams_out: u64,
     pub bytes_out: u64,
     /// Frames written to a subscriber.
-    pub frames_forwarded: u64,
+    pub packets_forwarded: u64,
     /// Frames a subscriber's connection refused to take.
     pub forwarding_errors: u64,
     pub keyframe_requests: u64,
@@ -225,6 +227,17 @@ struct Subscription {
     /// How received timestamps map to forwarded ones, so a layer switch (each layer has its
     /// own RTP clock) does not make the viewer's clock jump.
     clock: Option<OutClock>,
+    /// How received sequence numbers map to forwarded ones, so the viewer sees one unbroken
+    /// sequence across layer switches (each layer has its own).
+    sequence: SequenceMap,
+    /// The payload type received and the one this viewer's connection agreed for it.
+    payload_type: Option<(Pt, Pt)>,
+    /// The last packet forwarded did not end its frame.
+    frame_open: bool,
+    /// The target layer's packets from its keyframe on, held while the current layer's frame
+    /// finishes (at most `MAX_HELD_PACKETS`), and that layer.
+    held: Vec<OwnedUnit>,
+    held_layer: LayerId,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -266,9 +279,11 @@ enum Propagation {
         kind: MediaKind,
         source: TrackSource,
     },
-    Media {
+    Rtp {
         origin: PeerId,
-        data: Box<MediaData>,
+        mid: Mid,
+        rid: LayerId,
+        packet: Box<RtpPacket>,
     },
     KeyframeWanted {
         origin: PeerId,
@@ -346,6 +361,7 @@ impl Sfu {
             .enable_bwe(Some(INITIAL_ESTIMATE))
             .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .set_stats_interval(Some(STATS_INTERVAL))
+            .set_rtp_mode(true)
             .build(now);
         for &address in &self.candidates {
             if let Ok(candidate) = Candidate::host(address, "udp") {
@@ -377,6 +393,11 @@ impl Sfu {
                     current: None,
                     target: None,
                     clock: None,
+                    sequence: SequenceMap::default(),
+                    payload_type: None,
+                    frame_open: false,
+                    held: Vec::new(),
+                    held_layer: None,
                 })
             })
             .collect();
@@ -681,6 +702,11 @@ impl Sfu {
                                 current: None,
                                 target: None,
                                 clock: None,
+                                sequence: SequenceMap::default(),
+                                payload_type: None,
+                                frame_open: false,
+                                held: Vec::new(),
+                                held_layer: None,
                             });
                         }
                     }
@@ -688,12 +714,17 @@ impl Sfu {
                         self.negotiate(viewer);
                     }
                 }
-                Propagation::Media { origin, data } => {
-                    if data.ext_vals.audio_level.is_some() {
-                        self.hear(now, origin, &data);
+                Propagation::Rtp {
+                    origin,
+                    mid,
+                    rid,
+                    packet,
+                } => {
+                    if let Some(level) = packet.header.ext_vals.audio_level {
+                        self.hear(now, origin, level);
                     }
                     let mut viewers = std::mem::take(&mut self.spare_viewers);
-                    let stale = self.forward(now, origin, &data, &mut viewers);
+                    let stale = self.forward(now, origin, mid, rid, &packet, &mut viewers);
                     for viewer in stale {
                         self.allocate(now, viewer);
                     }
@@ -795,12 +826,23 @@ impl Sfu {
                             last_speech: None,
                         });
                     }
-                    Event::MediaData(data) => {
-                        participant.received(now, peer, &data, work);
-                        work.push_back(Propagation::Media {
-                            origin: peer,
-                            data: Box::new(data),
-                        });
+                    // Empty payloads are padding (bandwidth probes): nothing to forward.
+                    Event::RtpPacket(packet) if !packet.payload.is_empty() => {
+                        let ssrc = packet.header.ssrc;
+                        let found = participant
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&ssrc)
+                            .map(|s| (s.mid(), s.rid()));
+                        if let Some((mid, rid)) = found {
+                            participant.received(now, peer, mid, rid, &packet, work);
+                            work.push_back(Propagation::Rtp {
+                                origin: peer,
+                                mid,
+                                rid,
+                                packet: Box::new(packet),
+                            });
+                        }
                     }
                     Event::KeyframeRequest(request) => {
                         // The viewer lost something: the layer it receives must start over.
@@ -921,8 +963,12 @@ impl Sfu {
                 continue;
             }
             sub.target = target;
+            sub.held.clear();
             match target {
-                None => sub.current = None,
+                None => {
+                    sub.current = None;
+                    sub.frame_open = false;
+                }
                 Some(layer) if sub.current != Some(layer) => {
                     keyframes.push((sub.origin, sub.origin_mid, layer));
                 }
@@ -935,11 +981,8 @@ impl Sfu {
     }
 
     /// One audio frame from `origin`: its level counts towards the room's active speaker.
-    fn hear(&mut self, now: Instant, origin: PeerId, data: &MediaData) {
-        let (Some(level), Some(room)) = (
-            data.ext_vals.audio_level,
-            self.participants.get(&origin).map(|p| Arc::clone(&p.room)),
-        ) else {
+    fn hear(&mut self, now: Instant, origin: PeerId, level: i8) {
+        let Some(room) = self.participants.get(&origin).map(|p| Arc::clone(&p.room)) else {
             return;
         };
         let speaker = self.speakers.entry(Arc::clone(&room)).or_default();
@@ -949,31 +992,25 @@ impl Sfu {
         }
     }
 
-    fn announce_speaker(&mut self, room: &RoomKey, speaker: Option<PeerId>) {
-        self.stats.speaker_changes += 1;
-        for &peer in self.rooms.get(room).map_or(&[][..], Vec::as_slice) {
-            self.outputs.push_back(SfuOutput::Signal {
-                peer,
-                msg: ServerMsg::ActiveSpeaker { peer: speaker },
-            });
-        }
-    }
-
-    /// Writes a frame from `origin` to every participant of its room who receives that track
-    /// (for video: who receives this layer, or switches to it at this keyframe). Puts who got
-    /// it in `viewers` (their connections have packets to send now) and returns viewers whose
-    /// chosen layer stopped arriving, who must choose again.
+    /// Writes an RTP packet from `origin` as it came to every participant of its room who
+    /// receives that track (for video: who receives this layer, or switches to it at this
+    /// keyframe), with this subscription's sequence numbers, clock and payload type; the
+    /// payload is shared, not copied. Puts who got it in `viewers` (their connections have
+    /// packets to send now) and returns viewers whose chosen layer stopped arriving, who must
+    /// choose again.
     fn forward(
         &mut self,
         now: Instant,
         origin: PeerId,
-        data: &MediaData,
+        origin_mid: Mid,
+        layer: LayerId,
+        packet: &RtpPacket,
         viewers: &mut Vec<PeerId>,
     ) -> Vec<PeerId> {
         let Some(sender) = self.participants.get(&origin) else {
             return Vec::new();
         };
-        let track = sender.track(data.mid);
+        let track = sender.track(origin_mid);
         let withheld = self.withheld.get(&origin).copied().unwrap_or_default();
         if track.is_some_and(|t| withheld.has(t.source)) {
             self.stats.withheld_dropped += 1;
@@ -983,6 +1020,15 @@ impl Sfu {
             self.stats.silence_dropped += 1;
             return Vec::new();
         }
+        let is_video = track.is_some_and(|t| t.kind == MediaKind::Video);
+        let received_pt = packet.header.payload_type;
+        let params = sender
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == received_pt)
+            .copied();
         let Some(members) = self.rooms.get(&sender.room) else {
             return Vec::new();
         };
@@ -992,8 +1038,8 @@ impl Sfu {
             let layers = track.layers.iter().filter(|l| l.is_fresh(now));
             fresh.extend(layers.map(|l| l.id));
         }
-        let layer: LayerId = data.rid;
-        let keyframe = data.is_keyframe();
+        let keyframe = is_video && starts_vp8_keyframe(&packet.payload);
+        let received_seq = *packet.seq_no;
         let mut stale = Vec::new();
         let mut keyframes = Vec::new();
         for &viewer in members {
@@ -1006,59 +1052,81 @@ impl Sfu {
             let Some(sub) = participant
                 .subscriptions
                 .iter_mut()
-                .find(|sub| sub.origin == origin && sub.origin_mid == data.mid)
+                .find(|sub| sub.origin == origin && sub.origin_mid == origin_mid)
             else {
                 continue;
             };
             let SubscriptionState::Open(mid) = sub.state else {
                 continue;
             };
-            let mut switched = false;
-            if sub.kind == MediaKind::Video {
+            let unit = Unit {
+                received_seq,
+                received_pt,
+                time: packet.time,
+                at: packet.timestamp,
+                payload: &packet.payload,
+                marker: packet.header.marker,
+                video: is_video,
+            };
+            let rtc = &mut participant.rtc;
+            let mut sent = false;
+            if sub.kind != MediaKind::Video {
+                sent = sub.write(rtc, mid, &unit, false, params, &mut self.stats);
+            } else {
                 let Some(target) = sub.target else {
                     continue;
                 };
                 if !fresh.contains(&target) {
                     stale.push(viewer);
                 }
-                if sub.current != Some(layer) {
-                    if layer != target {
-                        continue;
+                if sub.current == Some(layer) {
+                    sent = sub.write(rtc, mid, &unit, false, params, &mut self.stats);
+                    if unit.marker && !sub.held.is_empty() {
+                        // The old layer's frame is whole: the held keyframe can follow it.
+                        sub.switch_to_held(rtc, mid, params, &mut self.stats);
                     }
-                    if !keyframe {
-                        // Waiting for the target's keyframe; ask again if the last request
-                        // was lost (the request is throttled).
+                } else if layer == target {
+                    if !sub.held.is_empty() {
+                        sub.held.push(unit.owned());
+                        if sub.held.len() >= MAX_HELD_PACKETS {
+                            sub.switch_to_held(rtc, mid, params, &mut self.stats);
+                        }
+                    } else if !keyframe {
                         keyframes.push(layer);
-                        continue;
+                    } else if sub.current.is_some() && sub.frame_open {
+                        // Switching in the middle of the old layer's frame would leave its
+                        // tail out, and a decoder that takes the keyframe for the rest of
+                        // that frame may never recover: hold the keyframe until the old
+                        // frame's last packet has gone (the layers' packets interleave).
+                        sub.held_layer = layer;
+                        sub.held.push(unit.owned());
+                    } else {
+                        sub.current = Some(layer);
+                        self.stats.layer_switches += 1;
+                        sent = sub.write(rtc, mid, &unit, true, params, &mut self.stats);
                     }
-                    sub.current = Some(layer);
-                    switched = true;
-                    self.stats.layer_switches += 1;
                 }
             }
-            let time = sub.rebase(data, switched);
-            let Some(writer) = participant.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
-            };
-            if writer
-                .write(pt, data.network_time, time, Arc::clone(&data.data))
-                .is_ok()
-            {
-                self.stats.frames_forwarded += 1;
+            if sent {
                 viewers.push(viewer);
-            } else {
-                self.stats.forwarding_errors += 1;
             }
         }
         self.fresh_layers = fresh;
         keyframes.dedup();
         for layer in keyframes {
-            self.request_keyframe(now, origin, data.mid, layer, KeyframeRequestKind::Pli);
+            self.request_keyframe(now, origin, origin_mid, layer, KeyframeRequestKind::Pli);
         }
         stale
+    }
+
+    fn announce_speaker(&mut self, room: &RoomKey, speaker: Option<PeerId>) {
+        self.stats.speaker_changes += 1;
+        for &peer in self.rooms.get(room).map_or(&[][..], Vec::as_slice) {
+            self.outputs.push_back(SfuOutput::Signal {
+                peer,
+                msg: ServerMsg::ActiveSpeaker { peer: speaker },
+            });
+        }
     }
 
     /// Asks `origin` for a keyframe of one layer of its track `mid`, unless the layer's
@@ -1083,10 +1151,9 @@ impl Sfu {
         if !layer_state.keyframes.may_ask(now) {
             return;
         }
-        let Some(mut writer) = participant.rtc.writer(mid) else {
-            return;
-        };
-        if writer.request_keyframe(layer, kind).is_ok() {
+        let mut api = participant.rtc.direct_api();
+        if let Some(rx) = api.stream_rx_by_mid(mid, layer) {
+            rx.request_keyframe(kind);
             self.stats.keyframe_requests += 1;
             self.keyframes_asked.push(origin);
         }
@@ -1206,16 +1273,18 @@ impl Participant {
         total.saturating_sub(last)
     }
 
-    /// Bookkeeping for a frame this participant sent: the track goes live with its first
-    /// frame, a layer is measured, and a keyframe tells the layer's size.
+    /// Bookkeeping for a packet this participant sent: the track goes live with its first
+    /// packet, a layer is measured, and a keyframe tells the layer's size.
     fn received(
         &mut self,
         now: Instant,
         peer: PeerId,
-        data: &MediaData,
+        mid: Mid,
+        rid: LayerId,
+        packet: &RtpPacket,
         work: &mut VecDeque<Propagation>,
     ) {
-        let Some(track) = self.track_mut(data.mid) else {
+        let Some(track) = self.track_mut(mid) else {
             return;
         };
         if !track.live {
@@ -1227,22 +1296,21 @@ impl Participant {
                 source: track.source,
             });
         }
-        let index = match track.layers.iter().position(|l| l.id == data.rid) {
+        let index = match track.layers.iter().position(|l| l.id == rid) {
             Some(index) => index,
             None => {
                 track.layers.push(Layer {
-                    id: data.rid,
+                    id: rid,
                     size: None,
                     rate: RateMeter::new(now),
                     last_frame: now,
                     keyframes: KeyframeThrottle::default(),
                 });
                 if track.kind == MediaKind::Video {
-                    // Its size comes with its first keyframe; until then nobody can get it.
                     work.push_back(Propagation::KeyframeWanted {
                         origin: peer,
                         mid: track.mid,
-                        layer: data.rid,
+                        layer: rid,
                         kind: KeyframeRequestKind::Pli,
                     });
                 }
@@ -1250,13 +1318,13 @@ impl Participant {
             }
         };
         let layer = &mut track.layers[index];
-        layer.rate.add(now, data.data.len());
+        layer.rate.add(now, packet.payload.len());
         let revived = !layer.is_fresh(now);
         layer.last_frame = now;
         if track.kind != MediaKind::Video {
-            let speech = match data.ext_vals.audio_level {
-                Some(level) => level > SILENCE_DBOV || data.ext_vals.voice_activity == Some(true),
-                // No level to tell by: everything counts.
+            let ext = &packet.header.ext_vals;
+            let speech = match ext.audio_level {
+                Some(level) => level > SILENCE_DBOV || ext.voice_activity == Some(true),
                 None => true,
             };
             if speech {
@@ -1264,8 +1332,14 @@ impl Participant {
             }
             return;
         }
-        let size = vp8_keyframe_size(&data.data);
-        if data.is_keyframe() {
+        let keyframe = starts_vp8_keyframe(&packet.payload);
+        let size = if keyframe {
+            vp8_descriptor_len(&packet.payload)
+                .and_then(|at| vp8_keyframe_size(packet.payload.get(at..)?))
+        } else {
+            None
+        };
+        if keyframe {
             layer.keyframes.answered();
         }
         if (size.is_some() && size != layer.size) || (revived && layer.size.is_some()) {
@@ -1329,32 +1403,192 @@ impl Published {
     }
 }
 
+/// The sequence numbers one subscription forwards: the received ones moved by an offset
+/// that a layer switch (or the first packet) resets, so forwarded numbers run on by one.
+#[derive(Clone, Copy, Debug, Default)]
+struct SequenceMap {
+    /// Received and forwarded number of the newest packet.
+    last: Option<(u64, u64)>,
+    /// The first number forwarded since the last switch: anything mapped below it is a
+    /// late packet of the layer from before it was switched to.
+    floor: u64,
+}
+
+/// Packets held for a switch stop the switch's wait after this many (the old layer's frame
+/// never ended): the switch happens anyway.
+const MAX_HELD_PACKETS: usize = 256;
+
+/// What forwarding needs of a received packet.
+struct Unit<'a> {
+    received_seq: u64,
+    received_pt: Pt,
+    time: MediaTime,
+    at: Instant,
+    payload: &'a Arc<[u8]>,
+    marker: bool,
+    video: bool,
+}
+
+impl Unit<'_> {
+    fn owned(&self) -> OwnedUnit {
+        OwnedUnit {
+            received_seq: self.received_seq,
+            received_pt: self.received_pt,
+            time: self.time,
+            at: self.at,
+            payload: Arc::clone(self.payload),
+            marker: self.marker,
+            video: self.video,
+        }
+    }
+}
+
+/// A held [`Unit`] (the payload shared, not copied).
+#[derive(Debug)]
+struct OwnedUnit {
+    received_seq: u64,
+    received_pt: Pt,
+    time: MediaTime,
+    at: Instant,
+    payload: Arc<[u8]>,
+    marker: bool,
+    video: bool,
+}
+
+impl OwnedUnit {
+    fn unit(&self) -> Unit<'_> {
+        Unit {
+            received_seq: self.received_seq,
+            received_pt: self.received_pt,
+            time: self.time,
+            at: self.at,
+            payload: &self.payload,
+            marker: self.marker,
+            video: self.video,
+        }
+    }
+}
+
+impl SequenceMap {
+    fn forward(&mut self, received: u64, switched: bool) -> Option<SeqNo> {
+        let out = match self.last {
+            Some((_, last_out)) if switched => last_out + 1,
+            Some((last_in, last_out)) => {
+                let out = i128::from(last_out) + i128::from(received) - i128::from(last_in);
+                u64::try_from(out).ok()?
+            }
+            None => received,
+        };
+        if switched || self.last.is_none() {
+            self.floor = out;
+        }
+        if out < self.floor {
+            return None;
+        }
+        if self.last.is_none_or(|(_, last_out)| out > last_out) {
+            self.last = Some((received, out));
+        }
+        Some(out.into())
+    }
+}
+
 impl Subscription {
-    /// The timestamp to forward `data` with: the received one moved by this subscription's
-    /// offset, which a layer switch (or the first frame) sets so forwarded time runs on as
-    /// the wall clock did.
-    fn rebase(&mut self, data: &MediaData, switched: bool) -> MediaTime {
-        let received = data.time.numer();
-        let frequency = data.time.frequency();
+    /// Writes `unit` to this subscription's section `mid` of `rtc` with its own sequence
+    /// numbers, clock and payload type; `switched`: the first packet of a new layer.
+    fn write(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        unit: &Unit,
+        switched: bool,
+        params: Option<PayloadParams>,
+        stats: &mut SfuStats,
+    ) -> bool {
+        let Some(seq) = self.sequence.forward(unit.received_seq, switched) else {
+            // Late, from before this layer was switched to.
+            return false;
+        };
+        let time = self.rebase(unit.time, unit.at, switched);
+        let pt = match self.payload_type {
+            Some((from, to)) if from == unit.received_pt => to,
+            _ => {
+                let Some(to) = params
+                    .and_then(|p| rtc.codec_config().match_params(p))
+                    .map(|p| p.pt())
+                else {
+                    stats.forwarding_errors += 1;
+                    return false;
+                };
+                self.payload_type = Some((unit.received_pt, to));
+                to
+            }
+        };
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            stats.forwarding_errors += 1;
+            return false;
+        };
+        // Video can be sent again on a NACK; late audio is worth nothing.
+        let write = RtpWrite::new(
+            pt,
+            seq,
+            time.numer() as u32,
+            unit.at,
+            Arc::clone(unit.payload),
+        )
+        .marker(unit.marker)
+        .nackable(unit.video);
+        tx.write_rtp(write);
+        if unit.video {
+            self.frame_open = !unit.marker;
+        }
+        stats.packets_forwarded += 1;
+        true
+    }
+
+    /// Moves to the held layer and writes what was held for it.
+    fn switch_to_held(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        params: Option<PayloadParams>,
+        stats: &mut SfuStats,
+    ) {
+        self.current = Some(self.held_layer);
+        stats.layer_switches += 1;
+        let held = std::mem::take(&mut self.held);
+        for (index, unit) in held.iter().enumerate() {
+            self.write(rtc, mid, &unit.unit(), index == 0, params, stats);
+        }
+        self.held = held;
+        self.held.clear();
+    }
+
+    /// The timestamp to forward a packet stamped `time`, received at `network_time`, with:
+    /// the received one moved by this subscription's offset, which a layer switch (or the
+    /// first packet) sets so forwarded time runs on as the wall clock did.
+    fn rebase(&mut self, time: MediaTime, network_time: Instant, switched: bool) -> MediaTime {
+        let received = time.numer();
+        let frequency = time.frequency();
         let clock = match self.clock {
             Some(clock) if !switched => clock,
             previous => {
                 let out = previous.map_or(received, |last| {
-                    let elapsed = data.network_time.saturating_duration_since(last.last_at);
+                    let elapsed = network_time.saturating_duration_since(last.last_at);
                     let ticks = elapsed.as_micros() as u64 * u64::from(frequency.get()) / 1_000_000;
                     last.last_out.wrapping_add(ticks.max(1))
                 });
                 OutClock {
                     offset: out.wrapping_sub(received),
                     last_out: out,
-                    last_at: data.network_time,
+                    last_at: network_time,
                 }
             }
         };
         let out = received.wrapping_add(clock.offset);
         self.clock = Some(OutClock {
             last_out: out,
-            last_at: data.network_time,
+            last_at: network_time,
             ..clock
         });
         MediaTime::new(out, frequency)
@@ -1366,5 +1600,56 @@ fn source_name(source: TrackSource) -> &'static str {
         TrackSource::Microphone => "microphone",
         TrackSource::Camera => "camera",
         TrackSource::Screen => "screen",
+    }
+}
+
+/// Length of a VP8 RTP payload descriptor (RFC 7741), where the VP8 payload header starts.
+fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
+    let first = *payload.first()?;
+    let mut at = 1;
+    if first & 0x80 != 0 {
+        let ext = *payload.get(at)?;
+        at += 1;
+        if ext & 0x80 != 0 {
+            at += if payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            at += 1;
+        }
+        if ext & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    Some(at)
+}
+
+/// Whether a VP8 RTP payload is the first packet of a keyframe.
+fn starts_vp8_keyframe(payload: &[u8]) -> bool {
+    Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload))
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::SequenceMap;
+
+    fn forward(map: &mut SequenceMap, received: u64, switched: bool) -> Option<u64> {
+        map.forward(received, switched).map(|seq| *seq)
+    }
+
+    #[test]
+    fn forwarded_numbers_run_on_by_one_across_layer_switches() {
+        let mut map = SequenceMap::default();
+        assert_eq!(forward(&mut map, 500, true), Some(500));
+        assert_eq!(forward(&mut map, 501, false), Some(501));
+        // Another layer, numbered on its own, continues the sequence.
+        assert_eq!(forward(&mut map, 9000, true), Some(502));
+        assert_eq!(forward(&mut map, 9001, false), Some(503));
+        // A loss stays a gap the viewer can ask to have resent.
+        assert_eq!(forward(&mut map, 9003, false), Some(505));
+        // A late packet of this layer keeps its place.
+        assert_eq!(forward(&mut map, 9002, false), Some(504));
+        // One from before this layer was switched to would land among the old layer's.
+        assert_eq!(forward(&mut map, 8999, false), None);
+        assert_eq!(forward(&mut map, 9004, false), Some(506));
     }
 }
