@@ -8,6 +8,10 @@
 //! receive section per track of every other participant and removing those of people who
 //! leave. The browser answers; it never offers again on that connection, so the two sides
 //! never offer at once.
+//!
+//! Media is forwarded in str0m's RTP mode: each packet leaves as it came, its payload shared
+//! by every viewer, with the sequence numbers, timestamps and payload type of that viewer's
+//! section; nothing is reassembled into frames or cut up again.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
