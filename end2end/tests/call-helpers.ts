@@ -1,7 +1,7 @@
 // Helpers for call tests: find a remote tile's RTCPeerConnection and prove that its video is
 // really decoded, not just that an element exists.
 import { BrowserContext, Page, expect } from '@playwright/test';
-import { rememberPanelsOpen, type RoomServer } from './fixtures';
+import { refusedByStoppedServer, rememberPanelsOpen, type RoomServer } from './fixtures';
 
 /**
  * Records every RTCPeerConnection the page creates (the app's WASM constructs them through
@@ -99,7 +99,10 @@ export async function joinCall(
   const page = await context.newPage();
   await recordPeerConnections(page);
   page.on('console', (msg) => {
-    if (msg.type() === 'error' && !(ignore && ignore.test(msg.text()))) errors.push(`${name}: ${msg.text()}`);
+    const text = msg.text();
+    if (msg.type() === 'error' && !(ignore && ignore.test(text)) && !refusedByStoppedServer(text)) {
+      errors.push(`${name}: ${text}`);
+    }
   });
   page.on('pageerror', (err) => errors.push(`${name}: ${err.message}`));
   await page.goto(`${server.url}/r/${room}`);

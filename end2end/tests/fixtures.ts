@@ -9,6 +9,17 @@ import * as path from 'node:path';
 export const repoRoot = path.resolve(__dirname, '..', '..');
 const binary = process.env.ROOM_BIN ?? path.join(repoRoot, 'target', 'release', 'room');
 
+/** host:port of servers a test has stopped or killed. A page still open then retries its
+ * WebSocket after the backoff, and Chromium logs the refused connection as a console error;
+ * that error is the test's own doing, not the page's, so the console check skips it. */
+const stoppedHosts = new Set<string>();
+
+/** Whether `text` is Chromium's report of a refused WebSocket to a server the test stopped. */
+export function refusedByStoppedServer(text: string): boolean {
+  const match = text.match(/WebSocket connection to 'wss?:\/\/([^/']+)\/[^']*' failed: .*ERR_CONNECTION_REFUSED/);
+  return match !== null && stoppedHosts.has(match[1]);
+}
+
 export class RoomServer {
   constructor(
     public readonly url: string,
@@ -27,17 +38,21 @@ export class RoomServer {
     return this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
-  /** SIGTERM, as an operator would; resolves when the process has exited. */
+  /** SIGTERM, as an operator would; resolves when the process has exited, and fails unless
+   * it shut down cleanly (exit code 0). */
   async stop(): Promise<void> {
     if (this.exited) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    stoppedHosts.add(this.addr);
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
     this.child.kill('SIGTERM');
-    await exited;
+    const code = await exited;
+    if (code !== 0) throw new Error(`the server at ${this.addr} did not shut down cleanly: exit code ${code}`);
   }
 
   /** SIGKILL: the server dies without a goodbye. */
   async kill(): Promise<void> {
     if (this.exited) return;
+    stoppedHosts.add(this.addr);
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.kill('SIGKILL');
     await exited;
@@ -80,7 +95,10 @@ export async function startServer(
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
   });
-  return new RoomServer(url, child, args, dataDir);
+  const server = new RoomServer(url, child, args, dataDir);
+  // A successor on a stopped server's address: refusals from now on are real failures.
+  stoppedHosts.delete(server.addr);
+  return server;
 }
 
 /** How a test's browser starts: with the chat and people panels open (most tests read them;
@@ -106,7 +124,7 @@ export async function openPage(
   if (panelsOpen) await rememberPanelsOpen(context);
   const page = await context.newPage();
   page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`${url}: ${msg.text()}`);
+    if (msg.type() === 'error' && !refusedByStoppedServer(msg.text())) errors.push(`${url}: ${msg.text()}`);
   });
   page.on('pageerror', (err) => errors.push(`${url}: ${err.message}`));
   await page.goto(url);

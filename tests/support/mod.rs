@@ -475,6 +475,29 @@ impl Client {
         messages
     }
 
+    /// Everything that arrives up to and including the first message `last` accepts. Unlike
+    /// `collect`, it does not depend on a quiet spell, which a loaded machine can break.
+    pub async fn collect_until(
+        &mut self,
+        mut last: impl FnMut(&ServerMsg) -> bool,
+    ) -> Vec<ServerMsg> {
+        let mut messages = Vec::new();
+        let wait = async {
+            loop {
+                let msg = self.recv().await;
+                let done = last(&msg);
+                messages.push(msg);
+                if done {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("the closing message in time");
+        messages
+    }
+
     /// Reads and discards whatever arrives until nothing has for `quiet`.
     pub async fn drain(&mut self, quiet: Duration) {
         while let Ok(Some(frame)) = tokio::time::timeout(quiet, self.ws.next()).await {
