@@ -240,7 +240,7 @@ struct Subscription {
     frame_open: bool,
     /// The target layer's packets from its keyframe on, held while the current layer's frame
     /// finishes (at most `MAX_HELD_PACKETS`), and that layer.
-    held: Vec<OwnedUnit>,
+    held: Vec<Unit>,
     held_layer: LayerId,
 }
 
@@ -283,12 +283,7 @@ enum Propagation {
         kind: MediaKind,
         source: TrackSource,
     },
-    Rtp {
-        origin: PeerId,
-        mid: Mid,
-        rid: LayerId,
-        packet: Box<RtpPacket>,
-    },
+    Rtp(Box<Arrived>),
     KeyframeWanted {
         origin: PeerId,
         mid: Mid,
@@ -388,20 +383,8 @@ impl Sfu {
             .filter_map(|origin| Some((*origin, self.participants.get(origin)?)))
             .flat_map(|(origin, other)| {
                 let live = other.published.iter().filter(|track| track.live);
-                live.map(move |track| Subscription {
-                    origin,
-                    origin_mid: track.mid,
-                    kind: track.kind,
-                    source: track.source,
-                    state: SubscriptionState::ToOpen,
-                    current: None,
-                    target: None,
-                    clock: None,
-                    sequence: SequenceMap::default(),
-                    payload_type: None,
-                    frame_open: false,
-                    held: Vec::new(),
-                    held_layer: None,
+                live.map(move |track| {
+                    Subscription::new(origin, track.mid, track.kind, track.source)
                 })
             })
             .collect();
@@ -697,38 +680,20 @@ impl Sfu {
                         .collect();
                     for &viewer in &viewers {
                         if let Some(p) = self.participants.get_mut(&viewer) {
-                            p.subscriptions.push(Subscription {
-                                origin,
-                                origin_mid: mid,
-                                kind,
-                                source,
-                                state: SubscriptionState::ToOpen,
-                                current: None,
-                                target: None,
-                                clock: None,
-                                sequence: SequenceMap::default(),
-                                payload_type: None,
-                                frame_open: false,
-                                held: Vec::new(),
-                                held_layer: None,
-                            });
+                            p.subscriptions
+                                .push(Subscription::new(origin, mid, kind, source));
                         }
                     }
                     for viewer in viewers {
                         self.negotiate(viewer);
                     }
                 }
-                Propagation::Rtp {
-                    origin,
-                    mid,
-                    rid,
-                    packet,
-                } => {
-                    if let Some(level) = packet.header.ext_vals.audio_level {
-                        self.hear(now, origin, level);
+                Propagation::Rtp(arrived) => {
+                    if let Some(level) = arrived.packet.header.ext_vals.audio_level {
+                        self.hear(now, arrived.origin, level);
                     }
                     let mut viewers = std::mem::take(&mut self.spare_viewers);
-                    let stale = self.forward(now, origin, mid, rid, &packet, &mut viewers);
+                    let stale = self.forward(now, &arrived, &mut viewers);
                     for viewer in stale {
                         self.allocate(now, viewer);
                     }
@@ -839,13 +804,14 @@ impl Sfu {
                             .stream_rx(&ssrc)
                             .map(|s| (s.mid(), s.rid()));
                         if let Some((mid, rid)) = found {
-                            participant.received(now, peer, mid, rid, &packet, work);
-                            work.push_back(Propagation::Rtp {
+                            let keyframe = participant.received(now, peer, mid, rid, &packet, work);
+                            work.push_back(Propagation::Rtp(Box::new(Arrived {
                                 origin: peer,
                                 mid,
                                 rid,
-                                packet: Box::new(packet),
-                            });
+                                keyframe,
+                                packet,
+                            })));
                         }
                     }
                     Event::KeyframeRequest(request) => {
@@ -1005,12 +971,16 @@ impl Sfu {
     fn forward(
         &mut self,
         now: Instant,
-        origin: PeerId,
-        origin_mid: Mid,
-        layer: LayerId,
-        packet: &RtpPacket,
+        arrived: &Arrived,
         viewers: &mut Vec<PeerId>,
     ) -> Vec<PeerId> {
+        let Arrived {
+            origin,
+            mid: origin_mid,
+            rid: layer,
+            keyframe,
+            ref packet,
+        } = *arrived;
         let Some(sender) = self.participants.get(&origin) else {
             return Vec::new();
         };
@@ -1042,8 +1012,15 @@ impl Sfu {
             let layers = track.layers.iter().filter(|l| l.is_fresh(now));
             fresh.extend(layers.map(|l| l.id));
         }
-        let keyframe = is_video && starts_vp8_keyframe(&packet.payload);
-        let received_seq = *packet.seq_no;
+        let unit = Unit {
+            received_seq: *packet.seq_no,
+            received_pt,
+            time: packet.time,
+            at: packet.timestamp,
+            payload: Arc::clone(&packet.payload),
+            marker: packet.header.marker,
+            video: is_video,
+        };
         let mut stale = Vec::new();
         let mut keyframes = Vec::new();
         for &viewer in members {
@@ -1062,15 +1039,6 @@ impl Sfu {
             };
             let SubscriptionState::Open(mid) = sub.state else {
                 continue;
-            };
-            let unit = Unit {
-                received_seq,
-                received_pt,
-                time: packet.time,
-                at: packet.timestamp,
-                payload: &packet.payload,
-                marker: packet.header.marker,
-                video: is_video,
             };
             let rtc = &mut participant.rtc;
             let mut sent = false;
@@ -1091,7 +1059,7 @@ impl Sfu {
                     }
                 } else if layer == target {
                     if !sub.held.is_empty() {
-                        sub.held.push(unit.owned());
+                        sub.held.push(unit.clone());
                         if sub.held.len() >= MAX_HELD_PACKETS {
                             sub.switch_to_held(rtc, mid, params, &mut self.stats);
                         }
@@ -1103,7 +1071,7 @@ impl Sfu {
                         // that frame may never recover: hold the keyframe until the old
                         // frame's last packet has gone (the layers' packets interleave).
                         sub.held_layer = layer;
-                        sub.held.push(unit.owned());
+                        sub.held.push(unit.clone());
                     } else {
                         sub.current = Some(layer);
                         self.stats.layer_switches += 1;
@@ -1278,7 +1246,8 @@ impl Participant {
     }
 
     /// Bookkeeping for a packet this participant sent: the track goes live with its first
-    /// packet, a layer is measured, and a keyframe tells the layer's size.
+    /// packet, a layer is measured, and a keyframe tells the layer's size. Returns whether
+    /// the packet starts a video keyframe.
     fn received(
         &mut self,
         now: Instant,
@@ -1287,9 +1256,9 @@ impl Participant {
         rid: LayerId,
         packet: &RtpPacket,
         work: &mut VecDeque<Propagation>,
-    ) {
+    ) -> bool {
         let Some(track) = self.track_mut(mid) else {
-            return;
+            return false;
         };
         if !track.live {
             track.live = true;
@@ -1311,6 +1280,7 @@ impl Participant {
                     keyframes: KeyframeThrottle::default(),
                 });
                 if track.kind == MediaKind::Video {
+                    // Its size comes with its first keyframe; until then nobody can get it.
                     work.push_back(Propagation::KeyframeWanted {
                         origin: peer,
                         mid: track.mid,
@@ -1329,12 +1299,13 @@ impl Participant {
             let ext = &packet.header.ext_vals;
             let speech = match ext.audio_level {
                 Some(level) => level > SILENCE_DBOV || ext.voice_activity == Some(true),
+                // No level to tell by: everything counts.
                 None => true,
             };
             if speech {
                 track.last_speech = Some(now);
             }
-            return;
+            return false;
         }
         let keyframe = starts_vp8_keyframe(&packet.payload);
         let size = if keyframe {
@@ -1350,6 +1321,7 @@ impl Participant {
             layer.size = size.or(layer.size);
             work.push_back(Propagation::LayersChanged(peer));
         }
+        keyframe
     }
 
     /// The browser's transceivers come in a fixed order: microphone, camera, screen.
@@ -1407,6 +1379,16 @@ impl Published {
     }
 }
 
+/// A packet a participant sent, where it belongs, ready to forward.
+struct Arrived {
+    origin: PeerId,
+    mid: Mid,
+    rid: LayerId,
+    /// It starts a video keyframe (looked at once, on arrival).
+    keyframe: bool,
+    packet: RtpPacket,
+}
+
 /// The sequence numbers one subscription forwards: the received ones moved by an offset
 /// that a layer switch (or the first packet) resets, so forwarded numbers run on by one.
 #[derive(Clone, Copy, Debug, Default)]
@@ -1422,34 +1404,9 @@ struct SequenceMap {
 /// never ended): the switch happens anyway.
 const MAX_HELD_PACKETS: usize = 256;
 
-/// What forwarding needs of a received packet.
-struct Unit<'a> {
-    received_seq: u64,
-    received_pt: Pt,
-    time: MediaTime,
-    at: Instant,
-    payload: &'a Arc<[u8]>,
-    marker: bool,
-    video: bool,
-}
-
-impl Unit<'_> {
-    fn owned(&self) -> OwnedUnit {
-        OwnedUnit {
-            received_seq: self.received_seq,
-            received_pt: self.received_pt,
-            time: self.time,
-            at: self.at,
-            payload: Arc::clone(self.payload),
-            marker: self.marker,
-            video: self.video,
-        }
-    }
-}
-
-/// A held [`Unit`] (the payload shared, not copied).
-#[derive(Debug)]
-struct OwnedUnit {
+/// What forwarding needs of a received packet; held copies share its payload.
+#[derive(Clone, Debug)]
+struct Unit {
     received_seq: u64,
     received_pt: Pt,
     time: MediaTime,
@@ -1457,20 +1414,6 @@ struct OwnedUnit {
     payload: Arc<[u8]>,
     marker: bool,
     video: bool,
-}
-
-impl OwnedUnit {
-    fn unit(&self) -> Unit<'_> {
-        Unit {
-            received_seq: self.received_seq,
-            received_pt: self.received_pt,
-            time: self.time,
-            at: self.at,
-            payload: &self.payload,
-            marker: self.marker,
-            video: self.video,
-        }
-    }
 }
 
 impl SequenceMap {
@@ -1497,6 +1440,25 @@ impl SequenceMap {
 }
 
 impl Subscription {
+    /// A track of `origin`'s to receive, its section not yet opened.
+    fn new(origin: PeerId, origin_mid: Mid, kind: MediaKind, source: TrackSource) -> Self {
+        Subscription {
+            origin,
+            origin_mid,
+            kind,
+            source,
+            state: SubscriptionState::ToOpen,
+            current: None,
+            target: None,
+            clock: None,
+            sequence: SequenceMap::default(),
+            payload_type: None,
+            frame_open: false,
+            held: Vec::new(),
+            held_layer: None,
+        }
+    }
+
     /// Writes `unit` to this subscription's section `mid` of `rtc` with its own sequence
     /// numbers, clock and payload type; `switched`: the first packet of a new layer.
     fn write(
@@ -1538,7 +1500,7 @@ impl Subscription {
             seq,
             time.numer() as u32,
             unit.at,
-            Arc::clone(unit.payload),
+            Arc::clone(&unit.payload),
         )
         .marker(unit.marker)
         .nackable(unit.video);
@@ -1562,7 +1524,7 @@ impl Subscription {
         stats.layer_switches += 1;
         let held = std::mem::take(&mut self.held);
         for (index, unit) in held.iter().enumerate() {
-            self.write(rtc, mid, &unit.unit(), index == 0, params, stats);
+            self.write(rtc, mid, unit, index == 0, params, stats);
         }
         self.held = held;
         self.held.clear();
