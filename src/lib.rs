@@ -32,6 +32,7 @@ pub mod app;
 pub mod core;
 pub mod media;
 pub mod protocol;
+pub mod recording;
 
 #[cfg(feature = "ssr")]
 pub mod server;

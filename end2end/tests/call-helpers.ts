@@ -26,28 +26,44 @@ export function remoteTile(page: Page, name: string) {
   return page.locator(`[data-testid="remote-tile"][data-name="${name}"]`);
 }
 
-/** Video frames decoded so far for the track shown in `name`'s tile (from getStats): their
- * camera tile, or with `tile = 'screen-tile'` their shared screen. */
-export async function framesDecoded(page: Page, name: string, tile = 'remote-tile'): Promise<number> {
-  return page.evaluate(async ([name, tile]) => {
+/** A number from the inbound video stats of the track shown in `name`'s tile (`tile` is
+ * 'remote-tile' for their camera, 'screen-tile' for their shared screen); -1 while the tile
+ * shows no track of an open connection. Read through the track's own receiver: a call that
+ * is switching connections may close or renegotiate the old one mid-read, and
+ * `pc.getStats(track)` then throws instead of saying "not yet". */
+export async function inboundVideoStat(
+  page: Page,
+  name: string,
+  field: 'framesDecoded' | 'frameWidth' | 'packetsReceived',
+  tile = 'remote-tile',
+): Promise<number> {
+  return page.evaluate(async ([name, field, tile]) => {
     const element = document.querySelector(`[data-testid="${tile}"][data-name="${CSS.escape(name)}"]`);
     const video = element?.querySelector('video') as HTMLVideoElement | null;
-    const stream = video?.srcObject as MediaStream | null;
-    const track = stream?.getVideoTracks()[0];
+    const track = (video?.srcObject as MediaStream | null)?.getVideoTracks()[0];
     if (!track) return -1;
     for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
       // signalingState too: a test may have overridden connectionState.
       if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
-      if (!pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
-      const stats = await pc.getStats(track);
-      let frames = -1;
-      stats.forEach((s: any) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames = Math.max(frames, s.framesDecoded ?? 0);
-      });
-      return frames;
+      const receiver = pc.getReceivers().find((r) => r.track?.id === track.id);
+      if (!receiver) continue;
+      let value = -1;
+      try {
+        (await receiver.getStats()).forEach((s: any) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') value = Math.max(value, s[field] ?? 0);
+        });
+      } catch {
+        return -1;
+      }
+      return value;
     }
     return -1;
-  }, [name, tile]);
+  }, [name, field, tile] as const);
+}
+
+/** Video frames decoded so far for the track shown in `name`'s tile (see [inboundVideoStat]). */
+export function framesDecoded(page: Page, name: string, tile = 'remote-tile'): Promise<number> {
+  return inboundVideoStat(page, name, 'framesDecoded', tile);
 }
 
 /** The remote tile plays real video: it has a size and the decoder keeps producing frames. */

@@ -4,7 +4,7 @@
 import { Page } from '@playwright/test';
 import { speechWav, silenceWav, launchWithMicrophone } from './audio';
 import { test, expect, startServer } from './fixtures';
-import { joinCall, remoteTile, expectVideoFlowing, framesDecoded } from './call-helpers';
+import { joinCall, remoteTile, expectVideoFlowing, framesDecoded, inboundVideoStat } from './call-helpers';
 
 const SFU = ['--media', 'auto', '--mesh-max', '2', '--media-addr', '127.0.0.1:0'];
 
@@ -101,22 +101,7 @@ test('a call switches to the server at three people and back at two, video flowi
 
 /** Width of the frames the page decodes from `name`'s camera (getStats), 0 before any. */
 async function frameWidth(page: Page, name: string): Promise<number> {
-  return page.evaluate(async (name) => {
-    const element = document.querySelector(`[data-testid="remote-tile"][data-name="${CSS.escape(name)}"]`);
-    const stream = (element?.querySelector('video') as HTMLVideoElement | null)?.srcObject as MediaStream | null;
-    const track = stream?.getVideoTracks()[0];
-    if (!track) return 0;
-    for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
-      if (pc.connectionState === 'closed' || pc.signalingState === 'closed') continue;
-      if (!pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
-      let width = 0;
-      (await pc.getStats(track)).forEach((s: any) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') width = s.frameWidth ?? 0;
-      });
-      return width;
-    }
-    return 0;
-  }, name);
+  return Math.max(0, await inboundVideoStat(page, name, 'frameWidth'));
 }
 
 test('a pinned tile gets a sharper picture than the thumbnails, a hidden tile none, and a failed connection is replaced', async ({

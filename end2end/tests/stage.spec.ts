@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { addBot, botHost, botSends } from './bots';
-import { expectVideoFlowing, joinCall } from './call-helpers';
+import { expectVideoFlowing, inboundVideoStat, joinCall } from './call-helpers';
 import { openPage, startServer, test, type RoomServer } from './fixtures';
 
 /** Joins `room` as `name` from a first visit (panels closed), into the call. */
@@ -317,15 +317,18 @@ test('recording five seconds of a three-person call downloads a WebM with video 
     );
     const streams = probe.streams.map((s: { codec_type: string; codec_name: string }) => `${s.codec_type}:${s.codec_name}`);
     expect(streams.sort()).toEqual(['audio:opus', 'video:vp8']);
-    // About the five seconds recorded. The page gives the video encoder a second to catch
-    // up after "stop", so the sound may run a second longer; on this 2-core machine, with
-    // three browsers in a call, Chromium's encoder starts up to two seconds late, so the
-    // picture may be that much shorter.
+    // About the five seconds recorded, picture and sound alike. On this 2-core machine, with
+    // three browsers in a call, Chromium's encoder falls seconds behind at twenty frames a
+    // second, and stopping it then lost the last seconds of picture; the page now offers
+    // fewer frames while it is behind and stops once the last one is written. Both may be
+    // short by the start (from the click to the recorder's first frame) and by the round
+    // trips of the two clicks the test times on a busy page.
     const audio = mediaSeconds(file, 'a:0');
     const video = mediaSeconds(file, 'v:0');
-    expect(audio, `sound lasts about the ${recorded} s recorded`).toBeGreaterThan(recorded - 1);
+    expect(audio, `sound lasts about the ${recorded} s recorded`).toBeGreaterThan(recorded - 1.5);
     expect(audio, `sound lasts about the ${recorded} s recorded`).toBeLessThan(recorded + 2);
-    expect(video, `picture lasts about the ${recorded} s recorded`).toBeGreaterThan(Math.max(3, recorded - 2.5));
+    expect(video, `picture lasts about the ${recorded} s recorded`).toBeGreaterThan(recorded - 1.5);
+    expect(Math.abs(audio - video), 'picture and sound end together').toBeLessThan(1);
     expect(video, `picture lasts about the ${recorded} s recorded`).toBeLessThan(recorded + 2);
     console.log(`recorded ${recorded} s: sound ${audio} s, picture ${video} s`);
   } finally {
@@ -335,22 +338,7 @@ test('recording five seconds of a three-person call downloads a WebM with video 
 
 /** RTP packets received so far for the video in `name`'s tile (-1 if none is attached). */
 function packetsReceived(page: Page, name: string): Promise<number> {
-  return page.evaluate(async (name) => {
-    const video = document.querySelector(`[data-testid="remote-tile"][data-name="${CSS.escape(name)}"] video`) as
-      | HTMLVideoElement
-      | null;
-    const track = (video?.srcObject as MediaStream | null)?.getVideoTracks()[0];
-    if (!track) return -1;
-    for (const pc of (window as any).__peerConnections as RTCPeerConnection[]) {
-      if (pc.connectionState === 'closed' || !pc.getReceivers().some((r) => r.track?.id === track.id)) continue;
-      let packets = -1;
-      (await pc.getStats(track)).forEach((s: any) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') packets = Math.max(packets, s.packetsReceived ?? 0);
-      });
-      return packets;
-    }
-    return -1;
-  }, name);
+  return inboundVideoStat(page, name, 'packetsReceived');
 }
 
 // Through the server, the page's `view` says the tile is 0 x 0 and the server sends nothing;

@@ -1,30 +1,35 @@
 //! Records the meeting in the browser: the stage as this page shows it, drawn onto a canvas
-//! twenty times a second, and every voice (this page's microphone and everyone received)
-//! mixed with WebAudio, into one WebM file (VP8 and Opus) that downloads when stopped.
-//! Nothing leaves the browser.
+//! up to twenty times a second (fewer while the encoder falls behind, see
+//! [`crate::recording`]), and every voice (this page's microphone and everyone received)
+//! mixed with WebAudio, into one WebM file (VP8 and Opus) that downloads once the encoder has
+//! written its last frame. Nothing leaves the browser.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    AudioContext, BlobEvent, CanvasRenderingContext2d, Element, HtmlAnchorElement,
+    AudioContext, Blob, BlobEvent, CanvasRenderingContext2d, Element, HtmlAnchorElement,
     HtmlCanvasElement, HtmlElement, HtmlVideoElement, MediaRecorder, MediaRecorderOptions,
     MediaStream, MediaStreamAudioDestinationNode, MediaStreamAudioSourceNode, MediaStreamTrack,
 };
+
+use crate::recording::{Drain, FramePacing, WebmProgress, FASTEST_FRAME_MS};
 
 /// The recording's frame: 540p, sharp enough for a stage of tiles and light enough to encode
 /// in real time beside a call on a modest laptop.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 540;
-const FRAME_MS: u32 = 50;
-/// From "stop" to stopping the recorder: time for the video encoder to catch up.
-const DRAIN_MS: u32 = 1_000;
-/// New voices (someone joined) are looked for this often, in frames.
-const AUDIO_SCAN_FRAMES: u32 = 15;
+/// The drawing timer's tick; frames are drawn on the ticks the pacing allows.
+const TICK_MS: u32 = FASTEST_FRAME_MS;
+/// New voices (someone joined) are looked for this often, in ticks.
+const AUDIO_SCAN_TICKS: u32 = 15;
+/// While draining, the recorder is asked for what it has written this often.
+const DRAIN_POLL_MS: u32 = 250;
 const MIME_TYPES: [&str; 2] = ["video/webm;codecs=vp8,opus", "video/webm"];
 
 /// A recording in progress; [`Recorder::stop`] ends it and downloads the file.
@@ -33,6 +38,8 @@ pub struct Recorder {
     _frames: Interval,
     _on_data: Closure<dyn FnMut(BlobEvent)>,
     finished: Rc<RefCell<Option<Finish>>>,
+    output: Rc<RefCell<Output>>,
+    sources: Rc<RefCell<Vec<MediaStreamAudioSourceNode>>>,
 }
 
 /// What is needed once the recorder has handed over its last data.
@@ -41,6 +48,54 @@ struct Finish {
     file_name: String,
     audio: AudioContext,
     _sources: Rc<RefCell<Vec<MediaStreamAudioSourceNode>>>,
+}
+
+/// What the recorder has written, read back as it comes: how far its video has got, and the
+/// pacing that follows from it.
+struct Output {
+    /// Date.now() when the recorder started.
+    started_ms: f64,
+    /// Recording time of the last frame drawn.
+    drawn_until_ms: u64,
+    progress: WebmProgress,
+    pacing: FramePacing,
+    /// Data handed over and not read back yet, in order; `reading` while a task reads it.
+    unread: VecDeque<Blob>,
+    reading: bool,
+    /// After "stop", the pacing stays as it was.
+    stopped: bool,
+}
+
+impl Output {
+    fn elapsed_ms(&self) -> u64 {
+        (js_sys::Date::now() - self.started_ms).max(0.0) as u64
+    }
+}
+
+/// Reads back, in order, the data the recorder has handed over (one task at a time, as the
+/// WebM reader needs the bytes in order).
+fn read_back(output: Rc<RefCell<Output>>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let next = output.borrow_mut().unread.pop_front();
+            let Some(blob) = next else {
+                output.borrow_mut().reading = false;
+                return;
+            };
+            let Ok(buffer) = JsFuture::from(blob.array_buffer()).await else {
+                continue;
+            };
+            let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+            let mut output = output.borrow_mut();
+            output.progress.push(&bytes);
+            if let Some(written) = output.progress.latest_video_ms() {
+                if !output.stopped {
+                    let elapsed = output.elapsed_ms();
+                    output.pacing.on_progress(elapsed, written);
+                }
+            }
+        }
+    });
 }
 
 impl Recorder {
@@ -65,7 +120,7 @@ impl Recorder {
             .ok_or("no 2d canvas")?
             .unchecked_into();
         let video = canvas
-            .capture_stream_with_frame_request_rate(f64::from(1000 / FRAME_MS))
+            .capture_stream_with_frame_request_rate(f64::from(1000 / FASTEST_FRAME_MS))
             .map_err(describe)?;
 
         let audio = AudioContext::new().map_err(describe)?;
@@ -87,12 +142,30 @@ impl Recorder {
             MediaRecorder::new_with_media_stream_and_media_recorder_options(&stream, &options)
                 .map_err(describe)?;
         let chunks = js_sys::Array::new();
+        let output = Rc::new(RefCell::new(Output {
+            started_ms: js_sys::Date::now(),
+            drawn_until_ms: 0,
+            progress: WebmProgress::default(),
+            pacing: FramePacing::default(),
+            unread: VecDeque::new(),
+            reading: false,
+            stopped: false,
+        }));
         let on_data = {
             let chunks = chunks.clone();
+            let output = Rc::clone(&output);
             Closure::<dyn FnMut(BlobEvent)>::new(move |event: BlobEvent| {
                 if let Some(data) = event.data() {
                     if data.size() > 0.0 {
                         chunks.push(&data);
+                        let start_reading = {
+                            let mut output = output.borrow_mut();
+                            output.unread.push_back(data);
+                            !std::mem::replace(&mut output.reading, true)
+                        };
+                        if start_reading {
+                            read_back(Rc::clone(&output));
+                        }
                     }
                 }
             })
@@ -102,16 +175,28 @@ impl Recorder {
         let stage = stage.clone();
         let frame_sources = Rc::clone(&sources);
         let frame_audio = audio.clone();
-        let mut frame = 0u32;
-        let frames = Interval::new(FRAME_MS, move || {
-            draw(&context, &stage);
-            if frame.is_multiple_of(AUDIO_SCAN_FRAMES) {
+        let frame_output = Rc::clone(&output);
+        let mut tick = 0u32;
+        let mut last_drawn: Option<u64> = None;
+        let frames = Interval::new(TICK_MS, move || {
+            let elapsed = frame_output.borrow().elapsed_ms();
+            let interval = u64::from(frame_output.borrow().pacing.interval_ms());
+            // A tick's lateness does not count against the next frame.
+            let slack = u64::from(TICK_MS / 2);
+            if last_drawn.is_none_or(|last| elapsed + slack >= last + interval) {
+                draw(&context, &stage);
+                last_drawn = Some(elapsed);
+                frame_output.borrow_mut().drawn_until_ms = elapsed;
+            }
+            if tick.is_multiple_of(AUDIO_SCAN_TICKS) {
                 mix_new_voices(&frame_audio, &mix, &stage, &heard, &frame_sources);
             }
-            frame = frame.wrapping_add(1);
+            tick = tick.wrapping_add(1);
         });
-        // Data every second, so a long recording is not one huge buffer at the end.
+        // Data every second, so a long recording is not one huge buffer at the end, and the
+        // pacing learns how far the encoder has got.
         recorder.start_with_time_slice(1000).map_err(describe)?;
+        output.borrow_mut().started_ms = js_sys::Date::now();
         Ok(Recorder {
             recorder,
             _frames: frames,
@@ -120,45 +205,87 @@ impl Recorder {
                 chunks,
                 file_name,
                 audio,
-                _sources: sources,
+                _sources: Rc::clone(&sources),
             }))),
+            output,
+            sources,
         })
     }
 
-    /// Stops and, once the last data is in, downloads the file.
+    /// Stops and, once the encoder has written the frames it still has (on a busy machine it
+    /// runs behind, and stopping at once would lose them), downloads the file.
     pub fn stop(self) {
         let Recorder {
             recorder,
             _frames: frames,
             _on_data: on_data,
             finished,
+            output,
+            sources,
         } = self;
-        // No new frames; the encoder gets a moment to finish those it has (on a busy machine
-        // it runs behind, and stopping at once would lose the last seconds of video).
+        // No new frames, and nothing said from now on is recorded (silence fills the drain).
         drop(frames);
-        gloo_timers::callback::Timeout::new(DRAIN_MS, move || {
-            let stopped = recorder.clone();
-            let done = Rc::clone(&finished);
-            let on_stop = Closure::once_into_js(move || {
-                // The last `dataavailable` comes just before `stop`: its handler lives until
-                // here.
-                stopped.set_ondataavailable(None);
-                drop(on_data);
-                if let Some(finish) = done.borrow_mut().take() {
-                    download(&finish.chunks, &finish.file_name);
-                    let _ = finish.audio.close();
-                }
-            });
-            recorder.set_onstop(Some(on_stop.unchecked_ref()));
-            if recorder.stop().is_err() {
-                // Already stopped (the browser ended it): what there is still downloads.
-                if let Some(finish) = finished.borrow_mut().take() {
-                    download(&finish.chunks, &finish.file_name);
-                }
-            }
-        })
-        .forget();
+        for source in sources.borrow().iter() {
+            source.disconnect().ok();
+        }
+        let drain = {
+            let mut output = output.borrow_mut();
+            output.stopped = true;
+            Drain::new(
+                js_sys::Date::now() as u64,
+                output.drawn_until_ms,
+                output.progress.latest_video_ms(),
+            )
+        };
+        drain_then_stop(recorder, on_data, finished, output, drain);
     }
+}
+
+/// Asks the recorder for what it has written every [`DRAIN_POLL_MS`] until the drain is done,
+/// then stops it and downloads the file.
+fn drain_then_stop(
+    recorder: MediaRecorder,
+    on_data: Closure<dyn FnMut(BlobEvent)>,
+    finished: Rc<RefCell<Option<Finish>>>,
+    output: Rc<RefCell<Output>>,
+    mut drain: Drain,
+) {
+    gloo_timers::callback::Timeout::new(DRAIN_POLL_MS, move || {
+        let done = {
+            let output = output.borrow();
+            drain.is_done(
+                js_sys::Date::now() as u64,
+                output.progress.latest_video_ms(),
+                output.progress.is_lost(),
+            )
+        };
+        if !done {
+            // Already stopped (the browser ended it) is handled when the drain is done.
+            recorder.request_data().ok();
+            drain_then_stop(recorder, on_data, finished, output, drain);
+            return;
+        }
+        let stopped = recorder.clone();
+        let done = Rc::clone(&finished);
+        let on_stop = Closure::once_into_js(move || {
+            // The last `dataavailable` comes just before `stop`: its handler lives until
+            // here.
+            stopped.set_ondataavailable(None);
+            drop(on_data);
+            if let Some(finish) = done.borrow_mut().take() {
+                download(&finish.chunks, &finish.file_name);
+                let _ = finish.audio.close();
+            }
+        });
+        recorder.set_onstop(Some(on_stop.unchecked_ref()));
+        if recorder.stop().is_err() {
+            // Already stopped (the browser ended it): what there is still downloads.
+            if let Some(finish) = finished.borrow_mut().take() {
+                download(&finish.chunks, &finish.file_name);
+            }
+        }
+    })
+    .forget();
 }
 
 fn describe(error: JsValue) -> String {
